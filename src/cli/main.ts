@@ -1,0 +1,274 @@
+// peerha command line: subcommand dispatch. Each subcommand parses its own flags with
+// node:util parseArgs and answers --help.
+
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { filterStatus, parseClstat, type ClstatLine } from '../config/clstat.js';
+import { parseCltab } from '../config/cltab.js';
+import { createLogger } from '../io/log.js';
+import { DEFAULT_CLSTAT, DEFAULT_SOCKET, resolvePaths, runDaemon } from '../init/daemon.js';
+import { NoDaemonError, request, type Reply } from '../init/protocol.js';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const USAGE = `peerha — leaderless high-availability monitor
+
+Usage: peerha <command> [options]
+
+Standalone group engine (one machine, like Cluster::Init):
+  init       run the group engine daemon in the foreground
+  tell       tell a group to go to a level (or re-read cltab)
+  status     show group states (--local: this machine's engine)
+  shutdown   stop every group and the daemon
+
+Run 'peerha <command> --help' for a command's options.
+`;
+
+const EXIT_NO_DAEMON = 3;
+
+class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
+
+function parse<O extends Options>(argv: string[], options: O, allowPositionals = true) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, ...HELP_OPTION }, allowPositionals, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function envInt(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name}=${v}: expected a number of milliseconds`);
+  return n;
+}
+
+/** Socket path for clients: --socket, else $PEERHA_SOCKET, else the cltab's :::socket:, else default. */
+function clientSocket(values: { socket?: string; cltab?: string }): string {
+  if (values.socket) return values.socket;
+  if (process.env.PEERHA_SOCKET) return process.env.PEERHA_SOCKET;
+  if (values.cltab) {
+    try {
+      const r = parseCltab(readFileSync(values.cltab, 'utf8'), values.cltab);
+      return resolvePaths(values.cltab, r.ok ? r.cltab : null).socket;
+    } catch {
+      // fall through to the default
+    }
+  }
+  return DEFAULT_SOCKET;
+}
+
+const INIT_HELP = `Usage: peerha init --cltab FILE [--socket PATH] [--clstat PATH] [--node NAME]
+
+Runs the group engine in the foreground (for systemd or an inittab respawn line).
+  --cltab FILE    the cltab (group:tag:levels:mode:command lines)
+  --socket PATH   control socket (default ${DEFAULT_SOCKET}, or the cltab's :::socket:)
+  --clstat PATH   status file (default ${DEFAULT_CLSTAT}, or the cltab's :::clstat:)
+  --node NAME     name written in clstat (default: short hostname)
+  --cycle MS      clstat heartbeat and cltab check period (default 1000)
+SIGTERM/SIGINT stop every group (SIGINT, SIGTERM after 5 s, SIGKILL after 15 s) and exit 0.
+Exit 2 on a bad cltab at start, 1 when another daemon serves the socket.
+Timings for tests: PEERHA_TERM_AFTER_MS, PEERHA_KILL_AFTER_MS, PEERHA_KILL_REPEAT_MS,
+PEERHA_BACKOFF_MIN_MS, PEERHA_BACKOFF_MAX_MS, PEERHA_RESET_AFTER_MS, PEERHA_BURST_WINDOW_MS.
+`;
+
+const init: Command = async (argv) => {
+  const { values } = parse(argv, {
+    cltab: { type: 'string', short: 'c' },
+    socket: { type: 'string', short: 's' },
+    clstat: { type: 'string' },
+    node: { type: 'string' },
+    cycle: { type: 'string' },
+  }, false);
+  if (values.help) return help(INIT_HELP);
+  if (!values.cltab) throw new UsageError('init: --cltab FILE is required');
+  const cycleMs = values.cycle === undefined ? undefined : Number(values.cycle);
+  if (cycleMs !== undefined && !(cycleMs >= 10)) throw new UsageError('init: --cycle expects milliseconds (>= 10)');
+  const timings = Object.fromEntries(
+    Object.entries({
+      termAfterMs: envInt('PEERHA_TERM_AFTER_MS'),
+      killAfterMs: envInt('PEERHA_KILL_AFTER_MS'),
+      killRepeatMs: envInt('PEERHA_KILL_REPEAT_MS'),
+      backoffMinMs: envInt('PEERHA_BACKOFF_MIN_MS'),
+      backoffMaxMs: envInt('PEERHA_BACKOFF_MAX_MS'),
+      resetAfterMs: envInt('PEERHA_RESET_AFTER_MS'),
+      burstWindowMs: envInt('PEERHA_BURST_WINDOW_MS'),
+    }).filter(([, v]) => v !== undefined),
+  );
+  return runDaemon({
+    cltabPath: values.cltab,
+    socketPath: values.socket,
+    clstatPath: values.clstat,
+    node: values.node,
+    cycleMs,
+    timings,
+    logger: createLogger('peerha-init'),
+  });
+};
+
+const TELL_HELP = `Usage: peerha tell GROUP LEVEL [--socket PATH] [--wait[=SECONDS]]
+       peerha tell             (re-read cltab)
+
+Tells the local group engine to move GROUP to LEVEL and prints the reply.
+  --socket PATH     control socket (default $PEERHA_SOCKET or ${DEFAULT_SOCKET})
+  --cltab FILE      take the socket path from this cltab's :::socket: setting
+  --wait[=SECONDS]  return once GROUP settled at LEVEL (default 60 s)
+Exit: 0 accepted (with --wait: DONE or PASSED), 1 refused (with --wait: FAILED),
+      2 --wait timed out, 3 no daemon.
+`;
+
+function splitWait(argv: string[]): { argv: string[]; wait: number | null } {
+  let wait: number | null = null;
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--wait') {
+      wait = 60;
+    } else if (a.startsWith('--wait=')) {
+      wait = Number(a.slice(7));
+      if (!Number.isFinite(wait) || wait < 0) throw new UsageError(`tell: ${a}: expected seconds`);
+    } else rest.push(a);
+  }
+  return { argv: rest, wait };
+}
+
+const tell: Command = async (rawArgv) => {
+  const { argv, wait } = splitWait(rawArgv);
+  const { values, positionals } = parse(argv, { socket: { type: 'string', short: 's' }, cltab: { type: 'string', short: 'c' } });
+  if (values.help) return help(TELL_HELP);
+  const socket = clientSocket(values);
+  if (positionals.length === 0) {
+    const [r] = await request(socket, [{ op: 'reread' }]);
+    return printReply(r!);
+  }
+  if (positionals.length !== 2) throw new UsageError('tell: expected GROUP LEVEL');
+  const [group, level] = positionals as [string, string];
+  const [r] = await request(socket, [{ op: 'tell', group, level }]);
+  printReply(r!);
+  if (!r!.ok) return 1;
+  if (wait === null) return 0;
+  const [w] = await request(socket, [{ op: 'wait', group, level, timeoutMs: Math.round(wait * 1000) }]);
+  console.log(w!.message);
+  if (w!.timeout) return 2;
+  return w!.ok ? 0 : 1;
+};
+
+function printReply(r: Reply): number {
+  (r.ok ? process.stdout : process.stderr).write(`${r.message}\n`);
+  return r.ok ? 0 : 1;
+}
+
+const STATUS_HELP = `Usage: peerha status --local [--socket PATH | --clstat PATH] [--json] [GROUP [LEVEL]]
+
+Shows the local group engine's groups as 'group level state' lines (filtered like
+clinit -v: with GROUP 'level state', with GROUP and LEVEL just 'state').
+  --local          this machine's engine (the cluster view comes with 'peerha monitor')
+  --socket PATH    ask the daemon (default $PEERHA_SOCKET or ${DEFAULT_SOCKET})
+  --clstat PATH    read a clstat file instead (works without a running daemon)
+  --json           the same as JSON
+`;
+
+const status: Command = async (argv) => {
+  const { values, positionals } = parse(argv, {
+    local: { type: 'boolean' },
+    socket: { type: 'string', short: 's' },
+    clstat: { type: 'string' },
+    cltab: { type: 'string', short: 'c' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) return help(STATUS_HELP);
+  if (!values.local) throw new UsageError('status: only --local is available until the cluster monitor exists');
+  if (positionals.length > 2) throw new UsageError('status: expected at most GROUP LEVEL');
+  const [group, level] = positionals;
+  let lines: ClstatLine[];
+  let notes: Array<{ group: string; text: string }> = [];
+  let extra: Record<string, unknown> = {};
+  if (values.clstat) {
+    let text = '';
+    try {
+      text = readFileSync(values.clstat, 'utf8');
+    } catch {
+      // a missing clstat means nothing runs
+    }
+    const c = parseClstat(text);
+    lines = [...c.groups];
+    notes = [...c.notes];
+    extra = { header: c.header };
+  } else {
+    const [r] = await request(clientSocket(values), [{ op: 'status' }]);
+    lines = (r!.groups ?? []).flatMap((g) => (g.level === null ? [] : [{ group: g.group, level: g.level, state: g.state }]));
+    notes = (r!.groups ?? []).flatMap((g) => g.notes.map((text) => ({ group: g.group, text })));
+    extra = { node: r!.node, groups: r!.groups, configErrors: r!.configErrors };
+  }
+  const selected = lines.filter((l) => (group === undefined || l.group === group) && (level === undefined || l.level === level));
+  if (values.json) {
+    const detail = (extra.groups as Array<{ group: string }> | undefined) ?? [];
+    console.log(
+      JSON.stringify(
+        {
+          version: 1,
+          ...('header' in extra ? { header: extra.header } : { node: extra.node, configErrors: extra.configErrors }),
+          groups: selected.map((l) => ({ ...l, notes: notes.filter((n) => n.group === l.group).map((n) => n.text), detail: detail.find((d) => d.group === l.group) })),
+        },
+        null,
+        2,
+      ),
+    );
+    return 0;
+  }
+  const out = filterStatus(selected, group, level);
+  if (group !== undefined && level !== undefined) process.stdout.write(out.join('\n'));
+  else if (out.length > 0) process.stdout.write(out.join('\n') + '\n');
+  return 0;
+};
+
+const SHUTDOWN_HELP = `Usage: peerha shutdown [--socket PATH]
+
+Stops every group (with the usual SIGINT → SIGTERM → SIGKILL escalation) and the daemon;
+returns after the daemon exited. Exit 3 when no daemon answers.
+`;
+
+const shutdown: Command = async (argv) => {
+  const { values } = parse(argv, { socket: { type: 'string', short: 's' }, cltab: { type: 'string', short: 'c' } }, false);
+  if (values.help) return help(SHUTDOWN_HELP);
+  const [r] = await request(clientSocket(values), [{ op: 'shutdown' }]);
+  return printReply(r!);
+};
+
+function help(text: string): number {
+  process.stdout.write(text);
+  return 0;
+}
+
+const COMMANDS: Record<string, Command> = { init, tell, status, shutdown };
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE);
+    return name === undefined ? 1 : 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`peerha: unknown command '${name}'\n\n${USAGE}`);
+    return 1;
+  }
+  try {
+    return await cmd(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`peerha ${name}: ${e.message}\n(see 'peerha ${name} --help')\n`);
+      return 1;
+    }
+    if (e instanceof NoDaemonError) {
+      process.stderr.write(`peerha ${name}: ${e.message}\n`);
+      return EXIT_NO_DAEMON;
+    }
+    throw e;
+  }
+}
+

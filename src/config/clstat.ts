@@ -1,0 +1,78 @@
+// clstat: a node's group states, one `Cluster::Init::Group <group> <level> <STATE>` line per
+// group after a `# peerha node=… pid=… seq=… time=…` header. Notes ride along as comment
+// lines (`# note <group> <text>`) so the original line format stays untouched.
+
+export const CLSTAT_CLASS = 'Cluster::Init::Group';
+
+export interface ClstatHeader {
+  readonly node: string;
+  readonly pid: number;
+  readonly seq: number;
+  readonly time: string;
+}
+
+export interface ClstatLine {
+  readonly group: string;
+  readonly level: string;
+  readonly state: string;
+}
+
+export interface Clstat {
+  readonly header: ClstatHeader | null;
+  readonly groups: readonly ClstatLine[];
+  readonly notes: ReadonlyArray<{ readonly group: string; readonly text: string }>;
+}
+
+export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes'] }): string {
+  const h = c.header;
+  const lines = [`# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}`];
+  for (const g of c.groups) lines.push(`${CLSTAT_CLASS} ${g.group} ${g.level} ${g.state}`);
+  for (const n of c.notes ?? []) lines.push(`# note ${n.group} ${n.text.replace(/[\r\n]+/g, ' ')}`);
+  return lines.join('\n') + '\n';
+}
+
+/** Tolerant reader: unknown or malformed lines are skipped, never fatal. */
+export function parseClstat(text: string): Clstat {
+  let header: ClstatHeader | null = null;
+  const groups: ClstatLine[] = [];
+  const notes: Array<{ group: string; text: string }> = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    if (line.startsWith('# peerha ')) {
+      const kv = new Map<string, string>();
+      for (const part of line.slice(9).trim().split(/\s+/)) {
+        const eq = part.indexOf('=');
+        if (eq > 0) kv.set(part.slice(0, eq), part.slice(eq + 1));
+      }
+      const seq = Number(kv.get('seq'));
+      const pid = Number(kv.get('pid'));
+      if (kv.has('node') && Number.isSafeInteger(seq)) {
+        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '' };
+      }
+      continue;
+    }
+    if (line.startsWith('# note ')) {
+      const m = /^# note (\S+) (.*)$/.exec(line);
+      if (m) notes.push({ group: m[1]!, text: m[2]! });
+      continue;
+    }
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 4 && f[0] === CLSTAT_CLASS) groups.push({ group: f[1]!, level: f[2]!, state: f[3]! });
+  }
+  return { header, groups, notes };
+}
+
+/**
+ * `clinit -v` filtering (reference §3.1): no filter → `group level state`; group only →
+ * `level state`; level only → `group state`; both → `state`.
+ */
+export function filterStatus(lines: readonly ClstatLine[], group?: string, level?: string): string[] {
+  return lines
+    .filter((l) => (group === undefined || l.group === group) && (level === undefined || l.level === level))
+    .map((l) => {
+      if (group !== undefined && level !== undefined) return l.state;
+      if (group !== undefined) return `${l.level} ${l.state}`;
+      if (level !== undefined) return `${l.group} ${l.state}`;
+      return `${l.group} ${l.level} ${l.state}`;
+    });
+}

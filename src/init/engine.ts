@@ -1,0 +1,364 @@
+// The group engine: owns every group's and process's machine state, feeds events in (tells,
+// exits, timers) and carries out the effects the pure machines return. Used by the standalone
+// `peerha init` daemon and, in-process, by the cluster monitor.
+
+import type { Cltab, CltabEntry } from '../config/cltab.js';
+import {
+  DEFAULT_TIMINGS,
+  SETTLED_GROUP_STATES,
+  groupNext,
+  groupReact,
+  newProc,
+  procStep,
+  type GroupEffect,
+  type GroupState,
+  type Proc,
+  type ProcEffect,
+  type ProcEvent,
+  type ProcView,
+  type Timings,
+} from './machines.js';
+import type { ProcessHandle, Runner } from './runner.js';
+
+export interface Clock {
+  /** Monotonic milliseconds. */
+  now(): number;
+  setTimer(ms: number, fn: () => void): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  setTimer: (ms, fn) => setTimeout(fn, ms),
+  clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface EngineLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+interface ProcRuntime {
+  entry: CltabEntry;
+  proc: Proc;
+  handle: ProcessHandle | null;
+  startedAt: number;
+  timers: Partial<Record<'escalate' | 'respawn', unknown>>;
+  /** Bumped on every spawn so late callbacks of an earlier instance are told apart. */
+  generation: number;
+}
+
+interface GroupRuntime {
+  name: string;
+  state: GroupState;
+  level: string | null;
+  entries: readonly CltabEntry[];
+  procs: Map<string, ProcRuntime>;
+  /** Removed from cltab: drop it once halted. */
+  removing: boolean;
+  changedAt: number;
+  transitions: Array<{ at: string; level: string | null; state: GroupState }>;
+}
+
+export interface ProcStatus {
+  readonly tag: string;
+  readonly mode: string;
+  readonly state: string;
+  readonly pgid: number | null;
+  readonly note: string | null;
+  readonly lastExit: { readonly code: number | null; readonly signal: string | null } | null;
+}
+
+export interface GroupStatus {
+  readonly group: string;
+  readonly level: string | null;
+  readonly state: GroupState;
+  readonly notes: readonly string[];
+  readonly procs: readonly ProcStatus[];
+  readonly transitions: ReadonlyArray<{ at: string; level: string | null; state: GroupState }>;
+}
+
+export type TellResult = { ok: true; message: string } | { ok: false; message: string };
+
+export interface EngineOptions {
+  runner: Runner;
+  clock?: Clock;
+  random?: () => number;
+  timings?: Partial<Timings>;
+  logger: EngineLogger;
+  /** Called (synchronously) after any group's state, level or notes changed. */
+  onChange?: () => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+const MAX_TRANSITIONS = 20;
+
+export class Engine {
+  private readonly groups = new Map<string, GroupRuntime>();
+  private cltab: Cltab | null = null;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  readonly timings: Timings;
+  private readonly haltWaiters: Array<() => void> = [];
+  private reacting = false;
+  private pending = new Set<GroupRuntime>();
+
+  constructor(private readonly opts: EngineOptions) {
+    this.clock = opts.clock ?? realClock;
+    this.random = opts.random ?? Math.random;
+    this.timings = { ...DEFAULT_TIMINGS, ...opts.timings };
+  }
+
+  get config(): Cltab | null {
+    return this.cltab;
+  }
+
+  /**
+   * Install a (valid) configuration. Groups that vanished are stopped gracefully and then
+   * forgotten; edits to other groups take effect at their next tell.
+   */
+  setConfig(cltab: Cltab): void {
+    this.cltab = cltab;
+    for (const g of this.groups.values()) {
+      if (cltab.groups.includes(g.name)) {
+        g.removing = false;
+        continue;
+      }
+      if (g.removing) continue;
+      g.removing = true;
+      this.opts.logger.info({ group: g.name }, 'group removed from cltab: stopping it');
+      this.fire(g, 'HALT');
+    }
+  }
+
+  tell(group: string, level: string): TellResult {
+    if (!this.cltab) return { ok: false, message: 'no configuration loaded' };
+    const entries = this.cltab.entries.filter((e) => e.group === group);
+    if (entries.length === 0) return { ok: false, message: `no such group: ${group}` };
+    let g = this.groups.get(group);
+    if (!g) {
+      g = { name: group, state: 'CONFIGURED', level: null, entries, procs: new Map(), removing: false, changedAt: 0, transitions: [] };
+      this.groups.set(group, g);
+    }
+    g.entries = entries;
+    g.removing = false;
+    g.level = level;
+    this.opts.logger.info({ group, level }, 'tell');
+    this.fire(g, 'TELL');
+    return { ok: true, message: 'level transition started' };
+  }
+
+  /** Stop every group (PASSED/FAILED ones too); resolves once nothing runs. */
+  haltAll(): Promise<void> {
+    for (const g of this.groups.values()) this.fire(g, 'HALT');
+    return new Promise((resolve) => {
+      this.haltWaiters.push(resolve);
+      this.checkHalted();
+    });
+  }
+
+  /** Groups with processes or state, in name order. */
+  status(): GroupStatus[] {
+    return [...this.groups.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((g) => ({
+        group: g.name,
+        level: g.level,
+        state: g.state,
+        notes: [...g.procs.values()].filter((p) => p.proc.note).map((p) => `${p.entry.tag}: ${p.proc.note}`),
+        procs: [...g.procs.values()].map((p) => ({
+          tag: p.entry.tag,
+          mode: p.entry.mode,
+          state: p.proc.state,
+          pgid: p.proc.groupAlive && p.handle ? p.handle.pgid : null,
+          note: p.proc.note,
+          lastExit: p.proc.lastExit,
+        })),
+        transitions: [...g.transitions],
+      }));
+  }
+
+  groupStatus(group: string): GroupStatus | undefined {
+    return this.status().find((s) => s.group === group);
+  }
+
+  /** True when the group is at `level` and settled (DONE, PASSED or FAILED). */
+  settledAt(group: string, level: string): GroupState | null {
+    const g = this.groups.get(group);
+    if (!g || g.level !== level || !SETTLED_GROUP_STATES.includes(g.state)) return null;
+    return g.state;
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private fire(g: GroupRuntime, event: 'TELL' | 'HALT'): void {
+    this.setGroupState(g, groupNext(g.state, event));
+    this.react(g);
+  }
+
+  private setGroupState(g: GroupRuntime, state: GroupState): void {
+    const last = g.transitions[g.transitions.length - 1];
+    if (last && last.state === state && last.level === g.level) {
+      g.state = state;
+      return;
+    }
+    g.state = state;
+    g.changedAt = this.clock.now();
+    g.transitions.push({ at: new Date().toISOString(), level: g.level, state });
+    if (g.transitions.length > MAX_TRANSITIONS) g.transitions.shift();
+  }
+
+  /** Run the group machine to a fixed point, applying its effects. Re-entrant calls queue. */
+  private react(g: GroupRuntime): void {
+    this.pending.add(g);
+    if (this.reacting) return;
+    this.reacting = true;
+    try {
+      while (this.pending.size > 0) {
+        const next = this.pending.values().next().value as GroupRuntime;
+        this.pending.delete(next);
+        this.reactOne(next);
+      }
+    } finally {
+      this.reacting = false;
+    }
+    this.opts.onChange?.();
+    this.checkHalted();
+  }
+
+  private reactOne(g: GroupRuntime): void {
+    for (let round = 0; round < 10_000; round++) {
+      const views = new Map<string, ProcView>();
+      for (const [tag, p] of g.procs) views.set(tag, { state: p.proc.state, entry: p.entry });
+      const before = g.state;
+      const { state, effects } = groupReact({ state: g.state, level: g.level, entries: g.entries }, views);
+      if (state !== before) {
+        this.setGroupState(g, state);
+        this.opts.logger.info({ group: g.name, level: g.level, state }, 'group state');
+      }
+      let changed = false;
+      for (const eff of effects) changed = this.applyGroupEffect(g, eff) || changed;
+      if (g.removing && g.state === 'CONFIGURED' && g.procs.size === 0) {
+        this.groups.delete(g.name);
+        this.opts.logger.info({ group: g.name }, 'group removed');
+        return;
+      }
+      if (!changed && state === before) return;
+    }
+    this.opts.logger.error({ group: g.name }, 'group machine did not settle; will retry on the next event');
+  }
+
+  private applyGroupEffect(g: GroupRuntime, eff: GroupEffect): boolean {
+    const rt = g.procs.get(eff.tag);
+    switch (eff.type) {
+      case 'discard':
+        if (!rt || rt.proc.state !== 'CONFIGURED') return false;
+        this.clearTimers(rt);
+        g.procs.delete(eff.tag);
+        return true;
+      case 'stop':
+        if (!rt) return false;
+        this.procEvent(g, rt, { type: 'STOP' });
+        return true;
+      case 'start': {
+        const entry = g.entries.find((e) => e.tag === eff.tag);
+        if (!entry) return false;
+        let p = rt;
+        if (!p) {
+          p = { entry, proc: newProc(entry.mode), handle: null, startedAt: 0, timers: {}, generation: 0 };
+          g.procs.set(eff.tag, p);
+        }
+        this.procEvent(g, p, { type: 'START' });
+        return true;
+      }
+    }
+  }
+
+  /** Feed one event to a process machine and carry out its effects (without re-reacting). */
+  private procEvent(g: GroupRuntime, rt: ProcRuntime, event: ProcEvent): void {
+    const before = rt.proc.state;
+    const { proc, effects } = procStep(rt.proc, event, { now: this.clock.now(), random: this.random(), timings: this.timings });
+    rt.proc = proc;
+    if (proc.state !== before) this.opts.logger.info({ group: g.name, tag: rt.entry.tag, from: before, to: proc.state }, 'process state');
+    for (const eff of effects) this.applyProcEffect(g, rt, eff);
+  }
+
+  private applyProcEffect(g: GroupRuntime, rt: ProcRuntime, eff: ProcEffect): void {
+    switch (eff.type) {
+      case 'spawn':
+        this.spawn(g, rt);
+        return;
+      case 'signal':
+        this.opts.logger.info({ group: g.name, tag: rt.entry.tag, signal: eff.signal, pgid: rt.handle?.pgid }, 'signal process group');
+        rt.handle?.signal(eff.signal);
+        return;
+      case 'timer': {
+        this.clearTimer(rt, eff.name);
+        const generation = rt.generation;
+        rt.timers[eff.name] = this.clock.setTimer(eff.ms, () => {
+          delete rt.timers[eff.name];
+          if (g.procs.get(rt.entry.tag) !== rt || rt.generation !== generation) return;
+          this.procEvent(g, rt, { type: eff.name === 'escalate' ? 'ESCALATE' : 'RESPAWN' });
+          this.react(g);
+        });
+        return;
+      }
+      case 'cancelTimer':
+        this.clearTimer(rt, eff.name);
+        return;
+      case 'sweep':
+        rt.handle?.sweep(Math.max(0, this.timings.killAfterMs - this.timings.termAfterMs));
+        return;
+    }
+  }
+
+  private spawn(g: GroupRuntime, rt: ProcRuntime): void {
+    rt.generation++;
+    const generation = rt.generation;
+    rt.startedAt = this.clock.now();
+    const log = { group: g.name, tag: rt.entry.tag };
+    const current = (): boolean => g.procs.get(rt.entry.tag) === rt && rt.generation === generation;
+    const handle = this.opts.runner.spawn(
+      {
+        command: rt.entry.command,
+        env: { ...(this.opts.env ?? process.env), PEERHA_GROUP: g.name, PEERHA_TAG: rt.entry.tag, PEERHA_LEVEL: g.level ?? '' },
+      },
+      {
+        onExit: (code, signal) => {
+          this.opts.logger.info({ ...log, code, signal }, 'process exited');
+          if (!current()) return;
+          this.procEvent(g, rt, { type: 'EXIT', code, signal, uptimeMs: this.clock.now() - rt.startedAt });
+          this.react(g);
+        },
+        onGone: () => {
+          if (!current()) return;
+          this.procEvent(g, rt, { type: 'GONE' });
+          this.react(g);
+        },
+        onOutput: (stream, line) => this.opts.logger.info({ ...log, stream }, line),
+      },
+    );
+    rt.handle = handle;
+    this.opts.logger.info({ ...log, pgid: handle.pgid, mode: rt.entry.mode }, 'process started');
+  }
+
+  private clearTimer(rt: ProcRuntime, name: 'escalate' | 'respawn'): void {
+    const t = rt.timers[name];
+    if (t !== undefined) this.clock.clearTimer(t);
+    delete rt.timers[name];
+  }
+
+  private clearTimers(rt: ProcRuntime): void {
+    this.clearTimer(rt, 'escalate');
+    this.clearTimer(rt, 'respawn');
+  }
+
+  private checkHalted(): void {
+    if (this.haltWaiters.length === 0) return;
+    for (const g of this.groups.values()) {
+      for (const p of g.procs.values()) if (p.proc.state !== 'CONFIGURED') return;
+    }
+    for (const w of this.haltWaiters.splice(0)) w();
+  }
+}
