@@ -1,0 +1,63 @@
+// Liveness, skew-proof: a peer is alive while the `seq` in its clstat keeps changing, as seen
+// on OUR monotonic clock. Peers' timestamps and file mtimes are never compared with our clock.
+
+export type NodeLiveness = 'up' | 'stale' | 'left';
+
+export interface PeerObservation {
+  /** The seq read from the peer's clstat, or null when unreadable this cycle. */
+  readonly seq: number | null;
+  /** The peer published an orderly-exit marker. */
+  readonly left: boolean;
+}
+
+export interface PeerMemory {
+  readonly seq: number | null;
+  /** Our monotonic time when we last saw its seq change (or first saw it). */
+  readonly lastChange: number;
+  readonly left: boolean;
+}
+
+export interface LivenessView {
+  readonly state: NodeLiveness;
+  readonly seq: number | null;
+  /** Milliseconds since its seq last changed, on our clock. */
+  readonly silentMs: number;
+}
+
+/**
+ * Fold one cycle's observations into the memory. A peer seen for the first time counts as
+ * having just changed (it must then stay silent for a full timeout to be stale).
+ */
+export function observe(
+  memory: ReadonlyMap<string, PeerMemory>,
+  seen: ReadonlyMap<string, PeerObservation>,
+  now: number,
+): Map<string, PeerMemory> {
+  const next = new Map<string, PeerMemory>();
+  for (const [node, obs] of seen) {
+    const prev = memory.get(node);
+    if (!prev) {
+      next.set(node, { seq: obs.seq, lastChange: now, left: obs.left });
+      continue;
+    }
+    const changed = obs.seq !== null && obs.seq !== prev.seq;
+    next.set(node, {
+      seq: obs.seq ?? prev.seq,
+      lastChange: changed ? now : prev.lastChange,
+      left: obs.left,
+    });
+  }
+  // A folder that vanished keeps its memory: its groups may still run somewhere.
+  for (const [node, prev] of memory) if (!next.has(node)) next.set(node, prev);
+  return next;
+}
+
+export function liveness(memory: ReadonlyMap<string, PeerMemory>, now: number, timeoutMs: number): Map<string, LivenessView> {
+  const out = new Map<string, LivenessView>();
+  for (const [node, m] of memory) {
+    const silentMs = Math.max(0, now - m.lastChange);
+    const state: NodeLiveness = m.left ? 'left' : silentMs >= timeoutMs ? 'stale' : 'up';
+    out.set(node, { state, seq: m.seq, silentMs });
+  }
+  return out;
+}
