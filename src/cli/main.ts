@@ -99,7 +99,7 @@ const init: Command = async (argv) => {
       burstWindowMs: envInt('PEERHA_BURST_WINDOW_MS'),
     }).filter(([, v]) => v !== undefined),
   );
-  return runDaemon({
+  const code = await runDaemon({
     cltabPath: values.cltab,
     socketPath: values.socket,
     clstatPath: values.clstat,
@@ -108,6 +108,8 @@ const init: Command = async (argv) => {
     timings,
     logger: createLogger('peerha-init'),
   });
+  // Exit even if a process that survived SIGKILL keeps timers alive; its group stays recorded.
+  process.exit(code);
 };
 
 const TELL_HELP = `Usage: peerha tell GROUP LEVEL [--socket PATH] [--wait[=SECONDS]]

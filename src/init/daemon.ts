@@ -15,10 +15,14 @@ import { Engine } from './engine.js';
 import type { Timings } from './machines.js';
 import { killGroups, PgidRecord } from './pgid-record.js';
 import { MAX_REQUEST_BYTES, NoDaemonError, request, type Reply, type Request } from './protocol.js';
-import { RealRunner } from './runner.js';
+import { procStartTime, RealRunner } from './runner.js';
 
 export const DEFAULT_SOCKET = '/run/peerha/clinit.s';
 export const DEFAULT_CLSTAT = '/run/peerha/clstat';
+/** Longest UNIX socket path (sun_path is 108 bytes including the terminating NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+/** setTimeout's limit; longer delays would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface DaemonOptions {
   cltabPath: string;
@@ -84,8 +88,20 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
   const cycleMs = opts.cycleMs ?? 1000;
 
-  await ensureDir(dirname(paths.socket));
-  await ensureDir(dirname(paths.clstat));
+  // sun_path holds 108 bytes with the NUL; a longer path would be truncated silently and the
+  // daemon would serve a socket nobody connects to.
+  if (Buffer.byteLength(paths.socket) > MAX_SOCKET_PATH_BYTES) {
+    process.stderr.write(`peerha init: socket path too long (${Buffer.byteLength(paths.socket)} bytes, at most ${MAX_SOCKET_PATH_BYTES}): ${paths.socket}\n`);
+    return 1;
+  }
+  for (const [what, path] of [['socket', paths.socket], ['clstat', paths.clstat]] as const) {
+    try {
+      await ensureDir(dirname(path));
+    } catch (e) {
+      process.stderr.write(`peerha init: cannot create the ${what} directory for ${path}: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
 
   // One daemon per socket: refuse if one answers, replace a stale socket file.
   try {
@@ -102,12 +118,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
   const record = new PgidRecord(`${paths.socket}.pgids`);
   const leftovers = record.leftovers();
+  let survivors: number[] = [];
   if (leftovers.length > 0) {
     log.warn({ pgids: leftovers }, 'stopping process groups left behind by a previous run');
     const timings = opts.timings ?? {};
-    const survivors = await killGroups(leftovers, Math.max(0, (timings.killAfterMs ?? 15_000) - (timings.termAfterMs ?? 5_000)));
+    survivors = await killGroups(leftovers, Math.max(0, (timings.killAfterMs ?? 15_000) - (timings.termAfterMs ?? 5_000)));
     if (survivors.length > 0) log.error({ pgids: survivors }, 'process groups of a previous run survive SIGKILL');
   }
+  // Forget the previous run's (dead) groups, so that a later crash of this run does not make the
+  // next start signal whatever reuses their ids; survivors stay recorded for the next start.
+  if (survivors.length === 0) record.remove();
 
   const runner = new RealRunner({
     onGroupsChanged: (live) => {
@@ -118,6 +138,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       }
     },
   });
+  for (const pgid of survivors) runner.live.set(pgid, procStartTime(pgid) ?? '');
 
   const waiters = new Set<() => void>();
   let clstat: ClstatWriter | null = null;
@@ -215,7 +236,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         waiters.delete(check);
         const st = engine.groupStatus(group);
         resolveWait({ ok: false, timeout: true, message: `timed out: ${group} is ${st?.level ?? '-'} ${st?.state ?? '-'}`, state: st?.state });
-      }, Math.max(0, timeoutMs));
+      }, Math.min(MAX_TIMER_MS, Math.max(0, timeoutMs)));
       waiters.add(check);
       check();
     });

@@ -47,6 +47,8 @@ interface ProcRuntime {
   timers: Partial<Record<'escalate' | 'respawn', unknown>>;
   /** Bumped on every spawn so late callbacks of an earlier instance are told apart. */
   generation: number;
+  /** Generations whose leftovers are being swept; the entry is not idle until they are gone. */
+  sweeping: Set<number>;
 }
 
 interface GroupRuntime {
@@ -93,6 +95,11 @@ export interface EngineOptions {
 }
 
 const MAX_TRANSITIONS = 20;
+
+/** Nothing of this entry runs: not started, and no earlier instance's leftovers remain. */
+function idle(p: ProcRuntime): boolean {
+  return p.proc.state === 'CONFIGURED' && p.sweeping.size === 0;
+}
 
 export class Engine {
   private readonly groups = new Map<string, GroupRuntime>();
@@ -230,7 +237,7 @@ export class Engine {
   private reactOne(g: GroupRuntime): void {
     for (let round = 0; round < 10_000; round++) {
       const views = new Map<string, ProcView>();
-      for (const [tag, p] of g.procs) views.set(tag, { state: p.proc.state, entry: p.entry });
+      for (const [tag, p] of g.procs) views.set(tag, { state: idle(p) || p.proc.state !== 'CONFIGURED' ? p.proc.state : 'STOPPING', entry: p.entry });
       const before = g.state;
       const { state, effects } = groupReact({ state: g.state, level: g.level, entries: g.entries }, views);
       if (state !== before) {
@@ -253,7 +260,7 @@ export class Engine {
     const rt = g.procs.get(eff.tag);
     switch (eff.type) {
       case 'discard':
-        if (!rt || rt.proc.state !== 'CONFIGURED') return false;
+        if (!rt || !idle(rt)) return false;
         this.clearTimers(rt);
         g.procs.delete(eff.tag);
         return true;
@@ -266,7 +273,7 @@ export class Engine {
         if (!entry) return false;
         let p = rt;
         if (!p) {
-          p = { entry, proc: newProc(entry.mode), handle: null, startedAt: 0, timers: {}, generation: 0 };
+          p = { entry, proc: newProc(entry.mode), handle: null, startedAt: 0, timers: {}, generation: 0, sweeping: new Set() };
           g.procs.set(eff.tag, p);
         }
         this.procEvent(g, p, { type: 'START' });
@@ -308,7 +315,9 @@ export class Engine {
         this.clearTimer(rt, eff.name);
         return;
       case 'sweep':
-        rt.handle?.sweep(Math.max(0, this.timings.killAfterMs - this.timings.termAfterMs));
+        if (!rt.handle) return;
+        rt.sweeping.add(rt.generation);
+        rt.handle.sweep(Math.max(0, this.timings.killAfterMs - this.timings.termAfterMs));
         return;
     }
   }
@@ -332,6 +341,10 @@ export class Engine {
           this.react(g);
         },
         onGone: () => {
+          if (rt.sweeping.delete(generation)) {
+            this.react(g);
+            return;
+          }
           if (!current()) return;
           this.procEvent(g, rt, { type: 'GONE' });
           this.react(g);
@@ -357,7 +370,7 @@ export class Engine {
   private checkHalted(): void {
     if (this.haltWaiters.length === 0) return;
     for (const g of this.groups.values()) {
-      for (const p of g.procs.values()) if (p.proc.state !== 'CONFIGURED') return;
+      for (const p of g.procs.values()) if (!idle(p)) return;
     }
     for (const w of this.haltWaiters.splice(0)) w();
   }
