@@ -9,6 +9,8 @@ export interface ClstatHeader {
   readonly pid: number;
   readonly seq: number;
   readonly time: string;
+  /** Orderly exit: this node runs nothing any more and is gone at once. */
+  readonly left?: boolean;
 }
 
 export interface ClstatLine {
@@ -25,7 +27,7 @@ export interface Clstat {
 
 export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes'] }): string {
   const h = c.header;
-  const lines = [`# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}`];
+  const lines = [`# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.left ? ' left=1' : ''}`];
   for (const g of c.groups) lines.push(`${CLSTAT_CLASS} ${g.group} ${g.level} ${g.state}`);
   for (const n of c.notes ?? []) lines.push(`# note ${n.group} ${n.text.replace(/[\r\n]+/g, ' ')}`);
   return lines.join('\n') + '\n';
@@ -47,7 +49,7 @@ export function parseClstat(text: string): Clstat {
       const seq = Number(kv.get('seq'));
       const pid = Number(kv.get('pid'));
       if (kv.has('node') && Number.isSafeInteger(seq)) {
-        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '' };
+        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '', ...(kv.get('left') === '1' ? { left: true } : {}) };
       }
       continue;
     }

@@ -2,12 +2,12 @@
 // rename it over the target, then fsync the directory. Readers see the old or the new file,
 // never a torn one (on local disks; network filesystems are handled by retrying readers).
 
-import { open, rename, unlink, mkdir } from 'node:fs/promises';
+import { open, rename, unlink, mkdir, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 let counter = 0;
 
-export async function writeFileAtomic(path: string, data: string, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, data: string, mode = 0o644, mtimeMs?: number): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${++counter}.tmp`);
   const fh = await open(tmp, 'w', mode);
@@ -21,6 +21,7 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o644):
   }
   await fh.close();
   try {
+    if (mtimeMs !== undefined) await utimes(tmp, new Date(mtimeMs), new Date(mtimeMs)); // a replica keeps its source's age
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
