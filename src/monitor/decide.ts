@@ -1,0 +1,255 @@
+// decide(): what this node should do now, as a pure function of what it sees. The monitor loop,
+// the simulator and `peerha plan` all call exactly this. Every action carries its reason.
+
+import type { HactlWant } from '../config/hactl.js';
+
+/** A group as one node's clstat shows it. */
+export interface Instance {
+  readonly level: string;
+  readonly state: string;
+}
+
+export type NodeState = 'up' | 'stale' | 'left' | 'fenced';
+
+export interface NodeView {
+  readonly name: string;
+  readonly state: NodeState;
+  /**
+   * Its groups no longer count as running: it left, or it is stale and past its guaranteed
+   * self-fence or was fenced. Until then a stale node's groups still count.
+   */
+  readonly released: boolean;
+  readonly groups: ReadonlyMap<string, Instance>;
+}
+
+export interface DecideMemory {
+  /** Group → monotonic time since when our own `plan DONE` was seen with no other instance. */
+  readonly planSince: ReadonlyMap<string, number>;
+  /** Group → failed test: no re-plan until `until` unless the configuration changed. */
+  readonly failed: ReadonlyMap<string, { readonly until: number; readonly configVersion: string }>;
+  /** Group → no plan before this time (after losing a conflict). */
+  readonly backoffUntil: ReadonlyMap<string, number>;
+}
+
+export const EMPTY_MEMORY: DecideMemory = { planSince: new Map(), failed: new Map(), backoffUntil: new Map() };
+
+export interface View {
+  readonly me: string;
+  /** Every known node including this one (this node's groups come from its engine). */
+  readonly nodes: ReadonlyMap<string, NodeView>;
+  readonly wants: ReadonlyMap<string, HactlWant>;
+  /** Groups that have cltab entries. */
+  readonly cltabGroups: ReadonlySet<string>;
+  /** Changes whenever cltab or hactl content changes (clears failed-test memory). */
+  readonly configVersion: string;
+  readonly quorum: boolean;
+  readonly memory: DecideMemory;
+}
+
+export interface DecideConfig {
+  readonly cycleMs: number;
+  /** How long a plan must stand unchallenged before testing. */
+  readonly planWindowMs: number;
+  readonly balance: number;
+  readonly failCooldownMs: number;
+}
+
+export type Action =
+  | { readonly type: 'tell'; readonly group: string; readonly level: string; readonly reason: string };
+
+export interface Decision {
+  readonly actions: readonly Action[];
+  readonly memory: DecideMemory;
+  /** Problems to publish (e.g. wanted groups missing from cltab). */
+  readonly errors: readonly string[];
+  /** Why groups that need nothing now are as they are (for `peerha plan`). */
+  readonly notes: ReadonlyArray<{ readonly group: string; readonly note: string }>;
+}
+
+export const PLAN = 'plan';
+export const TEST = 'test';
+export const STOP = 'stop';
+const SETTLED = new Set(['DONE', 'PASSED', 'FAILED']);
+
+/** Whether a clstat line means the group is (being) run there. */
+export function isActive(i: Instance): boolean {
+  if (i.state === 'CONFIGURED') return false;
+  if (i.level === STOP && SETTLED.has(i.state)) return false;
+  return true;
+}
+
+/** How far along an instance is: the one furthest along survives a conflict. */
+export function rank(i: Instance): number {
+  if (i.level === PLAN) return 1;
+  if (i.level === TEST) return 2;
+  if (i.level === STOP) return 0;
+  return 3;
+}
+
+interface Holder {
+  readonly node: string;
+  readonly instance: Instance;
+}
+
+/** The instance that stays when several nodes have a group: furthest along, then preference, then name. */
+export function conflictWinner(holders: readonly Holder[], preference: readonly string[] | null): Holder | undefined {
+  const pref = (n: string): number => {
+    const i = preference?.indexOf(n) ?? -1;
+    return i < 0 ? Number.MAX_SAFE_INTEGER : i;
+  };
+  return [...holders].sort(
+    (a, b) => rank(b.instance) - rank(a.instance) || pref(a.node) - pref(b.node) || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0),
+  )[0];
+}
+
+export function decide(view: View, cfg: DecideConfig, now: number, random: () => number): Decision {
+  const actions: Action[] = [];
+  const errors: string[] = [];
+  const notes: Array<{ group: string; note: string }> = [];
+  const planSince = new Map(view.memory.planSince);
+  const failed = new Map(view.memory.failed);
+  const backoffUntil = new Map(view.memory.backoffUntil);
+  const me = view.nodes.get(view.me);
+  const mine = me?.groups ?? new Map<string, Instance>();
+  const tell = (group: string, level: string, reason: string): void => {
+    actions.push({ type: 'tell', group, level, reason });
+  };
+  const note = (group: string, text: string): void => {
+    notes.push({ group, note: text });
+  };
+
+  // Failed-test memory does not survive a configuration change.
+  for (const [g, f] of failed) if (f.configVersion !== view.configVersion || f.until <= now) failed.delete(g);
+  for (const [g, t] of backoffUntil) if (t <= now) backoffUntil.delete(g);
+
+  const groups = new Set<string>([...view.wants.keys()]);
+  for (const n of view.nodes.values()) for (const [g, i] of n.groups) if (isActive(i)) groups.add(g);
+  const liveCount = [...view.nodes.values()].filter((n) => n.state === 'up').length;
+
+  for (const group of [...groups].sort()) {
+    const want = view.wants.get(group);
+    const local = mine.get(group);
+    const localActive = local !== undefined && isActive(local);
+    const allowed = want?.nodes ?? null;
+    const others: Holder[] = [];
+    for (const n of view.nodes.values()) {
+      if (n.name === view.me || n.released) continue;
+      const i = n.groups.get(group);
+      if (i && isActive(i)) others.push({ node: n.name, instance: i });
+    }
+    if (!localActive) planSince.delete(group);
+
+    if (!view.quorum) {
+      if (localActive && local.level !== STOP) tell(group, STOP, 'no quorum: stopping local groups');
+      else note(group, 'no quorum');
+      continue;
+    }
+
+    if (want && !view.cltabGroups.has(group)) errors.push(`group ${group} is wanted in hactl (line ${want.line}) but has no cltab entries`);
+
+    // 1. Not wanted (any more), wanted stopped, or not allowed here: stop it.
+    if (localActive && local.level !== STOP) {
+      if (!want) {
+        tell(group, STOP, 'not in hactl');
+        continue;
+      }
+      if (want.level === STOP) {
+        tell(group, STOP, 'hactl wants it stopped');
+        continue;
+      }
+      if (allowed && !allowed.includes(view.me)) {
+        tell(group, STOP, `hactl allows only ${allowed.join(',')}`);
+        continue;
+      }
+    }
+    if (!want || want.level === STOP) {
+      note(group, want ? 'wanted stopped' : 'not in hactl');
+      continue;
+    }
+    if (!view.cltabGroups.has(group)) {
+      note(group, 'not in cltab');
+      continue;
+    }
+
+    // 2. Conflict: the instance furthest along stays; only the others stop and back off.
+    if (localActive && others.length > 0) {
+      const winner = conflictWinner([{ node: view.me, instance: local }, ...others], allowed);
+      if (winner && winner.node !== view.me) {
+        tell(group, STOP, `conflict: ${winner.node} has it at ${winner.instance.level} ${winner.instance.state}`);
+        backoffUntil.set(group, now + cfg.cycleMs * (1 + 3 * random()));
+        planSince.delete(group);
+        continue;
+      }
+      planSince.delete(group); // a plan must stand unchallenged for a full window
+      note(group, `conflict with ${others.map((o) => o.node).join(',')}: this node stays`);
+      if (local.level === PLAN) continue;
+    }
+
+    if (localActive && local.level === TEST) {
+      if (local.state === 'FAILED') {
+        failed.set(group, { until: now + cfg.failCooldownMs, configVersion: view.configVersion });
+        tell(group, STOP, 'test failed here');
+        continue;
+      }
+      if (local.state === 'PASSED' || local.state === 'DONE') {
+        tell(group, want.level, 'test passed');
+        continue;
+      }
+      note(group, 'testing');
+      continue;
+    }
+
+    if (localActive && local.level === PLAN) {
+      if (local.state !== 'DONE') {
+        note(group, 'planning');
+        continue;
+      }
+      const since = planSince.get(group) ?? now;
+      planSince.set(group, since);
+      if (now - since >= cfg.planWindowMs) {
+        planSince.delete(group);
+        tell(group, TEST, `plan stood unchallenged for ${Math.round(now - since)} ms`);
+      } else note(group, 'plan window');
+      continue;
+    }
+
+    if (localActive) {
+      if (local.level !== want.level && SETTLED.has(local.state)) {
+        tell(group, want.level, `hactl level changed from ${local.level} to ${want.level}`);
+      } else if (!SETTLED.has(local.state)) note(group, `in transition (${local.state})`);
+      else note(group, 'running here');
+      continue;
+    }
+
+    // 3. Needed and running nowhere: plan it (balanced), unless barred here.
+    if (others.length > 0) {
+      note(group, `running on ${others.map((o) => o.node).join(',')}`);
+      continue;
+    }
+    if (allowed && !allowed.includes(view.me)) {
+      note(group, `not allowed here (only ${allowed.join(',')})`);
+      continue;
+    }
+    const f = failed.get(group);
+    if (f) {
+      note(group, `test failed here; not planning for ${Math.ceil((f.until - now) / 1000)} s`);
+      continue;
+    }
+    const b = backoffUntil.get(group);
+    if (b !== undefined) {
+      note(group, 'backing off after a conflict');
+      continue;
+    }
+    const preferred = allowed?.find((n) => view.nodes.get(n)?.state === 'up');
+    if (preferred === view.me) {
+      tell(group, PLAN, 'needed and running nowhere; preferred node');
+      continue;
+    }
+    const eligible = allowed ? allowed.filter((n) => view.nodes.get(n)?.state === 'up').length : liveCount;
+    const p = Math.min(1, cfg.balance / Math.max(1, eligible));
+    if (random() < p) tell(group, PLAN, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
+    else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
+  }
+
+  return { actions, memory: { planSince, failed, backoffUntil }, errors, notes };
+}
