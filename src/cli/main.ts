@@ -5,15 +5,25 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { filterStatus, parseClstat, type ClstatLine } from '../config/clstat.js';
 import { parseCltab } from '../config/cltab.js';
+import { parseHactl } from '../config/hactl.js';
 import { createLogger } from '../io/log.js';
 import { DEFAULT_CLSTAT, DEFAULT_SOCKET, resolvePaths, runDaemon } from '../init/daemon.js';
 import { NoDaemonError, request, type Reply } from '../init/protocol.js';
+import type { Timings } from '../init/machines.js';
+import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConfig } from '../monitor/config.js';
+import { runMonitor } from '../monitor/monitor.js';
+import { readHastats, renderStatus, setWant } from './cluster.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
 const USAGE = `peerha — leaderless high-availability monitor
 
 Usage: peerha <command> [options]
+
+Cluster (every node runs a monitor; they share only the directory DIR):
+  monitor    run this node's monitor in the foreground
+  status     the cluster view (--root DIR); add --json for the hastat
+  set        set a group's wanted level cluster-wide (edits DIR/hactl)
 
 Standalone group engine (one machine, like Cluster::Init):
   init       run the group engine daemon in the foreground
@@ -88,7 +98,21 @@ const init: Command = async (argv) => {
   if (!values.cltab) throw new UsageError('init: --cltab FILE is required');
   const cycleMs = values.cycle === undefined ? undefined : Number(values.cycle);
   if (cycleMs !== undefined && !(cycleMs >= 10)) throw new UsageError('init: --cycle expects milliseconds (>= 10)');
-  const timings = Object.fromEntries(
+  const code = await runDaemon({
+    cltabPath: values.cltab,
+    socketPath: values.socket,
+    clstatPath: values.clstat,
+    node: values.node,
+    cycleMs,
+    timings: envTimings(),
+    logger: createLogger('peerha-init'),
+  });
+  // Exit even if a process that survived SIGKILL keeps timers alive; its group stays recorded.
+  process.exit(code);
+};
+
+function envTimings(): Partial<Timings> {
+  return Object.fromEntries(
     Object.entries({
       termAfterMs: envInt('PEERHA_TERM_AFTER_MS'),
       killAfterMs: envInt('PEERHA_KILL_AFTER_MS'),
@@ -99,18 +123,7 @@ const init: Command = async (argv) => {
       burstWindowMs: envInt('PEERHA_BURST_WINDOW_MS'),
     }).filter(([, v]) => v !== undefined),
   );
-  const code = await runDaemon({
-    cltabPath: values.cltab,
-    socketPath: values.socket,
-    clstatPath: values.clstat,
-    node: values.node,
-    cycleMs,
-    timings,
-    logger: createLogger('peerha-init'),
-  });
-  // Exit even if a process that survived SIGKILL keeps timers alive; its group stays recorded.
-  process.exit(code);
-};
+}
 
 const TELL_HELP = `Usage: peerha tell GROUP LEVEL [--socket PATH] [--wait[=SECONDS]]
        peerha tell             (re-read cltab)
@@ -164,7 +177,11 @@ function printReply(r: Reply): number {
   return r.ok ? 0 : 1;
 }
 
-const STATUS_HELP = `Usage: peerha status --local [--socket PATH | --clstat PATH] [--json] [GROUP [LEVEL]]
+const STATUS_HELP = `Usage: peerha status --root DIR [--json] [GROUP]
+       peerha status --local [--socket PATH | --clstat PATH] [--json] [GROUP [LEVEL]]
+
+--root DIR (or $PEERHA_ROOT): the cluster as the freshest hastat in DIR shows it — nodes,
+groups, where each runs; --json prints that hastat. Works from any machine mounting DIR.
 
 Shows the local group engine's groups as 'group level state' lines (filtered like
 clinit -v: with GROUP 'level state', with GROUP and LEVEL just 'state').
@@ -181,9 +198,14 @@ const status: Command = async (argv) => {
     clstat: { type: 'string' },
     cltab: { type: 'string', short: 'c' },
     json: { type: 'boolean' },
+    root: { type: 'string' },
   });
   if (values.help) return help(STATUS_HELP);
-  if (!values.local) throw new UsageError('status: only --local is available until the cluster monitor exists');
+  const root = values.root ?? (values.local ? undefined : process.env.PEERHA_ROOT);
+  if (!values.local) {
+    if (!root) throw new UsageError('status: give --root DIR (the shared directory) or --local');
+    return clusterStatus(root, !!values.json, positionals[0]);
+  }
   if (positionals.length > 2) throw new UsageError('status: expected at most GROUP LEVEL');
   const [group, level] = positionals;
   let lines: ClstatLine[];
@@ -246,7 +268,96 @@ function help(text: string): number {
   return 0;
 }
 
-const COMMANDS: Record<string, Command> = { init, tell, status, shutdown };
+async function clusterStatus(root: string, json: boolean, group?: string): Promise<number> {
+  const all = await readHastats(root);
+  const h = all[0];
+  if (!h) {
+    process.stderr.write(`peerha status: no hastat under ${root}/nodes (is a monitor running?)\n`);
+    return 3;
+  }
+  if (json) console.log(JSON.stringify(h, null, 2));
+  else process.stdout.write(renderStatus(h, group));
+  return 0;
+}
+
+const MONITOR_HELP = `Usage: peerha monitor [--config FILE] [--root DIR] [--node NAME] [--cycle D] [--timeout D]
+
+Runs this node's cluster monitor in the foreground (systemd, or an inittab respawn line).
+  --config FILE   YAML configuration (default ${DEFAULT_CONFIG_PATH}, optional)
+  --root DIR      the shared directory (or $PEERHA_ROOT, or root: in the config)
+  --node NAME     this node's name (or $PEERHA_NODE; default: short hostname)
+  --cycle D       cycle period, e.g. 500ms, 1s (default 1s)
+  --timeout D     a peer silent this long is stale (default 5s, at least 2 × cycle)
+SIGTERM/SIGINT: stop local groups, publish a 'left' marker, exit 0 (peers take over at once).
+`;
+
+const monitor: Command = async (argv) => {
+  const { values } = parse(argv, {
+    config: { type: 'string' },
+    root: { type: 'string' },
+    node: { type: 'string' },
+    cycle: { type: 'string' },
+    timeout: { type: 'string' },
+  }, false);
+  if (values.help) return help(MONITOR_HELP);
+  const file = loadMonitorConfig(values.config ?? DEFAULT_CONFIG_PATH, { optional: values.config === undefined });
+  const resolved = file.ok ? resolveMonitorConfig(file.config, { root: values.root, node: values.node, cycle: values.cycle, timeout: values.timeout }, process.env) : file;
+  if (!resolved.ok) {
+    for (const e of resolved.errors) process.stderr.write(`${formatError(e)}\n`);
+    return 2;
+  }
+  const c = resolved.config;
+  const offset = envInt('PEERHA_CLOCK_OFFSET_MS') ?? 0;
+  const code = await runMonitor({ ...c, timings: envTimings(), clockOffsetMs: offset }, createLogger('peerha-monitor', c.logLevel));
+  process.exit(code);
+};
+
+const SET_HELP = `Usage: peerha set GROUP LEVEL --root DIR [--nodes a,b] [--wait[=SECONDS]]
+       peerha set GROUP --remove --root DIR
+
+Sets what the cluster wants: writes DIR/hactl (under a lock) so every monitor picks it up.
+LEVEL 'stop' stops the group everywhere. --nodes limits it to these nodes, preferred first.
+--wait: exit 0 once GROUP runs at LEVEL on exactly one node (nowhere, for stop); 2 on timeout.
+`;
+
+const set: Command = async (rawArgv) => {
+  const { argv, wait } = splitWait(rawArgv);
+  const { values, positionals } = parse(argv, { root: { type: 'string' }, nodes: { type: 'string' }, remove: { type: 'boolean' } });
+  if (values.help) return help(SET_HELP);
+  const root = values.root ?? process.env.PEERHA_ROOT;
+  if (!root) throw new UsageError('set: --root DIR is required');
+  const [group, level] = positionals;
+  if (!group || (!level && !values.remove) || positionals.length > 2) throw new UsageError('set: expected GROUP LEVEL (or GROUP --remove)');
+  const nodes = values.nodes ? values.nodes.split(',').filter(Boolean) : null;
+  const text = await setWant(root, group, values.remove ? null : level!, nodes);
+  const check = parseHactl(text, `${root}/hactl`);
+  if (!check.ok) {
+    for (const e of check.errors) process.stderr.write(`${formatError(e)}\n`);
+    return 1;
+  }
+  console.log(values.remove ? `${group} removed from hactl` : `${group} ${level}${nodes ? ` ${nodes.join(',')}` : ''}`);
+  if (wait === null || values.remove) return 0;
+  const deadline = Date.now() + wait * 1000;
+  for (;;) {
+    const h = (await readHastats(root))[0];
+    const inst = h ? Object.entries(h.groups[group]?.instances ?? {}) : [];
+    const settled = (s: string): boolean => s === 'DONE' || s === 'PASSED';
+    if (h && h.groups[group]?.want === level) {
+      if (level === 'stop' && inst.length === 0) return 0;
+      if (level !== 'stop' && inst.length === 1 && inst[0]![1].level === level && settled(inst[0]![1].state)) {
+        console.log(`${group} ${level} on ${inst[0]![0]}`);
+        return 0;
+      }
+    }
+    if (Date.now() > deadline) {
+      console.log(`timed out: ${group} is ${inst.map(([n, i]) => `${n}:${i.level}/${i.state}`).join(' ') || 'nowhere'}`);
+      return 2;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+
+const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -1,0 +1,68 @@
+// The shared directory: `DIR/nodes/<node>/{cltab,hactl,clstat,hastat}` plus admin copies
+// `DIR/cltab` and `DIR/hactl`. Peers are found by listing `DIR/nodes` every cycle. Every write
+// is tmp + fsync + rename; readers treat missing or unreadable files as "not this cycle".
+
+import fg from 'fast-glob';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { validNodeName } from '../config/hactl.js';
+import { ensureDir, writeFileAtomic } from '../io/atomic.js';
+
+export interface FileRead {
+  readonly text: string;
+  readonly mtimeMs: number;
+}
+
+export interface Store {
+  readonly root: string;
+  listNodes(): Promise<string[]>;
+  /** A node's file, or null when missing or unreadable right now. */
+  readNodeFile(node: string, file: string): Promise<FileRead | null>;
+  /** An admin copy at the root (`DIR/cltab`, `DIR/hactl`). */
+  readRootFile(file: string): Promise<FileRead | null>;
+  /** Replace one of this node's files; `mtimeMs` preserves a replica's age. */
+  writeOwn(file: string, text: string, mtimeMs?: number): Promise<void>;
+  ensureOwnDir(): Promise<void>;
+}
+
+async function readWithStat(path: string): Promise<FileRead | null> {
+  try {
+    const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    return { text, mtimeMs: st.mtimeMs };
+  } catch {
+    return null; // ENOENT, ESTALE, EIO…: try again next cycle
+  }
+}
+
+export class FsStore implements Store {
+  constructor(
+    readonly root: string,
+    private readonly me: string,
+  ) {}
+
+  nodeDir(node: string): string {
+    return join(this.root, 'nodes', node);
+  }
+
+  async listNodes(): Promise<string[]> {
+    const dirs = await fg('nodes/*', { cwd: this.root, onlyDirectories: true, dot: false, deep: 1, suppressErrors: true, followSymbolicLinks: false });
+    return dirs.map((d) => d.slice('nodes/'.length)).filter(validNodeName).sort();
+  }
+
+  readNodeFile(node: string, file: string): Promise<FileRead | null> {
+    return readWithStat(join(this.nodeDir(node), file));
+  }
+
+  readRootFile(file: string): Promise<FileRead | null> {
+    return readWithStat(join(this.root, file));
+  }
+
+  async writeOwn(file: string, text: string, mtimeMs?: number): Promise<void> {
+    const path = join(this.nodeDir(this.me), file);
+    await writeFileAtomic(path, text, 0o644, mtimeMs);
+  }
+
+  async ensureOwnDir(): Promise<void> {
+    await ensureDir(this.nodeDir(this.me));
+  }
+}

@@ -1,0 +1,533 @@
+// `peerha monitor` configuration: a YAML file (default /etc/peerha/peerha.yaml) overridden by
+// flags and environment (flag > env > file > default). Pure except loadMonitorConfig, which
+// reads the file. Never throws on any input: every problem is a `file:line: message` error.
+
+import { readFileSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
+import type { ConfigError } from '../config/cltab.js';
+import { validNodeName } from '../config/hactl.js';
+import type { QuorumPolicy } from '../cluster/quorum.js';
+
+export { formatError, type ConfigError } from '../config/cltab.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/peerha/peerha.yaml';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const QUORUM_POLICIES: readonly QuorumPolicy[] = ['majority', 'adaptive', 'none'];
+
+export const MIN_CYCLE_MS = 100;
+export const MAX_CYCLE_MS = 60_000;
+/** Longest duration a Node timer can wait (setTimeout clamps anything longer to 1 ms). */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+export const MAX_CONFIG_BYTES = 256 * 1024;
+const MAX_ERRORS = 100;
+
+export const MONITOR_DEFAULTS = {
+  cycleMs: 1000,
+  timeoutMs: 5000,
+  visibilityLagMs: 0,
+  balance: 1.5,
+  failCooldownCycles: 10,
+  waitForAll: false,
+  fenceTimeoutMs: 30_000,
+  selfFence: true,
+  stateDir: '/run/peerha',
+  logLevel: 'info' as LogLevel,
+} as const;
+
+/** The fully resolved monitor configuration; every duration is integer milliseconds. */
+export interface MonitorConfig {
+  /** The shared directory every node sees. */
+  readonly root: string;
+  readonly node: string;
+  readonly cycleMs: number;
+  readonly timeoutMs: number;
+  /** Propagation delay of the shared file system. */
+  readonly visibilityLagMs: number;
+  readonly balance: number;
+  readonly failCooldownCycles: number;
+  readonly quorum: { readonly policy: QuorumPolicy; readonly expected?: number; readonly waitForAll: boolean };
+  readonly fence: { readonly command?: string; readonly timeoutMs: number };
+  /** The local watchdog guarantees self-fencing. */
+  readonly selfFence: boolean;
+  /** Local (non-shared) state. */
+  readonly stateDir: string;
+  readonly logLevel: LogLevel;
+  /** The configuration file that was read, or null when there was none (optional default path). */
+  readonly configFile: string | null;
+}
+
+export type ConfigResult<T = MonitorConfig> =
+  | { readonly ok: true; readonly config: T }
+  | { readonly ok: false; readonly errors: readonly ConfigError[] };
+
+/** What the file sets; absent = not set there. */
+export interface MonitorFileValues {
+  root?: string;
+  node?: string;
+  cycleMs?: number;
+  timeoutMs?: number;
+  visibilityLagMs?: number;
+  balance?: number;
+  failCooldownCycles?: number;
+  quorumPolicy?: QuorumPolicy;
+  quorumExpected?: number;
+  quorumWaitForAll?: boolean;
+  fenceCommand?: string;
+  fenceTimeoutMs?: number;
+  selfFence?: boolean;
+  stateDir?: string;
+  logLevel?: LogLevel;
+}
+
+export interface MonitorFileConfig {
+  /** The path as given (also when the file did not exist). */
+  readonly file: string;
+  readonly found: boolean;
+  readonly values: Readonly<MonitorFileValues>;
+  /** Line of the key that set each value. */
+  readonly lines: Readonly<Partial<Record<keyof MonitorFileValues, number>>>;
+}
+
+/** Flag values as typed on the command line (durations in parseDuration syntax). */
+export interface MonitorOverrides {
+  readonly root?: string | undefined;
+  readonly node?: string | undefined;
+  readonly cycle?: string | undefined;
+  readonly timeout?: string | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations
+
+const DURATION = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+const DURATION_HINT = 'expected a duration such as 500ms, 2s, 1m, 1.5s or a number of seconds';
+
+/** `500ms`, `2s`, `1m`, `1.5s`, or a plain number of seconds → integer milliseconds. */
+export function parseDuration(text: string): number | { error: string } {
+  if (typeof text !== 'string') return { error: DURATION_HINT };
+  const t = text.trim();
+  if (t.startsWith('-') && DURATION.test(t.slice(1))) return { error: 'must not be negative' };
+  const m = DURATION.exec(t);
+  if (!m) return { error: DURATION_HINT };
+  const ms = Math.round(Number(m[1]) * (UNIT_MS[m[2] ?? 's'] ?? 1000));
+  if (!Number.isFinite(ms) || ms > MAX_DURATION_MS) return { error: `is too long (at most ${formatDuration(MAX_DURATION_MS)})` };
+  return ms;
+}
+
+/** Integer milliseconds in parseDuration syntax (`1m`, `1.5s`, `500ms`); parses back exactly. */
+export function formatDuration(ms: number): string {
+  if (ms !== 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms === 0 || ms >= 1000) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+function checkCycle(ms: number): string | null {
+  if (ms < MIN_CYCLE_MS) return `${formatDuration(ms)} is too short (at least ${formatDuration(MIN_CYCLE_MS)})`;
+  if (ms > MAX_CYCLE_MS) return `${formatDuration(ms)} is too long (at most ${formatDuration(MAX_CYCLE_MS)})`;
+  return null;
+}
+
+function checkPositive(ms: number): string | null {
+  return ms > 0 ? null : 'must be more than 0';
+}
+
+const NODE_HINT = 'expected a node name ([A-Za-z0-9._-], 1 to 63 characters, not "." or "..")';
+
+// ---------------------------------------------------------------------------------------------
+// The file
+
+type Key = keyof MonitorFileValues;
+type YNode = unknown;
+type Read = (node: YNode) => { value: unknown } | { error: string };
+type Entry = { kind: 'leaf'; field: Key; read: Read } | { kind: 'section'; fields: ReadonlyMap<string, Entry> };
+
+function show(s: string, max = 40): string {
+  return JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s);
+}
+
+function describe(node: YNode): string {
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  if (isScalar(node)) {
+    const v = node.value;
+    if (typeof v === 'string') return show(v);
+    if (typeof v === 'number' || typeof v === 'boolean') return node.source ?? String(v);
+  }
+  return 'something else';
+}
+
+/** A scalar's text: strings as they are, plain numbers and booleans as written. */
+function scalarText(node: YNode): string | null {
+  if (!isScalar(node)) return null;
+  if (typeof node.value === 'string') return node.value;
+  if ((typeof node.value === 'number' || typeof node.value === 'boolean') && node.type === 'PLAIN') {
+    return node.source ?? String(node.value);
+  }
+  return null;
+}
+
+const readString =
+  (what: string, absolute = false): Read =>
+  (node) => {
+    const s = scalarText(node);
+    if (s === null) return { error: `${describe(node)}: expected ${what}` };
+    if (s === '') return { error: `is empty: expected ${what}` };
+    if (s.includes('\u0000')) return { error: 'must not contain a NUL character' };
+    if (absolute && !s.startsWith('/')) return { error: `${show(s)}: expected an absolute path (starting with /)` };
+    return { value: s };
+  };
+
+const readNode: Read = (node) => {
+  const s = scalarText(node);
+  if (s === null || !validNodeName(s)) return { error: `${describe(node)}: ${NODE_HINT}` };
+  return { value: s };
+};
+
+const readDuration =
+  (check: (ms: number) => string | null = () => null): Read =>
+  (node) => {
+    const s = scalarText(node);
+    if (s === null || (isScalar(node) && typeof node.value === 'boolean')) return { error: `${describe(node)}: ${DURATION_HINT}` };
+    const ms = parseDuration(s);
+    if (typeof ms !== 'number') return { error: `${show(s)}: ${ms.error}` };
+    const why = check(ms);
+    return why === null ? { value: ms } : { error: why };
+  };
+
+const readNumber =
+  (what: string, ok: (n: number) => boolean): Read =>
+  (node) => {
+    if (!isScalar(node) || typeof node.value !== 'number' || !ok(node.value)) return { error: `${describe(node)}: expected ${what}` };
+    return { value: node.value };
+  };
+
+const readBool: Read = (node) =>
+  isScalar(node) && typeof node.value === 'boolean' ? { value: node.value } : { error: `${describe(node)}: expected true or false` };
+
+const readOneOf =
+  (choices: readonly string[]): Read =>
+  (node) => {
+    const s = scalarText(node);
+    if (s === null || !choices.includes(s)) return { error: `${describe(node)}: expected one of ${choices.join(', ')}` };
+    return { value: s };
+  };
+
+const leaf = (field: Key, read: Read): Entry => ({ kind: 'leaf', field, read });
+const section = (fields: Record<string, Entry>): Entry => ({ kind: 'section', fields: new Map(Object.entries(fields)) });
+
+const SCHEMA = new Map(Object.entries({
+  root: leaf('root', readString('the shared directory', true)),
+  node: leaf('node', readNode),
+  cycle: leaf('cycleMs', readDuration(checkCycle)),
+  timeout: leaf('timeoutMs', readDuration(checkPositive)),
+  visibility_lag: leaf('visibilityLagMs', readDuration()),
+  balance: leaf('balance', readNumber('a number more than 0', (n) => Number.isFinite(n) && n > 0)),
+  fail_cooldown: leaf('failCooldownCycles', readNumber('a whole number of cycles (0 or more)', (n) => Number.isSafeInteger(n) && n >= 0)),
+  quorum: section({
+    policy: leaf('quorumPolicy', readOneOf(QUORUM_POLICIES)),
+    expected: leaf('quorumExpected', readNumber('a whole number of nodes (1 or more)', (n) => Number.isSafeInteger(n) && n >= 1)),
+    wait_for_all: leaf('quorumWaitForAll', readBool),
+  }),
+  fence: section({
+    command: leaf('fenceCommand', readString('a shell command')),
+    timeout: leaf('fenceTimeoutMs', readDuration(checkPositive)),
+  }),
+  self_fence: leaf('selfFence', readBool),
+  state_dir: leaf('stateDir', readString('a local directory', true)),
+  log: section({
+    level: leaf('logLevel', readOneOf(LOG_LEVELS)),
+  }),
+}));
+
+/** Edit distance counting a swap of two neighbours as one edit (optimal string alignment). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const at = (i: number, j: number): number => d[i]?.[j] ?? 0;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      let v = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, at(i - 2, j - 2) + 1);
+      d[i]![j] = v;
+    }
+  }
+  return at(a.length, b.length);
+}
+
+function unknownKey(prefix: string, name: string, known: readonly string[]): string {
+  const norm = (s: string): string => s.toLowerCase().replace(/[-_]/g, '');
+  const near =
+    known.find((k) => norm(k) === norm(name)) ??
+    known.find((k) => editDistance(k, name) <= Math.min(2, Math.max(1, Math.floor(k.length / 3))));
+  const hint = near !== undefined ? `did you mean "${prefix}${near}"?` : `expected ${prefix ? `in ${prefix.slice(0, -1)}: ` : ''}${known.join(', ')}`;
+  return `unknown key ${show(prefix + name)} (${hint})`;
+}
+
+/** Parse configuration text. Cross-setting checks that flags can change happen in resolve. */
+export function parseMonitorConfig(text: string, file: string): ConfigResult<MonitorFileConfig> {
+  try {
+    return parseUnsafe(text, file);
+  } catch (e) {
+    // Not expected; the guarantee is that a config never crashes the monitor.
+    return { ok: false, errors: [{ file, line: 0, message: `cannot parse configuration: ${(e as Error)?.message ?? String(e)}` }] };
+  }
+}
+
+function parseUnsafe(text: string, file: string): ConfigResult<MonitorFileConfig> {
+  if (text.length > MAX_CONFIG_BYTES) {
+    return { ok: false, errors: [{ file, line: 0, message: `file too large (more than ${MAX_CONFIG_BYTES} bytes)` }] };
+  }
+  const errors: ConfigError[] = [];
+  const err = (line: number, message: string): void => {
+    if (errors.length < MAX_ERRORS) errors.push({ file, line, message });
+  };
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
+  // (Duplicate keys are found below: yaml's own check is quadratic in the number of keys.)
+  const lineAt = (offset: number): number => lc.linePos(Math.max(0, Math.min(offset, text.length))).line;
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    const message = e.code === 'MULTIPLE_DOCS' ? 'only one YAML document is allowed (found a second one)' : e.message.split('\n')[0];
+    err(lineAt(e.pos[0]), `YAML: ${message}`);
+  }
+  if (errors.length > 0) return { ok: false, errors };
+
+  const values: Record<string, unknown> = {};
+  const lines: Partial<Record<Key, number>> = {};
+  const present = new Set<Key>(); // written in the file, valid or not
+  // An alias whose anchor is missing resolves to nothing; it must not read as "not set".
+  const UNRESOLVED = Symbol('unresolved alias');
+  const deref = (node: unknown): unknown => (isAlias(node) ? (node.resolve(doc as Document) ?? UNRESOLVED) : node);
+  const unresolved = (node: unknown): string => `YAML: unknown alias *${isAlias(node) ? node.source : ''} (its &anchor must come before it)`;
+  const lineOf = (node: unknown, fallback: number): number => {
+    const range = (node as { range?: readonly number[] | null } | null)?.range;
+    return range && typeof range[0] === 'number' ? lineAt(range[0]) : fallback;
+  };
+  const isNull = (node: unknown): boolean => node === null || node === undefined || (isScalar(node) && node.value === null);
+
+  const walk = (map: YAMLMap, fields: ReadonlyMap<string, Entry>, prefix: string): void => {
+    const mapLine = lineOf(map, 1);
+    const seen = new Map<string, number>();
+    for (const pair of map.items) {
+      if (errors.length >= MAX_ERRORS) return; // also bounds the alias look-ups
+      const keyNode = deref(pair.key);
+      const keyLine = lineOf(pair.key, lineOf(pair.value, mapLine));
+      if (keyNode === UNRESOLVED) {
+        err(keyLine, unresolved(pair.key));
+        continue;
+      }
+      const name = isScalar(keyNode) && keyNode.value !== null && typeof keyNode.value !== 'object' ? String(keyNode.value) : null;
+      if (name === null) {
+        err(keyLine, `${prefix ? `${prefix.slice(0, -1)}: ` : ''}expected a plain key (name: value), found ${describe(keyNode)}`);
+        continue;
+      }
+      const first = seen.get(name);
+      if (first !== undefined) {
+        err(keyLine, `duplicate key ${show(prefix + name)} (first on line ${first})`);
+        continue;
+      }
+      seen.set(name, keyLine);
+      const entry = fields.get(name);
+      if (!entry) {
+        err(keyLine, unknownKey(prefix, name, [...fields.keys()]));
+        continue;
+      }
+      const valueNode = deref(pair.value);
+      const valueLine = lineOf(valueNode, keyLine);
+      if (valueNode === UNRESOLVED) {
+        err(lineOf(pair.value, keyLine), unresolved(pair.value));
+        continue;
+      }
+      if (isNull(valueNode)) continue; // `key:` with nothing = the default
+      if (entry.kind === 'leaf') present.add(entry.field);
+      if (entry.kind === 'section') {
+        if (isMap(valueNode)) walk(valueNode, entry.fields, `${prefix}${name}.`);
+        else err(valueLine, `${prefix}${name}: ${describe(valueNode)}: expected a mapping of ${[...entry.fields.keys()].join(', ')}`);
+        continue;
+      }
+      const r = entry.read(valueNode);
+      if ('error' in r) {
+        err(valueLine, `${prefix}${name} ${r.error}`);
+        continue;
+      }
+      values[entry.field] = r.value;
+      lines[entry.field] = keyLine;
+    }
+  };
+
+  const top = deref(doc.contents);
+  if (top === UNRESOLVED) {
+    err(lineOf(doc.contents, 1), unresolved(doc.contents));
+  } else if (isMap(top)) {
+    walk(top, SCHEMA, '');
+  } else if (!isNull(top)) {
+    err(lineOf(top, 1), `expected a mapping of settings (name: value), found ${describe(top)}`);
+  }
+
+  const v = values as MonitorFileValues;
+  // (An invalid expected was reported already; don't also report it as missing.)
+  if (v.quorumPolicy === 'majority' && !present.has('quorumExpected')) {
+    err(lines.quorumPolicy ?? 1, 'quorum.policy majority needs quorum.expected (the cluster size)');
+  }
+  if (v.quorumWaitForAll === true && !present.has('quorumExpected')) {
+    err(lines.quorumWaitForAll ?? 1, 'quorum.wait_for_all needs quorum.expected (the nodes to wait for)');
+  }
+
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, config: { file, found: true, values: v, lines } };
+}
+
+/**
+ * Read the configuration file. A missing file is an error, unless `optional` (the default
+ * path when --config was not given): then nothing is set and the defaults apply.
+ */
+export function loadMonitorConfig(path: string, opts: { optional?: boolean } = {}): ConfigResult<MonitorFileConfig> {
+  let text: string;
+  try {
+    const buf = readFileSync(path);
+    if (buf.length > MAX_CONFIG_BYTES) {
+      return { ok: false, errors: [{ file: path, line: 0, message: `file too large (more than ${MAX_CONFIG_BYTES} bytes)` }] };
+    }
+    text = buf.toString('utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException)?.code ?? 'error';
+    if (code === 'ENOENT' && opts.optional) return { ok: true, config: { file: path, found: false, values: {}, lines: {} } };
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : 'cannot read it';
+    return { ok: false, errors: [{ file: path, line: 0, message: `cannot read configuration: ${why} (${code})` }] };
+  }
+  return parseMonitorConfig(text, path);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overrides and the final configuration
+
+const COMMAND_LINE = 'command line';
+const ENVIRONMENT = 'environment';
+
+/**
+ * Apply flags and environment (PEERHA_ROOT, PEERHA_NODE) to what the file set:
+ * flag > env > file > default. node defaults to the short host name. root is required.
+ */
+export function resolveMonitorConfig(
+  fileConfig: MonitorFileConfig,
+  overrides: MonitorOverrides,
+  env: Readonly<Record<string, string | undefined>>,
+  hostname: string = safeHostname(),
+): ConfigResult {
+  const f = fileConfig.values;
+  const errors: ConfigError[] = [];
+  const fileErr = (key: Key | null, message: string): void => {
+    errors.push({ file: fileConfig.file, line: key === null ? 0 : (fileConfig.lines[key] ?? 0), message });
+  };
+  const cliErr = (message: string): void => void errors.push({ file: COMMAND_LINE, line: 0, message });
+  const envErr = (message: string): void => void errors.push({ file: ENVIRONMENT, line: 0, message });
+  const envValue = (name: string): string | undefined => {
+    const v = env[name];
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+
+  // root
+  let root: string | undefined;
+  const envRoot = envValue('PEERHA_ROOT');
+  if (overrides.root !== undefined) {
+    if (overrides.root !== '' && !overrides.root.includes('\u0000')) root = overrides.root;
+    else cliErr(`--root ${show(overrides.root)}: expected the shared directory`);
+  } else if (envRoot !== undefined) {
+    if (!envRoot.includes('\u0000')) root = envRoot;
+    else envErr('PEERHA_ROOT must not contain a NUL character');
+  } else if (f.root !== undefined) {
+    root = f.root;
+  } else {
+    fileErr(null, `root: the shared directory is required: set root: in ${fileConfig.file}, --root or PEERHA_ROOT`);
+  }
+
+  // node
+  let node: string | undefined;
+  const envNode = envValue('PEERHA_NODE');
+  if (overrides.node !== undefined) {
+    if (validNodeName(overrides.node)) node = overrides.node;
+    else cliErr(`--node ${show(overrides.node)}: ${NODE_HINT}`);
+  } else if (envNode !== undefined) {
+    if (validNodeName(envNode)) node = envNode;
+    else envErr(`PEERHA_NODE ${show(envNode)}: ${NODE_HINT}`);
+  } else if (f.node !== undefined) {
+    node = f.node;
+  } else {
+    const short = hostname.split('.')[0] ?? '';
+    if (validNodeName(short)) node = short;
+    else fileErr(null, `node: not set, and the host name ${show(hostname)} is not a valid node name; set node: in ${fileConfig.file}, --node or PEERHA_NODE`);
+  }
+
+  // cycle and timeout
+  type Source = 'flag' | 'file' | 'default';
+  const duration = (
+    flag: string | undefined,
+    name: string,
+    key: 'cycleMs' | 'timeoutMs',
+    fallback: number,
+    check: (ms: number) => string | null,
+  ): { ms: number; source: Source } | null => {
+    if (flag !== undefined) {
+      const ms = parseDuration(flag);
+      const why = typeof ms === 'number' ? check(ms) : `${show(flag)}: ${ms.error}`;
+      if (why !== null || typeof ms !== 'number') {
+        cliErr(`--${name} ${why}`);
+        return null;
+      }
+      return { ms, source: 'flag' };
+    }
+    const v = f[key];
+    return v !== undefined ? { ms: v, source: 'file' } : { ms: fallback, source: 'default' };
+  };
+  const cycle = duration(overrides.cycle, 'cycle', 'cycleMs', MONITOR_DEFAULTS.cycleMs, checkCycle);
+  const timeout = duration(overrides.timeout, 'timeout', 'timeoutMs', MONITOR_DEFAULTS.timeoutMs, checkPositive);
+  if (cycle && timeout && timeout.ms < 2 * cycle.ms) {
+    const message =
+      `timeout ${formatDuration(timeout.ms)} must be at least 2 × cycle (2 × ${formatDuration(cycle.ms)} = ${formatDuration(2 * cycle.ms)})` +
+      (timeout.source === 'default' ? ': set a longer timeout' : '');
+    // Point at the setting that was written down: the timeout if it was, else the cycle.
+    const at = timeout.source !== 'default' ? timeout : cycle;
+    if (at.source === 'flag') cliErr(message);
+    else fileErr(at === timeout ? 'timeoutMs' : 'cycleMs', message);
+  }
+
+  if (errors.length > 0 || root === undefined || node === undefined || !cycle || !timeout) {
+    return { ok: false, errors };
+  }
+  const expected = f.quorumExpected;
+  return {
+    ok: true,
+    config: {
+      root,
+      node,
+      cycleMs: cycle.ms,
+      timeoutMs: timeout.ms,
+      visibilityLagMs: f.visibilityLagMs ?? MONITOR_DEFAULTS.visibilityLagMs,
+      balance: f.balance ?? MONITOR_DEFAULTS.balance,
+      failCooldownCycles: f.failCooldownCycles ?? MONITOR_DEFAULTS.failCooldownCycles,
+      quorum: {
+        policy: f.quorumPolicy ?? (expected !== undefined ? 'majority' : 'adaptive'),
+        ...(expected !== undefined ? { expected } : {}),
+        waitForAll: f.quorumWaitForAll ?? MONITOR_DEFAULTS.waitForAll,
+      },
+      fence: {
+        ...(f.fenceCommand !== undefined ? { command: f.fenceCommand } : {}),
+        timeoutMs: f.fenceTimeoutMs ?? MONITOR_DEFAULTS.fenceTimeoutMs,
+      },
+      selfFence: f.selfFence ?? MONITOR_DEFAULTS.selfFence,
+      stateDir: f.stateDir ?? MONITOR_DEFAULTS.stateDir,
+      logLevel: f.logLevel ?? MONITOR_DEFAULTS.logLevel,
+      configFile: fileConfig.found ? fileConfig.file : null,
+    },
+  };
+}
+
+function safeHostname(): string {
+  try {
+    return osHostname();
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,579 @@
+// `peerha monitor`: one cycle = scan → observe → replicate → view → quorum → decide → apply →
+// publish → pet the watchdog. All decisions come from pure functions (liveness, quorum,
+// decide, fenceTargets); this file only gathers inputs and carries out outputs.
+
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatClstat, parseClstat, type ClstatLine } from '../config/clstat.js';
+import { formatError, parseCltab, type Cltab } from '../config/cltab.js';
+import { parseHactl, type Hactl } from '../config/hactl.js';
+import { liveness, observe, type PeerMemory, type PeerObservation } from '../cluster/liveness.js';
+import { FRESH_QUORUM, quorum, type QuorumConfig, type QuorumMemory, type QuorumResult } from '../cluster/quorum.js';
+import { contentHash, pickNewest, type Judged } from '../cluster/replicate.js';
+import { FsStore, type FileRead } from '../cluster/store.js';
+import type { Logger } from '../io/log.js';
+import { Engine } from '../init/engine.js';
+import type { Timings } from '../init/machines.js';
+import { killGroups, PgidRecord } from '../init/pgid-record.js';
+import { RealRunner, type Runner } from '../init/runner.js';
+import { decide, EMPTY_MEMORY, isActive, type DecideMemory, type Instance, type NodeView } from './decide.js';
+import { fenceBackoffMs, fenceTargets, type FenceIncident } from './fencing.js';
+import type { MonitorConfig } from './config.js';
+import { WATCHDOG_BYE, WATCHDOG_PET } from './watchdog.js';
+
+export interface MonitorSettings extends Omit<MonitorConfig, 'logLevel' | 'configFile' | 'quorum'> {
+  readonly quorum: QuorumConfig;
+  readonly timings?: Partial<Timings>;
+  /** Wall-clock offset for skew tests; liveness never uses the wall clock. */
+  readonly clockOffsetMs?: number;
+}
+
+export const HASTAT_VERSION = 1;
+
+export interface Hastat {
+  version: number;
+  node: string;
+  time: string;
+  quorum: { ok: boolean; live: number; expected: number | null; policy: string; reason: string };
+  detection: string;
+  nodes: Record<string, { state: string; seq: number | null; lastChange: string | null; lastFence?: FenceRecord }>;
+  groups: Record<string, { want: string | null; nodes?: readonly string[] | null; instances: Record<string, { level: string; state: string }>; notes?: string[] }>;
+  errors: string[];
+}
+
+interface FenceRecord {
+  time: string;
+  fencer: string;
+  node: string;
+  result: 'success' | 'failure' | 'timeout';
+  detail?: string;
+}
+
+interface Replica {
+  winner: Judged | null;
+  errors: string[];
+}
+
+const wall = (offset: number): Date => new Date(Date.now() + offset);
+
+/** Per-cycle read cache for files that rarely change (cltab/hactl): re-read only on stat change. */
+class Replicas {
+  private readonly cache = new Map<string, { mtimeMs: number; judged: Judged }>();
+
+  judge(source: string, read: FileRead | null, parse: (text: string, file: string) => string[]): Judged | null {
+    if (!read) {
+      this.cache.delete(source);
+      return null;
+    }
+    const hit = this.cache.get(source);
+    const hash = contentHash(read.text);
+    if (hit && hit.judged.hash === hash && hit.mtimeMs === read.mtimeMs) return hit.judged;
+    const judged: Judged = { source, text: read.text, mtimeMs: read.mtimeMs, hash, errors: parse(read.text, source) };
+    this.cache.set(source, { mtimeMs: read.mtimeMs, judged });
+    return judged;
+  }
+}
+
+export class Monitor {
+  private readonly store: FsStore;
+  private readonly engine: Engine;
+  private readonly record: PgidRecord;
+  private readonly replicas = new Replicas();
+  private peers = new Map<string, PeerMemory>();
+  private lastGroups = new Map<string, Map<string, Instance>>();
+  private decideMemory: DecideMemory = EMPTY_MEMORY;
+  private quorumMemory: QuorumMemory = FRESH_QUORUM;
+  private incidents = new Map<string, FenceIncident>();
+  private fenced = new Map<string, { seq: number | null; record: FenceRecord }>();
+  private lastFence = new Map<string, FenceRecord>();
+  private cltab: Cltab | null = null;
+  private cltabHash = '';
+  private hactl: Hactl | null = null;
+  private hactlHash = '';
+  private seq = 0;
+  private lastCycleEnd = performance.now();
+  private lastPublishOk = performance.now();
+  private lastPet = performance.now();
+  private refusedSpawn = false;
+  private watchdog: ChildProcess | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private leaving: Promise<void> | null = null;
+  private stopped = false;
+  private publishing: Promise<void> = Promise.resolve();
+  private loggedNotes = new Map<string, string>();
+  private lastErrors = '';
+  lastHastat: Hastat | null = null;
+
+  constructor(
+    private readonly s: MonitorSettings,
+    private readonly log: Logger,
+    runner?: Runner,
+  ) {
+    this.store = new FsStore(s.root, s.node);
+    this.record = new PgidRecord(join(s.stateDir, `${s.node}.pgids`));
+    const real =
+      runner ??
+      new RealRunner({
+        onGroupsChanged: (live) => {
+          try {
+            this.record.save(live);
+          } catch (e) {
+            log.error({ err: String(e) }, 'cannot write the process-group record');
+          }
+        },
+      });
+    // Never start anything while the watchdog may be about to (or did) self-fence us.
+    const guarded: Runner = {
+      spawn: (req, cb) => {
+        if (performance.now() - this.lastPet > this.s.timeoutMs / 2 || this.stopped) {
+          if (!this.refusedSpawn) log.warn({ command: req.command }, 'not starting processes: this node is self-fencing');
+          this.refusedSpawn = true;
+          setImmediate(() => {
+            cb.onExit(126, null);
+            cb.onGone();
+          });
+          return { pgid: 0, signal: () => undefined, sweep: () => undefined };
+        }
+        return real.spawn(req, cb);
+      },
+    };
+    this.engine = new Engine({ runner: guarded, logger: log, timings: s.timings, onChange: () => this.publishSoon() });
+  }
+
+  private ownFile(name: string): string {
+    return join(this.store.nodeDir(this.s.node), name);
+  }
+
+  /** Start-up: lock, clean up a previous run, refuse duplicate node names, start the watchdog. */
+  async start(): Promise<number> {
+    mkdirSync(this.s.stateDir, { recursive: true });
+    const lock = join(this.s.stateDir, `${this.s.node}.pid`);
+    if (!this.takePidLock(lock)) {
+      process.stderr.write(`peerha monitor: another monitor for node ${this.s.node} runs on this machine (${lock})\n`);
+      return 1;
+    }
+    const leftovers = this.record.leftovers();
+    if (leftovers.length > 0) {
+      this.log.warn({ pgids: leftovers }, 'stopping process groups left behind by a previous run');
+      const survivors = await killGroups(leftovers, 1000);
+      if (survivors.length) this.log.error({ pgids: survivors }, 'process groups of a previous run survive SIGKILL');
+    }
+    this.record.remove();
+    try {
+      await this.store.ensureOwnDir();
+    } catch (e) {
+      process.stderr.write(`peerha monitor: cannot create ${this.store.nodeDir(this.s.node)}: ${String(e)}\n`);
+      return 1;
+    }
+    if (await this.someoneElseIsMe()) {
+      process.stderr.write(`peerha monitor: node name ${this.s.node} is already heartbeating in ${this.s.root} (duplicate node id)\n`);
+      rmSync(lock, { force: true });
+      return 1;
+    }
+    this.startWatchdog();
+    this.log.info({ node: this.s.node, root: this.s.root, cycleMs: this.s.cycleMs, timeoutMs: this.s.timeoutMs, quorum: this.s.quorum }, 'peerha monitor starting');
+    this.schedule(0);
+    return 0;
+  }
+
+  private takePidLock(path: string): boolean {
+    for (let i = 0; i < 2; i++) {
+      try {
+        const fd = openSync(path, 'wx', 0o600);
+        writeFileSync(fd, `${process.pid}\n`);
+        closeSync(fd);
+        return true;
+      } catch {
+        const pid = Number(readFileSync(path, 'utf8').trim());
+        let alive = false;
+        try {
+          if (pid > 0 && pid !== process.pid) {
+            process.kill(pid, 0);
+            alive = readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('monitor');
+          }
+        } catch {
+          alive = false;
+        }
+        if (alive) return false;
+        rmSync(path, { force: true });
+      }
+    }
+    return false;
+  }
+
+  private async someoneElseIsMe(): Promise<boolean> {
+    const first = await this.store.readNodeFile(this.s.node, 'clstat');
+    if (!first) return false;
+    const h1 = parseClstat(first.text).header;
+    if (!h1 || h1.left) return false;
+    const waitMs = 2 * this.s.cycleMs + this.s.visibilityLagMs + 200;
+    await new Promise((r) => setTimeout(r, waitMs));
+    const again = await this.store.readNodeFile(this.s.node, 'clstat');
+    const h2 = again ? parseClstat(again.text).header : null;
+    return !!h2 && h2.seq !== h1.seq && !h2.left;
+  }
+
+  private startWatchdog(): void {
+    if (!this.s.selfFence) return;
+    const script = fileURLToPath(new URL('./watchdog.js', import.meta.url));
+    const wd = fork(script, [this.record.path, String(Math.floor(this.s.timeoutMs / 2))], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    wd.on('exit', (code, signal) => {
+      if (this.watchdog !== wd) return;
+      this.watchdog = null;
+      if (!this.stopped) {
+        this.log.error({ code, signal }, 'watchdog exited; restarting it');
+        this.startWatchdog();
+      }
+    });
+    wd.on('error', () => undefined);
+    this.watchdog = wd;
+    this.pet();
+  }
+
+  private pet(): void {
+    this.lastPet = performance.now();
+    this.refusedSpawn = false;
+    try {
+      this.watchdog?.send(WATCHDOG_PET);
+    } catch {
+      // the exit handler restarts it
+    }
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.cycle().then(
+        () => this.schedule(this.s.cycleMs * (0.9 + 0.2 * Math.random())),
+        (e) => {
+          this.log.error({ err: String(e) }, 'cycle failed; retrying next cycle');
+          this.schedule(this.s.cycleMs);
+        },
+      );
+    }, ms);
+  }
+
+  /** One monitor cycle. */
+  async cycle(): Promise<void> {
+    const now = performance.now();
+    const frozenMs = now - this.lastCycleEnd;
+    const selfFence = frozenMs > this.s.timeoutMs / 2 || now - this.lastPublishOk > this.s.timeoutMs / 2;
+    if (frozenMs > this.s.timeoutMs / 2) this.log.warn({ frozenMs: Math.round(frozenMs) }, 'this monitor was frozen: stopping local groups and rejoining');
+
+    // scan + observe
+    const names = await this.store.listNodes();
+    const seen = new Map<string, PeerObservation>();
+    await Promise.all(
+      names
+        .filter((n) => n !== this.s.node)
+        .map(async (n) => {
+          const read = await this.store.readNodeFile(n, 'clstat');
+          const c = read ? parseClstat(read.text) : null;
+          if (c?.header) {
+            seen.set(n, { seq: c.header.seq, left: !!c.header.left });
+            this.lastGroups.set(n, new Map(c.groups.map((g) => [g.group, { level: g.level, state: g.state }])));
+          } else seen.set(n, { seq: null, left: false });
+        }),
+    );
+    this.peers = observe(this.peers, seen, now);
+    for (const n of this.peers.keys()) if (!names.includes(n) && this.peers.get(n)?.seq === null) this.peers.delete(n);
+    const live = liveness(this.peers, now, this.s.timeoutMs);
+    for (const [n, f] of this.fenced) if ((this.peers.get(n)?.seq ?? null) !== f.seq) this.fenced.delete(n); // restarted cleanly
+
+    // replicate
+    const cltabR = await this.replicate('cltab', names, (t, f) => {
+      const r = parseCltab(t, f);
+      return r.ok ? [] : r.errors.map(formatError);
+    });
+    const hactlR = await this.replicate('hactl', names, (t, f) => {
+      const r = parseHactl(t, f);
+      return r.ok ? [] : r.errors.map(formatError);
+    });
+    if (cltabR.winner && cltabR.winner.hash !== this.cltabHash) {
+      const r = parseCltab(cltabR.winner.text, cltabR.winner.source);
+      if (r.ok) {
+        this.cltab = r.cltab;
+        this.cltabHash = cltabR.winner.hash;
+        this.engine.setConfig(r.cltab);
+        this.log.info({ source: cltabR.winner.source, groups: r.cltab.groups }, 'cltab loaded');
+      }
+    }
+    if (hactlR.winner && hactlR.winner.hash !== this.hactlHash) {
+      const r = parseHactl(hactlR.winner.text, hactlR.winner.source);
+      if (r.ok) {
+        this.hactl = r.hactl;
+        this.hactlHash = hactlR.winner.hash;
+        this.log.info({ source: hactlR.winner.source, wants: [...r.hactl.wants.values()].map((w) => `${w.group} ${w.level}`) }, 'hactl loaded');
+      }
+    }
+
+    // view
+    const mine = this.localInstances();
+    const nodes = new Map<string, NodeView>();
+    nodes.set(this.s.node, { name: this.s.node, state: 'up', released: false, groups: mine });
+    for (const [n, lv] of live) {
+      const fenced = this.fenced.has(n);
+      const state = fenced ? 'fenced' : lv.state;
+      const released = state === 'left' || fenced || (state === 'stale' && this.s.selfFence);
+      nodes.set(n, { name: n, state, released, groups: this.lastGroups.get(n) ?? new Map() });
+    }
+    const liveCount = 1 + [...live.entries()].filter(([n, v]) => v.state === 'up' && v.seq !== null && !this.fenced.has(n)).length;
+    const q = quorum(liveCount, this.s.quorum, this.quorumMemory);
+    if (q.ok !== (this.lastHastat?.quorum.ok ?? true) || !this.lastHastat) this.log[q.ok ? 'info' : 'warn']({ live: liveCount, reason: q.reason }, q.ok ? 'quorum' : 'quorum lost: stopping local groups');
+    this.quorumMemory = q.memory;
+
+    // decide + apply
+    const decision = decide(
+      {
+        me: this.s.node,
+        nodes,
+        wants: this.hactl?.wants ?? new Map(),
+        cltabGroups: new Set(this.cltab?.groups ?? []),
+        configVersion: `${this.cltabHash}:${this.hactlHash}`,
+        quorum: q.ok && !selfFence && !this.leaving,
+        memory: this.decideMemory,
+      },
+      {
+        cycleMs: this.s.cycleMs,
+        planWindowMs: 2 * this.s.cycleMs + 2 * this.s.visibilityLagMs,
+        balance: this.s.balance,
+        failCooldownMs: this.s.failCooldownCycles * this.s.cycleMs,
+      },
+      now,
+      Math.random,
+    );
+    this.decideMemory = decision.memory;
+    if (!this.leaving) {
+      for (const a of decision.actions) {
+        const r = this.engine.tell(a.group, a.level);
+        this.log[r.ok ? 'info' : 'warn']({ group: a.group, level: a.level, reason: a.reason, result: r.message }, `decide: ${a.group} → ${a.level}`);
+      }
+    }
+    for (const n of decision.notes) {
+      if (this.loggedNotes.get(n.group) !== n.note) this.log.debug({ group: n.group, note: n.note }, 'decide: no action');
+      this.loggedNotes.set(n.group, n.note);
+    }
+
+    if (!this.leaving && !selfFence) this.runFences(live, now);
+
+    // publish
+    const errors = [...cltabR.errors, ...hactlR.errors, ...decision.errors];
+    if (errors.join('\n') !== this.lastErrors) {
+      if (errors.length) this.log.error({ errors }, 'configuration problems');
+      this.lastErrors = errors.join('\n');
+    }
+    this.lastHastat = this.buildHastat(q, live, nodes, errors, decision.notes);
+    await this.publish();
+    try {
+      await this.store.writeOwn('hastat', JSON.stringify(this.lastHastat, null, 1) + '\n');
+    } catch (e) {
+      this.log.warn({ err: String(e) }, 'cannot write hastat');
+    }
+    this.lastCycleEnd = performance.now();
+    if (performance.now() - this.lastPublishOk <= this.s.timeoutMs / 2) this.pet();
+  }
+
+  private async replicate(file: 'cltab' | 'hactl', names: string[], parse: (text: string, file: string) => string[]): Promise<Replica> {
+    const sources: Array<[string, Promise<FileRead | null>]> = [[join(this.s.root, file), this.store.readRootFile(file)]];
+    for (const n of names) sources.push([join(this.store.nodeDir(n), file), this.store.readNodeFile(n, file)]);
+    const judged: Judged[] = [];
+    for (const [src, p] of sources) {
+      const j = this.replicas.judge(src, await p, parse);
+      if (j) judged.push(j);
+    }
+    const winner = pickNewest(judged);
+    const errors = judged.flatMap((j) => j.errors);
+    const mineNow = judged.find((j) => j.source === this.ownFile(file));
+    if (winner && (!mineNow || mineNow.hash !== winner.hash)) {
+      try {
+        await this.store.writeOwn(file, winner.text, winner.mtimeMs);
+        this.log.info({ file, from: winner.source }, 'replicated');
+      } catch (e) {
+        this.log.warn({ file, err: String(e) }, 'replication failed; retrying next cycle');
+      }
+    }
+    return { winner, errors };
+  }
+
+  private localInstances(): Map<string, Instance> {
+    const m = new Map<string, Instance>();
+    for (const g of this.engine.status()) if (g.level !== null) m.set(g.group, { level: g.level, state: g.state });
+    return m;
+  }
+
+  private clstatLines(): ClstatLine[] {
+    return [...this.localInstances()].map(([group, i]) => ({ group, level: i.level, state: i.state }));
+  }
+
+  private publishSoon(): void {
+    if (this.stopped) return;
+    void this.publish();
+  }
+
+  /** Write clstat (serialized). Tracks the last success for the publish-failure self-fence. */
+  private publish(left = false): Promise<void> {
+    this.publishing = this.publishing.then(async () => {
+      const text = formatClstat({
+        header: { node: this.s.node, pid: process.pid, seq: ++this.seq, time: wall(this.s.clockOffsetMs ?? 0).toISOString(), left },
+        groups: left ? [] : this.clstatLines(),
+        notes: this.engine.status().flatMap((g) => g.notes.map((text) => ({ group: g.group, text }))),
+      });
+      try {
+        await this.store.writeOwn('clstat', text);
+        this.lastPublishOk = performance.now();
+      } catch (e) {
+        this.log.error({ err: String(e) }, 'cannot publish clstat');
+      }
+    });
+    return this.publishing;
+  }
+
+  private runFences(live: Map<string, { state: string; seq: number | null }>, now: number): void {
+    const cmd = this.s.fence.command;
+    if (!cmd) return;
+    const peers = [{ name: this.s.node, state: 'up' as const, seq: this.seq }, ...[...live].map(([name, v]) => ({ name, state: (this.fenced.has(name) ? 'fenced' : v.state) as 'up' | 'stale' | 'left' | 'fenced', seq: v.seq }))];
+    const { targets } = fenceTargets(this.s.node, peers, this.incidents, now);
+    for (const node of targets) {
+      const seq = live.get(node)?.seq ?? null;
+      const prev = this.incidents.get(node);
+      const attempts = prev && prev.seq === seq ? prev.attempts + 1 : 1;
+      this.incidents.set(node, { seq, attempts, nextTry: Number.POSITIVE_INFINITY, done: false });
+      this.log.warn({ node, attempt: attempts }, `STOMITH: fencing ${node}`);
+      void this.runFenceCommand(cmd, node).then((rec) => {
+        const ok = rec.result === 'success';
+        this.incidents.set(node, { seq, attempts, nextTry: performance.now() + fenceBackoffMs(attempts, this.s.cycleMs), done: ok });
+        this.lastFence.set(node, rec);
+        if (ok) this.fenced.set(node, { seq, record: rec });
+        this.log[ok ? 'warn' : 'error']({ ...rec }, `STOMITH ${node}: ${rec.result}`);
+        void this.appendFenceLog(rec);
+      });
+    }
+  }
+
+  private runFenceCommand(cmd: string, node: string): Promise<FenceRecord> {
+    const started = wall(this.s.clockOffsetMs ?? 0).toISOString();
+    return new Promise((resolve) => {
+      const child = spawn('/bin/sh', ['-c', `${cmd} "$1"`, 'fence', node], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      let out = '';
+      child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          // gone
+        }
+        resolve({ time: started, fencer: this.s.node, node, result: 'timeout', detail: out.slice(-500) });
+      }, this.s.fence.timeoutMs);
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        resolve({ time: started, fencer: this.s.node, node, result: 'failure', detail: String(e) });
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ time: started, fencer: this.s.node, node, result: code === 0 ? 'success' : 'failure', detail: `exit ${code}${out ? `: ${out.slice(-500)}` : ''}` });
+      });
+    });
+  }
+
+  /** fence.log lives in this node's folder: one writer per shared file. */
+  private async appendFenceLog(rec: FenceRecord): Promise<void> {
+    const path = this.ownFile('fence.log');
+    let old = '';
+    try {
+      old = existsSync(path) ? readFileSync(path, 'utf8') : '';
+    } catch {
+      old = '';
+    }
+    const lines = (old + JSON.stringify(rec) + '\n').split('\n').filter(Boolean).slice(-1000);
+    try {
+      await this.store.writeOwn('fence.log', lines.join('\n') + '\n');
+    } catch (e) {
+      this.log.error({ err: String(e) }, 'cannot write fence.log');
+    }
+  }
+
+  private buildHastat(
+    q: QuorumResult,
+    live: Map<string, { state: string; seq: number | null; silentMs: number }>,
+    nodes: Map<string, NodeView>,
+    errors: string[],
+    notes: ReadonlyArray<{ group: string; note: string }>,
+  ): Hastat {
+    const wallNow = wall(this.s.clockOffsetMs ?? 0);
+    const h: Hastat = {
+      version: HASTAT_VERSION,
+      node: this.s.node,
+      time: wallNow.toISOString(),
+      quorum: { ok: q.ok, live: q.live, expected: q.expected, policy: this.s.quorum.policy, reason: q.reason },
+      detection: `failover ≈ timeout ${this.s.timeoutMs} ms + plan window ${2 * this.s.cycleMs + 2 * this.s.visibilityLagMs} ms + start time`,
+      nodes: {},
+      groups: {},
+      errors,
+    };
+    h.nodes[this.s.node] = { state: this.leaving ? 'left' : 'up', seq: this.seq, lastChange: wallNow.toISOString() };
+    for (const [n, v] of live) {
+      h.nodes[n] = {
+        state: this.fenced.has(n) ? 'fenced' : v.state,
+        seq: v.seq,
+        lastChange: new Date(wallNow.getTime() - v.silentMs).toISOString(),
+        ...(this.lastFence.has(n) ? { lastFence: this.lastFence.get(n)! } : {}),
+      };
+    }
+    const groups = new Set<string>(this.hactl?.wants.keys() ?? []);
+    for (const nv of nodes.values()) for (const [g, i] of nv.groups) if (isActive(i)) groups.add(g);
+    for (const g of [...groups].sort()) {
+      const want = this.hactl?.wants.get(g);
+      const instances: Record<string, { level: string; state: string }> = {};
+      for (const nv of nodes.values()) {
+        const i = nv.groups.get(g);
+        if (i && isActive(i) && !nv.released) instances[nv.name] = { level: i.level, state: i.state };
+      }
+      const engineNotes = this.engine.groupStatus(g)?.notes ?? [];
+      const groupNotes = [...engineNotes, ...notes.filter((n) => n.group === g).map((n) => n.note)];
+      h.groups[g] = { want: want?.level ?? null, nodes: want?.nodes ?? null, instances, ...(groupNotes.length ? { notes: groupNotes } : {}) };
+    }
+    return h;
+  }
+
+  /** Orderly leave: stop local groups, publish a final clstat with the left marker, exit. */
+  leave(why: string): Promise<void> {
+    if (this.leaving) return this.leaving;
+    this.log.info({ why }, 'leaving the cluster: stopping local groups');
+    this.leaving = (async () => {
+      const t = this.engine.timings;
+      const cap = t.killAfterMs + 3 * t.killRepeatMs;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.engine.haltAll(), new Promise((r) => (timer = setTimeout(r, cap)))]);
+      clearTimeout(timer);
+      this.stopped = true;
+      if (this.timer) clearTimeout(this.timer);
+      await this.publish(true);
+      try {
+        this.watchdog?.send(WATCHDOG_BYE);
+      } catch {
+        // already gone
+      }
+      this.watchdog = null;
+      this.record.remove();
+      rmSync(join(this.s.stateDir, `${this.s.node}.pid`), { force: true });
+      this.log.info({}, 'left the cluster');
+    })();
+    return this.leaving;
+  }
+}
+
+export async function runMonitor(s: MonitorSettings, log: Logger): Promise<number> {
+  const m = new Monitor(s, log);
+  const code = await m.start();
+  if (code !== 0) return code;
+  return new Promise<number>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals): void => {
+      void m.leave(sig).then(() => resolve(0));
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
