@@ -1,0 +1,62 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readHastats, renderStatus, setWant } from '../../src/cli/cluster.js';
+import { contentHash, pickNewest } from '../../src/cluster/replicate.js';
+
+let dir = '';
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function root(): string {
+  dir = mkdtempSync(join(tmpdir(), 'peerha-cli-'));
+  for (const n of ['n1', 'n2']) mkdirSync(join(dir, 'nodes', n), { recursive: true });
+  return dir;
+}
+
+describe('peerha set', () => {
+  it('edits the newest hactl and makes DIR/hactl strictly newer than every replica', async () => {
+    const r = root();
+    const future = new Date(Date.now() + 60_000);
+    writeFileSync(join(r, 'nodes', 'n1', 'hactl'), 'web start\ndb 2\n');
+    utimesSync(join(r, 'nodes', 'n1', 'hactl'), future, future); // a replica from a fast clock
+    const text = await setWant(r, 'web', 'stop', null);
+    expect(text).toBe('web stop\ndb 2\n');
+    expect(statSync(join(r, 'hactl')).mtimeMs).toBeGreaterThan(future.getTime());
+    // every node then picks DIR/hactl
+    const cands = [join(r, 'hactl'), join(r, 'nodes', 'n1', 'hactl')].map((p) => {
+      const t = readFileSync(p, 'utf8');
+      return { source: p, text: t, mtimeMs: statSync(p).mtimeMs, hash: contentHash(t), errors: [] };
+    });
+    expect(pickNewest(cands)?.source).toBe(join(r, 'hactl'));
+  });
+
+  it('adds allowed nodes and removes a group', async () => {
+    const r = root();
+    await setWant(r, 'web', 'start', ['n2', 'n1']);
+    expect(readFileSync(join(r, 'hactl'), 'utf8')).toBe('web start n2,n1\n');
+    await setWant(r, 'web', null, null);
+    expect(readFileSync(join(r, 'hactl'), 'utf8')).toBe('');
+  });
+});
+
+describe('peerha status --root', () => {
+  it('reads the freshest hastat, skipping torn ones, and renders aligned tables', async () => {
+    const r = root();
+    const h = {
+      version: 1, node: 'n2', time: '2026-11-22T05:00:00.000Z',
+      quorum: { ok: true, live: 2, expected: null, policy: 'adaptive', reason: '2 live ≥ 60 % of 2' },
+      detection: 'failover ≈ timeout 1000 ms + plan window 500 ms + start time',
+      nodes: { n1: { state: 'up', seq: 5, lastChange: 'x' }, n2: { state: 'stale', seq: 9, lastChange: 'y' } },
+      groups: { web: { want: 'start', nodes: null, instances: { n1: { level: 'start', state: 'DONE' } } } },
+      errors: [],
+    };
+    writeFileSync(join(r, 'nodes', 'n1', 'hastat'), '{"version":1,"node":"n1","ti');
+    writeFileSync(join(r, 'nodes', 'n2', 'hastat'), JSON.stringify(h));
+    const all = await readHastats(r);
+    expect(all.map((x) => x.node)).toEqual(['n2']);
+    const out = renderStatus(all[0]!);
+    expect(out).toMatch(/^cluster DEGRADED: 1\/2 nodes up/);
+    expect(out).toMatch(/web\s+start\s+n1\s+start\s+DONE/);
+  });
+});
