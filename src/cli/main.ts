@@ -13,12 +13,16 @@ import type { Timings } from '../init/machines.js';
 import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConfig } from '../monitor/config.js';
 import { runMonitor } from '../monitor/monitor.js';
 import { readHastats, renderStatus, setWant } from './cluster.js';
+import { runDemo } from './demo.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
 const USAGE = `peerha — leaderless high-availability monitor
 
 Usage: peerha <command> [options]
+
+Try it:
+  demo       a 3-node cluster on this machine: start, kill a node, watch the failover
 
 Cluster (every node runs a monitor; they share only the directory DIR):
   monitor    run this node's monitor in the foreground
@@ -357,7 +361,22 @@ const set: Command = async (rawArgv) => {
   }
 };
 
-const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set };
+const DEMO_HELP = `Usage: peerha demo [--nodes N] [--keep]
+
+Starts N local monitors (default 3) on a temp directory with an HTTP service group and a worker
+group, kills the node serving HTTP, and shows the failover and a summary. Stops everything it
+started and removes its temp directory. --keep keeps the cluster running until Ctrl-C.
+`;
+
+const demo: Command = async (argv) => {
+  const { values } = parse(argv, { nodes: { type: 'string' }, keep: { type: 'boolean' }, cycle: { type: 'string' }, timeout: { type: 'string' } }, false);
+  if (values.help) return help(DEMO_HELP);
+  const n = Number(values.nodes ?? 3);
+  if (!Number.isInteger(n) || n < 2 || n > 16) throw new UsageError('demo: --nodes expects 2 to 16');
+  return runDemo({ nodes: n, keep: !!values.keep, cycle: values.cycle ?? '250ms', timeout: values.timeout ?? '1s', out: (l) => console.log(l) });
+};
+
+const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set, demo };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
