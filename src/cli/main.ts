@@ -14,6 +14,7 @@ import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConf
 import { runMonitor } from '../monitor/monitor.js';
 import { readHastats, renderStatus, setWant } from './cluster.js';
 import { runDemo } from './demo.js';
+import { formatProblems, rootInputs, runCheck } from './check.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -28,6 +29,7 @@ Cluster (every node runs a monitor; they share only the directory DIR):
   monitor    run this node's monitor in the foreground
   status     the cluster view (--root DIR); add --json for the hastat
   set        set a group's wanted level cluster-wide (edits DIR/hactl)
+  check      validate cltab, hactl and the configuration (file:line messages)
 
 Standalone group engine (one machine, like Cluster::Init):
   init       run the group engine daemon in the foreground
@@ -376,7 +378,31 @@ const demo: Command = async (argv) => {
   return runDemo({ nodes: n, keep: !!values.keep, cycle: values.cycle ?? '250ms', timeout: values.timeout ?? '1s', out: (l) => console.log(l) });
 };
 
-const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set, demo };
+const CHECK_HELP = `Usage: peerha check [--root DIR [--node NAME]] [--cltab F] [--hactl F] [--config F]
+
+Validates cltab, hactl and the monitor configuration: syntax, duplicate tags, hactl groups
+missing from cltab, hactl levels no entry has, config values, and unsafe permissions (files
+writable by group or others: their commands run as root on every node).
+Prints every problem as file:line: message. Exit 0 when all is well, 1 otherwise.
+`;
+
+const check: Command = async (argv) => {
+  const { values } = parse(argv, { root: { type: 'string' }, node: { type: 'string' }, cltab: { type: 'string' }, hactl: { type: 'string' }, config: { type: 'string' } }, false);
+  if (values.help) return help(CHECK_HELP);
+  const fromRoot = values.root ? rootInputs(values.root, values.node) : {};
+  const input = { ...fromRoot, ...(values.cltab ? { cltab: values.cltab } : {}), ...(values.hactl ? { hactl: values.hactl } : {}), ...(values.config ? { config: values.config } : {}) };
+  if (!input.cltab && !input.hactl && !input.config) throw new UsageError('check: nothing to check: give --root DIR or --cltab/--hactl/--config');
+  const { problems, checked } = runCheck(input);
+  if (problems.length > 0) {
+    process.stdout.write(formatProblems(problems) + '\n');
+    process.stdout.write(`${problems.length} problem(s) in ${checked.join(', ')}\n`);
+    return 1;
+  }
+  process.stdout.write(`ok: ${checked.join(', ')}\n`);
+  return 0;
+};
+
+const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set, demo, check };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

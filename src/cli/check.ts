@@ -1,0 +1,108 @@
+// `peerha check`: validate cltab, hactl and the monitor config together, the way an operator
+// wants before a change goes live. Every problem is `file:line: message`.
+
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { entryHasLevel, formatError, parseCltab, type Cltab, type ConfigError } from '../config/cltab.js';
+import { parseHactl, type Hactl } from '../config/hactl.js';
+import { parseMonitorConfig } from '../monitor/config.js';
+
+export interface CheckInput {
+  cltab?: string;
+  hactl?: string;
+  config?: string;
+}
+
+function read(path: string, problems: ConfigError[]): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    problems.push({ file: path, line: 0, message: `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})` });
+    return null;
+  }
+}
+
+/** Commands in cltab run as root on every node: nobody but the owner may write these files. */
+function checkPermissions(path: string, problems: ConfigError[]): void {
+  try {
+    const st = statSync(path);
+    if (st.mode & 0o022) {
+      problems.push({ file: path, line: 0, message: `writable by group or others (mode ${(st.mode & 0o777).toString(8)}): its commands run as root on every node; chmod go-w` });
+    }
+  } catch {
+    // reported by read()
+  }
+}
+
+/** Problems across files: wanted groups without entries, wanted levels no entry has. */
+export function crossCheck(cltab: Cltab, hactl: Hactl): ConfigError[] {
+  const out: ConfigError[] = [];
+  for (const w of hactl.wants.values()) {
+    const entries = cltab.entries.filter((e) => e.group === w.group);
+    if (entries.length === 0) {
+      out.push({ file: hactl.file, line: w.line, message: `group ${w.group} has no entries in ${cltab.file}` });
+      continue;
+    }
+    if (w.level !== 'stop' && !entries.some((e) => entryHasLevel(e, w.level))) {
+      out.push({ file: hactl.file, line: w.line, message: `level ${w.level} of group ${w.group}: no entry of ${cltab.file} has it (the group would run nothing)` });
+    }
+  }
+  return out;
+}
+
+export function runCheck(input: CheckInput): { problems: ConfigError[]; checked: string[] } {
+  const problems: ConfigError[] = [];
+  const checked: string[] = [];
+  let cltab: Cltab | null = null;
+  let hactl: Hactl | null = null;
+  if (input.cltab) {
+    checked.push(input.cltab);
+    const text = read(input.cltab, problems);
+    if (text !== null) {
+      checkPermissions(input.cltab, problems);
+      const r = parseCltab(text, input.cltab);
+      if (r.ok) cltab = r.cltab;
+      else problems.push(...r.errors);
+    }
+  }
+  if (input.hactl) {
+    checked.push(input.hactl);
+    const text = read(input.hactl, problems);
+    if (text !== null) {
+      checkPermissions(input.hactl, problems);
+      const r = parseHactl(text, input.hactl);
+      if (r.ok) hactl = r.hactl;
+      else problems.push(...r.errors);
+    }
+  }
+  if (input.config) {
+    checked.push(input.config);
+    const text = read(input.config, problems);
+    if (text !== null) {
+      checkPermissions(input.config, problems);
+      const r = parseMonitorConfig(text, input.config);
+      if (!r.ok) problems.push(...r.errors);
+    }
+  }
+  if (cltab && hactl) problems.push(...crossCheck(cltab, hactl));
+  return { problems, checked };
+}
+
+/** The files of a shared root: the admin copies when present, else this node's replicas. */
+export function rootInputs(root: string, node?: string): CheckInput {
+  const pick = (file: string): string | undefined => {
+    const candidates = [join(root, file), ...(node ? [join(root, 'nodes', node, file)] : [])];
+    return candidates.find((p) => {
+      try {
+        return statSync(p).isFile();
+      } catch {
+        return false;
+      }
+    });
+  };
+  return { cltab: pick('cltab'), hactl: pick('hactl') };
+}
+
+export function formatProblems(problems: readonly ConfigError[]): string {
+  return problems.map(formatError).join('\n');
+}

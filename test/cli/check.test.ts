@@ -1,0 +1,40 @@
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { formatProblems, runCheck } from '../../src/cli/check.js';
+
+let dir = '';
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function files(cltab: string, hactl: string, mode = 0o644): { cltab: string; hactl: string } {
+  dir = mkdtempSync(join(tmpdir(), 'peerha-check-'));
+  const c = join(dir, 'cltab');
+  const h = join(dir, 'hactl');
+  writeFileSync(c, cltab);
+  writeFileSync(h, hactl);
+  chmodSync(c, mode);
+  chmodSync(h, 0o644);
+  return { cltab: c, hactl: h };
+}
+
+it('passes a good cltab + hactl', () => {
+  const f = files('web:w1:test:test:true\nweb:w2:start:respawn:sleep 9\n', 'web start\n');
+  expect(runCheck(f).problems).toEqual([]);
+});
+
+it('reports syntax, cross-file and permission problems as file:line', () => {
+  const f = files('web:w1:start:respawn:sleep 1\nweb:w1:start:wait:true\n', 'web run\nghost start\n', 0o664);
+  const out = formatProblems(runCheck(f).problems);
+  expect(out).toContain(`${f.cltab}:0: writable by group or others`);
+  expect(out).toContain(`${f.cltab}:2: duplicate tag "w1"`);
+  // the cltab was rejected, so no cross-check against it
+  const g = files('web:w1:start:respawn:sleep 1\n', 'web run\nghost start\n');
+  const out2 = formatProblems(runCheck(g).problems);
+  expect(out2).toContain(`${g.hactl}:1: level run of group web: no entry`);
+  expect(out2).toContain(`${g.hactl}:2: group ghost has no entries`);
+});
+
+it('checks the example monitor configuration clean', () => {
+  expect(runCheck({ config: join(import.meta.dirname, '../../examples/peerha.yaml') }).problems).toEqual([]);
+});
