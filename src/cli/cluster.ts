@@ -10,21 +10,26 @@ import { FsStore } from '../cluster/store.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Hastat } from '../monitor/monitor.js';
 
-/** Every node's hastat; the freshest first (by its own time stamp). */
+/**
+ * Every node's hastat; the freshest first. Freshness is the file's mtime (stamped by the file
+ * system when written), not the writer's own `time`: a node whose clock runs ahead would
+ * otherwise always look freshest, and once it died `status` and `set --wait` would keep reading
+ * its frozen view.
+ */
 export async function readHastats(root: string): Promise<Hastat[]> {
   const store = new FsStore(root, '');
-  const out: Hastat[] = [];
+  const out: Array<{ h: Hastat; mtimeMs: number }> = [];
   for (const n of await store.listNodes()) {
     const r = await store.readNodeFile(n, 'hastat');
     if (!r) continue;
     try {
       const h = JSON.parse(r.text) as Hastat;
-      if (h && h.version === 1) out.push(h);
+      if (h && h.version === 1) out.push({ h, mtimeMs: r.mtimeMs });
     } catch {
       // torn or half-written: skip this one
     }
   }
-  return out.sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0));
+  return out.sort((a, b) => b.mtimeMs - a.mtimeMs || (a.h.time < b.h.time ? 1 : a.h.time > b.h.time ? -1 : 0)).map((x) => x.h);
 }
 
 function table(rows: string[][]): string {

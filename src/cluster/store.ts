@@ -3,7 +3,8 @@
 // is tmp + fsync + rename; readers treat missing or unreadable files as "not this cycle".
 
 import fg from 'fast-glob';
-import { readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { validNodeName } from '../config/hactl.js';
 import { ensureDir, writeFileAtomic } from '../io/atomic.js';
@@ -26,11 +27,20 @@ export interface Store {
 }
 
 async function readWithStat(path: string): Promise<FileRead | null> {
+  // O_NONBLOCK and regular files only: anyone can put a FIFO (or a device) where a clstat is
+  // expected, and a blocking open() would hang every monitor's cycle for good (and with it the
+  // heartbeats: every watchdog self-fences, cluster-wide). Text and mtime come from one inode.
+  let fh: FileHandle | undefined;
   try {
-    const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const st = await fh.stat();
+    if (!st.isFile()) return null;
+    const text = await fh.readFile('utf8');
     return { text, mtimeMs: st.mtimeMs };
   } catch {
     return null; // ENOENT, ESTALE, EIO…: try again next cycle
+  } finally {
+    await fh?.close().catch(() => undefined);
   }
 }
 

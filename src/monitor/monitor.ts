@@ -259,8 +259,12 @@ export class Monitor {
   async cycle(): Promise<void> {
     const now = performance.now();
     const frozenMs = now - this.lastCycleEnd;
-    const selfFence = frozenMs > this.s.timeoutMs / 2 || now - this.lastPublishOk > this.s.timeoutMs / 2;
-    if (frozenMs > this.s.timeoutMs / 2) this.log.warn({ frozenMs: Math.round(frozenMs) }, 'this monitor was frozen: stopping local groups and rejoining');
+    // Also a freeze that hit the previous cycle after it began: that cycle did not pet (below),
+    // so the watchdog may have fired; what the engine believes runs may be dead.
+    const selfFence = frozenMs > this.s.timeoutMs / 2 || this.watchdogMayHaveFired(now) || now - this.lastPublishOk > this.s.timeoutMs / 2;
+    if (frozenMs > this.s.timeoutMs / 2 || this.watchdogMayHaveFired(now)) {
+      this.log.warn({ frozenMs: Math.round(Math.max(frozenMs, now - this.lastPet)) }, 'this monitor was frozen: stopping local groups and rejoining');
+    }
 
     // scan + observe
     const names = await this.store.listNodes();
@@ -372,7 +376,19 @@ export class Monitor {
       this.log.warn({ err: String(e) }, 'cannot write hastat');
     }
     this.lastCycleEnd = performance.now();
+    // Frozen (or stalled) after this cycle began: its view and decisions predate the gap, and the
+    // watchdog may already have killed our groups. Petting now would hide the freeze from the next
+    // cycle, which would then keep claiming (and respawn) groups a peer has taken over.
+    if (!selfFence && this.watchdogMayHaveFired(this.lastCycleEnd)) {
+      this.log.warn({ sincePetMs: Math.round(this.lastCycleEnd - this.lastPet) }, 'frozen during a cycle: not petting the watchdog; the next cycle self-fences');
+      return;
+    }
     if (performance.now() - this.lastPublishOk <= this.s.timeoutMs / 2) this.pet();
+  }
+
+  /** The watchdog fires after timeout/2 without a pet (watchdog.ts): from then on local groups are being killed. */
+  private watchdogMayHaveFired(now = performance.now()): boolean {
+    return now - this.lastPet > this.s.timeoutMs / 2;
   }
 
   private async replicate(file: 'cltab' | 'hactl', names: string[], parse: (text: string, file: string) => string[]): Promise<Replica> {
@@ -415,9 +431,15 @@ export class Monitor {
   /** Write clstat (serialized). Tracks the last success for the publish-failure self-fence. */
   private publish(left = false): Promise<void> {
     this.publishing = this.publishing.then(async () => {
+      // Self-fenced (the watchdog may have fired; e.g. just thawed from SIGSTOP): the engine's view
+      // is stale, and peers may already run our groups. Make sure they are dead, as the watchdog
+      // would, and do not claim them: a fresh seq with old claims would beat a peer's healthy
+      // instance in conflict resolution.
+      const fenced = !left && this.s.selfFence && this.watchdogMayHaveFired();
+      if (fenced) this.killRecordedGroups();
       const text = formatClstat({
         header: { node: this.s.node, pid: process.pid, seq: ++this.seq, time: wall(this.s.clockOffsetMs ?? 0).toISOString(), left },
-        groups: left ? [] : this.clstatLines(),
+        groups: left || fenced ? [] : this.clstatLines(),
         notes: this.engine.status().flatMap((g) => g.notes.map((text) => ({ group: g.group, text }))),
       });
       try {
@@ -428,6 +450,19 @@ export class Monitor {
       }
     });
     return this.publishing;
+  }
+
+  /** SIGKILL every process group the engine recorded (what the watchdog does when it fires). */
+  private killRecordedGroups(): void {
+    const pgids = this.record.leftovers();
+    for (const pgid of pgids) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (pgids.length > 0) this.log.warn({ pgids }, 'self-fence: killed local group processes');
   }
 
   private runFences(live: Map<string, { state: string; seq: number | null }>, now: number): void {

@@ -1,17 +1,66 @@
 // Test harness: N real `peerha monitor` processes on a private temp root.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync, existsSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, FAST_ENV, waitFor } from './daemon.js';
 import type { Hastat } from '../../src/monitor/monitor.js';
-import { parseClstat } from '../../src/config/clstat.js';
+import { parseClstat, type Clstat } from '../../src/config/clstat.js';
+import { PgidRecord } from '../../src/init/pgid-record.js';
+import { groupHasLiveMember } from '../../src/init/runner.js';
 
 export { waitFor };
 
+/** /proc/<pid>/stat fields after the command name: [state, ppid, pgrp, …]. */
+function procStat(pid: number): { state: string; ppid: number; pgrp: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0] ?? '?', ppid: Number(f[1]), pgrp: Number(f[2]) };
+  } catch {
+    return null;
+  }
+}
+
+function allPids(): number[] {
+  try {
+    return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+export interface NodeKill {
+  monitorPid: number;
+  watchdogPids: number[];
+  pgids: number[];
+  /** Date.now() when the node was frozen (the moment of the "crash"). */
+  at: number;
+}
+
 export interface MonitorProc {
+  /** Key in Cluster.monitors (the node name, unless started with another key). */
   name: string;
+  /** The --node it runs as. */
+  node: string;
+  stateDir: string;
   proc: ChildProcess;
   output(): string;
   exited: Promise<number | null>;
@@ -60,17 +109,23 @@ export class Cluster {
     renameSync(tmp, join(this.root, file));
   }
 
-  start(name: string, env: Record<string, string> = {}): MonitorProc {
+  /**
+   * Start (or restart) a monitor. `opts.node` runs it under another --node than its key (for
+   * duplicate-id tests); `opts.stateDir` overrides its local state directory.
+   */
+  start(name: string, env: Record<string, string> = {}, opts: { node?: string; stateDir?: string } = {}): MonitorProc {
+    const node = opts.node ?? name;
+    const stateDir = opts.stateDir ?? join(this.state, node);
     const config = join(this.dir, `${name}.yaml`);
-    writeFileSync(config, `state_dir: ${join(this.state, name)}\n${this.opts.yaml ?? ''}`);
-    const args = [BIN, 'monitor', '--config', config, '--root', this.root, '--node', name, '--cycle', this.opts.cycle ?? '200ms', '--timeout', this.opts.timeout ?? '1500ms', ...(this.opts.extraArgs ?? [])];
+    writeFileSync(config, `state_dir: ${stateDir}\n${this.subst(this.opts.yaml ?? '')}`);
+    const args = [BIN, 'monitor', '--config', config, '--root', this.root, '--node', node, '--cycle', this.opts.cycle ?? '200ms', '--timeout', this.opts.timeout ?? '1500ms', ...(this.opts.extraArgs ?? [])];
     let output = '';
-    const proc = spawn(process.execPath, args, { env: { ...process.env, ...FAST_ENV, PEERHA_NODE: name, ...this.opts.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, args, { env: { ...process.env, ...FAST_ENV, PEERHA_NODE: node, ...this.opts.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     let code: number | null | undefined;
     const exited = new Promise<number | null>((r) => proc.on('exit', (c) => r((code = c))));
-    const m: MonitorProc = { name, proc, output: () => output, exited, exitCode: () => code };
+    const m: MonitorProc = { name, node, stateDir, proc, output: () => output, exited, exitCode: () => code };
     this.monitors.set(name, m);
     return m;
   }
@@ -83,17 +138,34 @@ export class Cluster {
     }
   }
 
-  /** Group → nodes where clstat shows it active, from every node's clstat (the ground truth). */
-  placements(): Map<string, Array<{ node: string; level: string; state: string }>> {
+  /** Node names of every monitor ever started (once each). */
+  nodeNames(): string[] {
+    return [...new Set([...this.monitors.values()].map((m) => m.node))].sort();
+  }
+
+  /** Nodes whose latest monitor process has not exited. */
+  aliveNodes(): string[] {
+    return [...this.monitors.values()].filter((m) => m.exitCode() === undefined).map((m) => m.node).sort();
+  }
+
+  /** A node's parsed clstat, or null. */
+  clstat(node: string): Clstat | null {
+    try {
+      return parseClstat(readFileSync(join(this.root, 'nodes', node, 'clstat'), 'utf8'));
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Group → nodes where clstat shows it active, from the clstat of every node ever started (or
+   * only `among`). A SIGKILLed node's clstat still lists its groups: pass the live nodes.
+   */
+  placements(among?: readonly string[]): Map<string, Array<{ node: string; level: string; state: string }>> {
     const out = new Map<string, Array<{ node: string; level: string; state: string }>>();
-    for (const name of this.monitors.keys()) {
-      let text = '';
-      try {
-        text = readFileSync(join(this.root, 'nodes', name, 'clstat'), 'utf8');
-      } catch {
-        continue;
-      }
-      const c = parseClstat(text);
+    for (const name of among ?? this.nodeNames()) {
+      const c = this.clstat(name);
+      if (!c) continue;
       if (c.header?.left) continue;
       for (const g of c.groups) {
         if (g.state === 'CONFIGURED' || (g.level === 'stop' && ['DONE', 'PASSED', 'FAILED'].includes(g.state))) continue;
@@ -106,15 +178,120 @@ export class Cluster {
   }
 
   /** The node running `group` at `level` settled, when exactly one does. */
-  runningOn(group: string, level = 'start', among?: string[]): string | null {
-    const p = (this.placements().get(group) ?? []).filter((x) => !among || among.includes(x.node));
+  runningOn(group: string, level = 'start', among?: readonly string[]): string | null {
+    const p = this.placements(among).get(group) ?? [];
     if (p.length !== 1) return null;
     const only = p[0]!;
     return only.level === level && (only.state === 'DONE' || only.state === 'PASSED') ? only.node : null;
   }
 
-  async waitRunning(group: string, level = 'start', timeoutMs = 20_000, among?: string[]): Promise<string> {
-    return waitFor(`${group} ${level} on exactly one node (${JSON.stringify([...this.placements()])})`, () => this.runningOn(group, level, among), timeoutMs);
+  async waitRunning(group: string, level = 'start', timeoutMs = 20_000, among?: readonly string[]): Promise<string> {
+    try {
+      return await waitFor(`${group} ${level} on exactly one node`, () => this.runningOn(group, level, among), timeoutMs);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; placements now: ${JSON.stringify([...this.placements(among)])}`);
+    }
+  }
+
+  /** Process groups a node's engine has recorded as running (its `<state_dir>/<node>.pgids`). */
+  pgids(name: string): number[] {
+    const m = this.monitors.get(name);
+    const path = join(m?.stateDir ?? join(this.state, name), `${m?.node ?? name}.pgids`);
+    try {
+      const rec = JSON.parse(readFileSync(path, 'utf8')) as { groups?: Array<{ pgid: number }> };
+      return (rec.groups ?? []).map((g) => g.pgid).filter((p) => Number.isSafeInteger(p) && p > 1);
+    } catch {
+      return [];
+    }
+  }
+
+  /** Whether any process of these process groups is alive (not a zombie). */
+  anyAlive(pgids: readonly number[]): boolean {
+    return pgids.some((p) => groupHasLiveMember(p));
+  }
+
+  /** The watchdog(s) a monitor forked: its children running watchdog.js. */
+  watchdogPids(name: string): number[] {
+    const pid = this.monitors.get(name)?.proc.pid;
+    if (!pid) return [];
+    return allPids().filter((p) => procStat(p)?.ppid === pid && cmdline(p).includes('watchdog.js'));
+  }
+
+  /**
+   * A node crash: freeze the monitor, its watchdog and every recorded process group at once
+   * (SIGSTOP, so nobody reacts), then SIGKILL them all, and wait until they are gone.
+   */
+  async killNode(name: string): Promise<NodeKill> {
+    const m = this.monitors.get(name);
+    if (!m?.proc.pid) throw new Error(`no monitor ${name}`);
+    const monitorPid = m.proc.pid;
+    const at = Date.now();
+    signal(monitorPid, 'SIGSTOP');
+    const watchdogPids = this.watchdogPids(name);
+    for (const w of watchdogPids) signal(w, 'SIGSTOP');
+    // The monitor is frozen now, so the record cannot change under us.
+    const pgids = this.pgids(name);
+    for (const pg of pgids) signal(-pg, 'SIGKILL');
+    for (const w of watchdogPids) signal(w, 'SIGKILL');
+    signal(monitorPid, 'SIGKILL');
+    await m.exited;
+    await waitFor(`node ${name}'s processes gone`, () => !this.anyAlive(pgids) && watchdogPids.every((w) => procStat(w) === null || procStat(w)!.state === 'Z'), 5_000);
+    return { monitorPid, watchdogPids, pgids, at };
+  }
+
+  /** SIGSTOP / SIGCONT only the monitor process (its watchdog and groups keep running). */
+  freeze(name: string): void {
+    signal(this.monitors.get(name)!.proc.pid!, 'SIGSTOP');
+  }
+
+  /**
+   * SIGSTOP the monitor in the middle of a cycle: right when it starts writing its hastat, i.e.
+   * after it decided and published but before it pets its watchdog.
+   */
+  async freezeMidCycle(name: string, timeoutMs = 10_000): Promise<void> {
+    const m = this.monitors.get(name)!;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        w.close();
+        reject(new Error(`${name} wrote no hastat within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const w = watch(join(this.root, 'nodes', m.node), (_ev, file) => {
+        if (!String(file).startsWith('.hastat.')) return;
+        signal(m.proc.pid!, 'SIGSTOP');
+        clearTimeout(timer);
+        w.close();
+        resolve();
+      });
+    });
+  }
+
+  thaw(name: string): void {
+    signal(this.monitors.get(name)!.proc.pid!, 'SIGCONT');
+  }
+
+  /** Run the CLI asynchronously (a blocking spawnSync would stop us draining monitors' pipes). */
+  cli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
+        resolve({ code, stdout, stderr });
+      });
+    });
+  }
+
+  /** `peerha set GROUP LEVEL --root DIR [--wait=S]`. */
+  set(group: string, level: string, waitS?: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return this.cli(['set', group, level, '--root', this.root, ...(waitS !== undefined ? [`--wait=${waitS}`] : [])]);
+  }
+
+  /** Write a file in a node's folder directly (corruption tests). */
+  writeNodeFile(node: string, file: string, data: string | Buffer): void {
+    writeFileSync(join(this.root, 'nodes', node, file), data);
+  }
+
+  /** Every process whose process group is one of these (for diagnostics). */
+  membersOf(pgids: readonly number[]): number[] {
+    return allPids().filter((p) => pgids.includes(procStat(p)?.pgrp ?? -1));
   }
 
   overlaps(): string[] {
@@ -140,6 +317,11 @@ export class Cluster {
 
   async cleanup(): Promise<void> {
     await this.stopAll();
+    // Safety net: nothing a test left behind (after SIGKILLs, a failed assertion…) may outlive
+    // it. Only process groups the engines recorded are touched (pid reuse is checked).
+    for (const m of this.monitors.values()) {
+      for (const pg of new PgidRecord(join(m.stateDir, `${m.node}.pgids`)).leftovers()) signal(-pg, 'SIGKILL');
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
