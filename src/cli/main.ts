@@ -314,7 +314,18 @@ const monitor: Command = async (argv) => {
   }
   const c = resolved.config;
   const offset = envInt('PEERHA_CLOCK_OFFSET_MS') ?? 0;
-  const code = await runMonitor({ ...c, timings: envTimings(), clockOffsetMs: offset }, createLogger('peerha-monitor', c.logLevel));
+  const log = createLogger('peerha-monitor', c.logLevel);
+  const reload = () => {
+    const f = loadMonitorConfig(values.config ?? DEFAULT_CONFIG_PATH, { optional: values.config === undefined });
+    const r = f.ok ? resolveMonitorConfig(f.config, { root: values.root, node: values.node, cycle: values.cycle, timeout: values.timeout }, process.env) : f;
+    if (!r.ok) {
+      log.error({ errors: r.errors.map(formatError) }, 'configuration reload failed; keeping the running configuration');
+      return null;
+    }
+    log.level = r.config.logLevel;
+    return { ...r.config, timings: envTimings(), clockOffsetMs: offset };
+  };
+  const code = await runMonitor({ ...c, timings: envTimings(), clockOffsetMs: offset }, log, reload);
   process.exit(code);
 };
 

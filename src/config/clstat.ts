@@ -23,13 +23,16 @@ export interface Clstat {
   readonly header: ClstatHeader | null;
   readonly groups: readonly ClstatLine[];
   readonly notes: ReadonlyArray<{ readonly group: string; readonly text: string }>;
+  /** A leaving node names who should take each of its groups over (`# handover <group> <node>`). */
+  readonly handovers?: ReadonlyArray<{ readonly group: string; readonly node: string }>;
 }
 
-export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes'] }): string {
+export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes']; handovers?: Clstat['handovers'] }): string {
   const h = c.header;
   const lines = [`# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.left ? ' left=1' : ''}`];
   for (const g of c.groups) lines.push(`${CLSTAT_CLASS} ${g.group} ${g.level} ${g.state}`);
   for (const n of c.notes ?? []) lines.push(`# note ${n.group} ${n.text.replace(/[\r\n]+/g, ' ')}`);
+  for (const h of c.handovers ?? []) lines.push(`# handover ${h.group} ${h.node}`);
   return lines.join('\n') + '\n';
 }
 
@@ -38,6 +41,7 @@ export function parseClstat(text: string): Clstat {
   let header: ClstatHeader | null = null;
   const groups: ClstatLine[] = [];
   const notes: Array<{ group: string; text: string }> = [];
+  const handovers: Array<{ group: string; node: string }> = [];
   for (const raw of text.split('\n')) {
     const line = raw.replace(/\r$/, '');
     if (line.startsWith('# peerha ')) {
@@ -53,6 +57,11 @@ export function parseClstat(text: string): Clstat {
       }
       continue;
     }
+    if (line.startsWith('# handover ')) {
+      const m = /^# handover (\S+) (\S+)\s*$/.exec(line);
+      if (m) handovers.push({ group: m[1]!, node: m[2]! });
+      continue;
+    }
     if (line.startsWith('# note ')) {
       const m = /^# note (\S+) (.*)$/.exec(line);
       if (m) notes.push({ group: m[1]!, text: m[2]! });
@@ -61,7 +70,7 @@ export function parseClstat(text: string): Clstat {
     const f = line.trim().split(/\s+/);
     if (f.length >= 4 && f[0] === CLSTAT_CLASS) groups.push({ group: f[1]!, level: f[2]!, state: f[3]! });
   }
-  return { header, groups, notes };
+  return { header, groups, notes, ...(handovers.length ? { handovers } : {}) };
 }
 
 /**

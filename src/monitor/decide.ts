@@ -44,6 +44,10 @@ export interface View {
   readonly configVersion: string;
   readonly quorum: boolean;
   readonly memory: DecideMemory;
+  /** Just started: peers may not be visible yet, so plan nothing (balance at cold start). */
+  readonly settling?: boolean;
+  /** Group → the node a leaving node handed it to (only while that handover is fresh). */
+  readonly handovers?: ReadonlyMap<string, string>;
 }
 
 export interface DecideConfig {
@@ -125,6 +129,12 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   const groups = new Set<string>([...view.wants.keys()]);
   for (const n of view.nodes.values()) for (const [g, i] of n.groups) if (isActive(i)) groups.add(g);
   const liveCount = [...view.nodes.values()].filter((n) => n.state === 'up').length;
+  // Load = active groups per live node, for a bias towards the least loaded.
+  const load = new Map<string, number>();
+  for (const n of view.nodes.values()) {
+    if (n.state !== 'up') continue;
+    load.set(n.name, [...n.groups.values()].filter(isActive).length);
+  }
 
   for (const group of [...groups].sort()) {
     const want = view.wants.get(group);
@@ -230,6 +240,15 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       note(group, `not allowed here (only ${allowed.join(',')})`);
       continue;
     }
+    if (view.settling) {
+      note(group, 'starting up: looking at the cluster before planning');
+      continue;
+    }
+    const heir = view.handovers?.get(group);
+    if (heir !== undefined && heir !== view.me && view.nodes.get(heir)?.state === 'up') {
+      note(group, `handed over to ${heir}`);
+      continue;
+    }
     const f = failed.get(group);
     if (f) {
       note(group, `test failed here; not planning for ${Math.ceil((f.until - now) / 1000)} s`);
@@ -240,13 +259,20 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       note(group, 'backing off after a conflict');
       continue;
     }
+    if (heir === view.me) {
+      // The leaving owner chose this node: no plan round needed (a late planner loses to test).
+      tell(group, TEST, 'handed over by its leaving owner');
+      continue;
+    }
     const preferred = allowed?.find((n) => view.nodes.get(n)?.state === 'up');
     if (preferred === view.me) {
       tell(group, PLAN, 'needed and running nowhere; preferred node');
       continue;
     }
     const eligible = allowed ? allowed.filter((n) => view.nodes.get(n)?.state === 'up').length : liveCount;
-    const p = Math.min(1, cfg.balance / Math.max(1, eligible));
+    const eligibleLoads = [...load].filter(([n]) => !allowed || allowed.includes(n)).map(([, l]) => l);
+    const busier = (load.get(view.me) ?? 0) > Math.min(...eligibleLoads, Number.POSITIVE_INFINITY);
+    const p = Math.min(1, cfg.balance / Math.max(1, eligible)) * (busier ? 0.25 : 1);
     if (random() < p) tell(group, PLAN, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
     else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
   }

@@ -3,7 +3,7 @@
 // decide, fenceTargets); this file only gathers inputs and carries out outputs.
 
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatClstat, parseClstat, type ClstatLine } from '../config/clstat.js';
@@ -83,6 +83,11 @@ export class Monitor {
   private readonly replicas = new Replicas();
   private peers = new Map<string, PeerMemory>();
   private lastGroups = new Map<string, Map<string, Instance>>();
+  /** Handovers published by nodes that left: node → (group → heir), and when we first saw them. */
+  private handovers = new Map<string, { seq: number; at: number; map: Map<string, string> }>();
+  private startedAt = performance.now();
+  private lastView: Map<string, NodeView> = new Map();
+  private fenceLines: string[] | null = null;
   private decideMemory: DecideMemory = EMPTY_MEMORY;
   private quorumMemory: QuorumMemory = FRESH_QUORUM;
   private incidents = new Map<string, FenceIncident>();
@@ -107,7 +112,7 @@ export class Monitor {
   lastHastat: Hastat | null = null;
 
   constructor(
-    private readonly s: MonitorSettings,
+    private s: MonitorSettings,
     private readonly log: Logger,
     runner?: Runner,
   ) {
@@ -278,6 +283,9 @@ export class Monitor {
           if (c?.header) {
             seen.set(n, { seq: c.header.seq, left: !!c.header.left });
             this.lastGroups.set(n, new Map(c.groups.map((g) => [g.group, { level: g.level, state: g.state }])));
+            if (c.header.left && c.handovers && this.handovers.get(n)?.seq !== c.header.seq) {
+              this.handovers.set(n, { seq: c.header.seq, at: now, map: new Map(c.handovers.map((h) => [h.group, h.node])) });
+            } else if (!c.header.left) this.handovers.delete(n);
           } else seen.set(n, { seq: null, left: false });
         }),
     );
@@ -338,6 +346,8 @@ export class Monitor {
         configVersion: `${this.cltabHash}:${this.hactlHash}`,
         quorum: q.ok && !selfFence && !this.leaving,
         memory: this.decideMemory,
+        settling: now - this.startedAt < 2 * this.s.cycleMs + this.s.visibilityLagMs,
+        handovers: this.freshHandovers(now),
       },
       {
         cycleMs: this.s.cycleMs,
@@ -349,6 +359,7 @@ export class Monitor {
       Math.random,
     );
     this.decideMemory = decision.memory;
+    this.lastView = nodes;
     if (!this.leaving) {
       for (const a of decision.actions) {
         const r = this.engine.tell(a.group, a.level);
@@ -384,6 +395,39 @@ export class Monitor {
       return;
     }
     if (performance.now() - this.lastPublishOk <= this.s.timeoutMs / 2) this.pet();
+  }
+
+  /** Handovers from nodes that left recently enough that the heir can still act on them. */
+  private freshHandovers(now: number): Map<string, string> {
+    const out = new Map<string, string>();
+    const ttl = this.s.timeoutMs + 2 * this.s.cycleMs + 2 * this.s.visibilityLagMs;
+    for (const [n, h] of this.handovers) {
+      if (now - h.at > ttl) {
+        this.handovers.delete(n);
+        continue;
+      }
+      for (const [g, heir] of h.map) out.set(g, heir);
+    }
+    return out;
+  }
+
+  /**
+   * For an orderly leave: who should take over each local group — the first live allowed node in
+   * hactl order, else the least loaded live node, then the lowest name.
+   */
+  private successors(): Array<{ group: string; node: string }> {
+    const live = [...this.lastView.values()].filter((n) => n.name !== this.s.node && n.state === 'up');
+    const load = (n: NodeView): number => [...n.groups.values()].filter(isActive).length;
+    const out: Array<{ group: string; node: string }> = [];
+    for (const [group, inst] of this.localInstances()) {
+      if (!isActive(inst) || inst.level === 'stop') continue;
+      const want = this.hactl?.wants.get(group);
+      if (!want || want.level === 'stop') continue;
+      const allowed = want.nodes;
+      const pool = allowed ? allowed.map((a) => live.find((n) => n.name === a)).filter((n): n is NodeView => !!n) : [...live].sort((a, b) => load(a) - load(b) || (a.name < b.name ? -1 : 1));
+      if (pool[0]) out.push({ group, node: pool[0].name });
+    }
+    return out;
   }
 
   /** The watchdog fires after timeout/2 without a pet (watchdog.ts): from then on local groups are being killed. */
@@ -429,7 +473,7 @@ export class Monitor {
   }
 
   /** Write clstat (serialized). Tracks the last success for the publish-failure self-fence. */
-  private publish(left = false): Promise<void> {
+  private publish(left = false, handovers: Array<{ group: string; node: string }> = []): Promise<void> {
     this.publishing = this.publishing.then(async () => {
       // Self-fenced (the watchdog may have fired; e.g. just thawed from SIGSTOP): the engine's view
       // is stale, and peers may already run our groups. Make sure they are dead, as the watchdog
@@ -441,6 +485,7 @@ export class Monitor {
         header: { node: this.s.node, pid: process.pid, seq: ++this.seq, time: wall(this.s.clockOffsetMs ?? 0).toISOString(), left },
         groups: left || fenced ? [] : this.clstatLines(),
         notes: this.engine.status().flatMap((g) => g.notes.map((text) => ({ group: g.group, text }))),
+        handovers: left ? handovers : [],
       });
       try {
         await this.store.writeOwn('clstat', text);
@@ -513,18 +558,16 @@ export class Monitor {
     });
   }
 
-  /** fence.log lives in this node's folder: one writer per shared file. */
+  /** fence.log lives in this node's folder: one writer per shared file; kept in memory after one read. */
   private async appendFenceLog(rec: FenceRecord): Promise<void> {
-    const path = this.ownFile('fence.log');
-    let old = '';
-    try {
-      old = existsSync(path) ? readFileSync(path, 'utf8') : '';
-    } catch {
-      old = '';
+    if (this.fenceLines === null) {
+      const old = await this.store.readNodeFile(this.s.node, 'fence.log');
+      this.fenceLines = (old?.text ?? '').split('\n').filter(Boolean);
     }
-    const lines = (old + JSON.stringify(rec) + '\n').split('\n').filter(Boolean).slice(-1000);
+    this.fenceLines.push(JSON.stringify(rec));
+    this.fenceLines = this.fenceLines.slice(-1000);
     try {
-      await this.store.writeOwn('fence.log', lines.join('\n') + '\n');
+      await this.store.writeOwn('fence.log', this.fenceLines.join('\n') + '\n');
     } catch (e) {
       this.log.error({ err: String(e) }, 'cannot write fence.log');
     }
@@ -573,10 +616,32 @@ export class Monitor {
     return h;
   }
 
+  /** SIGHUP: apply a re-read configuration; identity and local paths need a restart. */
+  reload(next: MonitorSettings): void {
+    const fixed = (['root', 'node', 'stateDir', 'selfFence'] as const).filter((k) => next[k] !== this.s[k]);
+    if (fixed.length) this.log.warn({ keys: fixed }, 'configuration reloaded; these keys need a restart and keep their old values');
+    const timeoutChanged = next.timeoutMs !== this.s.timeoutMs;
+    this.s = { ...next, root: this.s.root, node: this.s.node, stateDir: this.s.stateDir, selfFence: this.s.selfFence };
+    if (timeoutChanged && this.watchdog) {
+      // The watchdog's limit is timeout/2: replace it (the new one is petted at once).
+      const old = this.watchdog;
+      this.watchdog = null;
+      try {
+        old.send(WATCHDOG_BYE);
+      } catch {
+        // already gone
+      }
+      this.startWatchdog();
+    }
+    this.log.info({ cycleMs: this.s.cycleMs, timeoutMs: this.s.timeoutMs, quorum: this.s.quorum, balance: this.s.balance }, 'configuration reloaded');
+  }
+
   /** Orderly leave: stop local groups, publish a final clstat with the left marker, exit. */
   leave(why: string): Promise<void> {
     if (this.leaving) return this.leaving;
     this.log.info({ why }, 'leaving the cluster: stopping local groups');
+    const heirs = this.successors();
+    if (heirs.length) this.log.info({ handovers: heirs.map((h) => `${h.group}→${h.node}`) }, 'handing groups over');
     this.leaving = (async () => {
       const t = this.engine.timings;
       const cap = t.killAfterMs + 3 * t.killRepeatMs;
@@ -585,7 +650,7 @@ export class Monitor {
       clearTimeout(timer);
       this.stopped = true;
       if (this.timer) clearTimeout(this.timer);
-      await this.publish(true);
+      await this.publish(true, heirs);
       try {
         this.watchdog?.send(WATCHDOG_BYE);
       } catch {
@@ -600,7 +665,7 @@ export class Monitor {
   }
 }
 
-export async function runMonitor(s: MonitorSettings, log: Logger): Promise<number> {
+export async function runMonitor(s: MonitorSettings, log: Logger, reload?: () => MonitorSettings | null): Promise<number> {
   const m = new Monitor(s, log);
   const code = await m.start();
   if (code !== 0) return code;
@@ -610,5 +675,9 @@ export async function runMonitor(s: MonitorSettings, log: Logger): Promise<numbe
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    process.on('SIGHUP', () => {
+      const next = reload?.();
+      if (next) m.reload(next);
+    });
   });
 }

@@ -166,3 +166,28 @@ describe('decide: takeover safety, quorum, balance, allowed nodes', () => {
     expect(tells(view('a', [node('a', { web: 'start DONE' })], { web: 'start b,c' }))).toEqual(['web stop']);
   });
 });
+
+describe('decide: cold start and handover', () => {
+  it('plans nothing while settling (peers may not be visible yet)', () => {
+    expect(tells(view('a', [node('a', {})], { web: 'start' }, { settling: true }))).toEqual([]);
+  });
+
+  it('the heir named by a leaving owner goes straight to test; the others wait for it', () => {
+    const nodes = [node('a', {}), node('b', {}), node('gone', { web: 'start DONE' }, 'left', true)];
+    const handovers = new Map([['web', 'b']]);
+    expect(tells(view('b', nodes, { web: 'start' }, { handovers }), 10_000, never)).toEqual(['web test']);
+    expect(tells(view('a', nodes, { web: 'start' }, { handovers }), 10_000, always)).toEqual([]);
+  });
+
+  it('a handover to a node that is not up is ignored', () => {
+    const nodes = [node('a', {}), node('b', {}, 'stale', true)];
+    expect(tells(view('a', nodes, { web: 'start' }, { handovers: new Map([['web', 'b']]) }), 10_000, always)).toEqual(['web plan']);
+  });
+
+  it('a busier node plans with a quarter of the probability', () => {
+    const nodes = [node('a', { db: 'start DONE' }), node('b', {})];
+    // p = min(1, 1.5/2) × 0.25 = 0.1875
+    expect(tells(view('a', nodes, { web: 'start', db: 'start' }), 10_000, () => 0.18)).toEqual(['web plan']);
+    expect(tells(view('a', nodes, { web: 'start', db: 'start' }), 10_000, () => 0.19)).toEqual([]);
+  });
+});
