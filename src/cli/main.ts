@@ -12,6 +12,7 @@ import { NoDaemonError, request, type Reply } from '../init/protocol.js';
 import type { Timings } from '../init/machines.js';
 import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConfig } from '../monitor/config.js';
 import { runMonitor } from '../monitor/monitor.js';
+import { planFor, renderPlan } from '../monitor/plan.js';
 import { readHastats, renderStatus, setWant } from './cluster.js';
 import { runDemo } from './demo.js';
 import { formatProblems, rootInputs, runCheck } from './check.js';
@@ -30,6 +31,7 @@ Cluster (every node runs a monitor; they share only the directory DIR):
   status     the cluster view (--root DIR); add --json for the hastat
   set        set a group's wanted level cluster-wide (edits DIR/hactl)
   check      validate cltab, hactl and the configuration (file:line messages)
+  plan       dry run: what a node would do now, and why
 
 Standalone group engine (one machine, like Cluster::Init):
   init       run the group engine daemon in the foreground
@@ -413,7 +415,30 @@ const check: Command = async (argv) => {
   return 0;
 };
 
-const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set, demo, check };
+const PLAN_HELP = `Usage: peerha plan --root DIR [--node NAME] [--config FILE] [--json]
+
+Dry run: runs the monitor's real decision function on the cluster as DIR shows it now (NAME's
+hastat for liveness and quorum, every clstat, the newest valid cltab and hactl) and prints what
+NAME would do and why. Changes nothing. NAME defaults to $PEERHA_NODE or the short hostname.
+`;
+
+const plan: Command = async (argv) => {
+  const { values } = parse(argv, { root: { type: 'string' }, node: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } }, false);
+  if (values.help) return help(PLAN_HELP);
+  const file = loadMonitorConfig(values.config ?? DEFAULT_CONFIG_PATH, { optional: values.config === undefined });
+  const resolved = file.ok ? resolveMonitorConfig(file.config, { root: values.root, node: values.node }, process.env) : file;
+  if (!resolved.ok) {
+    for (const e of resolved.errors) process.stderr.write(`${formatError(e)}\n`);
+    return 2;
+  }
+  const c = resolved.config;
+  const r = await planFor(c.root, c.node, c);
+  if (values.json) console.log(JSON.stringify({ node: r.node, viewTime: r.viewTime, quorum: r.quorum, actions: r.decision.actions, notes: r.decision.notes, errors: r.decision.errors, warnings: r.warnings }, null, 2));
+  else process.stdout.write(renderPlan(r));
+  return 0;
+};
+
+const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set, demo, check, plan };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
