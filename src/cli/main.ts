@@ -2,12 +2,15 @@
 // node:util parseArgs and answers --help.
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { filterStatus, parseClstat, type ClstatLine } from '../config/clstat.js';
 import { parseCltab } from '../config/cltab.js';
 import { parseHactl } from '../config/hactl.js';
 import { createLogger } from '../io/log.js';
-import { DEFAULT_CLSTAT, DEFAULT_SOCKET, resolvePaths, runDaemon } from '../init/daemon.js';
+import { DEFAULT_CLSTAT, DEFAULT_SOCKET, resolvePaths, runDaemon, shortHostname } from '../init/daemon.js';
+import { FsStore } from '../cluster/store.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { NoDaemonError, request, type Reply } from '../init/protocol.js';
 import type { Timings } from '../init/machines.js';
 import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConfig } from '../monitor/config.js';
@@ -32,6 +35,7 @@ Cluster (every node runs a monitor; they share only the directory DIR):
   set        set a group's wanted level cluster-wide (edits DIR/hactl)
   check      validate cltab, hactl and the configuration (file:line messages)
   plan       dry run: what a node would do now, and why
+  halt       dissolve the cluster: every group stops, every monitor leaves
 
 Standalone group engine (one machine, like Cluster::Init):
   init       run the group engine daemon in the foreground
@@ -438,7 +442,58 @@ const plan: Command = async (argv) => {
   return 0;
 };
 
-const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set, demo, check, plan };
+const HALT_HELP = `Usage: peerha halt --root DIR [--wait[=SECONDS]]
+       peerha halt --undo --root DIR
+
+Dissolves the cluster: writes DIR/halt; every monitor stops its groups and leaves (exit 0), and
+monitors started while DIR/halt exists wait without joining. --wait returns once every node has
+left (a node whose heartbeat stays still for --stale seconds, default 10, counts as gone).
+--undo removes DIR/halt so monitors (re)join.
+`;
+
+const halt: Command = async (rawArgv) => {
+  const { argv, wait } = splitWait(rawArgv);
+  const { values } = parse(argv, { root: { type: 'string' }, undo: { type: 'boolean' }, stale: { type: 'string' } }, false);
+  if (values.help) return help(HALT_HELP);
+  const root = values.root ?? process.env.PEERHA_ROOT;
+  if (!root) throw new UsageError('halt: --root DIR is required');
+  const file = join(root, 'halt');
+  if (values.undo) {
+    rmSync(file, { force: true });
+    console.log(`removed ${file}: monitors may join again`);
+    return 0;
+  }
+  await writeFileAtomic(file, JSON.stringify({ time: new Date().toISOString(), by: shortHostname(), pid: process.pid }) + '\n');
+  console.log(`wrote ${file}: every monitor stops its groups and leaves`);
+  if (wait === null) return 0;
+  const staleMs = Number(values.stale ?? 10) * 1000;
+  const deadline = Date.now() + wait * 1000;
+  const lastSeq = new Map<string, { seq: number; since: number }>();
+  for (;;) {
+    const store = new FsStore(root, '');
+    const pending: string[] = [];
+    for (const n of await store.listNodes()) {
+      const r = await store.readNodeFile(n, 'clstat');
+      const h = r ? parseClstat(r.text).header : null;
+      if (!h || h.left) continue;
+      const prev = lastSeq.get(n);
+      if (!prev || prev.seq !== h.seq) lastSeq.set(n, { seq: h.seq, since: Date.now() });
+      else if (Date.now() - prev.since >= staleMs) continue;
+      pending.push(n);
+    }
+    if (pending.length === 0) {
+      console.log('every node has left');
+      return 0;
+    }
+    if (Date.now() > deadline) {
+      console.log(`timed out; still running: ${pending.join(', ')}`);
+      return 2;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+
+const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set, demo, check, plan, halt };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -88,6 +88,8 @@ export class Monitor {
   private startedAt = performance.now();
   private lastView: Map<string, NodeView> = new Map();
   private fenceLines: string[] | null = null;
+  /** Called once the monitor left on its own (cluster halt), so the process can exit. */
+  onLeft: (() => void) | null = null;
   private decideMemory: DecideMemory = EMPTY_MEMORY;
   private quorumMemory: QuorumMemory = FRESH_QUORUM;
   private incidents = new Map<string, FenceIncident>();
@@ -177,6 +179,16 @@ export class Monitor {
       rmSync(lock, { force: true });
       return 1;
     }
+    const halt = await this.readHalt();
+    if (halt) {
+      // The cluster was dissolved (`peerha halt`): do not join until the halt file is removed.
+      this.log.warn({ halt }, `cluster halted (${join(this.s.root, 'halt')}); waiting for it to be removed before joining`);
+      while (await this.readHalt()) {
+        if (this.stopped) return 0;
+        await new Promise((r) => setTimeout(r, this.s.cycleMs));
+      }
+      this.startedAt = performance.now();
+    }
     this.startWatchdog();
     this.log.info({ node: this.s.node, root: this.s.root, cycleMs: this.s.cycleMs, timeoutMs: this.s.timeoutMs, quorum: this.s.quorum }, 'peerha monitor starting');
     this.schedule(0);
@@ -261,7 +273,19 @@ export class Monitor {
   }
 
   /** One monitor cycle. */
+  /** The cluster-wide halt request (`DIR/halt`), if any. */
+  private async readHalt(): Promise<string | null> {
+    const r = await this.store.readRootFile('halt');
+    return r ? r.text.trim() || 'halt' : null;
+  }
+
   async cycle(): Promise<void> {
+    const halt = await this.readHalt();
+    if (halt && !this.leaving) {
+      this.log.warn({ halt }, 'cluster halt requested: stopping local groups and leaving');
+      void this.leave('halt', false).then(() => this.onLeft?.());
+      return;
+    }
     const now = performance.now();
     const frozenMs = now - this.lastCycleEnd;
     // Also a freeze that hit the previous cycle after it began: that cycle did not pet (below),
@@ -637,10 +661,10 @@ export class Monitor {
   }
 
   /** Orderly leave: stop local groups, publish a final clstat with the left marker, exit. */
-  leave(why: string): Promise<void> {
+  leave(why: string, handOver = true): Promise<void> {
     if (this.leaving) return this.leaving;
     this.log.info({ why }, 'leaving the cluster: stopping local groups');
-    const heirs = this.successors();
+    const heirs = handOver ? this.successors() : [];
     if (heirs.length) this.log.info({ handovers: heirs.map((h) => `${h.group}→${h.node}`) }, 'handing groups over');
     this.leaving = (async () => {
       const t = this.engine.timings;
@@ -673,6 +697,7 @@ export async function runMonitor(s: MonitorSettings, log: Logger, reload?: () =>
     const onSignal = (sig: NodeJS.Signals): void => {
       void m.leave(sig).then(() => resolve(0));
     };
+    m.onLeft = () => resolve(0);
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     process.on('SIGHUP', () => {

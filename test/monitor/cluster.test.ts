@@ -269,3 +269,27 @@ describe('peerha monitor: three nodes', () => {
     expect(cl.overlaps()).toEqual([]);
   }, 30_000);
 });
+
+describe('peerha halt', () => {
+  it('dissolves the cluster: groups stop, monitors leave (exit 0), new monitors wait until --undo', async () => {
+    c = new Cluster();
+    c.writeRoot('cltab', webCltab(c));
+    c.writeRoot('hactl', 'web start\n');
+    for (const n of ['n1', 'n2', 'n3']) c.start(n);
+    await c.waitRunning('web');
+    const r = await c.cli(['halt', '--root', c.root, '--wait=20']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/every node has left/);
+    for (const n of ['n1', 'n2', 'n3']) expect(await c.monitors.get(n)!.exited).toBe(0);
+    expect(c.placements().size).toBe(0);
+    // a monitor started while halted does not join...
+    const late = c.start('n4');
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(late.output()).toMatch(/cluster halted/);
+    expect(c.clstat('n4')).toBeNull();
+    // ...until the halt is undone
+    expect((await c.cli(['halt', '--undo', '--root', c.root])).code).toBe(0);
+    await c.waitRunning('web', 'start', 20_000, ['n4']);
+    expect(c.overlaps()).toEqual([]);
+  }, 60_000);
+});
