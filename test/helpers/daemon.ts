@@ -4,7 +4,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterEach } from 'vitest';
 import { request, type Reply, type Request } from '../../src/init/protocol.js';
+import type { GroupStatus } from '../../src/init/engine.js';
 import { parseClstat } from '../../src/config/clstat.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -174,4 +176,42 @@ export async function startDaemon(cltabText: string | null, opts: StartOptions =
     if (exitCode !== undefined) throw new Error(`daemon exited with ${exitCode}: ${output}`);
   }
   return h;
+}
+
+/**
+ * Daemons and marker processes a test file starts; afterEach stops the daemons (newest first:
+ * daemons sharing a directory are stopped before the one that owns it) and kills every process
+ * whose command line contains a marker (a unique fragment such as `sleep 7101.5`).
+ */
+export function trackDaemons(): { start: (text: string | null, opts?: StartOptions) => Promise<DaemonHandle>; marker: (m: string) => string } {
+  const daemons: DaemonHandle[] = [];
+  const markers: string[] = [];
+  afterEach(async () => {
+    for (const d of daemons.splice(0).reverse()) await d.stop().catch(() => undefined);
+    for (const m of markers.splice(0)) {
+      for (const pid of processesWith(m)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    }
+  });
+  return {
+    start: async (text, opts) => {
+      const d = await startDaemon(text, opts);
+      daemons.push(d);
+      return d;
+    },
+    marker: (m) => {
+      markers.push(m);
+      return m;
+    },
+  };
+}
+
+export async function groupStatus(d: DaemonHandle, group: string): Promise<GroupStatus | undefined> {
+  const r = await d.send({ op: 'status' });
+  return r.groups?.find((g) => g.group === group);
 }

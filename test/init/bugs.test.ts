@@ -4,47 +4,14 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseClstat } from '../../src/config/clstat.js';
-import type { GroupStatus } from '../../src/init/engine.js';
 import type { Reply } from '../../src/init/protocol.js';
-import { BIN, FAST_ENV, pidAlive, processesWith, startDaemon, waitFor, type DaemonHandle, type StartOptions } from '../helpers/daemon.js';
+import { BIN, type DaemonHandle, FAST_ENV, groupStatus, pidAlive, processesWith, trackDaemons, waitFor } from '../helpers/daemon.js';
 
 // ---------------------------------------------------------------- helpers
 
-const daemons: DaemonHandle[] = [];
-const markers: string[] = [];
-
-async function start(text: string | null, opts?: StartOptions): Promise<DaemonHandle> {
-  const d = await startDaemon(text, opts);
-  daemons.push(d);
-  return d;
-}
-
-/** A unique command-line fragment (e.g. `sleep 7101.5`) whose processes afterEach kills. */
-function marker(m: string): string {
-  markers.push(m);
-  return m;
-}
-
-afterEach(async () => {
-  // Newest first: daemons sharing a directory are stopped before the one that owns it.
-  for (const d of daemons.splice(0).reverse()) await d.stop().catch(() => undefined);
-  for (const m of markers.splice(0)) {
-    for (const pid of processesWith(m)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-  }
-});
-
-async function groupStatus(d: DaemonHandle, group: string): Promise<GroupStatus | undefined> {
-  const r = await d.send({ op: 'status' });
-  return r.groups?.find((g) => g.group === group);
-}
+const { start, marker } = trackDaemons();
 
 /** Wait (server side) until `group` settled at `level`; the reply carries the state. */
 async function settle(d: DaemonHandle, group: string, level: string, timeoutMs = 10_000): Promise<Reply> {

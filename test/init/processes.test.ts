@@ -4,43 +4,12 @@
 // that is always read whole.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseClstat } from '../../src/config/clstat.js';
-import type { GroupStatus } from '../../src/init/engine.js';
 import type { Reply } from '../../src/init/protocol.js';
-import { pidAlive, processesWith, startDaemon, waitFor, type DaemonHandle, type StartOptions } from '../helpers/daemon.js';
+import { type DaemonHandle, groupStatus, pidAlive, processesWith, trackDaemons, waitFor } from '../helpers/daemon.js';
 
-const daemons: DaemonHandle[] = [];
-const markers: string[] = [];
-
-async function start(text: string | null, opts?: StartOptions): Promise<DaemonHandle> {
-  const d = await startDaemon(text, opts);
-  daemons.push(d);
-  return d;
-}
-
-function marker(m: string): string {
-  markers.push(m);
-  return m;
-}
-
-afterEach(async () => {
-  for (const d of daemons.splice(0).reverse()) await d.stop().catch(() => undefined);
-  for (const m of markers.splice(0)) {
-    for (const pid of processesWith(m)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-  }
-});
-
-async function groupStatus(d: DaemonHandle, group: string): Promise<GroupStatus | undefined> {
-  const r = await d.send({ op: 'status' });
-  return r.groups?.find((g) => g.group === group);
-}
+const { start, marker } = trackDaemons();
 
 async function tellAndSettle(d: DaemonHandle, group: string, level: string, timeoutMs = 10_000): Promise<Reply> {
   expect(await d.tell(group, level)).toMatchObject({ ok: true });
