@@ -4,9 +4,9 @@
 import lockfile from 'proper-lockfile';
 import { stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseCltab, type Cltab } from '../config/cltab.js';
 import { formatHactl, parseHactl, type HactlWant } from '../config/hactl.js';
-import { contentHash, pickNewest, type Judged } from '../cluster/replicate.js';
-import { FsStore } from '../cluster/store.js';
+import { FsStore, newestValid } from '../cluster/store.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Hastat } from '../monitor/monitor.js';
 
@@ -32,48 +32,86 @@ export async function readHastats(root: string): Promise<Hastat[]> {
   return out.sort((a, b) => b.mtimeMs - a.mtimeMs || (a.h.time < b.h.time ? 1 : a.h.time > b.h.time ? -1 : 0)).map((x) => x.h);
 }
 
+export type Paint = (style: 'good' | 'warn' | 'bad' | 'dim' | 'bold', text: string) => string;
+
+export const plain: Paint = (_s, t) => t;
+
+/** ANSI colours, for a terminal that wants them (NO_COLOR honoured by the caller). */
+export const ansi: Paint = (style, t) => {
+  const code = { good: 32, warn: 33, bad: 31, dim: 2, bold: 1 }[style];
+  return `\u001b[${code}m${t}\u001b[0m`;
+};
+
+const visible = (s: string): number => s.replace(/\u001b\[[0-9;]*m/g, '').length;
+
 function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => visible(r[i] ?? ''))));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - visible(c)))).join('  ')).join('\n');
 }
 
-export function renderStatus(h: Hastat, group?: string): string {
+function age(from: string | null, to: string): string {
+  if (!from) return '-';
+  const ms = Date.parse(to) - Date.parse(from);
+  if (!Number.isFinite(ms)) return '-';
+  return ms < 60_000 ? `${(Math.max(0, ms) / 1000).toFixed(1)}s ago` : `${Math.round(ms / 60_000)}m ago`;
+}
+
+const stateStyle = (s: string): 'good' | 'warn' | 'bad' | 'dim' =>
+  s === 'up' || s === 'DONE' || s === 'PASSED' ? 'good' : s === 'stale' || s === 'fenced' || s === 'FAILED' ? 'bad' : s === 'left' ? 'dim' : 'warn';
+
+export function renderStatus(h: Hastat, group?: string, paint: Paint = plain): string {
   const nodes = Object.entries(h.nodes);
   const up = nodes.filter(([, v]) => v.state === 'up').length;
-  const cluster = !h.quorum.ok ? 'NO QUORUM' : up < nodes.length ? 'DEGRADED' : 'UP';
+  const cluster = !h.quorum.ok ? paint('bad', 'NO QUORUM') : up < nodes.length ? paint('warn', 'DEGRADED') : paint('good', 'UP');
   const lines: string[] = [];
-  lines.push(`cluster ${cluster}: ${up}/${nodes.length} nodes up, quorum ${h.quorum.ok ? 'ok' : 'lost'} (${h.quorum.policy}: ${h.quorum.reason}); view of ${h.node} at ${h.time}`);
-  lines.push(h.detection);
+  lines.push(`cluster ${cluster}: ${up} of ${nodes.length} nodes up, quorum ${h.quorum.ok ? 'ok' : 'lost'} (${h.quorum.policy}: ${h.quorum.reason})`);
+  lines.push(paint('dim', `${h.detection}; view of ${h.node} at ${h.time}`));
   lines.push('');
   const groupsOn = (n: string): string[] => Object.entries(h.groups).filter(([, g]) => g.instances[n]).map(([name]) => name);
-  lines.push(table([['NODE', 'STATE', 'SEQ', 'LAST CHANGE', 'GROUPS'], ...nodes.map(([n, v]) => [n, v.state, String(v.seq ?? '-'), v.lastChange ?? '-', groupsOn(n).join(',') || '-'])]));
+  lines.push(
+    table([
+      ['NODE', 'STATE', 'HEARTBEAT', 'SEQ', 'GROUPS'].map((x) => paint('bold', x)),
+      ...nodes.map(([n, v]) => [n, paint(stateStyle(v.state), v.state), age(v.lastChange, h.time), String(v.seq ?? '-'), groupsOn(n).join(',') || '-']),
+    ]),
+  );
   lines.push('');
-  const rows = [['GROUP', 'WANT', 'NODE', 'LEVEL', 'STATE', 'NOTES']];
+  const rows = [['GROUP', 'WANT', 'NODE', 'LEVEL', 'STATE', 'FAILOVERS', 'NOTES'].map((x) => paint('bold', x))];
   for (const [g, v] of Object.entries(h.groups)) {
     if (group !== undefined && g !== group) continue;
     const inst = Object.entries(v.instances);
     const notes = (v.notes ?? []).join('; ') || '-';
-    if (inst.length === 0) rows.push([g, v.want ?? '-', '-', '-', '-', notes]);
-    for (const [n, i] of inst) rows.push([g, v.want ?? '-', n, i.level, i.state, notes]);
+    const fo = String(v.failovers ?? 0);
+    if (inst.length === 0) rows.push([g, v.want ?? '-', '-', '-', paint(v.want && v.want !== 'stop' ? 'warn' : 'dim', v.want && v.want !== 'stop' ? 'not running' : '-'), fo, notes]);
+    for (const [n, i] of inst) rows.push([g, v.want ?? '-', n, i.level, paint(stateStyle(i.state), i.state), fo, notes]);
   }
   lines.push(table(rows));
-  if (h.errors.length) lines.push('', 'errors:', ...h.errors.map((e) => `  ${e}`));
+  if (h.errors.length) lines.push('', paint('bad', 'errors:'), ...h.errors.map((e) => `  ${e}`));
   return lines.join('\n') + '\n';
 }
 
-/** The hactl the cluster currently follows: the newest valid copy. */
-async function currentHactl(store: FsStore): Promise<{ winner: Judged | null; maxMtime: number }> {
-  const reads = [await store.readRootFile('hactl')];
-  for (const n of await store.listNodes()) reads.push(await store.readNodeFile(n, 'hactl'));
-  const judged: Judged[] = [];
-  let maxMtime = 0;
-  reads.forEach((r, i) => {
-    if (!r) return;
-    maxMtime = Math.max(maxMtime, r.mtimeMs);
-    const p = parseHactl(r.text, `hactl#${i}`);
-    judged.push({ source: String(i), text: r.text, mtimeMs: r.mtimeMs, hash: contentHash(r.text), errors: p.ok ? [] : ['bad'] });
-  });
-  return { winner: pickNewest(judged), maxMtime };
+/** `peerha status GROUP`: entries, where it runs, allowed nodes, and recent transitions per node. */
+export function renderGroup(all: readonly Hastat[], group: string, entries: ReadonlyArray<{ tag: string; levelField: string; mode: string; command: string }>, paint: Paint = plain): string {
+  const h = all[0];
+  const g = h?.groups[group];
+  const lines: string[] = [];
+  if (!h || !g) return `group ${group}: not in hactl and running nowhere\n`;
+  lines.push(`${paint('bold', `group ${group}`)}: want ${g.want ?? '-'}; allowed nodes ${g.nodes ? g.nodes.join(',') : 'any'}; failovers seen by ${h.node}: ${g.failovers ?? 0}`);
+  lines.push('', paint('bold', 'entries (cltab):'));
+  if (entries.length === 0) lines.push('  none: the group is not in cltab');
+  else lines.push(table([['  TAG', 'LEVELS', 'MODE', 'COMMAND'], ...entries.map((e) => [`  ${e.tag}`, e.levelField, e.mode, e.command])]));
+  lines.push('', paint('bold', 'instances:'));
+  const inst = Object.entries(g.instances);
+  if (inst.length === 0) lines.push('  running nowhere');
+  for (const [n, i] of inst) lines.push(`  ${n}: ${i.level} ${paint(stateStyle(i.state), i.state)}`);
+  if (g.notes?.length) lines.push('', paint('bold', 'notes:'), ...g.notes.map((n) => `  ${n}`));
+  for (const other of all) {
+    const local = other.groups[group]?.local;
+    if (!local) continue;
+    lines.push('', paint('bold', `on ${other.node}:`));
+    for (const e of local.entries) lines.push(`  ${e.tag} (${e.mode}) ${e.state}${e.note ? ` — ${e.note}` : ''}`);
+    for (const t of local.transitions.slice(-8)) lines.push(paint('dim', `  ${t.at}  ${t.level ?? '-'} ${t.state}`));
+  }
+  return lines.join('\n') + '\n';
 }
 
 /**
@@ -95,7 +133,7 @@ export async function setWant(root: string, group: string, level: string | null,
     },
   });
   try {
-    const { winner, maxMtime } = await currentHactl(store);
+    const { winner, maxMtime } = await newestValid(store, 'hactl', (t, f) => parseHactl(t, f).ok);
     const wants = new Map<string, HactlWant>();
     if (winner) {
       const p = parseHactl(winner.text, target);
@@ -114,4 +152,11 @@ export async function setWant(root: string, group: string, level: string | null,
   } finally {
     await release();
   }
+}
+
+/** The cltab the cluster currently follows: the newest valid copy. */
+export async function newestCltab(root: string): Promise<Cltab | null> {
+  const { winner } = await newestValid(new FsStore(root, ''), 'cltab', (t, f) => parseCltab(t, f).ok);
+  const p = winner ? parseCltab(winner.text, winner.source) : null;
+  return p?.ok ? p.cltab : null;
 }

@@ -16,7 +16,7 @@ import type { Timings } from '../init/machines.js';
 import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConfig } from '../monitor/config.js';
 import { runMonitor } from '../monitor/monitor.js';
 import { planFor, renderPlan } from '../monitor/plan.js';
-import { readHastats, renderStatus, setWant } from './cluster.js';
+import { ansi, newestCltab, plain, readHastats, renderGroup, renderStatus, setWant } from './cluster.js';
 import { runDemo } from './demo.js';
 import { formatProblems, rootInputs, runCheck } from './check.js';
 
@@ -189,11 +189,13 @@ function printReply(r: Reply): number {
   return r.ok ? 0 : 1;
 }
 
-const STATUS_HELP = `Usage: peerha status --root DIR [--json] [GROUP]
+const STATUS_HELP = `Usage: peerha status --root DIR [--json] [--watch] [GROUP]
        peerha status --local [--socket PATH | --clstat PATH] [--json] [GROUP [LEVEL]]
 
 --root DIR (or $PEERHA_ROOT): the cluster as the freshest hastat in DIR shows it — nodes,
-groups, where each runs; --json prints that hastat. Works from any machine mounting DIR.
+groups, where each runs; GROUP shows its entries, instances and recent transitions; --json
+prints that hastat; --watch refreshes every second. Works from any machine mounting DIR.
+Colour on a terminal only; NO_COLOR turns it off.
 
 Shows the local group engine's groups as 'group level state' lines (filtered like
 clinit -v: with GROUP 'level state', with GROUP and LEVEL just 'state').
@@ -211,12 +213,13 @@ const status: Command = async (argv) => {
     cltab: { type: 'string', short: 'c' },
     json: { type: 'boolean' },
     root: { type: 'string' },
+    watch: { type: 'boolean', short: 'w' },
   });
   if (values.help) return help(STATUS_HELP);
   const root = values.root ?? (values.local ? undefined : process.env.PEERHA_ROOT);
   if (!values.local) {
     if (!root) throw new UsageError('status: give --root DIR (the shared directory) or --local');
-    return clusterStatus(root, !!values.json, positionals[0]);
+    return clusterStatus(root, !!values.json, positionals[0], !!values.watch);
   }
   if (positionals.length > 2) throw new UsageError('status: expected at most GROUP LEVEL');
   const [group, level] = positionals;
@@ -280,16 +283,34 @@ function help(text: string): number {
   return 0;
 }
 
-async function clusterStatus(root: string, json: boolean, group?: string): Promise<number> {
-  const all = await readHastats(root);
-  const h = all[0];
-  if (!h) {
-    process.stderr.write(`peerha status: no hastat under ${root}/nodes (is a monitor running?)\n`);
-    return 3;
+async function clusterStatus(root: string, json: boolean, group: string | undefined, watch: boolean): Promise<number> {
+  const tty = !!process.stdout.isTTY;
+  const paint = tty && !process.env.NO_COLOR ? ansi : plain;
+  const once = async (): Promise<number> => {
+    const all = await readHastats(root);
+    const h = all[0];
+    if (!h) {
+      process.stderr.write(`peerha status: no hastat under ${root}/nodes (is a monitor running?)\n`);
+      return 3;
+    }
+    if (json) {
+      console.log(JSON.stringify(h, null, 2));
+      return 0;
+    }
+    let text = renderStatus(h, undefined, paint);
+    if (group !== undefined) {
+      const cltab = await newestCltab(root);
+      text = renderGroup(all, group, cltab?.entries.filter((e) => e.group === group) ?? [], paint);
+    }
+    if (watch && tty) process.stdout.write('\u001b[H\u001b[2J');
+    process.stdout.write(text);
+    return 0;
+  };
+  if (!watch) return once();
+  for (;;) {
+    await once();
+    await new Promise((r) => setTimeout(r, 1000));
   }
-  if (json) console.log(JSON.stringify(h, null, 2));
-  else process.stdout.write(renderStatus(h, group));
-  return 0;
 }
 
 const MONITOR_HELP = `Usage: peerha monitor [--config FILE] [--root DIR] [--node NAME] [--cycle D] [--timeout D]

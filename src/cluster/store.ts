@@ -8,6 +8,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { validNodeName } from '../config/hactl.js';
 import { ensureDir, writeFileAtomic } from '../io/atomic.js';
+import { contentHash, pickNewest, type Judged } from './replicate.js';
 
 export interface FileRead {
   readonly text: string;
@@ -75,4 +76,21 @@ export class FsStore implements Store {
   async ensureOwnDir(): Promise<void> {
     await ensureDir(this.nodeDir(this.me));
   }
+}
+
+/**
+ * The copy of `file` (DIR/file and every node folder's copy) the cluster follows: the newest valid
+ * one. Also the newest mtime of any copy, valid or not.
+ */
+export async function newestValid(store: Store, file: string, valid: (text: string, source: string) => boolean): Promise<{ winner: Judged | null; maxMtime: number }> {
+  const reads: Array<[string, FileRead | null]> = [[`DIR/${file}`, await store.readRootFile(file)]];
+  for (const n of await store.listNodes()) reads.push([`nodes/${n}/${file}`, await store.readNodeFile(n, file)]);
+  let maxMtime = 0;
+  const judged: Judged[] = [];
+  for (const [source, r] of reads) {
+    if (!r) continue;
+    maxMtime = Math.max(maxMtime, r.mtimeMs);
+    judged.push({ source, text: r.text, mtimeMs: r.mtimeMs, hash: contentHash(r.text), errors: valid(r.text, source) ? [] : ['invalid'] });
+  }
+  return { winner: pickNewest(judged), maxMtime };
 }

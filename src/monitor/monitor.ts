@@ -32,6 +32,20 @@ export interface MonitorSettings extends Omit<MonitorConfig, 'logLevel' | 'confi
 
 export const HASTAT_VERSION = 1;
 
+export interface HastatGroup {
+  want: string | null;
+  nodes?: readonly string[] | null;
+  instances: Record<string, { level: string; state: string }>;
+  notes?: string[];
+  /** Times this node saw the group move from one running node to another. */
+  failovers?: number;
+  /** Only for a group this node runs: its entries and recent transitions here. */
+  local?: {
+    entries: Array<{ tag: string; mode: string; state: string; note: string | null }>;
+    transitions: ReadonlyArray<{ at: string; level: string | null; state: string }>;
+  };
+}
+
 export interface Hastat {
   version: number;
   node: string;
@@ -39,7 +53,7 @@ export interface Hastat {
   quorum: { ok: boolean; live: number; expected: number | null; policy: string; reason: string };
   detection: string;
   nodes: Record<string, { state: string; seq: number | null; lastChange: string | null; lastFence?: FenceRecord }>;
-  groups: Record<string, { want: string | null; nodes?: readonly string[] | null; instances: Record<string, { level: string; state: string }>; notes?: string[] }>;
+  groups: Record<string, HastatGroup>;
   errors: string[];
 }
 
@@ -88,6 +102,8 @@ export class Monitor {
   private startedAt = performance.now();
   private lastView: Map<string, NodeView> = new Map();
   private fenceLines: string[] | null = null;
+  /** Group → the node last seen running it settled, and how often that changed. */
+  private owners = new Map<string, { node: string; failovers: number }>();
   /** Called once the monitor left on its own (cluster halt), so the process can exit. */
   onLeft: (() => void) | null = null;
   private decideMemory: DecideMemory = EMPTY_MEMORY;
@@ -635,7 +651,24 @@ export class Monitor {
       }
       const engineNotes = this.engine.groupStatus(g)?.notes ?? [];
       const groupNotes = [...engineNotes, ...notes.filter((n) => n.group === g).map((n) => n.note)];
-      h.groups[g] = { want: want?.level ?? null, nodes: want?.nodes ?? null, instances, ...(groupNotes.length ? { notes: groupNotes } : {}) };
+      const running = Object.entries(instances).filter(([, i]) => i.level === want?.level && (i.state === 'DONE' || i.state === 'PASSED'));
+      const seen = this.owners.get(g) ?? { node: '', failovers: 0 };
+      if (running.length === 1 && running[0]![0] !== seen.node) {
+        if (seen.node !== '') seen.failovers++;
+        seen.node = running[0]![0];
+      }
+      this.owners.set(g, seen);
+      const mineNow = this.engine.groupStatus(g);
+      h.groups[g] = {
+        want: want?.level ?? null,
+        nodes: want?.nodes ?? null,
+        instances,
+        ...(groupNotes.length ? { notes: groupNotes } : {}),
+        failovers: seen.failovers,
+        ...(mineNow && instances[this.s.node]
+          ? { local: { entries: mineNow.procs.map((p) => ({ tag: p.tag, mode: p.mode, state: p.state, note: p.note })), transitions: mineNow.transitions } }
+          : {}),
+      };
     }
     return h;
   }

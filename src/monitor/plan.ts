@@ -5,8 +5,7 @@
 import { parseClstat } from '../config/clstat.js';
 import { parseCltab } from '../config/cltab.js';
 import { parseHactl, type Hactl } from '../config/hactl.js';
-import { contentHash, pickNewest, type Judged } from '../cluster/replicate.js';
-import { FsStore, type FileRead } from '../cluster/store.js';
+import { FsStore, newestValid } from '../cluster/store.js';
 import { decide, EMPTY_MEMORY, type Decision, type Instance, type NodeState, type NodeView } from './decide.js';
 import type { Hastat } from './monitor.js';
 
@@ -16,13 +15,6 @@ export interface PlanResult {
   readonly quorum: boolean;
   readonly decision: Decision;
   readonly warnings: string[];
-}
-
-async function newest(store: FsStore, names: string[], file: string, valid: (text: string, f: string) => boolean): Promise<Judged | null> {
-  const reads: Array<[string, FileRead | null]> = [[`DIR/${file}`, await store.readRootFile(file)]];
-  for (const n of names) reads.push([`nodes/${n}/${file}`, await store.readNodeFile(n, file)]);
-  const judged = reads.flatMap(([src, r]) => (r ? [{ source: src, text: r.text, mtimeMs: r.mtimeMs, hash: contentHash(r.text), errors: valid(r.text, src) ? [] : ['invalid'] }] : []));
-  return pickNewest(judged);
 }
 
 export async function planFor(root: string, node: string, opts: { cycleMs: number; timeoutMs: number; visibilityLagMs: number; balance: number; failCooldownCycles: number; selfFence: boolean }): Promise<PlanResult> {
@@ -50,8 +42,8 @@ export async function planFor(root: string, node: string, opts: { cycleMs: numbe
   }
   if (!nodes.has(node)) nodes.set(node, { name: node, state: 'up', released: false, groups: new Map() });
 
-  const cltabW = await newest(store, names, 'cltab', (t, f) => parseCltab(t, f).ok);
-  const hactlW = await newest(store, names, 'hactl', (t, f) => parseHactl(t, f).ok);
+  const cltabW = (await newestValid(store, 'cltab', (t, f) => parseCltab(t, f).ok)).winner;
+  const hactlW = (await newestValid(store, 'hactl', (t, f) => parseHactl(t, f).ok)).winner;
   const cltab = cltabW ? parseCltab(cltabW.text, cltabW.source) : null;
   const hactlR = hactlW ? parseHactl(hactlW.text, hactlW.source) : null;
   const hactl: Hactl | null = hactlR?.ok ? hactlR.hactl : null;

@@ -56,7 +56,9 @@ describe('peerha status --root', () => {
     const all = await readHastats(r);
     expect(all.map((x) => x.node)).toEqual(['n2']);
     const out = renderStatus(all[0]!);
-    expect(out).toMatch(/^cluster DEGRADED: 1\/2 nodes up/);
-    expect(out).toMatch(/web\s+start\s+n1\s+start\s+DONE/);
+    expect(out).toMatch(/^cluster DEGRADED: 1 of 2 nodes up/);
+    expect(out).toMatch(/NODE\s+STATE\s+HEARTBEAT\s+SEQ\s+GROUPS/);
+    expect(out).toMatch(/web\s+start\s+n1\s+start\s+DONE\s+0\s+-/);
+    expect(out).not.toMatch(/\u001b\[/); // no colour unless asked
   });
 });
