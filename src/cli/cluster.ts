@@ -106,7 +106,7 @@ export function renderGroup(all: readonly Hastat[], group: string, entries: Read
   if (g.notes?.length) lines.push('', paint('bold', 'notes:'), ...g.notes.map((n) => `  ${n}`));
   for (const other of all) {
     const local = other.groups[group]?.local;
-    if (!local) continue;
+    if (!local || (other.node !== h.node && h.nodes[other.node]?.state !== 'up')) continue; // a dead node's last word
     lines.push('', paint('bold', `on ${other.node}:`));
     for (const e of local.entries) lines.push(`  ${e.tag} (${e.mode}) ${e.state}${e.note ? ` — ${e.note}` : ''}`);
     for (const t of local.transitions.slice(-8)) lines.push(paint('dim', `  ${t.at}  ${t.level ?? '-'} ${t.state}`));
