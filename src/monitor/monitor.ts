@@ -434,7 +434,20 @@ export class Monitor {
       this.log.warn({ sincePetMs: Math.round(this.lastCycleEnd - this.lastPet) }, 'frozen during a cycle: not petting the watchdog; the next cycle self-fences');
       return;
     }
-    if (performance.now() - this.lastPublishOk <= this.s.timeoutMs / 2) this.pet();
+    if (performance.now() - this.lastPublishOk <= this.s.timeoutMs / 2) {
+      this.pet();
+      this.notifyReady();
+    }
+  }
+
+  private readySent = false;
+
+  /** Under systemd (Type=notify, NotifyAccess=all): ready once the first cycle published. */
+  private notifyReady(): void {
+    if (this.readySent || !process.env.NOTIFY_SOCKET) return;
+    this.readySent = true;
+    const child = spawn('systemd-notify', ['--ready', `--status=peerha monitor ${this.s.node} joined ${this.s.root}`, `--pid=${process.pid}`], { stdio: 'ignore' });
+    child.on('error', (e) => this.log.warn({ err: String(e) }, 'systemd-notify failed; is systemd installed?'));
   }
 
   /** Handovers from nodes that left recently enough that the heir can still act on them. */
