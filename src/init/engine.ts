@@ -205,14 +205,15 @@ export class Engine {
   }
 
   private setGroupState(g: GroupRuntime, state: GroupState): void {
-    const last = g.transitions[g.transitions.length - 1];
-    if (last && last.state === state && last.level === g.level) {
-      g.state = state;
-      return;
-    }
+    if (g.state !== state) g.changedAt = this.clock.now();
     g.state = state;
-    g.changedAt = this.clock.now();
-    g.transitions.push({ at: new Date().toISOString(), level: g.level, state });
+  }
+
+  /** History keeps the states a group rests in, not the ones a reaction passes through. */
+  private recordTransition(g: GroupRuntime): void {
+    const last = g.transitions[g.transitions.length - 1];
+    if (last && last.state === g.state && last.level === g.level) return;
+    g.transitions.push({ at: new Date().toISOString(), level: g.level, state: g.state });
     if (g.transitions.length > MAX_TRANSITIONS) g.transitions.shift();
   }
 
@@ -251,8 +252,12 @@ export class Engine {
         this.opts.logger.info({ group: g.name }, 'group removed');
         return;
       }
-      if (!changed && state === before) return;
+      if (!changed && state === before) {
+        this.recordTransition(g);
+        return;
+      }
     }
+    this.recordTransition(g);
     this.opts.logger.error({ group: g.name }, 'group machine did not settle; will retry on the next event');
   }
 
