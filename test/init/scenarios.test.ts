@@ -369,7 +369,8 @@ stub:stub1:1:wait:trap 'echo INT >> $DIR/stub.sig' INT; trap 'echo TERM >> $DIR/
     const t = Date.now();
     await tell(h, 'hellogrp', '1');
     expect(await settle(h, 'hellogrp', '1')).toBe('hellogrp 1 DONE');
-    // The tell was accepted, but the group never left `1 DONE`: nothing to record...
+    // The tell was accepted, but the group never left `1 DONE`: nothing new in its history...
+    expect(await historySince(h, 'hellogrp', t)).toEqual([]);
     await sleep(1000);
     expect(lines(h.out)).toEqual([]); // ...but the finished wait entry was not re-run
     expect(await procState(h, 'hellogrp', 'hello1')).toBe('DONE');
