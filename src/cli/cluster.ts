@@ -59,7 +59,25 @@ function age(from: string | null, to: string): string {
 const stateStyle = (s: string): 'good' | 'warn' | 'bad' | 'dim' =>
   s === 'up' || s === 'DONE' || s === 'PASSED' ? 'good' : s === 'stale' || s === 'fenced' || s === 'FAILED' ? 'bad' : s === 'left' ? 'dim' : 'warn';
 
-export function renderStatus(h: Hastat, group?: string, paint: Paint = plain): string {
+/**
+ * Notes that only the node they concern can know (a failed test, a respawn backoff), gathered from
+ * every live node's view and named after that node: "test failed on n2".
+ */
+export function remoteNotes(all: readonly Hastat[], h: Hastat): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const other of all) {
+    if (other.node === h.node || h.nodes[other.node]?.state !== 'up') continue;
+    for (const [g, v] of Object.entries(other.groups)) {
+      for (const n of v.notes ?? []) {
+        const text = n.startsWith('test failed here') ? `test failed on ${other.node}` : /backoff|survives/.test(n) ? `${n} (on ${other.node})` : null;
+        if (text) out.set(g, [...(out.get(g) ?? []), text]);
+      }
+    }
+  }
+  return out;
+}
+
+export function renderStatus(h: Hastat, group?: string, paint: Paint = plain, extraNotes: Map<string, string[]> = new Map()): string {
   const nodes = Object.entries(h.nodes);
   const up = nodes.filter(([, v]) => v.state === 'up').length;
   const cluster = !h.quorum.ok ? paint('bad', 'NO QUORUM') : up < nodes.length ? paint('warn', 'DEGRADED') : paint('good', 'UP');
@@ -79,7 +97,7 @@ export function renderStatus(h: Hastat, group?: string, paint: Paint = plain): s
   for (const [g, v] of Object.entries(h.groups)) {
     if (group !== undefined && g !== group) continue;
     const inst = Object.entries(v.instances);
-    const notes = (v.notes ?? []).join('; ') || '-';
+    const notes = [...(v.notes ?? []), ...(extraNotes.get(g) ?? [])].join('; ') || '-';
     const fo = String(v.failovers ?? 0);
     if (inst.length === 0) rows.push([g, v.want ?? '-', '-', '-', paint(v.want && v.want !== 'stop' ? 'warn' : 'dim', v.want && v.want !== 'stop' ? 'not running' : '-'), fo, notes]);
     for (const [n, i] of inst) rows.push([g, v.want ?? '-', n, i.level, paint(stateStyle(i.state), i.state), fo, notes]);

@@ -16,7 +16,7 @@ import type { Timings } from '../init/machines.js';
 import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConfig } from '../monitor/config.js';
 import { runMonitor } from '../monitor/monitor.js';
 import { planFor, renderPlan } from '../monitor/plan.js';
-import { ansi, newestCltab, plain, readHastats, renderGroup, renderStatus, setWant } from './cluster.js';
+import { ansi, newestCltab, plain, readHastats, remoteNotes, renderGroup, renderStatus, setWant } from './cluster.js';
 import { runDemo } from './demo.js';
 import { formatProblems, rootInputs, runCheck } from './check.js';
 
@@ -297,7 +297,7 @@ async function clusterStatus(root: string, json: boolean, group: string | undefi
       console.log(JSON.stringify(h, null, 2));
       return 0;
     }
-    let text = renderStatus(h, undefined, paint);
+    let text = renderStatus(h, undefined, paint, remoteNotes(all, h));
     if (group !== undefined) {
       const cltab = await newestCltab(root);
       text = renderGroup(all, group, cltab?.entries.filter((e) => e.group === group) ?? [], paint);

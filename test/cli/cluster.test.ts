@@ -62,3 +62,16 @@ describe('peerha status --root', () => {
     expect(out).not.toMatch(/\u001b\[/); // no colour unless asked
   });
 });
+
+describe('status notes from other nodes', () => {
+  it('names the node a failed test or a respawn backoff happened on', async () => {
+    const { remoteNotes } = await import('../../src/cli/cluster.js');
+    const base = { version: 1, time: 't', detection: 'd', errors: [], quorum: { ok: true, live: 2, expected: null, policy: 'adaptive', reason: 'r' } };
+    const nodes = { n1: { state: 'up', seq: 1, lastChange: 't' }, n2: { state: 'up', seq: 1, lastChange: 't' } };
+    const h1 = { ...base, node: 'n1', nodes, groups: { web: { want: 'start', instances: {}, notes: ['needed; skipped this cycle (p=0.75)'] } } };
+    const h2 = { ...base, node: 'n2', nodes, groups: { web: { want: 'start', instances: {}, notes: ['test failed here; not planning for 9 s'] }, db: { want: 'start', instances: {}, notes: ['d1: respawn backoff 8s'] } } };
+    const m = remoteNotes([h1, h2] as never, h1 as never);
+    expect(m.get('web')).toEqual(['test failed on n2']);
+    expect(m.get('db')).toEqual(['d1: respawn backoff 8s (on n2)']);
+  });
+});
