@@ -53,37 +53,30 @@ export function crossCheck(cltab: Cltab, hactl: Hactl): ConfigError[] {
 export function runCheck(input: CheckInput): { problems: ConfigError[]; checked: string[] } {
   const problems: ConfigError[] = [];
   const checked: string[] = [];
-  let cltab: Cltab | null = null;
-  let hactl: Hactl | null = null;
-  if (input.cltab) {
-    checked.push(input.cltab);
-    const text = read(input.cltab, problems);
-    if (text !== null) {
-      checkPermissions(input.cltab, problems);
-      const r = parseCltab(text, input.cltab);
-      if (r.ok) cltab = r.cltab;
-      else problems.push(...r.errors);
-    }
-  }
-  if (input.hactl) {
-    checked.push(input.hactl);
-    const text = read(input.hactl, problems);
-    if (text !== null) {
-      checkPermissions(input.hactl, problems);
-      const r = parseHactl(text, input.hactl);
-      if (r.ok) hactl = r.hactl;
-      else problems.push(...r.errors);
-    }
-  }
-  if (input.config) {
-    checked.push(input.config);
-    const text = read(input.config, problems);
-    if (text !== null) {
-      checkPermissions(input.config, problems);
-      const r = parseMonitorConfig(text, input.config);
-      if (!r.ok) problems.push(...r.errors);
-    }
-  }
+  /** Read, check permissions and parse one file; its parsed value when valid. */
+  const load = <T>(path: string | undefined, parse: (text: string, file: string) => { ok: true; value: T } | { ok: false; errors: readonly ConfigError[] }): T | null => {
+    if (!path) return null;
+    checked.push(path);
+    const text = read(path, problems);
+    if (text === null) return null;
+    checkPermissions(path, problems);
+    const r = parse(text, path);
+    if (r.ok) return r.value;
+    problems.push(...r.errors);
+    return null;
+  };
+  const cltab = load(input.cltab, (t, f) => {
+    const r = parseCltab(t, f);
+    return r.ok ? { ok: true, value: r.cltab } : r;
+  });
+  const hactl = load(input.hactl, (t, f) => {
+    const r = parseHactl(t, f);
+    return r.ok ? { ok: true, value: r.hactl } : r;
+  });
+  load(input.config, (t, f) => {
+    const r = parseMonitorConfig(t, f);
+    return r.ok ? { ok: true, value: r.config } : r;
+  });
   if (cltab && hactl) problems.push(...crossCheck(cltab, hactl));
   return { problems, checked };
 }
