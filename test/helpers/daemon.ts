@@ -215,3 +215,14 @@ export async function groupStatus(d: DaemonHandle, group: string): Promise<Group
   const r = await d.send({ op: 'status' });
   return r.groups?.find((g) => g.group === group);
 }
+
+/** Live processes whose whole command line is exactly `cmd` (not just containing it). */
+export function exactProcesses(cmd: string): number[] {
+  return processesWith(cmd).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === cmd;
+    } catch {
+      return false;
+    }
+  });
+}

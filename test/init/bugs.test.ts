@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { parseClstat } from '../../src/config/clstat.js';
 import type { Reply } from '../../src/init/protocol.js';
-import { BIN, type DaemonHandle, FAST_ENV, groupStatus, pidAlive, processesWith, trackDaemons, waitFor } from '../helpers/daemon.js';
+import { BIN, type DaemonHandle, FAST_ENV, groupStatus, pidAlive, processesWith, trackDaemons, waitFor, exactProcesses } from '../helpers/daemon.js';
 
 // ---------------------------------------------------------------- helpers
 
@@ -49,16 +49,6 @@ function signalsSent(d: DaemonHandle, tag?: string): LogLine[] {
   return logLines(d).filter((l) => l.msg === 'signal process group' && (tag === undefined || l.tag === tag));
 }
 
-/** Live processes whose whole command line is exactly `args`. */
-function exactProcesses(marker: string): number[] {
-  return processesWith(marker).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === marker;
-    } catch {
-      return false;
-    }
-  });
-}
 
 function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

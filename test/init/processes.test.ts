@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseClstat } from '../../src/config/clstat.js';
 import type { Reply } from '../../src/init/protocol.js';
-import { type DaemonHandle, groupStatus, pidAlive, processesWith, trackDaemons, waitFor } from '../helpers/daemon.js';
+import { type DaemonHandle, groupStatus, pidAlive, processesWith, trackDaemons, waitFor, exactProcesses } from '../helpers/daemon.js';
 
 const { start, marker } = trackDaemons();
 
@@ -16,16 +16,6 @@ async function tellAndSettle(d: DaemonHandle, group: string, level: string, time
   return d.send({ op: 'wait', group, level, timeoutMs });
 }
 
-/** Live processes whose whole command line is exactly `cmd`. */
-function exactProcesses(cmd: string): number[] {
-  return processesWith(cmd).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === cmd;
-    } catch {
-      return false;
-    }
-  });
-}
 
 function pgidOf(pid: number): number | null {
   try {
