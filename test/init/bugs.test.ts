@@ -187,6 +187,8 @@ describe('reference §6 engine bugs are fixed', () => {
         't:idle:9:wait:true',
         '',
       ].join('\n'),
+      // A stop window (SIGKILL after 3 s) wide enough for the next tell to land in it on a busy machine.
+      { env: { PEERHA_TERM_AFTER_MS: '1500', PEERHA_KILL_AFTER_MS: '3000' } },
     );
     for (let round = 0; round < 3; round++) {
       writeFileSync(d.out, '');
@@ -204,7 +206,7 @@ describe('reference §6 engine bugs are fixed', () => {
       expect(g).toMatchObject({ level: '1', state: 'STARTING' });
       expect(g.procs.map((p) => p.tag)).toEqual(['test1']);
 
-      // tell 2: test1 ignores SIGINT and SIGTERM, so the group stays STOPPING ~0.9 s; tell 3 meanwhile
+      // tell 2: test1 ignores SIGINT and SIGTERM, so the group stays STOPPING ~3 s; tell 3 meanwhile
       await d.tell('t', '2');
       g = (await groupStatus(d, 't'))!;
       expect(g).toMatchObject({ level: '2', state: 'STOPPING' });
