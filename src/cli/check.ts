@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { entryHasLevel, formatError, parseCltab, type Cltab, type ConfigError } from '../config/cltab.js';
 import { parseHactl, type Hactl } from '../config/hactl.js';
 import { parseMonitorConfig } from '../monitor/config.js';
+import { describeAgent } from '../fence/agent.js';
+import { validateFenceMethods } from '../fence/validate.js';
 
 export interface CheckInput {
   cltab?: string;
@@ -73,10 +75,11 @@ export function runCheck(input: CheckInput): { problems: ConfigError[]; checked:
     const r = parseHactl(t, f);
     return r.ok ? { ok: true, value: r.hactl } : r;
   });
-  load(input.config, (t, f) => {
+  const config = load(input.config, (t, f) => {
     const r = parseMonitorConfig(t, f);
     return r.ok ? { ok: true, value: r.config } : r;
   });
+  if (config && input.config) problems.push(...validateFenceMethods(input.config, config.values.fenceMethods ?? [], describeAgent));
   if (cltab && hactl) problems.push(...crossCheck(cltab, hactl));
   return { problems, checked };
 }

@@ -19,6 +19,7 @@ import { planFor, renderPlan } from '../monitor/plan.js';
 import { ansi, newestCltab, plain, readHastats, remoteNotes, renderGroup, renderStatus, setWant } from './cluster.js';
 import { runDemo } from './demo.js';
 import { formatProblems, rootInputs, runCheck } from './check.js';
+import { fenceConfirm, fenceDescribe, fenceHistory, fenceList, fenceTest } from './fence.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -36,6 +37,7 @@ Cluster (every node runs a monitor; they share only the directory DIR):
   check      validate cltab, hactl and the configuration (file:line messages)
   plan       dry run: what a node would do now, and why
   halt       dissolve the cluster: every group stops, every monitor leaves
+  fence      fence agents: list, describe, test; confirm a manual fence; history
 
 Standalone group engine (one machine, like Cluster::Init):
   init       run the group engine daemon in the foreground
@@ -514,7 +516,54 @@ const halt: Command = async (rawArgv) => {
   }
 };
 
-const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set, demo, check, plan, halt };
+const FENCE_HELP = `Usage: peerha fence list [--json]
+       peerha fence describe AGENT [--json]
+       peerha fence test NODE [--config FILE] [--root DIR]
+       peerha fence confirm NODE --root DIR
+       peerha fence history [NODE] --root DIR [--json]
+
+Fencing (STOMITH) with the standard fence agents (Debian package fence-agents):
+  list       installed agents
+  describe   an agent's parameters (type, required, default) and actions, from AGENT -o metadata
+  test       run the status action of every configured method against NODE; fences nothing
+  confirm    tell the cluster an operator made sure NODE is off (completes a manual fence)
+  history    every fence the nodes ran (merged from DIR/nodes/*/fence.log)
+`;
+
+const fence: Command = async (argv) => {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, root: { type: 'string' }, config: { type: 'string' }, node: { type: 'string' } });
+  const [sub, arg] = positionals;
+  if (values.help || !sub) return help(FENCE_HELP);
+  const root = values.root ?? process.env.PEERHA_ROOT;
+  switch (sub) {
+    case 'list':
+      return fenceList(!!values.json);
+    case 'describe':
+      if (!arg) throw new UsageError('fence describe: expected AGENT');
+      return fenceDescribe(arg, !!values.json);
+    case 'test': {
+      if (!arg) throw new UsageError('fence test: expected NODE');
+      const f = loadMonitorConfig(values.config ?? DEFAULT_CONFIG_PATH, { optional: values.config === undefined });
+      const r = f.ok ? resolveMonitorConfig(f.config, { root: root ?? '/', node: values.node }, process.env) : f;
+      if (!r.ok) {
+        for (const e of r.errors) process.stderr.write(`${formatError(e)}\n`);
+        return 2;
+      }
+      return fenceTest(arg, r.config.fence);
+    }
+    case 'confirm':
+      if (!arg) throw new UsageError('fence confirm: expected NODE');
+      if (!root) throw new UsageError('fence confirm: --root DIR is required');
+      return fenceConfirm(root, arg, shortHostname());
+    case 'history':
+      if (!root) throw new UsageError('fence history: --root DIR is required');
+      return fenceHistory(root, arg, !!values.json);
+    default:
+      throw new UsageError(`fence: unknown subcommand ${JSON.stringify(sub)}`);
+  }
+};
+
+const COMMANDS: Record<string, Command> = { init, tell, status, shutdown, monitor, set, demo, check, plan, halt, fence };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -49,7 +49,7 @@ export interface MonitorConfig {
   readonly balance: number;
   readonly failCooldownCycles: number;
   readonly quorum: { readonly policy: QuorumPolicy; readonly expected?: number; readonly waitForAll: boolean };
-  readonly fence: { readonly command?: string; readonly timeoutMs: number };
+  readonly fence: FenceConfig;
   /** The local watchdog guarantees self-fencing. */
   readonly selfFence: boolean;
   /** Local (non-shared) state. */
@@ -57,6 +57,31 @@ export interface MonitorConfig {
   readonly logLevel: LogLevel;
   /** The configuration file that was read, or null when there was none (optional default path). */
   readonly configFile: string | null;
+}
+
+/** One `key: value` of a fence agent, with the line it was written on (for `peerha check`). */
+export interface FenceParam {
+  readonly name: string;
+  readonly value: string;
+  readonly line: number;
+}
+
+/** One entry of `fence.methods`, tried in order like Pacemaker's fencing levels. */
+export type FenceMethod =
+  | { readonly kind: 'agent'; readonly line: number; readonly agent: string; readonly params: readonly FenceParam[]; readonly nodes: Readonly<Record<string, readonly FenceParam[]>> }
+  | { readonly kind: 'command'; readonly line: number; readonly command: string }
+  | { readonly kind: 'manual'; readonly line: number };
+
+export interface FenceConfig {
+  /** Legacy single hook (`COMMAND NODE`); same as a `command` method. */
+  readonly command?: string;
+  readonly timeoutMs: number;
+  readonly action: 'off' | 'reboot';
+  readonly delayBaseMs: number;
+  readonly delayMaxMs: number;
+  readonly priorityDelayMs: number;
+  readonly retryMaxMs: number;
+  readonly methods: readonly FenceMethod[];
 }
 
 export type ConfigResult<T = MonitorConfig> =
@@ -77,6 +102,12 @@ export interface MonitorFileValues {
   quorumWaitForAll?: boolean;
   fenceCommand?: string;
   fenceTimeoutMs?: number;
+  fenceAction?: 'off' | 'reboot';
+  fenceDelayBaseMs?: number;
+  fenceDelayMaxMs?: number;
+  fencePriorityDelayMs?: number;
+  fenceRetryMaxMs?: number;
+  fenceMethods?: FenceMethod[];
   selfFence?: boolean;
   stateDir?: string;
   logLevel?: LogLevel;
@@ -142,7 +173,7 @@ const NODE_HINT = 'expected a node name ([A-Za-z0-9._-], 1 to 63 characters, not
 
 type Key = keyof MonitorFileValues;
 type YNode = unknown;
-type Read = (node: YNode) => { value: unknown } | { error: string };
+type Read = (node: YNode, lineOf: (node: YNode) => number) => { value: unknown } | { error: string };
 type Entry = { kind: 'leaf'; field: Key; read: Read } | { kind: 'section'; fields: ReadonlyMap<string, Entry> };
 
 function show(s: string, max = 40): string {
@@ -216,6 +247,84 @@ const readOneOf =
     return { value: s };
   };
 
+/** A fence parameter value as the agent gets it on stdin: text; true/false as 1/0. */
+function paramValue(node: YNode): string | null {
+  if (!isScalar(node)) return null;
+  if (typeof node.value === 'boolean') return node.value ? '1' : '0';
+  return scalarText(node);
+}
+
+function readParams(node: YNode, lineOf: (n: YNode) => number, where: string): { value: FenceParam[] } | { error: string } {
+  if (!isMap(node)) return { error: `${where}: ${describe(node)}: expected a mapping of agent parameters (name: value)` };
+  const out: FenceParam[] = [];
+  for (const pair of node.items) {
+    const name = isScalar(pair.key) ? String(pair.key.value) : null;
+    const value = paramValue(pair.value);
+    if (!name || !/^[A-Za-z0-9_-]+$/.test(name)) return { error: `${where}: expected parameter names like ip or username, found ${describe(pair.key)}` };
+    if (value === null || /[\r\n]/.test(value)) return { error: `${where}.${name}: ${describe(pair.value)}: expected a single-line value` };
+    out.push({ name, value, line: lineOf(pair.key) });
+  }
+  return { value: out };
+}
+
+/** fence.methods: a list of `{agent, params, nodes}`, `{command}` or `{manual: true}`. */
+function readFenceMethods(node: YNode, lineOf: (n: YNode) => number): { value: unknown } | { error: string } {
+  if (!isSeq(node)) return { error: `${describe(node)}: expected a list of methods (- agent: …, - command: …, - manual: true)` };
+  const methods: FenceMethod[] = [];
+  node.items.forEach((item, i) => {
+    if (!isMap(item)) throw new MethodError(`fence.methods[${i}]: ${describe(item)}: expected a mapping`, lineOf(item));
+    const keys = item.items.map((p) => (isScalar(p.key) ? String(p.key.value) : ''));
+    const get = (k: string): YNode => item.items.find((p) => isScalar(p.key) && p.key.value === k)?.value;
+    const line = lineOf(item);
+    const allowed: Record<string, string[]> = { agent: ['agent', 'params', 'nodes'], command: ['command'], manual: ['manual'] };
+    const kind = (['agent', 'command', 'manual'] as const).find((k) => keys.includes(k));
+    if (!kind) throw new MethodError(`fence.methods[${i}]: expected one of agent, command or manual`, line);
+    const extra = keys.find((k) => !allowed[kind]!.includes(k));
+    if (extra !== undefined) throw new MethodError(`fence.methods[${i}]: unknown key ${show(extra)} for a ${kind} method (expected ${allowed[kind]!.join(', ')})`, lineOf(item.items.find((p) => isScalar(p.key) && p.key.value === extra)?.key));
+    if (kind === 'manual') {
+      const v = get('manual');
+      if (!isScalar(v) || v.value !== true) throw new MethodError(`fence.methods[${i}].manual: expected true`, line);
+      methods.push({ kind, line });
+    } else if (kind === 'command') {
+      const c = scalarText(get('command'));
+      if (!c) throw new MethodError(`fence.methods[${i}].command: expected a shell command`, line);
+      methods.push({ kind, line, command: c });
+    } else {
+      const agent = scalarText(get('agent'));
+      if (!agent || !/^(fence_[A-Za-z0-9_-]+|\/\S+)$/.test(agent)) throw new MethodError(`fence.methods[${i}].agent: expected a fence agent name such as fence_ipmilan`, line);
+      const p = get('params');
+      const params = p === undefined || isNullNode(p) ? { value: [] } : readParams(p, lineOf, `fence.methods[${i}].params`);
+      if ('error' in params) throw new MethodError(params.error, lineOf(p));
+      const nodes: Record<string, FenceParam[]> = {};
+      const n = get('nodes');
+      if (n !== undefined && !isNullNode(n)) {
+        if (!isMap(n)) throw new MethodError(`fence.methods[${i}].nodes: expected a mapping of node: {parameters}`, lineOf(n));
+        for (const pair of n.items) {
+          const name = scalarText(pair.key);
+          if (!name || !validNodeName(name)) throw new MethodError(`fence.methods[${i}].nodes: ${describe(pair.key)}: ${NODE_HINT}`, lineOf(pair.key));
+          const np = readParams(pair.value, lineOf, `fence.methods[${i}].nodes.${name}`);
+          if ('error' in np) throw new MethodError(np.error, lineOf(pair.value));
+          nodes[name] = np.value;
+        }
+      }
+      methods.push({ kind, line, agent, params: params.value, nodes });
+    }
+  });
+  return { value: methods };
+}
+
+const isNullNode = (node: unknown): boolean => node === null || node === undefined || (isScalar(node) && node.value === null);
+
+/** A problem deep inside fence.methods, with the line it is on. */
+class MethodError extends Error {
+  constructor(
+    message: string,
+    readonly line: number,
+  ) {
+    super(message);
+  }
+}
+
 const leaf = (field: Key, read: Read): Entry => ({ kind: 'leaf', field, read });
 const section = (fields: Record<string, Entry>): Entry => ({ kind: 'section', fields: new Map(Object.entries(fields)) });
 
@@ -235,6 +344,12 @@ const SCHEMA = new Map(Object.entries({
   fence: section({
     command: leaf('fenceCommand', readString('a shell command')),
     timeout: leaf('fenceTimeoutMs', readDuration(checkPositive)),
+    action: leaf('fenceAction', readOneOf(['off', 'reboot'])),
+    delay_base: leaf('fenceDelayBaseMs', readDuration()),
+    delay_max: leaf('fenceDelayMaxMs', readDuration()),
+    priority_delay: leaf('fencePriorityDelayMs', readDuration()),
+    retry_max: leaf('fenceRetryMaxMs', readDuration(checkPositive)),
+    methods: leaf('fenceMethods', (node, lineOf) => readFenceMethods(node, lineOf)),
   }),
   self_fence: leaf('selfFence', readBool),
   state_dir: leaf('stateDir', readString('a local directory', true)),
@@ -347,7 +462,14 @@ function parseUnsafe(text: string, file: string): ConfigResult<MonitorFileConfig
         else err(valueLine, `${prefix}${name}: ${describe(valueNode)}: expected a mapping of ${[...entry.fields.keys()].join(', ')}`);
         continue;
       }
-      const r = entry.read(valueNode);
+      let r: { value: unknown } | { error: string };
+      try {
+        r = entry.read(valueNode, (n) => lineOf(n, valueLine));
+      } catch (e) {
+        if (!(e instanceof MethodError)) throw e;
+        err(e.line, e.message);
+        continue;
+      }
       if ('error' in r) {
         err(valueLine, `${prefix}${name} ${r.error}`);
         continue;
@@ -514,6 +636,12 @@ export function resolveMonitorConfig(
       },
       fence: {
         ...(f.fenceCommand !== undefined ? { command: f.fenceCommand } : {}),
+        action: f.fenceAction ?? 'off',
+        delayBaseMs: f.fenceDelayBaseMs ?? 0,
+        delayMaxMs: f.fenceDelayMaxMs ?? 0,
+        priorityDelayMs: f.fencePriorityDelayMs ?? 0,
+        retryMaxMs: f.fenceRetryMaxMs ?? 60_000,
+        methods: f.fenceMethods ?? (f.fenceCommand !== undefined ? [{ kind: 'command', line: fileConfig.lines.fenceCommand ?? 0, command: f.fenceCommand }] : []),
         timeoutMs: f.fenceTimeoutMs ?? MONITOR_DEFAULTS.fenceTimeoutMs,
       },
       selfFence: f.selfFence ?? MONITOR_DEFAULTS.selfFence,

@@ -54,7 +54,7 @@ const DEFAULTS: MonitorConfig = {
   balance: 1.5,
   failCooldownCycles: 10,
   quorum: { policy: 'adaptive', waitForAll: false },
-  fence: { timeoutMs: 30_000 },
+  fence: { timeoutMs: 30_000, action: 'off', delayBaseMs: 0, delayMaxMs: 0, priorityDelayMs: 0, retryMaxMs: 60_000, methods: [] },
   selfFence: true,
   stateDir: '/run/peerha',
   logLevel: 'info',
@@ -104,7 +104,7 @@ describe('monitor config: defaults and values', () => {
         balance: 2,
         failCooldownCycles: 0,
         quorum: { policy: 'none', expected: 4, waitForAll: true },
-        fence: { command: 'ipmitool -H bmc-$1 power off', timeoutMs: 60_000 },
+        fence: { ...DEFAULTS.fence, command: 'ipmitool -H bmc-$1 power off', timeoutMs: 60_000, methods: [{ kind: 'command', line: 13, command: 'ipmitool -H bmc-$1 power off' }] },
         selfFence: false,
         stateDir: '/var/lib/peerha',
         logLevel: 'trace',
@@ -201,7 +201,7 @@ describe('monitor config errors name file:line', () => {
 
   it('unknown nested keys, at their own line', () => {
     expect(errs('quorum:\n  expected: 3\n  polcy: majority\n')).toEqual([`${FILE}:3: unknown key "quorum.polcy" (did you mean "quorum.policy"?)`]);
-    expect(errs('fence:\n  command: x\n\n  retries: 3\n')[0]).toMatch(/:4: unknown key "fence\.retries" \(expected in fence: command, timeout\)$/);
+    expect(errs('fence:\n  command: x\n\n  retries: 3\n')[0]).toMatch(/:4: unknown key "fence\.retries" \(expected in fence: command, timeout, action, delay_base, delay_max, priority_delay, retry_max, methods\)$/);
     expect(errs('log:\n  level: info\n  file: /var/log/x\n')[0]).toMatch(/:3: unknown key "log\.file"/);
     expect(errs('quorum: {expected: 3, nodes: [a, b]}\n')[0]).toMatch(/:1: unknown key "quorum\.nodes"/);
   });
@@ -399,7 +399,7 @@ describe('loadMonitorConfig', () => {
     const r = loadMonitorConfig(path);
     if (!r.ok) throw new Error(r.errors.map(formatError).join('\n'));
     expect(Object.keys(r.config.lines).sort()).toEqual(
-      ['root', 'node', 'cycleMs', 'timeoutMs', 'visibilityLagMs', 'balance', 'failCooldownCycles', 'quorumPolicy', 'quorumExpected', 'quorumWaitForAll', 'fenceCommand', 'fenceTimeoutMs', 'selfFence', 'stateDir', 'logLevel'].sort(),
+      ['root', 'node', 'cycleMs', 'timeoutMs', 'visibilityLagMs', 'balance', 'failCooldownCycles', 'quorumPolicy', 'quorumExpected', 'quorumWaitForAll', 'fenceCommand', 'fenceTimeoutMs', 'fenceAction', 'fenceDelayBaseMs', 'fenceDelayMaxMs', 'fencePriorityDelayMs', 'fenceRetryMaxMs', 'selfFence', 'stateDir', 'logLevel'].sort(),
     );
     const c = resolveMonitorConfig(r.config, {}, {}, HOST);
     if (!c.ok) throw new Error(c.errors.map(formatError).join('\n'));
@@ -409,7 +409,7 @@ describe('loadMonitorConfig', () => {
       root: '/srv/peerha',
       node: 'node1',
       quorum: { policy: 'majority', expected: 3, waitForAll: false },
-      fence: { command: '/usr/local/sbin/fence-node', timeoutMs: 30_000 },
+      fence: { ...DEFAULTS.fence, command: '/usr/local/sbin/fence-node', methods: [{ kind: 'command', line: c.config.fence.methods[0]?.line ?? 0, command: '/usr/local/sbin/fence-node' }] },
       configFile: path,
     });
     expect(readFileSync(path, 'utf8')).toMatch(/Precedence: command-line flag > environment > this file > default/);

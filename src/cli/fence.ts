@@ -1,0 +1,98 @@
+// `peerha fence list | describe | test | confirm | history`.
+
+import { join } from 'node:path';
+import { FsStore } from '../cluster/store.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { describeAgent, listAgents } from '../fence/agent.js';
+import { testMethods, type FenceRecord } from '../fence/fencer.js';
+import type { FenceConfig } from '../monitor/config.js';
+
+const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+export function fenceList(json: boolean): number {
+  const agents = listAgents();
+  if (json) out(JSON.stringify(agents));
+  else out(agents.length ? agents.join('\n') : 'no fence agents installed (Debian: apt-get install fence-agents)');
+  return 0;
+}
+
+export function fenceDescribe(agent: string, json: boolean): number {
+  const md = describeAgent(agent);
+  if (!md) {
+    process.stderr.write(`peerha fence describe: ${agent} is not installed or printed no metadata\n`);
+    return 1;
+  }
+  if (json) {
+    out(JSON.stringify(md, null, 2));
+    return 0;
+  }
+  const params = md.parameters.filter((p) => !p.deprecated);
+  out(`${md.name}: ${md.shortdesc}`);
+  out(`actions: ${md.actions.join(', ') || '(not declared)'}`);
+  out('');
+  out(
+    table([
+      ['PARAMETER', 'TYPE', 'REQUIRED', 'DEFAULT', 'DESCRIPTION'],
+      ...params.map((p) => [p.name, p.type + (p.choices.length ? ` (${p.choices.join('|')})` : ''), p.required ? 'yes' : '-', p.default ?? '-', p.description + (p.obsoletes ? ` (replaces ${p.obsoletes})` : '')]),
+    ]),
+  );
+  return 0;
+}
+
+export async function fenceTest(node: string, cfg: FenceConfig): Promise<number> {
+  if (cfg.methods.length === 0) {
+    out('no fencing methods configured (fence.methods or fence.command); the watchdog self-fence is the guarantee');
+    return 0;
+  }
+  const rs = await testMethods(node, cfg);
+  out(table([['METHOD', 'RESULT', 'DETAIL'], ...rs.map((r) => [r.method, r.result, r.detail.replace(/\s+/g, ' ').slice(0, 120)])]));
+  return rs.some((r) => r.result === 'failure' || r.result === 'timeout') ? 1 : 0;
+}
+
+export async function fenceConfirm(root: string, node: string, by: string): Promise<number> {
+  const path = join(root, 'fence-confirm', node);
+  await writeFileAtomic(path, JSON.stringify({ node, time: new Date().toISOString(), by }) + '\n').catch(async (e) => {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(join(root, 'fence-confirm'), { recursive: true });
+    await writeFileAtomic(path, JSON.stringify({ node, time: new Date().toISOString(), by }) + '\n');
+  });
+  out(`confirmed: ${node} is off. Monitors waiting on a manual fence of ${node} may now take over its groups.`);
+  return 0;
+}
+
+/** Every node's fence.log, merged in time order (each file has one writer: its node). */
+export async function readFenceHistory(root: string): Promise<FenceRecord[]> {
+  const store = new FsStore(root, '');
+  const all: FenceRecord[] = [];
+  for (const n of await store.listNodes()) {
+    const r = await store.readNodeFile(n, 'fence.log');
+    for (const line of (r?.text ?? '').split('\n')) {
+      try {
+        if (line.trim()) all.push(JSON.parse(line) as FenceRecord);
+      } catch {
+        // a torn last line: skip
+      }
+    }
+  }
+  return all.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+}
+
+export async function fenceHistory(root: string, node: string | undefined, json: boolean): Promise<number> {
+  const rs = (await readFenceHistory(root)).filter((r) => node === undefined || r.node === node);
+  if (json) {
+    out(JSON.stringify(rs, null, 2));
+    return 0;
+  }
+  if (rs.length === 0) {
+    out(node ? `no fencing of ${node} recorded` : 'no fencing recorded');
+    return 0;
+  }
+  out(table([['TIME', 'TARGET', 'FENCER', 'METHOD', 'ACTION', 'RESULT', 'MS', 'INCIDENT'], ...rs.map((r) => [r.time, r.node, r.fencer, r.method ?? '-', r.action ?? '-', r.result, String(r.durationMs ?? '-'), r.incident ?? '-'])]));
+  return 0;
+}

@@ -1,0 +1,138 @@
+// Carry out a fence through the configured methods, in order, until one succeeds; or test them
+// (`status`) without fencing anything. Results are records safe to log and publish: no secrets.
+
+import { spawn } from 'node:child_process';
+import type { FenceConfig, FenceMethod, FenceParam } from '../monitor/config.js';
+import { agentPath, describeAgent, redact, runAgent, type AgentMetadata } from './agent.js';
+
+export type FenceResult = 'success' | 'failure' | 'timeout' | 'waiting';
+
+export interface FenceRecord {
+  time: string;
+  incident: string;
+  fencer: string;
+  node: string;
+  method: string;
+  action: string;
+  result: FenceResult;
+  durationMs: number;
+  detail?: string;
+}
+
+export interface FenceContext {
+  readonly fencer: string;
+  readonly incident: string;
+  /** When the incident began (wall clock ms): an operator's confirmation must be newer. */
+  readonly since: number;
+  /** The operator's confirmation time for this node (wall clock ms), if any. */
+  readonly confirmedAt: () => Promise<number | null>;
+  readonly now: () => Date;
+}
+
+/** The parameters an agent gets for `node`: shared ones, the node's overrides, and plug=node if unset. */
+export function agentParams(m: Extract<FenceMethod, { kind: 'agent' }>, node: string, md: AgentMetadata | null): Record<string, string> {
+  const merged = new Map<string, string>();
+  const put = (ps: readonly FenceParam[]): void => ps.forEach((p) => merged.set(p.name, p.value));
+  put(m.params);
+  put(m.nodes[node] ?? []);
+  const hasPlug = md?.parameters.some((p) => p.name === 'plug' || p.name === 'port');
+  if (hasPlug && !merged.has('plug') && !merged.has('port')) merged.set('plug', node);
+  return Object.fromEntries(merged);
+}
+
+export function methodName(m: FenceMethod): string {
+  return m.kind === 'agent' ? m.agent : m.kind === 'command' ? `command ${m.command.split(/\s/)[0]}` : 'manual';
+}
+
+function runCommand(command: string, node: string, timeoutMs: number): Promise<{ code: number | null; timedOut: boolean; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', `${command} "$1"`, 'fence', node], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4096)));
+    child.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4096)));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }, timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: null, timedOut, output: String(e) });
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, timedOut, output: out.trim().slice(-1024) });
+    });
+  });
+}
+
+/** One method, one node: the fence action (then `status` to verify, where the agent has it). */
+async function fenceWith(m: FenceMethod, node: string, cfg: FenceConfig, ctx: FenceContext): Promise<Omit<FenceRecord, 'time' | 'incident' | 'fencer' | 'node'>> {
+  const started = performance.now();
+  const took = (): number => Math.round(performance.now() - started);
+  if (m.kind === 'manual') {
+    const at = await ctx.confirmedAt();
+    const ok = at !== null && at >= ctx.since;
+    return { method: 'manual', action: 'confirm', result: ok ? 'success' : 'waiting', durationMs: took(), detail: ok ? 'confirmed by an operator' : `waiting for: peerha fence confirm ${node}` };
+  }
+  if (m.kind === 'command') {
+    const r = await runCommand(m.command, node, cfg.timeoutMs);
+    return { method: methodName(m), action: cfg.action, result: r.timedOut ? 'timeout' : r.code === 0 ? 'success' : 'failure', durationMs: took(), detail: `exit ${r.code}${r.output ? `: ${r.output}` : ''}` };
+  }
+  const path = agentPath(m.agent);
+  if (!path) return { method: m.agent, action: cfg.action, result: 'failure', durationMs: took(), detail: 'agent not installed' };
+  const md = describeAgent(m.agent);
+  const params = agentParams(m, node, md);
+  const r = await runAgent(path, cfg.action, params, cfg.timeoutMs);
+  if (r.timedOut) return { method: m.agent, action: cfg.action, result: 'timeout', durationMs: took(), detail: r.output };
+  if (r.code !== 0) return { method: m.agent, action: cfg.action, result: 'failure', durationMs: took(), detail: `exit ${r.code}: ${r.output}` };
+  if (md && !md.actions.includes('status') && md.actions.length > 0) return { method: m.agent, action: cfg.action, result: 'success', durationMs: took(), detail: r.output };
+  // Verify: after `off` the target must report off (exit 2); after `reboot`, on (exit 0).
+  const v = await runAgent(path, 'status', params, cfg.timeoutMs);
+  const expected = cfg.action === 'off' ? 2 : 0;
+  const ok = !v.timedOut && v.code === expected;
+  return { method: m.agent, action: `${cfg.action}+status`, result: v.timedOut ? 'timeout' : ok ? 'success' : 'failure', durationMs: took(), detail: ok ? r.output : `status check exit ${v.code} (expected ${expected}): ${v.output}` };
+}
+
+/** Try every method in order until one succeeds; the records of every attempt, last one decisive. */
+export async function fenceNode(node: string, cfg: FenceConfig, ctx: FenceContext): Promise<FenceRecord[]> {
+  const out: FenceRecord[] = [];
+  for (const m of cfg.methods) {
+    const time = ctx.now().toISOString();
+    const r = await fenceWith(m, node, cfg, ctx);
+    out.push({ time, incident: ctx.incident, fencer: ctx.fencer, node, ...r });
+    if (r.result === 'success') break;
+  }
+  return out;
+}
+
+/** `peerha fence test NODE`: ask every method whether it can reach NODE's fence device. Fences nothing. */
+export async function testMethods(node: string, cfg: FenceConfig): Promise<Array<{ method: string; result: string; detail: string }>> {
+  const out: Array<{ method: string; result: string; detail: string }> = [];
+  for (const m of cfg.methods) {
+    if (m.kind === 'manual') {
+      out.push({ method: 'manual', result: 'n/a', detail: `an operator confirms with: peerha fence confirm ${node}` });
+      continue;
+    }
+    if (m.kind === 'command') {
+      out.push({ method: methodName(m), result: 'n/a', detail: 'a command method has no status action' });
+      continue;
+    }
+    const path = agentPath(m.agent);
+    const md = path ? describeAgent(m.agent) : null;
+    if (!path || !md) {
+      out.push({ method: m.agent, result: 'failure', detail: 'agent not installed' });
+      continue;
+    }
+    const action = md.actions.includes('status') || md.actions.length === 0 ? 'status' : 'monitor';
+    const params = agentParams(m, node, md);
+    const r = await runAgent(path, action, params, cfg.timeoutMs);
+    const state = r.timedOut ? 'timeout' : r.code === 0 ? 'on' : r.code === 2 ? 'off' : 'failure';
+    out.push({ method: m.agent, result: state === 'on' || state === 'off' ? `ok (${state})` : state, detail: redact(r.output, params) });
+  }
+  return out;
+}
