@@ -86,10 +86,13 @@ export function renderStatus(h: Hastat, group?: string, paint: Paint = plain, ex
   lines.push(paint('dim', `${h.detection}; view of ${h.node} at ${h.time}`));
   lines.push('');
   const groupsOn = (n: string): string[] => Object.entries(h.groups).filter(([, g]) => g.instances[n]).map(([name]) => name);
+  const fences = nodes.some(([, v]) => v.lastFence);
+  const lastFence = (v: Hastat['nodes'][string]): string[] =>
+    fences ? [v.lastFence ? `${paint(v.lastFence.result === 'success' ? 'good' : 'bad', v.lastFence.result)} by ${v.lastFence.fencer} ${age(v.lastFence.time, h.time)}` : '-'] : [];
   lines.push(
     table([
-      ['NODE', 'STATE', 'HEARTBEAT', 'SEQ', 'GROUPS'].map((x) => paint('bold', x)),
-      ...nodes.map(([n, v]) => [n, paint(stateStyle(v.state), v.state), age(v.lastChange, h.time), String(v.seq ?? '-'), groupsOn(n).join(',') || '-']),
+      ['NODE', 'STATE', 'HEARTBEAT', 'SEQ', ...(fences ? ['LAST FENCE'] : []), 'GROUPS'].map((x) => paint('bold', x)),
+      ...nodes.map(([n, v]) => [n, paint(stateStyle(v.state), v.state), age(v.lastChange, h.time), String(v.seq ?? '-'), ...lastFence(v), groupsOn(n).join(',') || '-']),
     ]),
   );
   lines.push('');
