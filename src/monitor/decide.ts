@@ -25,13 +25,27 @@ export interface NodeView {
 export interface DecideMemory {
   /** Group → monotonic time since when our own `plan DONE` was seen with no other instance. */
   readonly planSince: ReadonlyMap<string, number>;
-  /** Group → failed test: no re-plan until `until` unless the configuration changed. */
-  readonly failed: ReadonlyMap<string, { readonly until: number; readonly configVersion: string }>;
+  /**
+   * Group → failed test: no re-plan until `until` unless the configuration changed. `count`
+   * consecutive failures here (same configuration) double the cooldown each time (up to
+   * MAX_FAIL_DOUBLINGS): a node whose test keeps failing must not keep the group from an eligible
+   * node by re-planning it every cooldown. Kept after `until` (to count), dropped on a pass or a
+   * configuration change.
+   */
+  readonly failed: ReadonlyMap<string, { readonly until: number; readonly configVersion: string; readonly count?: number }>;
   /** Group → no plan before this time (after losing a conflict). */
   readonly backoffUntil: ReadonlyMap<string, number>;
+  /** Group → since when it has been needed and running nowhere, as seen here. */
+  readonly homelessSince?: ReadonlyMap<string, number>;
 }
 
-export const EMPTY_MEMORY: DecideMemory = { planSince: new Map(), failed: new Map(), backoffUntil: new Map() };
+export const EMPTY_MEMORY: DecideMemory = { planSince: new Map(), failed: new Map(), backoffUntil: new Map(), homelessSince: new Map() };
+
+/**
+ * The failed-test cooldown doubles with each consecutive failure, up to this many times (or more,
+ * up to the time every other live candidate needs to probe the group once).
+ */
+export const MAX_FAIL_DOUBLINGS = 3;
 
 export interface View {
   readonly me: string;
@@ -48,6 +62,12 @@ export interface View {
   readonly settling?: boolean;
   /** Group → the node a leaving node handed it to (only while that handover is fresh). */
   readonly handovers?: ReadonlyMap<string, string>;
+  /**
+   * Every live peer's clstat was read this cycle (default true). A plan may only move on to test
+   * in a cycle that saw every live peer: a node cut off from the store (reads failing) must not
+   * take its unchanged, stale view for a plan that stood unchallenged.
+   */
+  readonly complete?: boolean;
 }
 
 export interface DecideConfig {
@@ -82,6 +102,11 @@ export function isActive(i: Instance): boolean {
   return true;
 }
 
+function isActiveIn(n: NodeView, group: string): boolean {
+  const i = n.groups.get(group);
+  return i !== undefined && isActive(i);
+}
+
 /** How far along an instance is: the one furthest along survives a conflict. */
 export function rank(i: Instance): number {
   if (i.level === PLAN) return 1;
@@ -113,6 +138,8 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   const planSince = new Map(view.memory.planSince);
   const failed = new Map(view.memory.failed);
   const backoffUntil = new Map(view.memory.backoffUntil);
+  const homelessBefore = view.memory.homelessSince ?? new Map<string, number>();
+  const homelessSince = new Map<string, number>();
   const me = view.nodes.get(view.me);
   const mine = me?.groups ?? new Map<string, Instance>();
   const tell = (group: string, level: string, reason: string): void => {
@@ -123,7 +150,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   };
 
   // Failed-test memory does not survive a configuration change.
-  for (const [g, f] of failed) if (f.configVersion !== view.configVersion || f.until <= now) failed.delete(g);
+  for (const [g, f] of failed) if (f.configVersion !== view.configVersion) failed.delete(g);
   for (const [g, t] of backoffUntil) if (t <= now) backoffUntil.delete(g);
 
   const groups = new Set<string>([...view.wants.keys()]);
@@ -180,6 +207,10 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       note(group, 'not in cltab');
       continue;
     }
+    // Homeless: wanted, and at its level nowhere (plans and tests in flight do not count).
+    if (!(localActive && local.level === want.level) && !others.some((o) => o.instance.level === want.level)) {
+      homelessSince.set(group, homelessBefore.get(group) ?? now);
+    }
 
     // 2. Conflict: the instance furthest along stays; only the others stop and back off.
     if (localActive && others.length > 0) {
@@ -197,11 +228,17 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
 
     if (localActive && local.level === TEST) {
       if (local.state === 'FAILED') {
-        failed.set(group, { until: now + cfg.failCooldownMs, configVersion: view.configVersion });
-        tell(group, STOP, 'test failed here');
+        const count = (failed.get(group)?.count ?? 0) + 1;
+        // Long enough at most for every other candidate to probe the group once in between.
+        const candidates = allowed ? allowed.filter((n) => view.nodes.get(n)?.state === 'up').length : liveCount;
+        const cap = Math.max(cfg.failCooldownMs * 2 ** MAX_FAIL_DOUBLINGS, candidates * (cfg.planWindowMs + 4 * cfg.cycleMs));
+        const cooldown = Math.min(cfg.failCooldownMs * 2 ** (count - 1), cap);
+        failed.set(group, { until: now + cooldown, configVersion: view.configVersion, count });
+        tell(group, STOP, count > 1 ? `test failed here (${count} times in a row)` : 'test failed here');
         continue;
       }
       if (local.state === 'PASSED' || local.state === 'DONE') {
+        failed.delete(group);
         tell(group, want.level, 'test passed');
         continue;
       }
@@ -217,6 +254,10 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       const since = planSince.get(group) ?? now;
       planSince.set(group, since);
       if (now - since >= cfg.planWindowMs) {
+        if (view.complete === false) {
+          note(group, 'plan window over, but not every live peer could be read this cycle');
+          continue;
+        }
         planSince.delete(group);
         tell(group, TEST, `plan stood unchallenged for ${Math.round(now - since)} ms`);
       } else note(group, 'plan window');
@@ -250,7 +291,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       continue;
     }
     const f = failed.get(group);
-    if (f) {
+    if (f && f.until > now) {
       note(group, `test failed here; not planning for ${Math.ceil((f.until - now) / 1000)} s`);
       continue;
     }
@@ -264,6 +305,15 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       tell(group, TEST, 'handed over by its leaving owner');
       continue;
     }
+    // Only the node that fenced a stale node knows it is fenced: without self-fence every other node
+    // still counts that node's groups as running, so the fencer is the only one that can take them
+    // over. Planning with the shared probability (balance / live nodes) would leave them down for
+    // many cycles; the fencer plans at once (a racing planner still resolves as a conflict).
+    const fencedHolder = [...view.nodes.values()].find((n) => n.state === 'fenced' && n.name !== view.me && isActiveIn(n, group));
+    if (fencedHolder) {
+      tell(group, PLAN, `needed and running nowhere; this node fenced ${fencedHolder.name}, which had it`);
+      continue;
+    }
     const preferred = allowed?.find((n) => view.nodes.get(n)?.state === 'up');
     if (preferred === view.me) {
       tell(group, PLAN, 'needed and running nowhere; preferred node');
@@ -271,11 +321,14 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     }
     const eligible = allowed ? allowed.filter((n) => view.nodes.get(n)?.state === 'up').length : liveCount;
     const eligibleLoads = [...load].filter(([n]) => !allowed || allowed.includes(n)).map(([, l]) => l);
-    const busier = (load.get(view.me) ?? 0) > Math.min(...eligibleLoads, Number.POSITIVE_INFINITY);
+    // A group homeless for longer than a failed test's cooldown plus a plan window may have no
+    // eligible idle node (their tests fail): then busier nodes plan it at the full probability.
+    const starving = now - (homelessSince.get(group) ?? now) >= cfg.failCooldownMs + cfg.planWindowMs + 2 * cfg.cycleMs;
+    const busier = !starving && (load.get(view.me) ?? 0) > Math.min(...eligibleLoads, Number.POSITIVE_INFINITY);
     const p = Math.min(1, cfg.balance / Math.max(1, eligible)) * (busier ? 0.25 : 1);
     if (random() < p) tell(group, PLAN, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
     else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
   }
 
-  return { actions, memory: { planSince, failed, backoffUntil }, errors, notes };
+  return { actions, memory: { planSince, failed, backoffUntil, homelessSince }, errors, notes };
 }

@@ -22,6 +22,25 @@ import { decide, EMPTY_MEMORY, isActive, type DecideMemory, type Instance, type 
 import { fenceBackoffMs, fenceTargets, type FenceIncident } from './fencing.js';
 import type { MonitorConfig } from './config.js';
 import { WATCHDOG_BYE, WATCHDOG_PET } from './watchdog.js';
+import {
+  decideConfig,
+  fencePeers,
+  freshHandovers,
+  handoverTtlMs,
+  isSettling,
+  liveCount as countLive,
+  nextHandover,
+  nodeViews,
+  petAfterCycle,
+  planWindowMs,
+  publishFenced,
+  readComplete,
+  readPeerClstat,
+  selfFenceState,
+  spawnRefused,
+  successors,
+  type HandoverRecord,
+} from './view.js';
 
 export interface MonitorSettings extends Omit<MonitorConfig, 'logLevel' | 'configFile' | 'quorum'> {
   readonly quorum: QuorumConfig;
@@ -98,7 +117,7 @@ export class Monitor {
   private peers = new Map<string, PeerMemory>();
   private lastGroups = new Map<string, Map<string, Instance>>();
   /** Handovers published by nodes that left: node → (group → heir), and when we first saw them. */
-  private handovers = new Map<string, { seq: number; at: number; map: Map<string, string> }>();
+  private handovers = new Map<string, HandoverRecord>();
   private startedAt = performance.now();
   private lastView: Map<string, NodeView> = new Map();
   private fenceLines: string[] | null = null;
@@ -150,7 +169,7 @@ export class Monitor {
     // Never start anything while the watchdog may be about to (or did) self-fence us.
     const guarded: Runner = {
       spawn: (req, cb) => {
-        if (performance.now() - this.lastPet > this.s.timeoutMs / 2 || this.stopped) {
+        if (spawnRefused(performance.now(), this.lastPet, this.s.timeoutMs, this.stopped)) {
           if (!this.refusedSpawn) log.warn({ command: req.command }, 'not starting processes: this node is self-fencing');
           this.refusedSpawn = true;
           setImmediate(() => {
@@ -306,8 +325,9 @@ export class Monitor {
     const frozenMs = now - this.lastCycleEnd;
     // Also a freeze that hit the previous cycle after it began: that cycle did not pet (below),
     // so the watchdog may have fired; what the engine believes runs may be dead.
-    const selfFence = frozenMs > this.s.timeoutMs / 2 || this.watchdogMayHaveFired(now) || now - this.lastPublishOk > this.s.timeoutMs / 2;
-    if (frozenMs > this.s.timeoutMs / 2 || this.watchdogMayHaveFired(now)) {
+    const fence = selfFenceState({ now, lastCycleEnd: this.lastCycleEnd, lastPet: this.lastPet, lastPublishOk: this.lastPublishOk, timeoutMs: this.s.timeoutMs });
+    const selfFence = fence.selfFence;
+    if (fence.frozen) {
       this.log.warn({ frozenMs: Math.round(Math.max(frozenMs, now - this.lastPet)) }, 'this monitor was frozen: stopping local groups and rejoining');
     }
 
@@ -319,14 +339,12 @@ export class Monitor {
         .filter((n) => n !== this.s.node)
         .map(async (n) => {
           const read = await this.store.readNodeFile(n, 'clstat');
-          const c = read ? parseClstat(read.text) : null;
-          if (c?.header) {
-            seen.set(n, { seq: c.header.seq, left: !!c.header.left });
-            this.lastGroups.set(n, new Map(c.groups.map((g) => [g.group, { level: g.level, state: g.state }])));
-            if (c.header.left && c.handovers && this.handovers.get(n)?.seq !== c.header.seq) {
-              this.handovers.set(n, { seq: c.header.seq, at: now, map: new Map(c.handovers.map((h) => [h.group, h.node])) });
-            } else if (!c.header.left) this.handovers.delete(n);
-          } else seen.set(n, { seq: null, left: false });
+          const r = readPeerClstat(read ? read.text : null);
+          seen.set(n, r.obs);
+          if (r.groups) this.lastGroups.set(n, r.groups);
+          const h = nextHandover(this.handovers.get(n), r, now);
+          if (h) this.handovers.set(n, h);
+          else this.handovers.delete(n);
         }),
     );
     this.peers = observe(this.peers, seen, now);
@@ -363,15 +381,9 @@ export class Monitor {
 
     // view
     const mine = this.localInstances();
-    const nodes = new Map<string, NodeView>();
-    nodes.set(this.s.node, { name: this.s.node, state: 'up', released: false, groups: mine });
-    for (const [n, lv] of live) {
-      const fenced = this.fenced.has(n);
-      const state = fenced ? 'fenced' : lv.state;
-      const released = state === 'left' || fenced || (state === 'stale' && this.s.selfFence);
-      nodes.set(n, { name: n, state, released, groups: this.lastGroups.get(n) ?? new Map() });
-    }
-    const liveCount = 1 + [...live.entries()].filter(([n, v]) => v.state === 'up' && v.seq !== null && !this.fenced.has(n)).length;
+    const isFenced = (n: string): boolean => this.fenced.has(n);
+    const nodes = nodeViews(this.s.node, mine, live, this.lastGroups, isFenced, this.s.selfFence);
+    const liveCount = countLive(live, isFenced);
     const q = quorum(liveCount, this.s.quorum, this.quorumMemory);
     if (q.ok !== (this.lastHastat?.quorum.ok ?? true) || !this.lastHastat) this.log[q.ok ? 'info' : 'warn']({ live: liveCount, reason: q.reason }, q.ok ? 'quorum' : 'quorum lost: stopping local groups');
     this.quorumMemory = q.memory;
@@ -386,15 +398,11 @@ export class Monitor {
         configVersion: `${this.cltabHash}:${this.hactlHash}`,
         quorum: q.ok && !selfFence && !this.leaving,
         memory: this.decideMemory,
-        settling: now - this.startedAt < 2 * this.s.cycleMs + this.s.visibilityLagMs,
+        settling: isSettling(now, this.startedAt, this.s.cycleMs, this.s.visibilityLagMs),
         handovers: this.freshHandovers(now),
+        complete: readComplete(live, seen, isFenced),
       },
-      {
-        cycleMs: this.s.cycleMs,
-        planWindowMs: 2 * this.s.cycleMs + 2 * this.s.visibilityLagMs,
-        balance: this.s.balance,
-        failCooldownMs: this.s.failCooldownCycles * this.s.cycleMs,
-      },
+      decideConfig(this.s),
       now,
       Math.random,
     );
@@ -430,11 +438,12 @@ export class Monitor {
     // Frozen (or stalled) after this cycle began: its view and decisions predate the gap, and the
     // watchdog may already have killed our groups. Petting now would hide the freeze from the next
     // cycle, which would then keep claiming (and respawn) groups a peer has taken over.
-    if (!selfFence && this.watchdogMayHaveFired(this.lastCycleEnd)) {
+    const petting = petAfterCycle({ selfFence, cycleEnd: this.lastCycleEnd, now: performance.now(), lastPet: this.lastPet, lastPublishOk: this.lastPublishOk, timeoutMs: this.s.timeoutMs });
+    if (petting === 'frozen-during-cycle') {
       this.log.warn({ sincePetMs: Math.round(this.lastCycleEnd - this.lastPet) }, 'frozen during a cycle: not petting the watchdog; the next cycle self-fences');
       return;
     }
-    if (performance.now() - this.lastPublishOk <= this.s.timeoutMs / 2) {
+    if (petting === 'pet') {
       this.pet();
       this.notifyReady();
     }
@@ -452,16 +461,9 @@ export class Monitor {
 
   /** Handovers from nodes that left recently enough that the heir can still act on them. */
   private freshHandovers(now: number): Map<string, string> {
-    const out = new Map<string, string>();
-    const ttl = this.s.timeoutMs + 2 * this.s.cycleMs + 2 * this.s.visibilityLagMs;
-    for (const [n, h] of this.handovers) {
-      if (now - h.at > ttl) {
-        this.handovers.delete(n);
-        continue;
-      }
-      for (const [g, heir] of h.map) out.set(g, heir);
-    }
-    return out;
+    const { map, expired } = freshHandovers(this.handovers, now, handoverTtlMs(this.s.timeoutMs, this.s.cycleMs, this.s.visibilityLagMs));
+    for (const n of expired) this.handovers.delete(n);
+    return map;
   }
 
   /**
@@ -469,23 +471,7 @@ export class Monitor {
    * hactl order, else the least loaded live node, then the lowest name.
    */
   private successors(): Array<{ group: string; node: string }> {
-    const live = [...this.lastView.values()].filter((n) => n.name !== this.s.node && n.state === 'up');
-    const load = (n: NodeView): number => [...n.groups.values()].filter(isActive).length;
-    const out: Array<{ group: string; node: string }> = [];
-    for (const [group, inst] of this.localInstances()) {
-      if (!isActive(inst) || inst.level === 'stop') continue;
-      const want = this.hactl?.wants.get(group);
-      if (!want || want.level === 'stop') continue;
-      const allowed = want.nodes;
-      const pool = allowed ? allowed.map((a) => live.find((n) => n.name === a)).filter((n): n is NodeView => !!n) : [...live].sort((a, b) => load(a) - load(b) || (a.name < b.name ? -1 : 1));
-      if (pool[0]) out.push({ group, node: pool[0].name });
-    }
-    return out;
-  }
-
-  /** The watchdog fires after timeout/2 without a pet (watchdog.ts): from then on local groups are being killed. */
-  private watchdogMayHaveFired(now = performance.now()): boolean {
-    return now - this.lastPet > this.s.timeoutMs / 2;
+    return successors(this.s.node, this.lastView, this.localInstances(), this.hactl?.wants ?? new Map());
   }
 
   private async replicate(file: 'cltab' | 'hactl', names: string[], parse: (text: string, file: string) => string[]): Promise<Replica> {
@@ -532,7 +518,7 @@ export class Monitor {
       // is stale, and peers may already run our groups. Make sure they are dead, as the watchdog
       // would, and do not claim them: a fresh seq with old claims would beat a peer's healthy
       // instance in conflict resolution.
-      const fenced = !left && this.s.selfFence && this.watchdogMayHaveFired();
+      const fenced = publishFenced(left, this.s.selfFence, performance.now(), this.lastPet, this.s.timeoutMs);
       if (fenced) this.killRecordedGroups();
       const text = formatClstat({
         header: { node: this.s.node, pid: process.pid, seq: ++this.seq, time: wall(this.s.clockOffsetMs ?? 0).toISOString(), left },
@@ -566,7 +552,7 @@ export class Monitor {
   private runFences(live: Map<string, { state: string; seq: number | null }>, now: number): void {
     const cmd = this.s.fence.command;
     if (!cmd) return;
-    const peers = [{ name: this.s.node, state: 'up' as const, seq: this.seq }, ...[...live].map(([name, v]) => ({ name, state: (this.fenced.has(name) ? 'fenced' : v.state) as 'up' | 'stale' | 'left' | 'fenced', seq: v.seq }))];
+    const peers = fencePeers(this.s.node, this.seq, live, (n) => this.fenced.has(n));
     const { targets } = fenceTargets(this.s.node, peers, this.incidents, now);
     for (const node of targets) {
       const seq = live.get(node)?.seq ?? null;
@@ -639,7 +625,7 @@ export class Monitor {
       node: this.s.node,
       time: wallNow.toISOString(),
       quorum: { ok: q.ok, live: q.live, expected: q.expected, policy: this.s.quorum.policy, reason: q.reason },
-      detection: `failover ≈ timeout ${this.s.timeoutMs} ms + plan window ${2 * this.s.cycleMs + 2 * this.s.visibilityLagMs} ms + start time`,
+      detection: `failover ≈ timeout ${this.s.timeoutMs} ms + plan window ${planWindowMs(this.s.cycleMs, this.s.visibilityLagMs)} ms + start time`,
       nodes: {},
       groups: {},
       errors,

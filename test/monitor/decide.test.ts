@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HactlWant } from '../../src/config/hactl.js';
 import { conflictWinner, decide, EMPTY_MEMORY, isActive, type DecideMemory, type NodeView, type View } from '../../src/monitor/decide.js';
+import { freshHandovers, handoverTtlMs, isReleased, isSettling, liveCount, nextHandover, petAfterCycle, readComplete, readPeerClstat, selfFenceState, spawnRefused } from '../../src/monitor/view.js';
 
 const cfg = { cycleMs: 1000, planWindowMs: 2000, balance: 1.5, failCooldownMs: 10_000 };
 
@@ -189,5 +190,127 @@ describe('decide: cold start and handover', () => {
     // p = min(1, 1.5/2) × 0.25 = 0.1875
     expect(tells(view('a', nodes, { web: 'start', db: 'start' }), 10_000, () => 0.18)).toEqual(['web plan']);
     expect(tells(view('a', nodes, { web: 'start', db: 'start' }), 10_000, () => 0.19)).toEqual([]);
+  });
+});
+
+// Bugs the cluster simulator (src/sim, `npm run sim`) found; each test names the seed class.
+describe('decide: fixes found by the cluster simulator', () => {
+  it('without self-fence only the fencer knows a node is fenced: it takes the group over at once, not with p = balance/N', () => {
+    // Only n1 fenced n4 (the others still count n4's instance as running): n1 must not wait for a
+    // random draw that, with many live nodes and load, leaves the group down for dozens of cycles.
+    const nodes = [node('n1', { other: 'start DONE' }), node('n2', {}), node('n3', {}), node('n4', { web: 'start DONE' }, 'fenced', true)];
+    expect(tells(view('n1', nodes, { web: 'start', other: 'start' }), 10_000, never)).toEqual(['web plan']);
+    // a stale (not fenced here) holder still blocks
+    const stale = [node('n1', {}), node('n4', { web: 'start DONE' }, 'stale', false)];
+    expect(tells(view('n1', stale, { web: 'start' }), 10_000, always)).toEqual([]);
+  });
+
+  it('consecutive failed tests double the cooldown: a preferred node whose test keeps failing cannot starve an eligible one', () => {
+    const c = { ...cfg, failCooldownMs: 1000 };
+    const w = { web: 'start a,b' };
+    let mem = EMPTY_MEMORY;
+    const fail = (now: number): void => {
+      mem = decide(view('a', [node('a', { web: 'test FAILED' }), node('b', {})], w, { memory: mem }), c, now, always).memory;
+    };
+    fail(10_000);
+    expect(mem.failed.get('web')).toMatchObject({ until: 11_000, count: 1 });
+    fail(20_000);
+    expect(mem.failed.get('web')).toMatchObject({ until: 22_000, count: 2 });
+    fail(30_000);
+    expect(mem.failed.get('web')).toMatchObject({ until: 34_000, count: 3 });
+    // while cooling down the preferred node does not plan; after it, it does
+    expect(decide(view('a', [node('a', {}), node('b', {})], w, { memory: mem }), c, 33_000, always).actions).toEqual([]);
+    expect(decide(view('a', [node('a', {}), node('b', {})], w, { memory: mem }), c, 34_001, always).actions.map((x) => x.level)).toEqual(['plan']);
+    // a pass resets the count; so does a configuration change
+    const passed = decide(view('a', [node('a', { web: 'test PASSED' }), node('b', {})], w, { memory: mem }), c, 40_000, always).memory;
+    expect(passed.failed.has('web')).toBe(false);
+    const changed = decide(view('a', [node('a', {}), node('b', {})], w, { memory: mem, configVersion: 'v2' }), c, 40_000, always).memory;
+    expect(changed.failed.has('web')).toBe(false);
+  });
+
+  it('a group homeless for longer than cooldown + plan window is planned by busier nodes at full probability', () => {
+    // a runs db, b runs nothing but (unknown to a) fails web's test: a's quarter probability alone
+    // would leave web down for a long time.
+    const nodes = [node('a', { db: 'start DONE' }), node('b', {})];
+    const w = { web: 'start', db: 'start' };
+    const first = decide(view('a', nodes, w), cfg, 10_000, () => 0.5);
+    expect(first.actions).toEqual([]); // p = 0.75 × 0.25
+    expect(first.memory.homelessSince?.get('web')).toBe(10_000);
+    // others planning and testing it meanwhile does not reset the clock; only running it at its level does
+    const tested = decide(view('a', [nodes[0]!, node('b', { web: 'test FAILED' })], w, { memory: first.memory }), cfg, 12_000, () => 0.5);
+    expect(tested.memory.homelessSince?.get('web')).toBe(10_000);
+    const later = decide(view('a', nodes, w, { memory: tested.memory }), cfg, 10_000 + cfg.failCooldownMs + cfg.planWindowMs + 2 * cfg.cycleMs, () => 0.5);
+    expect(later.actions.map((x) => `${x.group} ${x.level}`)).toEqual(['web plan']); // p = 0.75
+    const running = decide(view('a', [nodes[0]!, node('b', { web: 'start DONE' })], w, { memory: later.memory }), cfg, 30_000, () => 0.5);
+    expect(running.memory.homelessSince?.has('web')).toBe(false);
+  });
+
+  it('a plan moves on to test only in a cycle that read every live peer (a node cut off from the store must not)', () => {
+    const me = node('a', { web: 'plan DONE' });
+    const first = decide(view('a', [me, node('b', {})], { web: 'start' }), cfg, 10_000, always);
+    const cut = decide(view('a', [me, node('b', {})], { web: 'start' }, { memory: first.memory, complete: false }), cfg, 12_000, always);
+    expect(cut.actions).toEqual([]);
+    expect(cut.notes.find((n) => n.group === 'web')?.note).toMatch(/not every live peer/);
+    const back = decide(view('a', [me, node('b', {})], { web: 'start' }, { memory: cut.memory, complete: true }), cfg, 12_200, always);
+    expect(back.actions.map((x) => x.level)).toEqual(['test']);
+  });
+});
+
+describe('view: pieces of the monitor loop (src/monitor/view.ts)', () => {
+  it('a torn clstat read (no final newline) counts as unreadable: its cut-off group lines would look stopped', () => {
+    const whole = '# peerha node=b pid=1 seq=7 time=x\nCluster::Init::Group web start DONE\n';
+    expect(readPeerClstat(whole).groups?.get('web')).toEqual({ level: 'start', state: 'DONE' });
+    const torn = readPeerClstat(whole.slice(0, 40));
+    expect(torn.obs).toEqual({ seq: null, left: false });
+    expect(torn.groups).toBeNull();
+    expect(readPeerClstat(null).obs.seq).toBeNull();
+  });
+
+  it('readComplete: every up, unfenced peer had a readable clstat this cycle', () => {
+    const live = new Map([
+      ['b', { state: 'up' as const, seq: 3, silentMs: 0 }],
+      ['c', { state: 'stale' as const, seq: 9, silentMs: 9000 }],
+    ]);
+    expect(readComplete(live, new Map([['b', { seq: 3, left: false }]]), () => false)).toBe(true);
+    expect(readComplete(live, new Map([['b', { seq: null, left: false }]]), () => false)).toBe(false);
+    expect(readComplete(live, new Map(), () => false)).toBe(false);
+    expect(readComplete(live, new Map(), (n) => n === 'b')).toBe(true);
+  });
+
+  it('released, live count, settling, self-fence and petting as the monitor computes them', () => {
+    expect(isReleased('stale', true)).toBe(true);
+    expect(isReleased('stale', false)).toBe(false);
+    expect(isReleased('fenced', false)).toBe(true);
+    expect(isReleased('left', false)).toBe(true);
+    expect(isReleased('up', true)).toBe(false);
+    const live = new Map([
+      ['b', { state: 'up' as const, seq: 3, silentMs: 0 }],
+      ['c', { state: 'up' as const, seq: null, silentMs: 0 }],
+      ['d', { state: 'up' as const, seq: 5, silentMs: 0 }],
+    ]);
+    expect(liveCount(live, (n) => n === 'd')).toBe(2);
+    expect(isSettling(100, 0, 100, 50)).toBe(true);
+    expect(isSettling(250, 0, 100, 50)).toBe(false);
+    expect(selfFenceState({ now: 1000, lastCycleEnd: 900, lastPet: 900, lastPublishOk: 900, timeoutMs: 1000 }).selfFence).toBe(false);
+    expect(selfFenceState({ now: 1000, lastCycleEnd: 400, lastPet: 900, lastPublishOk: 900, timeoutMs: 1000 })).toMatchObject({ frozen: true, selfFence: true });
+    expect(selfFenceState({ now: 1000, lastCycleEnd: 900, lastPet: 900, lastPublishOk: 400, timeoutMs: 1000 })).toMatchObject({ frozen: false, publishFailing: true, selfFence: true });
+    expect(petAfterCycle({ selfFence: false, cycleEnd: 1000, now: 1000, lastPet: 400, lastPublishOk: 1000, timeoutMs: 1000 })).toBe('frozen-during-cycle');
+    expect(petAfterCycle({ selfFence: false, cycleEnd: 1000, now: 1000, lastPet: 900, lastPublishOk: 1000, timeoutMs: 1000 })).toBe('pet');
+    expect(petAfterCycle({ selfFence: true, cycleEnd: 1000, now: 1000, lastPet: 900, lastPublishOk: 400, timeoutMs: 1000 })).toBe('publish-failing');
+    expect(spawnRefused(1000, 400, 1000, false)).toBe(true);
+    expect(spawnRefused(1000, 900, 1000, true)).toBe(true);
+    expect(spawnRefused(1000, 900, 1000, false)).toBe(false);
+  });
+
+  it('handovers: a left clstat starts one, a live clstat drops it, expiry after the ttl', () => {
+    const left = readPeerClstat('# peerha node=b pid=1 seq=7 time=x left=1\n# handover web c\n');
+    const h = nextHandover(undefined, left, 100);
+    expect(h).toMatchObject({ seq: 7, at: 100 });
+    expect(nextHandover(h, left, 500)).toBe(h); // same seq: keeps the first sighting
+    expect(nextHandover(h, readPeerClstat(null), 500)).toBe(h);
+    expect(nextHandover(h, readPeerClstat('# peerha node=b pid=2 seq=1 time=x\n'), 500)).toBeUndefined();
+    const fresh = freshHandovers(new Map([['b', h!]]), 100 + handoverTtlMs(1000, 100, 0), handoverTtlMs(1000, 100, 0));
+    expect(fresh.map.get('web')).toBe('c');
+    expect(freshHandovers(new Map([['b', h!]]), 101 + handoverTtlMs(1000, 100, 0), handoverTtlMs(1000, 100, 0)).expired).toEqual(['b']);
   });
 });

@@ -1,0 +1,227 @@
+// The monitor's view pieces as pure functions: what a peer's clstat read says, which stale nodes'
+// groups stop counting (released), how many monitors count for quorum, which handovers are still
+// fresh, whether this node is settling or must self-fence, whether it may pet its watchdog or
+// spawn. monitor.ts (the real loop) and src/sim (the deterministic cluster simulator) both call
+// exactly these, so what the simulator checks is what the monitor does.
+
+import { parseClstat, type Clstat } from '../config/clstat.js';
+import type { HactlWant } from '../config/hactl.js';
+import type { LivenessView, PeerObservation } from '../cluster/liveness.js';
+import { isActive, type DecideConfig, type Instance, type NodeState, type NodeView } from './decide.js';
+import type { FencePeer } from './fencing.js';
+
+// ------------------------------------------------------------------------------ scan
+
+/** What one read of a peer's clstat says. */
+export interface PeerRead {
+  /** For observe(): seq null when the file was missing or had no valid header. */
+  readonly obs: PeerObservation;
+  /** Its groups, only when the read had a header (otherwise keep what was seen before). */
+  readonly groups: Map<string, Instance> | null;
+  /** Its seq and handovers when it had a header. */
+  readonly seq: number | null;
+  readonly handovers: ReadonlyArray<{ readonly group: string; readonly node: string }> | null;
+}
+
+/**
+ * A peer's clstat text (null = missing or unreadable this cycle) → what the scan keeps of it. A
+ * text that does not end with a newline is a torn read (every clstat is written whole, ending in
+ * one): it counts as unreadable, since a torn copy with a fresh seq and its group lines cut off
+ * would make that peer's groups look stopped.
+ */
+export function readPeerClstat(text: string | null, parse: (text: string) => Clstat = parseClstat): PeerRead {
+  const c = text !== null && text.endsWith('\n') ? parse(text) : null;
+  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, handovers: null };
+  return {
+    obs: { seq: c.header.seq, left: !!c.header.left },
+    groups: new Map(c.groups.map((g) => [g.group, { level: g.level, state: g.state }])),
+    seq: c.header.seq,
+    handovers: c.header.left && c.handovers ? c.handovers : null,
+  };
+}
+
+/** Handovers a node published when it left, and when we first saw them (our monotonic clock). */
+export interface HandoverRecord {
+  readonly seq: number;
+  readonly at: number;
+  readonly map: ReadonlyMap<string, string>;
+}
+
+/**
+ * The handover record for a peer after one read: a new left clstat with handovers starts one
+ * (timed from now); a clstat without the left marker drops it; anything else keeps it.
+ */
+export function nextHandover(prev: HandoverRecord | undefined, read: PeerRead, now: number): HandoverRecord | undefined {
+  if (read.seq === null) return prev;
+  if (read.obs.left && read.handovers && prev?.seq !== read.seq) {
+    return { seq: read.seq, at: now, map: new Map(read.handovers.map((h) => [h.group, h.node])) };
+  }
+  if (!read.obs.left) return undefined;
+  return prev;
+}
+
+/** How long a handover stays usable: long enough for the heir to see it and act. */
+export function handoverTtlMs(timeoutMs: number, cycleMs: number, visibilityLagMs: number): number {
+  return timeoutMs + 2 * cycleMs + 2 * visibilityLagMs;
+}
+
+/** Group → heir from every handover still fresh, and the nodes whose handovers expired. */
+export function freshHandovers(handovers: ReadonlyMap<string, HandoverRecord>, now: number, ttlMs: number): { map: Map<string, string>; expired: string[] } {
+  const map = new Map<string, string>();
+  const expired: string[] = [];
+  for (const [n, h] of handovers) {
+    if (now - h.at > ttlMs) {
+      expired.push(n);
+      continue;
+    }
+    for (const [g, heir] of h.map) map.set(g, heir);
+  }
+  return { map, expired };
+}
+
+// ------------------------------------------------------------------------------ view
+
+/**
+ * A node's groups no longer count as running: it left, it was fenced, or it is stale and
+ * guarantees its self-fence (the watchdog kills its groups within timeout/2 of its last pet).
+ */
+export function isReleased(state: NodeState, selfFence: boolean): boolean {
+  return state === 'left' || state === 'fenced' || (state === 'stale' && selfFence);
+}
+
+export interface ViewFns {
+  readonly isReleased: (state: NodeState, selfFence: boolean) => boolean;
+}
+
+/** Every known node as decide() sees it: this node from its engine, peers from their last clstat. */
+export function nodeViews(
+  me: string,
+  mine: ReadonlyMap<string, Instance>,
+  live: ReadonlyMap<string, LivenessView>,
+  lastGroups: ReadonlyMap<string, ReadonlyMap<string, Instance>>,
+  isFenced: (node: string) => boolean,
+  selfFence: boolean,
+  fns: ViewFns = { isReleased },
+): Map<string, NodeView> {
+  const nodes = new Map<string, NodeView>();
+  nodes.set(me, { name: me, state: 'up', released: false, groups: mine });
+  for (const [n, lv] of live) {
+    const state: NodeState = isFenced(n) ? 'fenced' : lv.state;
+    nodes.set(n, { name: n, state, released: fns.isReleased(state, selfFence), groups: lastGroups.get(n) ?? new Map() });
+  }
+  return nodes;
+}
+
+/** Every live peer's clstat was read this cycle (see View.complete). */
+export function readComplete(live: ReadonlyMap<string, LivenessView>, seen: ReadonlyMap<string, PeerObservation>, isFenced: (node: string) => boolean): boolean {
+  for (const [n, v] of live) {
+    if (v.state !== 'up' || isFenced(n)) continue;
+    if ((seen.get(n)?.seq ?? null) === null) return false;
+  }
+  return true;
+}
+
+/** Monitors that count for quorum: this one plus every peer that heartbeats (seen, up, not fenced). */
+export function liveCount(live: ReadonlyMap<string, LivenessView>, isFenced: (node: string) => boolean): number {
+  let n = 1;
+  for (const [name, v] of live) if (v.state === 'up' && v.seq !== null && !isFenced(name)) n++;
+  return n;
+}
+
+/** Just started: plan nothing for 2 cycles + visibility lag, so that peers are seen first. */
+export function isSettling(now: number, startedAt: number, cycleMs: number, visibilityLagMs: number): boolean {
+  return now - startedAt < 2 * cycleMs + visibilityLagMs;
+}
+
+/** The plan window: a plan must stand unchallenged this long before testing. */
+export function planWindowMs(cycleMs: number, visibilityLagMs: number): number {
+  return 2 * cycleMs + 2 * visibilityLagMs;
+}
+
+export function decideConfig(s: { readonly cycleMs: number; readonly visibilityLagMs: number; readonly balance: number; readonly failCooldownCycles: number }): DecideConfig {
+  return {
+    cycleMs: s.cycleMs,
+    planWindowMs: planWindowMs(s.cycleMs, s.visibilityLagMs),
+    balance: s.balance,
+    failCooldownMs: s.failCooldownCycles * s.cycleMs,
+  };
+}
+
+// ------------------------------------------------------------------------------ self-fence
+
+/** The watchdog fires after timeout/2 without a pet: from then on local groups are being killed. */
+export function watchdogMayHaveFired(now: number, lastPet: number, timeoutMs: number): boolean {
+  return now - lastPet > timeoutMs / 2;
+}
+
+export interface SelfFenceInput {
+  readonly now: number;
+  /** When the previous cycle ended. */
+  readonly lastCycleEnd: number;
+  readonly lastPet: number;
+  readonly lastPublishOk: number;
+  readonly timeoutMs: number;
+}
+
+export interface SelfFenceState {
+  /** The monitor was frozen (no cycle for timeout/2), or the watchdog may have fired. */
+  readonly frozen: boolean;
+  /** clstat could not be published for timeout/2. */
+  readonly publishFailing: boolean;
+  /** Stop local groups, plan nothing, fence nobody this cycle. */
+  readonly selfFence: boolean;
+}
+
+/** At the start of a cycle: must this node self-fence (stop its groups and rejoin)? */
+export function selfFenceState(s: SelfFenceInput): SelfFenceState {
+  const frozen = s.now - s.lastCycleEnd > s.timeoutMs / 2 || watchdogMayHaveFired(s.now, s.lastPet, s.timeoutMs);
+  const publishFailing = s.now - s.lastPublishOk > s.timeoutMs / 2;
+  return { frozen, publishFailing, selfFence: frozen || publishFailing };
+}
+
+/**
+ * At the end of a cycle: pet the watchdog, or not. Not when the monitor was frozen during this
+ * cycle (its view predates the gap; the next cycle self-fences), and not while clstat cannot be
+ * published (peers see no heartbeat: let the watchdog fire).
+ */
+export function petAfterCycle(s: { readonly selfFence: boolean; readonly cycleEnd: number; readonly now: number; readonly lastPet: number; readonly lastPublishOk: number; readonly timeoutMs: number }): 'pet' | 'frozen-during-cycle' | 'publish-failing' {
+  if (!s.selfFence && watchdogMayHaveFired(s.cycleEnd, s.lastPet, s.timeoutMs)) return 'frozen-during-cycle';
+  if (s.now - s.lastPublishOk <= s.timeoutMs / 2) return 'pet';
+  return 'publish-failing';
+}
+
+/** Never start a process while the watchdog may be about to (or did) self-fence us, or after leaving. */
+export function spawnRefused(now: number, lastPet: number, timeoutMs: number, stopped: boolean): boolean {
+  return now - lastPet > timeoutMs / 2 || stopped;
+}
+
+/** While self-fenced, a published clstat claims no groups (and the recorded groups are killed). */
+export function publishFenced(left: boolean, selfFence: boolean, now: number, lastPet: number, timeoutMs: number): boolean {
+  return !left && selfFence && watchdogMayHaveFired(now, lastPet, timeoutMs);
+}
+
+// ------------------------------------------------------------------------------ fencing, leaving
+
+/** The peers list fenceTargets() takes: this node up, every peer as liveness sees it (or fenced). */
+export function fencePeers(me: string, mySeq: number, live: ReadonlyMap<string, { readonly state: string; readonly seq: number | null }>, isFenced: (node: string) => boolean): FencePeer[] {
+  return [{ name: me, state: 'up', seq: mySeq }, ...[...live].map(([name, v]) => ({ name, state: (isFenced(name) ? 'fenced' : v.state) as FencePeer['state'], seq: v.seq }))];
+}
+
+/**
+ * For an orderly leave: who should take over each local group — the first live allowed node in
+ * hactl order, else the least loaded live node, then the lowest name.
+ */
+export function successors(me: string, lastView: ReadonlyMap<string, NodeView>, local: ReadonlyMap<string, Instance>, wants: ReadonlyMap<string, HactlWant>): Array<{ group: string; node: string }> {
+  const live = [...lastView.values()].filter((n) => n.name !== me && n.state === 'up');
+  const load = (n: NodeView): number => [...n.groups.values()].filter(isActive).length;
+  const out: Array<{ group: string; node: string }> = [];
+  for (const [group, inst] of local) {
+    if (!isActive(inst) || inst.level === 'stop') continue;
+    const want = wants.get(group);
+    if (!want || want.level === 'stop') continue;
+    const allowed = want.nodes;
+    const pool = allowed ? allowed.map((a) => live.find((n) => n.name === a)).filter((n): n is NodeView => !!n) : [...live].sort((a, b) => load(a) - load(b) || (a.name < b.name ? -1 : 1));
+    if (pool[0]) out.push({ group, node: pool[0].name });
+  }
+  return out;
+}

@@ -1,0 +1,222 @@
+// `npm run sim -- [options]`: the deterministic cluster simulator.
+//
+//   --seed S [--trace]        run (replay) one history; --trace prints its event log
+//   --seeds N [--start S]     run N histories from seed S (default 1), report failures and rate
+//   --nodes N | A-B           cluster size (exact, or drawn from A..B; default a 1–16 mix)
+//   --jobs J                  worker threads (default: CPUs)
+//   --drift F                 largest monotonic clock drift (fraction, default 0.02)
+//   --faults X                scale the number of faults (default 1)
+//   --max-failures K          stop after K failing seeds (default 5)
+//   --quiet                   only the summary
+
+import { availableParallelism } from 'node:os';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { report, runSeed, type RunOptions, type RunResult } from './sim.js';
+
+interface Args {
+  seed: number | null;
+  seeds: number;
+  start: number;
+  nodes: number | [number, number] | undefined;
+  jobs: number;
+  trace: boolean;
+  drift: number | undefined;
+  faults: number | undefined;
+  maxFailures: number;
+  quiet: boolean;
+}
+
+function usage(msg: string): never {
+  process.stderr.write(`sim: ${msg}\nusage: npm run sim -- [--seed S [--trace]] [--seeds N] [--start S] [--nodes N|A-B] [--jobs J] [--drift F] [--faults X] [--max-failures K] [--quiet]\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const a: Args = { seed: null, seeds: 1000, start: 1, nodes: undefined, jobs: availableParallelism(), trace: false, drift: undefined, faults: undefined, maxFailures: 5, quiet: false };
+  const num = (v: string | undefined, what: string): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < 0) usage(`${what} needs a non-negative number`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!;
+    const v = argv[i + 1];
+    switch (k) {
+      case '--seed':
+        a.seed = num(v, k);
+        i++;
+        break;
+      case '--seeds':
+        a.seeds = num(v, k);
+        i++;
+        break;
+      case '--start':
+        a.start = num(v, k);
+        i++;
+        break;
+      case '--nodes': {
+        const m = /^(\d+)(?:-(\d+))?$/.exec(v ?? '');
+        if (!m || Number(m[1]) < 1 || (m[2] !== undefined && Number(m[2]) < Number(m[1]))) usage('--nodes needs N or A-B (A ≥ 1)');
+        a.nodes = m[2] !== undefined ? [Number(m[1]), Number(m[2])] : Number(m[1]);
+        i++;
+        break;
+      }
+      case '--jobs':
+        a.jobs = Math.max(1, Math.floor(num(v, k)));
+        i++;
+        break;
+      case '--drift':
+        a.drift = num(v, k);
+        i++;
+        break;
+      case '--faults':
+        a.faults = num(v, k);
+        i++;
+        break;
+      case '--max-failures':
+        a.maxFailures = Math.max(1, Math.floor(num(v, k)));
+        i++;
+        break;
+      case '--trace':
+        a.trace = true;
+        break;
+      case '--quiet':
+        a.quiet = true;
+        break;
+      default:
+        usage(`unknown argument ${k}`);
+    }
+  }
+  return a;
+}
+
+function runOptions(a: Args): RunOptions {
+  return { ...(a.nodes !== undefined ? { nodes: a.nodes } : {}), ...(a.drift !== undefined ? { maxDrift: a.drift } : {}), ...(a.faults !== undefined ? { faultRate: a.faults } : {}) };
+}
+
+function replayCommand(a: Args, seed: number): string {
+  const extra = [a.nodes !== undefined ? `--nodes ${Array.isArray(a.nodes) ? a.nodes.join('-') : a.nodes}` : '', a.drift !== undefined ? `--drift ${a.drift}` : '', a.faults !== undefined ? `--faults ${a.faults}` : ''].filter(Boolean).join(' ');
+  return `npm run sim -- --seed ${seed}${extra ? ' ' + extra : ''} --trace`;
+}
+
+interface Summary {
+  seed: number;
+  ok: boolean;
+  nodes: number;
+  simMs: number;
+  steps: number;
+  convergeCycles: number | null;
+  boundCycles: number;
+  violation: string | null;
+  limitation: boolean;
+}
+
+function summarize(r: RunResult): Summary {
+  return {
+    seed: r.seed,
+    ok: r.ok,
+    nodes: r.nodes,
+    simMs: r.simMs,
+    steps: r.steps,
+    convergeCycles: r.convergeMs === null ? null : r.convergeMs / r.cycleMs,
+    boundCycles: r.boundMs / r.cycleMs,
+    violation: r.violation ? `${r.violation.invariant}: ${r.violation.detail}` : null,
+    limitation: r.limitation !== null,
+  };
+}
+
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+async function campaign(a: Args): Promise<number> {
+  const t0 = performance.now();
+  const seeds = Array.from({ length: a.seeds }, (_, i) => a.start + i);
+  const results: Summary[] = [];
+  const failures: Summary[] = [];
+  let lastPrint = t0;
+  const onResult = (s: Summary): void => {
+    results.push(s);
+    if (!s.ok) {
+      failures.push(s);
+      process.stdout.write(`FAIL seed ${s.seed} (${s.nodes} nodes): ${s.violation}\n  replay: ${replayCommand(a, s.seed)}\n`);
+    }
+    const now = performance.now();
+    if (!a.quiet && now - lastPrint > 10_000) {
+      lastPrint = now;
+      process.stdout.write(`  ${results.length}/${seeds.length} histories, ${failures.length} failing, ${((results.length / (now - t0)) * 60_000).toFixed(0)} histories/minute\n`);
+    }
+  };
+  const jobs = Math.min(a.jobs, seeds.length);
+  const self = fileURLToPath(import.meta.url);
+  await new Promise<void>((resolve) => {
+    let running = jobs;
+    for (let j = 0; j < jobs; j++) {
+      const mine = seeds.filter((_, i) => i % jobs === j);
+      const w = new Worker(self, { workerData: { seeds: mine, options: runOptions(a), maxFailures: a.maxFailures } });
+      w.on('message', (m: Summary) => {
+        onResult(m);
+        if (failures.length >= a.maxFailures) void w.terminate();
+      });
+      w.on('error', (e) => {
+        process.stderr.write(`worker failed: ${String(e)}\n`);
+        failures.push({ seed: -1, ok: false, nodes: 0, simMs: 0, steps: 0, convergeCycles: null, boundCycles: 0, violation: String(e), limitation: false });
+      });
+      w.on('exit', () => {
+        if (--running === 0) resolve();
+      });
+    }
+  });
+  const ms = performance.now() - t0;
+  const conv = results.filter((r) => r.convergeCycles !== null).map((r) => r.convergeCycles!);
+  const bounds = results.filter((r) => r.boundCycles > 0).map((r) => r.boundCycles);
+  const simHours = results.reduce((s, r) => s + r.simMs, 0) / 3.6e6;
+  process.stdout.write(
+    [
+      `${results.length} histories (seeds ${a.start}…${a.start + a.seeds - 1}, nodes ${a.nodes === undefined ? 'mix 1–16' : Array.isArray(a.nodes) ? a.nodes.join('–') : a.nodes}), ${failures.length} failing, in ${(ms / 1000).toFixed(1)} s on ${jobs} thread(s)`,
+      `${((results.length / ms) * 60_000).toFixed(0)} histories/minute; ${simHours.toFixed(1)} simulated cluster-hours; ${results.reduce((s, r) => s + r.steps, 0)} steps`,
+      `${results.filter((r) => r.limitation).length} histories ended with a group down for the known reason (no self-fence: only the fencer knows a node was fenced, and it could not run the group)`,
+      `convergence after the last fault: p50 ${pct(conv, 50).toFixed(1)}, p99 ${pct(conv, 99).toFixed(1)}, max ${pct(conv, 100).toFixed(1)} cycles (bound per history: min ${pct(bounds, 0).toFixed(0)}, median ${pct(bounds, 50).toFixed(0)}, max ${pct(bounds, 100).toFixed(0)} cycles) over ${conv.length} histories with quorum`,
+      `${results.length - failures.length} passed, ${failures.length} failed`,
+    ].join('\n') + '\n',
+  );
+  return failures.length ? 1 : 0;
+}
+
+function main(): void {
+  const a = parseArgs(process.argv.slice(2));
+  if (a.seed !== null) {
+    const r = runSeed(a.seed, { ...runOptions(a), trace: a.trace });
+    const failed = !r.ok;
+    // A failing seed without --trace: replay it traced so the report shows what happened.
+    const shown = failed && !a.trace ? runSeed(a.seed, { ...runOptions(a), trace: true }) : r;
+    process.stdout.write(report(shown, { replay: replayCommand(a, a.seed), ...(a.trace ? {} : { tail: 200 }) }) + '\n');
+    process.exit(failed ? 1 : 0);
+  }
+  campaign(a).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`sim: ${String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+if (isMainThread) main();
+else {
+  const { seeds, options, maxFailures } = workerData as { seeds: number[]; options: RunOptions; maxFailures: number };
+  let failures = 0;
+  for (const seed of seeds) {
+    let s: Summary;
+    try {
+      s = summarize(runSeed(seed, options));
+    } catch (e) {
+      s = { seed, ok: false, nodes: 0, simMs: 0, steps: 0, convergeCycles: null, boundCycles: 0, violation: `simulator error: ${e instanceof Error ? e.stack ?? e.message : String(e)}`, limitation: false };
+    }
+    parentPort!.postMessage(s);
+    if (!s.ok && ++failures >= maxFailures) break;
+  }
+}

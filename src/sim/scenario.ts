@@ -1,0 +1,272 @@
+// A simulated history's setup, drawn from its seed: cluster size, timings, quorum and fencing
+// configuration, groups with per-node test results, per-node clocks, and a schedule of faults.
+
+import type { QuorumConfig } from '../cluster/quorum.js';
+import type { Timings } from '../init/machines.js';
+import { DEFAULT_TIMINGS } from '../init/machines.js';
+import { Rng } from './rng.js';
+
+export interface GroupSpec {
+  readonly name: string;
+  readonly hasTest: boolean;
+  readonly hasSetup: boolean;
+  /** Node → does this group's test pass there. */
+  readonly pass: ReadonlyMap<string, boolean>;
+  readonly testMs: readonly [number, number];
+  readonly setupMs: readonly [number, number];
+  /** How long its service takes to exit on SIGINT. */
+  readonly stopMs: readonly [number, number];
+  /** Probability that an instance ignores SIGINT (needs SIGTERM) / SIGTERM (needs SIGKILL). */
+  readonly ignoreInt: number;
+  readonly ignoreTerm: number;
+}
+
+export interface NodeClockSpec {
+  /** performance.now() origin of that machine (monotonic clocks of different machines are unrelated). */
+  readonly base: number;
+  /** Its monotonic timers run this much fast (>1) or slow (<1). */
+  readonly rate: number;
+  /** Wall-clock offset (only in clstat timestamps: nothing may depend on it). */
+  readonly wallOffsetMs: number;
+}
+
+export type Fault =
+  | { readonly kind: 'crash'; readonly node: string; readonly at: number; readonly restartAfter: number | null }
+  /** Crash whichever node is running a fence hook right then (else the lowest-named live node: the designated fencer). */
+  | { readonly kind: 'crash-fencer'; readonly at: number; readonly restartAfter: number }
+  | { readonly kind: 'kill-monitor'; readonly node: string; readonly at: number; readonly restartAfter: number }
+  | { readonly kind: 'leave'; readonly node: string; readonly at: number; readonly restartAfter: number }
+  | { readonly kind: 'pause'; readonly node: string; readonly at: number; readonly dur: number; readonly watchdog: boolean }
+  | { readonly kind: 'partition'; readonly node: string; readonly at: number; readonly dur: number; readonly mode: 'fail' | 'hang' }
+  | { readonly kind: 'slow'; readonly node: string; readonly at: number; readonly dur: number; readonly latency: readonly [number, number] }
+  | { readonly kind: 'reads'; readonly at: number; readonly dur: number; readonly torn: number; readonly missing: number; readonly reorder: number }
+  | { readonly kind: 'fence-faulty'; readonly at: number; readonly dur: number; readonly failure: number; readonly timeout: number; readonly slow: number }
+  | { readonly kind: 'hactl'; readonly at: number; readonly text: string }
+  | { readonly kind: 'start'; readonly node: string; readonly at: number };
+
+export interface Scenario {
+  readonly seed: number;
+  readonly nodes: readonly string[];
+  readonly groups: readonly GroupSpec[];
+  readonly cycleMs: number;
+  readonly timeoutMs: number;
+  /** The monitors' configured visibility_lag. */
+  readonly visibilityLagMs: number;
+  /** The store's real propagation delay (within the configured lag). */
+  readonly storeLagMs: number;
+  readonly storeLatencyMs: readonly [number, number];
+  readonly balance: number;
+  readonly failCooldownCycles: number;
+  readonly quorum: QuorumConfig;
+  readonly selfFence: boolean;
+  readonly fence: { readonly command: boolean; readonly timeoutMs: number };
+  readonly timings: Timings;
+  readonly clocks: ReadonlyMap<string, NodeClockSpec>;
+  /** Global start time of each node's first monitor (nodes absent here join by a `start` fault). */
+  readonly startAt: ReadonlyMap<string, number>;
+  readonly hactl: string;
+  readonly faults: readonly Fault[];
+  /** When the last fault ends: after this nothing breaks any more. */
+  readonly healAt: number;
+  /** Fenced nodes power back on with this probability (else they stay down). */
+  readonly rebootAfterFence: number;
+}
+
+export interface ScenarioOptions {
+  /** Exact cluster size, or a range to draw from (default: a mix of 1–16 weighted to small). */
+  readonly nodes?: number | readonly [number, number];
+  /** Largest drift of a node's monotonic clock (fraction, default 0.02 = ±2 %). */
+  readonly maxDrift?: number;
+  /** Scale the number of faults (default 1; 0 = a fault-free history). */
+  readonly faultRate?: number;
+}
+
+const CI_SIZES: ReadonlyArray<readonly [number, number]> = [
+  [2, 1], [5, 2], [7, 3], [6, 4], [5, 5], [4, 6], [3, 7], [3, 8], [1, 9], [1, 10], [1, 11], [1, 12], [1, 13], [1, 14], [1, 15], [2, 16],
+];
+
+export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario {
+  const rng = new Rng(seed, 1);
+  const size = opts.nodes;
+  const n = typeof size === 'number' ? size : size ? rng.int(size[0], size[1]) : rng.weighted(CI_SIZES);
+  const nodes = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const cycleMs = rng.pick([100, 200, 250, 500, 1000]);
+  const timeoutMs = cycleMs * rng.pick([4, 5, 6, 8, 10]);
+  const visibilityLagMs = Math.min(Math.round(cycleMs * rng.pick([0, 0, 0.1, 0.25, 0.5, 1, 2])), Math.floor(timeoutMs / 3));
+  const storeLagMs = visibilityLagMs * rng.uniform(0.3, 1);
+  const termAfterMs = Math.round(cycleMs * rng.uniform(1, 4));
+  const timings: Timings = { ...DEFAULT_TIMINGS, termAfterMs, killAfterMs: termAfterMs + Math.round(cycleMs * rng.uniform(1, 4)), killRepeatMs: cycleMs };
+  const policy = rng.weighted([[4, 'majority'], [3, 'adaptive'], [3, 'none']] as const);
+  const quorum: QuorumConfig = policy === 'majority' ? { policy, expected: n, waitForAll: rng.chance(0.15) } : { policy };
+  const selfFence = rng.chance(0.75);
+  const fence = { command: rng.chance(selfFence ? 0.4 : 0.7), timeoutMs: Math.round(cycleMs * rng.uniform(2, 8)) };
+  const maxDrift = opts.maxDrift ?? 0.02;
+  const clocks = new Map<string, NodeClockSpec>();
+  for (const node of nodes) clocks.set(node, { base: rng.uniform(0, 1e7), rate: 1 + rng.uniform(-maxDrift, maxDrift), wallOffsetMs: rng.uniform(-3.6e6, 3.6e6) });
+
+  const groupCount = rng.int(1, Math.max(1, Math.min(10, Math.ceil(n / 2) + 2)));
+  const groups: GroupSpec[] = [];
+  for (let i = 1; i <= groupCount; i++) {
+    const hasTest = rng.chance(0.7);
+    const failRate = rng.pick([0, 0, 0.15, 0.5]);
+    const pass = new Map(nodes.map((node) => [node, !hasTest || !rng.chance(failRate)]));
+    const slowStop = rng.chance(0.3);
+    groups.push({
+      name: `g${i}`,
+      hasTest,
+      hasSetup: rng.chance(0.6),
+      pass,
+      testMs: [0, cycleMs * rng.uniform(0, 2)],
+      setupMs: [0, cycleMs * rng.uniform(0, 1.5)],
+      stopMs: slowStop ? [0, termAfterMs * 1.5] : [0, cycleMs / 2],
+      ignoreInt: rng.pick([0, 0, 0.2]),
+      ignoreTerm: rng.pick([0, 0, 0.1]),
+    });
+  }
+  const allowed = new Map<string, string[]>();
+  for (const g of groups) if (rng.chance(0.25)) allowed.set(g.name, rng.shuffle(nodes).slice(0, rng.int(1, Math.min(n, 3))));
+  const hactlText = (stopped: ReadonlySet<string>, allow: ReadonlyMap<string, readonly string[]>): string =>
+    groups.map((g) => `${g.name} ${stopped.has(g.name) ? 'stop' : 'start'}${allow.get(g.name) ? ' ' + allow.get(g.name)!.join(',') : ''}`).join('\n') + '\n';
+
+  // Faults, all within [0, window]: they may hit the cold start too.
+  const window = timeoutMs * rng.uniform(2, 8) + cycleMs * rng.uniform(0, 20);
+  const faults: Fault[] = [];
+  const startAt = new Map<string, number>();
+  for (const node of nodes) {
+    if (n > 1 && rng.chance(0.08)) faults.push({ kind: 'start', node, at: rng.uniform(0, window) });
+    else startAt.set(node, rng.uniform(0, 2 * cycleMs));
+  }
+  const rate = opts.faultRate ?? 1;
+  const count = Math.round(rng.int(0, Math.min(8, 2 + Math.ceil(n / 2))) * rate);
+  const T = timeoutMs;
+  const permanentOk = selfFence || fence.command;
+  const stopped = new Set<string>();
+  const allow = new Map(allowed);
+  for (let i = 0; i < count; i++) {
+    const at = rng.uniform(0, window);
+    const node = rng.pick(nodes);
+    const kind = rng.weighted([
+      [3, 'crash'], [fence.command ? 1 : 0, 'crash-fencer'], [2, 'kill-monitor'], [2, 'leave'], [3, 'pause'], [3, 'partition'], [2, 'slow'], [2, 'reads'], [fence.command ? 1 : 0, 'fence-faulty'], [2, 'hactl'],
+    ] as const);
+    switch (kind) {
+      case 'crash':
+        faults.push({ kind, node, at, restartAfter: permanentOk && rng.chance(0.15) ? null : rng.uniform(0.2 * T, 5 * T) });
+        break;
+      case 'crash-fencer':
+        faults.push({ kind, at, restartAfter: rng.uniform(0.2 * T, 5 * T) });
+        break;
+      case 'kill-monitor':
+      case 'leave':
+        faults.push({ kind, node, at, restartAfter: rng.uniform(0.1 * T, 4 * T) });
+        break;
+      case 'pause':
+        faults.push({ kind, node, at, dur: rng.uniform(0.2 * T, 3 * T), watchdog: rng.chance(0.6) });
+        break;
+      case 'partition':
+        faults.push({ kind, node, at, dur: rng.uniform(0.2 * T, 4 * T), mode: rng.chance(0.5) ? 'fail' : 'hang' });
+        break;
+      case 'slow': {
+        const hi = T * rng.pick([0.05, 0.2, 0.45, 0.8]);
+        faults.push({ kind, node, at, dur: rng.uniform(T, 5 * T), latency: [hi / 4, hi] });
+        break;
+      }
+      case 'reads':
+        faults.push({ kind, at, dur: rng.uniform(T, 5 * T), torn: rng.pick([0, 0.02, 0.1]), missing: rng.pick([0, 0.05, 0.2]), reorder: rng.pick([0, 0.05, 0.3]) });
+        break;
+      case 'fence-faulty':
+        faults.push({ kind, at, dur: rng.uniform(T, 6 * T), failure: rng.uniform(0, 0.6), timeout: rng.uniform(0, 0.3), slow: rng.uniform(0, 0.3) });
+        break;
+      case 'hactl': {
+        const g = rng.pick(groups).name;
+        if (stopped.has(g)) stopped.delete(g);
+        else stopped.add(g);
+        if (rng.chance(0.3)) {
+          if (allow.has(g)) allow.delete(g);
+          else allow.set(g, rng.shuffle(nodes).slice(0, rng.int(1, Math.min(n, 3))));
+        }
+        faults.push({ kind, at, text: hactlText(stopped, allow) });
+        break;
+      }
+    }
+  }
+  faults.sort((a, b) => a.at - b.at);
+  // hactl changes must apply in the order drawn: re-stamp their texts in time order.
+  const hactlTexts = faults.filter((f) => f.kind === 'hactl').map((f) => (f as { text: string }).text);
+  let hi = 0;
+  const ordered = faults.map((f) => (f.kind === 'hactl' ? { ...f, text: hactlTexts[hi++]! } : f));
+  let healAt = window;
+  for (const f of ordered) {
+    const end = 'dur' in f ? f.at + f.dur : 'restartAfter' in f && f.restartAfter !== null ? f.at + f.restartAfter : f.at;
+    healAt = Math.max(healAt, end);
+  }
+  return {
+    seed,
+    nodes,
+    groups,
+    cycleMs,
+    timeoutMs,
+    visibilityLagMs,
+    storeLagMs,
+    storeLatencyMs: [0.2, 2],
+    balance: rng.pick([1, 1.5, 1.5, 2, 3]),
+    failCooldownCycles: rng.pick([2, 5, 10, 10, 20]),
+    quorum,
+    selfFence,
+    fence,
+    timings,
+    clocks,
+    startAt,
+    hactl: hactlText(new Set(), allowed),
+    faults: ordered,
+    healAt,
+    rebootAfterFence: 0.6,
+  };
+}
+
+/** One line per setting, for traces. */
+export function describeScenario(s: Scenario): string[] {
+  const q = s.quorum;
+  const out = [
+    `seed ${s.seed}: ${s.nodes.length} nodes, ${s.groups.length} groups; cycle ${s.cycleMs} ms, timeout ${s.timeoutMs} ms, visibility_lag ${s.visibilityLagMs} ms (store lag ${s.storeLagMs.toFixed(0)} ms)`,
+    `quorum ${q.policy}${q.expected !== undefined ? ` expected=${q.expected}` : ''}${q.waitForAll ? ' wait_for_all' : ''}; self_fence ${s.selfFence}; fence command ${s.fence.command ? `yes (timeout ${s.fence.timeoutMs} ms)` : 'no'}; balance ${s.balance}; fail_cooldown ${s.failCooldownCycles} cycles`,
+    `engine: SIGTERM after ${s.timings.termAfterMs} ms, SIGKILL after ${s.timings.killAfterMs} ms`,
+    `clocks: ${[...s.clocks].map(([n, c]) => `${n} ×${c.rate.toFixed(4)}`).join(' ')}`,
+  ];
+  for (const g of s.groups) {
+    const fails = [...g.pass].filter(([, ok]) => !ok).map(([n]) => n);
+    out.push(`group ${g.name}: ${g.hasTest ? `test (fails on ${fails.length ? fails.join(',') : 'none'})` : 'no test'}${g.hasSetup ? ', setup' : ''}, svc stops in ≤${Math.round(g.stopMs[1])} ms${g.ignoreInt ? `, ignores SIGINT p=${g.ignoreInt}` : ''}${g.ignoreTerm ? `, ignores SIGTERM p=${g.ignoreTerm}` : ''}`);
+  }
+  out.push(`hactl: ${s.hactl.trim().split('\n').join(' | ')}`);
+  const late = s.nodes.filter((n) => !s.startAt.has(n));
+  if (late.length) out.push(`late joiners: ${late.join(',')}`);
+  for (const f of s.faults) out.push(`fault @${f.at.toFixed(0)}: ${describeFault(f)}`);
+  out.push(`faults heal by ${s.healAt.toFixed(0)} ms`);
+  return out;
+}
+
+export function describeFault(f: Fault): string {
+  switch (f.kind) {
+    case 'crash':
+      return `crash ${f.node}${f.restartAfter === null ? ' (stays down)' : `, restart after ${f.restartAfter.toFixed(0)} ms`}`;
+    case 'crash-fencer':
+      return `crash the node running a fence hook (or the designated fencer), restart after ${f.restartAfter.toFixed(0)} ms`;
+    case 'kill-monitor':
+      return `kill -9 monitor of ${f.node}, restart after ${f.restartAfter.toFixed(0)} ms`;
+    case 'leave':
+      return `SIGTERM ${f.node} (orderly leave), restart after ${f.restartAfter.toFixed(0)} ms`;
+    case 'pause':
+      return `${f.watchdog ? 'pause monitor of' : 'freeze whole node (monitor, watchdog, processes)'} ${f.node} for ${f.dur.toFixed(0)} ms`;
+    case 'partition':
+      return `partition ${f.node} from the store (${f.mode}) for ${f.dur.toFixed(0)} ms`;
+    case 'slow':
+      return `slow store on ${f.node} (+${f.latency[0].toFixed(0)}–${f.latency[1].toFixed(0)} ms per op) for ${f.dur.toFixed(0)} ms`;
+    case 'reads':
+      return `read faults for ${f.dur.toFixed(0)} ms: torn ${f.torn}, missing ${f.missing}, reordered ${f.reorder}`;
+    case 'fence-faulty':
+      return `fence hook faulty for ${f.dur.toFixed(0)} ms: failure ${f.failure.toFixed(2)}, timeout ${f.timeout.toFixed(2)}, slow ${f.slow.toFixed(2)}`;
+    case 'hactl':
+      return `admin writes hactl: ${f.text.trim().split('\n').join(' | ')}`;
+    case 'start':
+      return `${f.node} joins (first start)`;
+  }
+}

@@ -1,0 +1,87 @@
+// Run one simulated history: draw its scenario from the seed, start the monitors, apply the faults,
+// and check the invariants until the cluster has been stable after the last fault (or a violation).
+
+import { REAL_LOGIC, type SimLogic } from './logic.js';
+import { describeScenario, drawScenario, type Scenario, type ScenarioOptions } from './scenario.js';
+import { World, type Violation } from './world.js';
+
+export interface RunOptions extends ScenarioOptions {
+  /** Keep an event log (the replayable trace). */
+  readonly trace?: boolean;
+  /** Swap decision functions (default: the real ones). */
+  readonly logic?: Partial<SimLogic>;
+}
+
+export interface RunResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly violation: Violation | null;
+  readonly nodes: number;
+  readonly groups: number;
+  readonly faults: number;
+  /** Simulated time the history covered (ms). */
+  readonly simMs: number;
+  readonly steps: number;
+  /** After the last fault healed: how long until every group ran where it should (null: no progress expected). */
+  readonly convergeMs: number | null;
+  readonly boundMs: number;
+  readonly cycleMs: number;
+  readonly mode: 'progress' | 'no quorum' | null;
+  /** Set when a group stayed down for a known, reported reason (fence results are not shared). */
+  readonly limitation: string | null;
+  readonly stats: World['stats'];
+  readonly scenario: Scenario;
+  readonly trace: readonly string[];
+}
+
+export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
+  const scenario = drawScenario(seed, opts);
+  const logic: SimLogic = { ...REAL_LOGIC, ...opts.logic };
+  const w = new World(scenario, logic, !!opts.trace);
+  const { sched } = w;
+  for (const [node, at] of scenario.startAt) sched.at(at, () => w.nodes.get(node)!.startMonitor());
+  for (const f of scenario.faults) sched.at(f.at, () => w.apply(f));
+  sched.at(scenario.healAt, () => w.startProgress());
+  // Hard stop far past any bound (the deadline moves with late disruptions; this only guards loops).
+  const cap = scenario.healAt + 50 * w.progressBound() + 600_000;
+  const stop = (): boolean => w.done || w.violation !== null;
+  sched.run(cap, stop);
+  if (!w.done && !w.violation) w.violation = { invariant: 'progress', time: sched.now, detail: 'history did not settle before the hard stop' };
+  return {
+    seed,
+    ok: w.violation === null,
+    violation: w.violation,
+    nodes: scenario.nodes.length,
+    groups: scenario.groups.length,
+    faults: scenario.faults.length,
+    simMs: sched.now,
+    steps: sched.steps,
+    convergeMs: w.convergeMs,
+    boundMs: w.boundMs,
+    cycleMs: scenario.cycleMs,
+    mode: w.progressMode,
+    limitation: w.limitation,
+    stats: w.stats,
+    scenario,
+    trace: w.log,
+  };
+}
+
+/** A failing (or traced) history as text: how to replay it, its setup, the violation, the event log. */
+export function report(r: RunResult, opts: { replay?: string; tail?: number } = {}): string {
+  const lines = [
+    r.ok ? `seed ${r.seed}: ok` : `seed ${r.seed}: VIOLATION of "${r.violation!.invariant}" at ${r.violation!.time.toFixed(1)} ms`,
+    ...(r.violation ? [`  ${r.violation.detail}`] : []),
+    `replay: ${opts.replay ?? `npm run sim -- --seed ${r.seed} --trace`}`,
+    '',
+    ...describeScenario(r.scenario),
+  ];
+  if (r.trace.length) {
+    const tail = opts.tail ?? r.trace.length;
+    const shown = r.trace.slice(-tail);
+    lines.push('', `event log${shown.length < r.trace.length ? ` (last ${shown.length} of ${r.trace.length} events)` : ''}:`, ...shown);
+  }
+  if (r.limitation) lines.push('', `known limitation: ${r.limitation}`);
+  lines.push('', `simulated ${(r.simMs / 1000).toFixed(1)} s in ${r.steps} steps; converged ${r.convergeMs === null ? '-' : `${r.convergeMs.toFixed(0)} ms`} after the last fault (bound ${r.boundMs.toFixed(0)} ms)`);
+  return lines.join('\n');
+}
