@@ -25,14 +25,27 @@ export interface Clstat {
   readonly notes: ReadonlyArray<{ readonly group: string; readonly text: string }>;
   /** A leaving node names who should take each of its groups over (`# handover <group> <node>`). */
   readonly handovers?: ReadonlyArray<{ readonly group: string; readonly node: string }>;
+  /**
+   * Nodes this node fenced (`# fenced <node> <seq> <time> <method>`): seq is the target's heartbeat
+   * seq when it was fenced (`-` if none was seen), so every reader releases it until it restarts.
+   */
+  readonly fenced?: readonly FencedLine[];
 }
 
-export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes']; handovers?: Clstat['handovers'] }): string {
+export interface FencedLine {
+  readonly node: string;
+  readonly seq: number | null;
+  readonly time: string;
+  readonly method: string;
+}
+
+export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes']; handovers?: Clstat['handovers']; fenced?: Clstat['fenced'] }): string {
   const h = c.header;
   const lines = [`# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.left ? ' left=1' : ''}`];
   for (const g of c.groups) lines.push(`${CLSTAT_CLASS} ${g.group} ${g.level} ${g.state}`);
   for (const n of c.notes ?? []) lines.push(`# note ${n.group} ${n.text.replace(/[\r\n]+/g, ' ')}`);
   for (const h of c.handovers ?? []) lines.push(`# handover ${h.group} ${h.node}`);
+  for (const f of c.fenced ?? []) lines.push(`# fenced ${f.node} ${f.seq ?? '-'} ${f.time || '-'} ${f.method.replace(/\s+/g, '_') || '-'}`);
   return lines.join('\n') + '\n';
 }
 
@@ -42,6 +55,7 @@ export function parseClstat(text: string): Clstat {
   const groups: ClstatLine[] = [];
   const notes: Array<{ group: string; text: string }> = [];
   const handovers: Array<{ group: string; node: string }> = [];
+  const fenced: FencedLine[] = [];
   for (const raw of text.split('\n')) {
     const line = raw.replace(/\r$/, '');
     if (line.startsWith('# peerha ')) {
@@ -62,6 +76,11 @@ export function parseClstat(text: string): Clstat {
       if (m) handovers.push({ group: m[1]!, node: m[2]! });
       continue;
     }
+    if (line.startsWith('# fenced ')) {
+      const m = /^# fenced (\S+) (\d+|-) (\S+) (\S+)\s*$/.exec(line);
+      if (m) fenced.push({ node: m[1]!, seq: m[2] === '-' ? null : Number(m[2]), time: m[3] === '-' ? '' : m[3]!, method: m[4]! });
+      continue;
+    }
     if (line.startsWith('# note ')) {
       const m = /^# note (\S+) (.*)$/.exec(line);
       if (m) notes.push({ group: m[1]!, text: m[2]! });
@@ -70,7 +89,7 @@ export function parseClstat(text: string): Clstat {
     const f = line.trim().split(/\s+/);
     if (f.length >= 4 && f[0] === CLSTAT_CLASS) groups.push({ group: f[1]!, level: f[2]!, state: f[3]! });
   }
-  return { header, groups, notes, ...(handovers.length ? { handovers } : {}) };
+  return { header, groups, notes, ...(handovers.length ? { handovers } : {}), ...(fenced.length ? { fenced } : {}) };
 }
 
 /**

@@ -2,9 +2,10 @@
 // configured methods once per incident, after the anti-race delays, retrying with capped
 // backoff. Only a success (or an operator's confirmation) marks the peer fenced.
 
+import type { FencedLine } from '../config/clstat.js';
 import type { FenceConfig } from './config.js';
 import { fenceNode, type FenceRecord } from '../fence/fencer.js';
-import { fenceTargets, type FenceIncident, type FencePeer } from './fencing.js';
+import { fenceDelayMs, fenceTargets, retryDelayMs, type FenceIncident, type FencePeer } from './fencing.js';
 
 export interface FenceDeps {
   readonly me: string;
@@ -15,25 +16,15 @@ export interface FenceDeps {
   /** The operator's confirmation time for `node` (wall ms), or null. */
   readonly confirmedAt: (node: string) => Promise<number | null>;
   readonly record: (rec: FenceRecord) => void;
+  /** Whether `node` is still stale at `seq` (as of the last cycle): a race delay may outlast the silence. */
+  readonly stillStale: (node: string, seq: number | null) => boolean;
   readonly log: { warn(o: object, m: string): void; error(o: object, m: string): void; info(o: object, m: string): void };
-}
-
-/** Backoff before retrying a failed fence: cycle × 2^(attempts-1), capped. */
-export function retryDelayMs(attempts: number, cycleMs: number, capMs: number): number {
-  return Math.min(capMs, cycleMs * 2 ** Math.min(Math.max(0, attempts - 1), 20));
-}
-
-/**
- * Delay before fencing `target`: base + random up to max, plus the priority delay when the target
- * runs more groups than we do (it should win a two-node fence race).
- */
-export function fenceDelayMs(cfg: FenceConfig, random: number, myLoad: number, targetLoad: number): number {
-  return cfg.delayBaseMs + Math.round(random * cfg.delayMaxMs) + (targetLoad > myLoad ? cfg.priorityDelayMs : 0);
 }
 
 export class FenceIncidents {
   private readonly incidents = new Map<string, FenceIncident & { since: number }>();
-  private readonly fenced = new Map<string, number | null>(); // node → seq at fence time
+  /** Node → what this node publishes about it (`# fenced`): its seq at fence time, when, how. */
+  private readonly fenced = new Map<string, FencedLine>();
   private readonly last = new Map<string, FenceRecord>();
 
   constructor(private readonly d: FenceDeps) {}
@@ -46,9 +37,14 @@ export class FenceIncidents {
     return this.last.get(node);
   }
 
+  /** The nodes this node fenced and that have not restarted since: published in its clstat. */
+  fencedLines(): FencedLine[] {
+    return [...this.fenced.values()];
+  }
+
   /** A fenced node whose heartbeat moves again restarted cleanly: no longer fenced. */
   forgetRestarted(seqOf: (node: string) => number | null): void {
-    for (const [n, seq] of this.fenced) if (seqOf(n) !== seq) this.fenced.delete(n);
+    for (const [n, f] of this.fenced) if (seqOf(n) !== f.seq) this.fenced.delete(n);
   }
 
   tick(peers: readonly FencePeer[], now: number, loadOf: (node: string) => number): void {
@@ -65,7 +61,13 @@ export class FenceIncidents {
       const delay = attempts === 1 ? fenceDelayMs(cfg, this.d.random(), loadOf(this.d.me), loadOf(node)) : 0;
       const incident = `${node}#${seq ?? '-'}`;
       this.d.log.warn({ node, attempt: attempts, delayMs: delay, incident }, `STOMITH: fencing ${node}`);
-      setTimeout(() => void this.run(node, seq, attempts, since, incident), delay);
+      setTimeout(() => {
+        if (this.d.stillStale(node, seq)) void this.run(node, seq, attempts, since, incident);
+        else {
+          this.incidents.delete(node);
+          this.d.log.info({ node, incident }, `STOMITH: ${node} heartbeats again; not fencing it`);
+        }
+      }, delay);
     }
   }
 
@@ -85,7 +87,7 @@ export class FenceIncidents {
       if (r.result !== 'waiting') this.d.log[r.result === 'success' ? 'warn' : 'error']({ ...r }, `STOMITH ${node}: ${r.method} ${r.result}`);
     }
     if (final) this.last.set(node, final);
-    if (ok) this.fenced.set(node, seq);
+    if (ok) this.fenced.set(node, { node, seq, time: final.time, method: final.method });
     const cycle = this.d.cycleMs();
     this.incidents.set(node, {
       seq,

@@ -39,6 +39,21 @@ export function fenceTargets(
   return { targets, reason: 'lowest-named live node' };
 }
 
-export function fenceBackoffMs(attempts: number, cycleMs: number): number {
-  return Math.min(60_000, cycleMs * 2 ** Math.min(attempts, 16));
+/** Backoff before retrying a failed fence: cycle × 2^(attempts-1), capped. */
+export function retryDelayMs(attempts: number, cycleMs: number, capMs: number): number {
+  return Math.min(capMs, cycleMs * 2 ** Math.min(Math.max(0, attempts - 1), 20));
+}
+
+export interface FenceDelays {
+  readonly delayBaseMs: number;
+  readonly delayMaxMs: number;
+  readonly priorityDelayMs: number;
+}
+
+/**
+ * Delay before fencing `target`: base + random up to max, plus the priority delay when the target
+ * runs more groups than we do (it should win a two-node fence race).
+ */
+export function fenceDelayMs(cfg: FenceDelays, random: number, myLoad: number, targetLoad: number): number {
+  return cfg.delayBaseMs + Math.round(random * cfg.delayMaxMs) + (targetLoad > myLoad ? cfg.priorityDelayMs : 0);
 }

@@ -6,10 +6,10 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatClstat, parseClstat, type ClstatLine } from '../config/clstat.js';
+import { formatClstat, parseClstat, type ClstatLine, type FencedLine } from '../config/clstat.js';
 import { formatError, parseCltab, type Cltab } from '../config/cltab.js';
 import { parseHactl, type Hactl } from '../config/hactl.js';
-import { liveness, observe, type PeerMemory, type PeerObservation } from '../cluster/liveness.js';
+import { liveness, observe, type LivenessView, type PeerMemory, type PeerObservation } from '../cluster/liveness.js';
 import { FRESH_QUORUM, quorum, type QuorumConfig, type QuorumMemory, type QuorumResult } from '../cluster/quorum.js';
 import { contentHash, pickNewest, type Judged } from '../cluster/replicate.js';
 import { FsStore, type FileRead } from '../cluster/store.js';
@@ -19,11 +19,13 @@ import type { Timings } from '../init/machines.js';
 import { killGroups, PgidRecord } from '../init/pgid-record.js';
 import { RealRunner, type Runner } from '../init/runner.js';
 import { decide, EMPTY_MEMORY, isActive, type DecideMemory, type Instance, type NodeView } from './decide.js';
-import { fenceBackoffMs, fenceTargets, type FenceIncident } from './fencing.js';
+import type { FenceRecord } from '../fence/fencer.js';
+import { FenceIncidents } from './fence-incidents.js';
 import type { MonitorConfig } from './config.js';
 import { WATCHDOG_BYE, WATCHDOG_PET } from './watchdog.js';
 import {
   decideConfig,
+  fencedPeers,
   fencePeers,
   freshHandovers,
   handoverTtlMs,
@@ -39,6 +41,7 @@ import {
   selfFenceState,
   spawnRefused,
   successors,
+  type FencedBy,
   type HandoverRecord,
 } from './view.js';
 
@@ -65,23 +68,18 @@ export interface HastatGroup {
   };
 }
 
+/** The last fence of a node as a hastat shows it: this node's own attempt, or a fencer's `# fenced` line. */
+export type HastatFence = Pick<FenceRecord, 'time' | 'fencer' | 'node' | 'result'> & Partial<Pick<FenceRecord, 'method' | 'action' | 'incident' | 'durationMs' | 'detail'>>;
+
 export interface Hastat {
   version: number;
   node: string;
   time: string;
   quorum: { ok: boolean; live: number; expected: number | null; policy: string; reason: string };
   detection: string;
-  nodes: Record<string, { state: string; seq: number | null; lastChange: string | null; lastFence?: FenceRecord }>;
+  nodes: Record<string, { state: string; seq: number | null; lastChange: string | null; fencedBy?: string; lastFence?: HastatFence }>;
   groups: Record<string, HastatGroup>;
   errors: string[];
-}
-
-interface FenceRecord {
-  time: string;
-  fencer: string;
-  node: string;
-  result: 'success' | 'failure' | 'timeout';
-  detail?: string;
 }
 
 interface Replica {
@@ -121,15 +119,20 @@ export class Monitor {
   private startedAt = performance.now();
   private lastView: Map<string, NodeView> = new Map();
   private fenceLines: string[] | null = null;
+  private fenceLogWrites: Promise<void> = Promise.resolve();
   /** Group → the node last seen running it settled, and how often that changed. */
   private owners = new Map<string, { node: string; failovers: number }>();
   /** Called once the monitor left on its own (cluster halt), so the process can exit. */
   onLeft: (() => void) | null = null;
   private decideMemory: DecideMemory = EMPTY_MEMORY;
   private quorumMemory: QuorumMemory = FRESH_QUORUM;
-  private incidents = new Map<string, FenceIncident>();
-  private fenced = new Map<string, { seq: number | null; record: FenceRecord }>();
-  private lastFence = new Map<string, FenceRecord>();
+  private readonly fencing: FenceIncidents;
+  /** Peer → the nodes its clstat says it fenced. */
+  private fenceClaims = new Map<string, readonly FencedLine[]>();
+  /** The peers that count as fenced this cycle (fencedPeers). */
+  private fencedNow = new Map<string, FencedBy>();
+  /** Liveness as of the last cycle. */
+  private lastLive: ReadonlyMap<string, LivenessView> = new Map();
   private cltab: Cltab | null = null;
   private cltabHash = '';
   private hactl: Hactl | null = null;
@@ -182,6 +185,40 @@ export class Monitor {
       },
     };
     this.engine = new Engine({ runner: guarded, logger: log, timings: s.timings, onChange: () => this.publishSoon() });
+    this.fencing = new FenceIncidents({
+      me: s.node,
+      cycleMs: () => this.s.cycleMs,
+      config: () => this.s.fence,
+      wallNow: () => wall(this.s.clockOffsetMs ?? 0),
+      random: Math.random,
+      confirmedAt: (node) => this.confirmedAt(node),
+      record: (rec) => void this.appendFenceLog(rec),
+      stillStale: (node, seq) => {
+        const v = this.lastLive.get(node);
+        return v?.state === 'stale' && v.seq === seq && !this.fencedNow.has(node);
+      },
+      log,
+    });
+  }
+
+  /** `peerha fence confirm NODE` writes DIR/fence-confirm/NODE: when the operator confirmed (wall ms). */
+  private async confirmedAt(node: string): Promise<number | null> {
+    const r = await this.store.readRootFile(join('fence-confirm', node));
+    try {
+      const t = Date.parse((JSON.parse(r?.text ?? '') as { time?: string }).time ?? '');
+      return Number.isFinite(t) ? t : null;
+    } catch {
+      return null; // missing or torn: not confirmed (yet)
+    }
+  }
+
+  /** A peer's fence state for hastat: who fenced it, and the last fence attempt known here. */
+  private fenceStatus(n: string): { fencedBy?: string; lastFence?: HastatFence } {
+    const by = this.fencedNow.get(n);
+    const own = this.fencing.lastFence(n);
+    const claimed: HastatFence | undefined = by ? { time: by.line.time, fencer: by.by, node: n, result: 'success', method: by.line.method } : undefined;
+    const last = own && (!claimed || own.time >= claimed.time) ? own : claimed;
+    return { ...(by ? { fencedBy: by.by } : {}), ...(last ? { lastFence: last } : {}) };
   }
 
   private ownFile(name: string): string {
@@ -342,6 +379,7 @@ export class Monitor {
           const r = readPeerClstat(read ? read.text : null);
           seen.set(n, r.obs);
           if (r.groups) this.lastGroups.set(n, r.groups);
+          if (r.fenced) this.fenceClaims.set(n, r.fenced);
           const h = nextHandover(this.handovers.get(n), r, now);
           if (h) this.handovers.set(n, h);
           else this.handovers.delete(n);
@@ -350,7 +388,11 @@ export class Monitor {
     this.peers = observe(this.peers, seen, now);
     for (const n of this.peers.keys()) if (!names.includes(n) && this.peers.get(n)?.seq === null) this.peers.delete(n);
     const live = liveness(this.peers, now, this.s.timeoutMs);
-    for (const [n, f] of this.fenced) if ((this.peers.get(n)?.seq ?? null) !== f.seq) this.fenced.delete(n); // restarted cleanly
+    this.lastLive = live;
+    for (const n of this.fenceClaims.keys()) if (!this.peers.has(n)) this.fenceClaims.delete(n);
+    const seqOf = (n: string): number | null => this.peers.get(n)?.seq ?? null;
+    this.fencing.forgetRestarted(seqOf);
+    this.fencedNow = fencedPeers(this.s.node, this.fencing.fencedLines(), this.fenceClaims, seqOf);
 
     // replicate
     const cltabR = await this.replicate('cltab', names, (t, f) => {
@@ -381,7 +423,7 @@ export class Monitor {
 
     // view
     const mine = this.localInstances();
-    const isFenced = (n: string): boolean => this.fenced.has(n);
+    const isFenced = (n: string): boolean => this.fencedNow.has(n);
     const nodes = nodeViews(this.s.node, mine, live, this.lastGroups, isFenced, this.s.selfFence);
     const liveCount = countLive(live, isFenced);
     const q = quorum(liveCount, this.s.quorum, this.quorumMemory);
@@ -419,7 +461,10 @@ export class Monitor {
       this.loggedNotes.set(n.group, n.note);
     }
 
-    if (!this.leaving && !selfFence) this.runFences(live, now);
+    if (!this.leaving && !selfFence) {
+      const load = (n: string): number => [...(nodes.get(n)?.groups.values() ?? [])].filter(isActive).length;
+      this.fencing.tick(fencePeers(this.s.node, this.seq, live, isFenced), now, load);
+    }
 
     // publish
     const errors = [...cltabR.errors, ...hactlR.errors, ...decision.errors];
@@ -525,6 +570,7 @@ export class Monitor {
         groups: left || fenced ? [] : this.clstatLines(),
         notes: this.engine.status().flatMap((g) => g.notes.map((text) => ({ group: g.group, text }))),
         handovers: left ? handovers : [],
+        fenced: this.fencing.fencedLines(),
       });
       try {
         await this.store.writeOwn('clstat', text);
@@ -549,67 +595,25 @@ export class Monitor {
     if (pgids.length > 0) this.log.warn({ pgids }, 'self-fence: killed local group processes');
   }
 
-  private runFences(live: Map<string, { state: string; seq: number | null }>, now: number): void {
-    const cmd = this.s.fence.command;
-    if (!cmd) return;
-    const peers = fencePeers(this.s.node, this.seq, live, (n) => this.fenced.has(n));
-    const { targets } = fenceTargets(this.s.node, peers, this.incidents, now);
-    for (const node of targets) {
-      const seq = live.get(node)?.seq ?? null;
-      const prev = this.incidents.get(node);
-      const attempts = prev && prev.seq === seq ? prev.attempts + 1 : 1;
-      this.incidents.set(node, { seq, attempts, nextTry: Number.POSITIVE_INFINITY, done: false });
-      this.log.warn({ node, attempt: attempts }, `STOMITH: fencing ${node}`);
-      void this.runFenceCommand(cmd, node).then((rec) => {
-        const ok = rec.result === 'success';
-        this.incidents.set(node, { seq, attempts, nextTry: performance.now() + fenceBackoffMs(attempts, this.s.cycleMs), done: ok });
-        this.lastFence.set(node, rec);
-        if (ok) this.fenced.set(node, { seq, record: rec });
-        this.log[ok ? 'warn' : 'error']({ ...rec }, `STOMITH ${node}: ${rec.result}`);
-        void this.appendFenceLog(rec);
-      });
-    }
-  }
-
-  private runFenceCommand(cmd: string, node: string): Promise<FenceRecord> {
-    const started = wall(this.s.clockOffsetMs ?? 0).toISOString();
-    return new Promise((resolve) => {
-      const child = spawn('/bin/sh', ['-c', `${cmd} "$1"`, 'fence', node], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      let out = '';
-      child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-child.pid!, 'SIGKILL');
-        } catch {
-          // gone
-        }
-        resolve({ time: started, fencer: this.s.node, node, result: 'timeout', detail: out.slice(-500) });
-      }, this.s.fence.timeoutMs);
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        resolve({ time: started, fencer: this.s.node, node, result: 'failure', detail: String(e) });
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        resolve({ time: started, fencer: this.s.node, node, result: code === 0 ? 'success' : 'failure', detail: `exit ${code}${out ? `: ${out.slice(-500)}` : ''}` });
-      });
+  /**
+   * fence.log lives in this node's folder (one writer per shared file; `peerha fence history`
+   * merges them), JSON lines, the last 1000 kept in memory after one read; appends serialized.
+   */
+  private appendFenceLog(rec: FenceRecord): Promise<void> {
+    this.fenceLogWrites = this.fenceLogWrites.then(async () => {
+      if (this.fenceLines === null) {
+        const old = await this.store.readNodeFile(this.s.node, 'fence.log');
+        this.fenceLines = (old?.text ?? '').split('\n').filter(Boolean);
+      }
+      this.fenceLines.push(JSON.stringify(rec));
+      this.fenceLines = this.fenceLines.slice(-1000);
+      try {
+        await this.store.writeOwn('fence.log', this.fenceLines.join('\n') + '\n');
+      } catch (e) {
+        this.log.error({ err: String(e) }, 'cannot write fence.log');
+      }
     });
-  }
-
-  /** fence.log lives in this node's folder: one writer per shared file; kept in memory after one read. */
-  private async appendFenceLog(rec: FenceRecord): Promise<void> {
-    if (this.fenceLines === null) {
-      const old = await this.store.readNodeFile(this.s.node, 'fence.log');
-      this.fenceLines = (old?.text ?? '').split('\n').filter(Boolean);
-    }
-    this.fenceLines.push(JSON.stringify(rec));
-    this.fenceLines = this.fenceLines.slice(-1000);
-    try {
-      await this.store.writeOwn('fence.log', this.fenceLines.join('\n') + '\n');
-    } catch (e) {
-      this.log.error({ err: String(e) }, 'cannot write fence.log');
-    }
+    return this.fenceLogWrites;
   }
 
   private buildHastat(
@@ -633,10 +637,10 @@ export class Monitor {
     h.nodes[this.s.node] = { state: this.leaving ? 'left' : 'up', seq: this.seq, lastChange: wallNow.toISOString() };
     for (const [n, v] of live) {
       h.nodes[n] = {
-        state: this.fenced.has(n) ? 'fenced' : v.state,
+        state: this.fencedNow.has(n) ? 'fenced' : v.state,
         seq: v.seq,
         lastChange: new Date(wallNow.getTime() - v.silentMs).toISOString(),
-        ...(this.lastFence.has(n) ? { lastFence: this.lastFence.get(n)! } : {}),
+        ...this.fenceStatus(n),
       };
     }
     const groups = new Set<string>(this.hactl?.wants.keys() ?? []);

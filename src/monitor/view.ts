@@ -4,7 +4,7 @@
 // spawn. monitor.ts (the real loop) and src/sim (the deterministic cluster simulator) both call
 // exactly these, so what the simulator checks is what the monitor does.
 
-import { parseClstat, type Clstat } from '../config/clstat.js';
+import { parseClstat, type Clstat, type FencedLine } from '../config/clstat.js';
 import type { HactlWant } from '../config/hactl.js';
 import type { LivenessView, PeerObservation } from '../cluster/liveness.js';
 import { isActive, type DecideConfig, type Instance, type NodeState, type NodeView } from './decide.js';
@@ -21,6 +21,8 @@ export interface PeerRead {
   /** Its seq and handovers when it had a header. */
   readonly seq: number | null;
   readonly handovers: ReadonlyArray<{ readonly group: string; readonly node: string }> | null;
+  /** The nodes it says it fenced (`# fenced` lines) when it had a header. */
+  readonly fenced: readonly FencedLine[] | null;
 }
 
 /**
@@ -31,12 +33,13 @@ export interface PeerRead {
  */
 export function readPeerClstat(text: string | null, parse: (text: string) => Clstat = parseClstat): PeerRead {
   const c = text !== null && text.endsWith('\n') ? parse(text) : null;
-  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, handovers: null };
+  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, handovers: null, fenced: null };
   return {
     obs: { seq: c.header.seq, left: !!c.header.left },
     groups: new Map(c.groups.map((g) => [g.group, { level: g.level, state: g.state }])),
     seq: c.header.seq,
     handovers: c.header.left && c.handovers ? c.handovers : null,
+    fenced: c.fenced ?? [],
   };
 }
 
@@ -201,6 +204,32 @@ export function publishFenced(left: boolean, selfFence: boolean, now: number, la
 }
 
 // ------------------------------------------------------------------------------ fencing, leaving
+
+/** Who fenced a node, and the `# fenced` line that says so. */
+export interface FencedBy {
+  readonly by: string;
+  readonly line: FencedLine;
+}
+
+/**
+ * The peers that count as fenced here: fenced by this node (`own`), or named in any other node's
+ * `# fenced` line — the fencer publishes its successes so that every node, not only the fencer,
+ * releases a dead node's groups when no self-fence is guaranteed. A claim holds while the target's
+ * heartbeat seq is still the one it had when fenced: a new seq is a clean restart.
+ */
+export function fencedPeers(me: string, own: readonly FencedLine[], claims: ReadonlyMap<string, readonly FencedLine[]>, seqOf: (node: string) => number | null): Map<string, FencedBy> {
+  const out = new Map<string, FencedBy>();
+  const add = (by: string, lines: readonly FencedLine[]): void => {
+    for (const line of lines) {
+      if (line.node === me || line.node === by || seqOf(line.node) !== line.seq) continue;
+      const prev = out.get(line.node);
+      if (!prev || prev.line.time < line.time) out.set(line.node, { by, line });
+    }
+  };
+  add(me, own);
+  for (const [by, lines] of claims) if (by !== me) add(by, lines);
+  return out;
+}
 
 /** The peers list fenceTargets() takes: this node up, every peer as liveness sees it (or fenced). */
 export function fencePeers(me: string, mySeq: number, live: ReadonlyMap<string, { readonly state: string; readonly seq: number | null }>, isFenced: (node: string) => boolean): FencePeer[] {

@@ -5,15 +5,15 @@
 // of the real loop is a store operation here whose completion is an event in virtual time; a
 // frozen monitor gets its events only when it thaws.
 
-import { formatClstat, parseClstat } from '../config/clstat.js';
+import { formatClstat, parseClstat, type FencedLine } from '../config/clstat.js';
 import { parseHactl, type Hactl } from '../config/hactl.js';
 import type { LivenessView, PeerMemory, PeerObservation } from '../cluster/liveness.js';
 import { FRESH_QUORUM, type QuorumMemory } from '../cluster/quorum.js';
 import { Engine, type Clock } from '../init/engine.js';
 import type { ProcessHandle, Runner } from '../init/runner.js';
 import { EMPTY_MEMORY, isActive, type DecideMemory, type Instance, type NodeView } from '../monitor/decide.js';
-import { fenceBackoffMs, type FenceIncident } from '../monitor/fencing.js';
-import { fencePeers, freshHandovers, handoverTtlMs, liveCount, nextHandover, nodeViews, readComplete, readPeerClstat, successors, type HandoverRecord, type PeerRead } from '../monitor/view.js';
+import { fenceDelayMs, retryDelayMs, type FenceIncident } from '../monitor/fencing.js';
+import { fencedPeers, fencePeers, freshHandovers, handoverTtlMs, liveCount, nextHandover, nodeViews, readComplete, readPeerClstat, successors, type FencedBy, type HandoverRecord, type PeerRead } from '../monitor/view.js';
 import type { Version } from './store.js';
 import type { SimNode, World } from './world.js';
 
@@ -41,7 +41,11 @@ export class SimMonitor {
   private decideMemory: DecideMemory = EMPTY_MEMORY;
   private quorumMemory: QuorumMemory = FRESH_QUORUM;
   readonly incidents = new Map<string, FenceIncident>();
-  private readonly fenced = new Map<string, { seq: number | null }>();
+  /** Nodes this monitor fenced (published as `# fenced` lines), peers' claims, and the result. */
+  private readonly fenced = new Map<string, FencedLine>();
+  private readonly fenceClaims = new Map<string, readonly FencedLine[]>();
+  private fencedNow = new Map<string, FencedBy>();
+  private lastLive: ReadonlyMap<string, LivenessView> = new Map();
   private hactl: Hactl | null = null;
   private hactlText: string | null = null;
   private seq = 0;
@@ -181,6 +185,7 @@ export class SimMonitor {
               const r = read ? this.parse(read.text, read.version) : UNREAD;
               seen.set(n, r.obs);
               if (r.groups) this.lastGroups.set(n, r.groups);
+              if (r.fenced) this.fenceClaims.set(n, r.fenced);
               const h = nextHandover(this.handovers.get(n), r, now);
               if (h) this.handovers.set(n, h);
               else this.handovers.delete(n);
@@ -189,7 +194,11 @@ export class SimMonitor {
             const listed = new Set(names);
             for (const n of this.peers.keys()) if (!listed.has(n) && this.peers.get(n)?.seq === null) this.peers.delete(n);
             const live = this.L.liveness(this.peers, now, s.timeoutMs);
-            for (const [n, f] of this.fenced) if ((this.peers.get(n)?.seq ?? null) !== f.seq) this.fenced.delete(n);
+            this.lastLive = live;
+            for (const n of this.fenceClaims.keys()) if (!this.peers.has(n)) this.fenceClaims.delete(n);
+            const seqOf = (n: string): number | null => this.peers.get(n)?.seq ?? null;
+            for (const [n, f] of this.fenced) if (seqOf(n) !== f.seq) this.fenced.delete(n);
+            this.fencedNow = fencedPeers(this.me, [...this.fenced.values()], this.fenceClaims, seqOf);
             // replicate: the hactl (cltab is fixed in the simulator)
             w.store.op(this.me, (ok2) => this.cont(() => this.decideAndPublish(now, selfFence, live, seen, ok2))());
           })(),
@@ -217,7 +226,7 @@ export class SimMonitor {
       }
     }
     const mine = this.localInstances();
-    const isFenced = (n: string): boolean => this.fenced.has(n);
+    const isFenced = (n: string): boolean => this.fencedNow.has(n);
     const nodes = nodeViews(this.me, mine, live, this.lastGroups, isFenced, s.selfFence, { isReleased: L.isReleased });
     const q = L.quorum(liveCount(live, isFenced), s.quorum, this.quorumMemory);
     this.quorumMemory = q.memory;
@@ -250,7 +259,7 @@ export class SimMonitor {
         this.engine.tell(a.group, a.level);
       }
     }
-    if (!this.leaving && !selfFence) this.runFences(live, now);
+    if (!this.leaving && !selfFence) this.runFences(live, nodes, now);
     this.publish(false, [], () =>
       // hastat
       w.store.op(this.me, () =>
@@ -321,6 +330,7 @@ export class SimMonitor {
       header: { node: this.me, pid: this.inc, seq: ++this.seq, time: new Date(w.sched.now + this.node.clock.wallOffsetMs).toISOString(), left: req.left },
       groups: lines,
       handovers: req.left ? req.heirs : [],
+      fenced: [...this.fenced.values()],
     });
     const key = `${this.me}/clstat`;
     w.store.op(this.me, (ok) => {
@@ -335,25 +345,36 @@ export class SimMonitor {
 
   // ---------------------------------------------------------------------------- fences
 
-  private runFences(live: Map<string, LivenessView>, now: number): void {
+  /** As FenceIncidents.tick/run in the monitor: race delays before a first attempt, capped backoff after a failure. */
+  private runFences(live: Map<string, LivenessView>, nodes: ReadonlyMap<string, NodeView>, now: number): void {
     const w = this.world;
-    if (!w.s.fence.command) return;
-    const peers = fencePeers(this.me, this.seq, live, (n) => this.fenced.has(n));
+    const f = w.s.fence;
+    if (!f.command) return;
+    const peers = fencePeers(this.me, this.seq, live, (n) => this.fencedNow.has(n));
     const { targets } = this.L.fenceTargets(this.me, peers, this.incidents, now);
+    const load = (n: string): number => [...(nodes.get(n)?.groups.values() ?? [])].filter(isActive).length;
     for (const target of targets) {
       const seq = live.get(target)?.seq ?? null;
       const prev = this.incidents.get(target);
       const attempts = prev && prev.seq === seq ? prev.attempts + 1 : 1;
       this.incidents.set(target, { seq, attempts, nextTry: Number.POSITIVE_INFINITY, done: false });
-      w.trace(this.me, `STOMITH: fencing ${target} (attempt ${attempts})`);
-      w.runFence(this.node, target, (result) =>
-        this.cont(() => {
-          const ok = result === 'success';
-          this.incidents.set(target, { seq, attempts, nextTry: this.node.local() + fenceBackoffMs(attempts, w.s.cycleMs), done: ok });
-          if (ok) this.fenced.set(target, { seq });
-          w.trace(this.me, `STOMITH ${target}: ${result}`);
-        })(),
-      );
+      const delay = attempts === 1 ? fenceDelayMs(f, this.node.rng.next(), load(this.me), load(target)) : 0;
+      w.trace(this.me, `STOMITH: fencing ${target} (attempt ${attempts}, after ${delay} ms)`);
+      this.node.post(delay, () => {
+        const v = this.lastLive.get(target);
+        if (v?.state !== 'stale' || v.seq !== seq || this.fencedNow.has(target)) {
+          this.incidents.delete(target);
+          return w.trace(this.me, `STOMITH: ${target} heartbeats again; not fencing it`);
+        }
+        w.runFence(this.node, target, (result) =>
+          this.cont(() => {
+            const ok = result === 'success';
+            this.incidents.set(target, { seq, attempts, nextTry: this.node.local() + retryDelayMs(attempts, w.s.cycleMs, f.retryMaxMs), done: ok });
+            if (ok) this.fenced.set(target, { node: target, seq, time: new Date(w.sched.now + this.node.clock.wallOffsetMs).toISOString(), method: 'command' });
+            w.trace(this.me, `STOMITH ${target}: ${result}`);
+          })(),
+        );
+      });
     }
   }
 
@@ -386,23 +407,6 @@ export class SimMonitor {
       this.world.trace(this.me, 'left the cluster');
       this.node.monitorExited(0, 'left');
     });
-  }
-
-  /**
-   * The stale node this monitor still counts as running `group` (not released: no self-fence and
-   * not fenced by this node), or null.
-   */
-  blockedBy(group: string): string | null {
-    for (const n of this.lastView.values()) {
-      if (n.name === this.me || n.released || n.state === 'up') continue;
-      const i = n.groups.get(group);
-      if (i && isActive(i)) return n.name;
-    }
-    return null;
-  }
-
-  hasFenced(node: string): boolean {
-    return this.fenced.has(node);
   }
 
   /** Incidents still waiting: the longest time until a fence will be tried again (local ms). */

@@ -59,7 +59,7 @@ export interface Scenario {
   readonly failCooldownCycles: number;
   readonly quorum: QuorumConfig;
   readonly selfFence: boolean;
-  readonly fence: { readonly command: boolean; readonly timeoutMs: number };
+  readonly fence: { readonly command: boolean; readonly timeoutMs: number; readonly delayBaseMs: number; readonly delayMaxMs: number; readonly priorityDelayMs: number; readonly retryMaxMs: number };
   readonly timings: Timings;
   readonly clocks: ReadonlyMap<string, NodeClockSpec>;
   /** Global start time of each node's first monitor (nodes absent here join by a `start` fault). */
@@ -99,7 +99,7 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
   const policy = rng.weighted([[4, 'majority'], [3, 'adaptive'], [3, 'none']] as const);
   const quorum: QuorumConfig = policy === 'majority' ? { policy, expected: n, waitForAll: rng.chance(0.15) } : { policy };
   const selfFence = rng.chance(0.75);
-  const fence = { command: rng.chance(selfFence ? 0.4 : 0.7), timeoutMs: Math.round(cycleMs * rng.uniform(2, 8)) };
+  const fenceCommand = { command: rng.chance(selfFence ? 0.4 : 0.7), timeoutMs: Math.round(cycleMs * rng.uniform(2, 8)) };
   const maxDrift = opts.maxDrift ?? 0.02;
   const clocks = new Map<string, NodeClockSpec>();
   for (const node of nodes) clocks.set(node, { base: rng.uniform(0, 1e7), rate: 1 + rng.uniform(-maxDrift, maxDrift), wallOffsetMs: rng.uniform(-3.6e6, 3.6e6) });
@@ -139,14 +139,14 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
   const rate = opts.faultRate ?? 1;
   const count = Math.round(rng.int(0, Math.min(8, 2 + Math.ceil(n / 2))) * rate);
   const T = timeoutMs;
-  const permanentOk = selfFence || fence.command;
+  const permanentOk = selfFence || fenceCommand.command;
   const stopped = new Set<string>();
   const allow = new Map(allowed);
   for (let i = 0; i < count; i++) {
     const at = rng.uniform(0, window);
     const node = rng.pick(nodes);
     const kind = rng.weighted([
-      [3, 'crash'], [fence.command ? 1 : 0, 'crash-fencer'], [2, 'kill-monitor'], [2, 'leave'], [3, 'pause'], [3, 'partition'], [2, 'slow'], [2, 'reads'], [fence.command ? 1 : 0, 'fence-faulty'], [2, 'hactl'],
+      [3, 'crash'], [fenceCommand.command ? 1 : 0, 'crash-fencer'], [2, 'kill-monitor'], [2, 'leave'], [3, 'pause'], [3, 'partition'], [2, 'slow'], [2, 'reads'], [fenceCommand.command ? 1 : 0, 'fence-faulty'], [2, 'hactl'],
     ] as const);
     switch (kind) {
       case 'crash':
@@ -199,6 +199,14 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
     const end = 'dur' in f ? f.at + f.dur : 'restartAfter' in f && f.restartAfter !== null ? f.at + f.restartAfter : f.at;
     healAt = Math.max(healAt, end);
   }
+  // Drawn last, so that adding them left every earlier draw (and so the histories' faults) as it was.
+  const fence = {
+    ...fenceCommand,
+    delayBaseMs: rng.chance(0.5) ? 0 : Math.round(cycleMs * rng.uniform(0, 2)),
+    delayMaxMs: rng.chance(0.5) ? 0 : Math.round(cycleMs * rng.uniform(0, 4)),
+    priorityDelayMs: rng.chance(0.5) ? 0 : Math.round(cycleMs * rng.uniform(1, 6)),
+    retryMaxMs: Math.round(cycleMs * rng.pick([8, 32, 120])),
+  };
   return {
     seed,
     nodes,
@@ -228,7 +236,7 @@ export function describeScenario(s: Scenario): string[] {
   const q = s.quorum;
   const out = [
     `seed ${s.seed}: ${s.nodes.length} nodes, ${s.groups.length} groups; cycle ${s.cycleMs} ms, timeout ${s.timeoutMs} ms, visibility_lag ${s.visibilityLagMs} ms (store lag ${s.storeLagMs.toFixed(0)} ms)`,
-    `quorum ${q.policy}${q.expected !== undefined ? ` expected=${q.expected}` : ''}${q.waitForAll ? ' wait_for_all' : ''}; self_fence ${s.selfFence}; fence command ${s.fence.command ? `yes (timeout ${s.fence.timeoutMs} ms)` : 'no'}; balance ${s.balance}; fail_cooldown ${s.failCooldownCycles} cycles`,
+    `quorum ${q.policy}${q.expected !== undefined ? ` expected=${q.expected}` : ''}${q.waitForAll ? ' wait_for_all' : ''}; self_fence ${s.selfFence}; fence command ${s.fence.command ? `yes (timeout ${s.fence.timeoutMs} ms, delay ${s.fence.delayBaseMs}+${s.fence.delayMaxMs}, priority ${s.fence.priorityDelayMs}, retry cap ${s.fence.retryMaxMs})` : 'no'}; balance ${s.balance}; fail_cooldown ${s.failCooldownCycles} cycles`,
     `engine: SIGTERM after ${s.timings.termAfterMs} ms, SIGKILL after ${s.timings.killAfterMs} ms`,
     `clocks: ${[...s.clocks].map(([n, c]) => `${n} ×${c.rate.toFixed(4)}`).join(' ')}`,
   ];

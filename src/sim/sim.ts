@@ -60,7 +60,7 @@ export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
     boundMs: w.boundMs,
     cycleMs: scenario.cycleMs,
     mode: w.progressMode,
-    limitation: w.limitation,
+    limitation: null,
     stats: w.stats,
     scenario,
     trace: w.log,

@@ -279,9 +279,6 @@ export class World {
   convergedSince: number | null = null;
   convergeMs: number | null = null;
   progressMode: 'progress' | 'no quorum' | null = null;
-  /** A known limitation explained why a group did not come back (see unconverged()). */
-  limitation: string | null = null;
-  private tickLimitation: string | null = null;
   deadline = Number.POSITIVE_INFINITY;
   boundMs = 0;
   readonly stats = { spawns: 0, fences: 0, fenceEffects: 0, watchdogKills: 0, selfFenceKills: 0, fencerDied: 0 };
@@ -656,7 +653,7 @@ export class World {
     let fenceWait = 0;
     if (s.fence.command) {
       for (const n of this.nodes.values()) fenceWait = Math.max(fenceWait, n.monitor?.fenceWaitMs() ?? 0);
-      fenceWait += s.fence.timeoutMs + 300;
+      fenceWait += s.fence.delayBaseMs + s.fence.delayMaxMs + s.fence.priorityDelayMs + s.fence.timeoutMs + 300;
     }
     const maxTest = Math.max(0, ...s.groups.map((g) => g.testMs[1]));
     const maxSetup = Math.max(0, ...s.groups.map((g) => g.setupMs[1]));
@@ -711,23 +708,6 @@ export class World {
         if (owners.size > 0) return `${g.name} is ${wanted ? 'wanted but has no eligible node' : 'not wanted'} and still runs on ${[...owners.keys()].join(',')}`;
         continue;
       }
-      if (owners.size === 0 && !this.s.selfFence) {
-        // Known limitation (reported, not fixable in decide): without self-fence only the fencer
-        // knows a stale node was fenced. Every other node still counts the fenced node's instance
-        // of the group (running, planned or tested) as alive, until that node restarts: if the
-        // fencer cannot take the group over itself, it stays down.
-        let known = false;
-        for (const m of live) {
-          const holder = m.monitor!.blockedBy(g.name);
-          const fencer = holder ? live.find((f) => f !== m && f.monitor!.hasFenced(holder)) : undefined;
-          if (holder && fencer) {
-            this.tickLimitation ??= `${g.name} stays down: ${holder} was fenced by ${fencer.name}, but ${m.name} still counts ${holder}'s instance of ${g.name} (fence results are not shared)`;
-            known = true;
-            break;
-          }
-        }
-        if (known) continue;
-      }
       const running = eligible.filter((n) => {
         const i = inst.get(n.name)?.get(g.name);
         return i?.level === want!.level && i.state === 'DONE' && [...n.procs].some((p) => p.alive && p.group === g.name && p.kind === 'svc');
@@ -747,14 +727,12 @@ export class World {
     const stable = (s.timeoutMs + 4 * s.cycleMs) / this.minRate();
     if (now < this.lastDisruption + settleAfter) return;
     const expected = this.quorumExpected();
-    this.tickLimitation = null;
     this.progressMode = expected ? 'progress' : 'no quorum';
     const why = expected ? this.unconverged() : null;
     if (why === null) {
       if (this.convergedSince === null) this.convergedSince = now;
       if (now - this.convergedSince >= stable) {
         this.convergeMs = expected ? this.convergedSince - this.lastDisruption : null;
-        this.limitation = this.tickLimitation;
         this.done = true;
       }
       return;

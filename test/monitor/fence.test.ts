@@ -22,18 +22,21 @@ function fenced(cl: Cluster): string[] {
   return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : [];
 }
 
-function setup(selfFence: boolean): Cluster {
+/** n3 is preferred for web and heartbeats before the others start, so it owns web. */
+async function setup(selfFence: boolean): Promise<Cluster> {
   const cl = new Cluster({ yaml: `self_fence: ${selfFence}\nquorum:\n  policy: none\nfence:\n  command: $DIR/fence.sh\n  timeout: 2s\n` });
   fenceScript(cl);
   cl.writeRoot('cltab', `web:web-test:test:test:true\nweb:web-run:start:respawn:${lockedWorkload(cl.dir, 'web')}\n`);
   cl.writeRoot('hactl', 'web start n3,n2,n1\n');
-  for (const n of ['n1', 'n2', 'n3']) cl.start(n);
+  cl.start('n3');
+  await waitFor('n3 heartbeating', () => cl.clstat('n3')?.header != null, 15_000);
+  for (const n of ['n1', 'n2']) cl.start(n);
   return cl;
 }
 
 describe('STOMITH hook', () => {
   it('SIGKILL of a node: exactly one fencer (the lowest live name) fences it once; fence.log and hastat show it', async () => {
-    c = setup(true);
+    c = await setup(true);
     expect(await c.waitRunning('web', 'start', 20_000)).toBe('n3');
     await c.killNode('n3');
     await waitFor('a fence of n3', () => fenced(c!).length > 0, 15_000);
@@ -48,7 +51,7 @@ describe('STOMITH hook', () => {
   }, 60_000);
 
   it('without self-fence, a stale node\'s group is taken over only after a fence succeeded; failures are retried', async () => {
-    c = setup(false);
+    c = await setup(false);
     writeFileSync(join(c.dir, 'fence-rc'), '1');
     expect(await c.waitRunning('web', 'start', 20_000)).toBe('n3');
     await c.killNode('n3');

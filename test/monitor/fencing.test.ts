@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { fenceBackoffMs, fenceTargets, type FencePeer } from '../../src/monitor/fencing.js';
+import { formatClstat, parseClstat } from '../../src/config/clstat.js';
+import { fenceDelayMs, fenceTargets, retryDelayMs, type FencePeer } from '../../src/monitor/fencing.js';
+import { fencedPeers, readPeerClstat } from '../../src/monitor/view.js';
 
 const p = (name: string, state: FencePeer['state'], seq: number | null = 1): FencePeer => ({ name, state, seq });
 
@@ -28,7 +30,42 @@ describe('fenceTargets', () => {
     expect(r.reason).toMatch(/shared filesystem/);
   });
 
-  it('backoff doubles per attempt up to a minute', () => {
-    expect([1, 2, 3, 10, 20].map((a) => fenceBackoffMs(a, 1000))).toEqual([2000, 4000, 8000, 60000, 60000]);
+  it('backoff doubles per attempt up to the cap; race delays', () => {
+    expect([1, 2, 3, 7, 20].map((a) => retryDelayMs(a, 1000, 60_000))).toEqual([1000, 2000, 4000, 60000, 60000]);
+    expect(retryDelayMs(5, 1000, 10_000)).toBe(10_000);
+    // base + random share of max, + the priority delay only when the target runs more groups
+    expect(fenceDelayMs({ delayBaseMs: 100, delayMaxMs: 1000, priorityDelayMs: 5000 }, 0.5, 2, 1)).toBe(600);
+    expect(fenceDelayMs({ delayBaseMs: 100, delayMaxMs: 1000, priorityDelayMs: 5000 }, 0.5, 1, 2)).toBe(5600);
+  });
+});
+
+describe('shared fence results', () => {
+  const line = (node: string, seq: number | null, time = '2026-12-01T08:00:00.000Z') => ({ node, seq, time, method: 'fence_dummy' });
+
+  it('a fencer publishes `# fenced` lines in its clstat; readers get them back', () => {
+    const text = formatClstat({ header: { node: 'a', pid: 1, seq: 5, time: 't' }, groups: [], fenced: [line('c', 7), line('d', null)] });
+    expect(text).toContain('# fenced c 7 2026-12-01T08:00:00.000Z fence_dummy\n');
+    expect(text).toContain('# fenced d - ');
+    expect(parseClstat(text).fenced).toEqual([line('c', 7), line('d', null)]);
+    expect(readPeerClstat(text).fenced).toEqual([line('c', 7), line('d', null)]);
+    expect(readPeerClstat(formatClstat({ header: { node: 'a', pid: 1, seq: 5, time: 't' }, groups: [] })).fenced).toEqual([]);
+    // junk lines are skipped, a torn copy is unread
+    expect(parseClstat('# peerha node=a pid=1 seq=2 time=t\n# fenced c x y\n').fenced).toBeUndefined();
+    expect(readPeerClstat(text.slice(0, -3)).fenced).toBeNull();
+  });
+
+  it('a claim holds while the target is at the seq it was fenced at; own fences and the newest claim win', () => {
+    const seqs = new Map<string, number | null>([['c', 7], ['d', 3], ['e', null]]);
+    const seqOf = (n: string) => seqs.get(n) ?? null;
+    const claims = new Map([
+      ['b', [line('c', 7), line('d', 2)]],
+      ['x', [line('c', 7, '2026-12-01T09:00:00.000Z'), line('e', null), line('x', 1)]],
+    ]);
+    const f = fencedPeers('a', [], claims, seqOf);
+    expect([...f.keys()].sort()).toEqual(['c', 'e']); // d restarted since (seq 3 ≠ 2); x cannot fence itself
+    expect(f.get('c')?.by).toBe('x');
+    expect(fencedPeers('a', [line('d', 3)], claims, seqOf).get('d')?.by).toBe('a');
+    // a claim about this node itself is never taken: it knows it is alive
+    expect(fencedPeers('c', [], claims, seqOf).has('c')).toBe(false);
   });
 });
