@@ -281,7 +281,7 @@ export class World {
   progressMode: 'progress' | 'no quorum' | null = null;
   deadline = Number.POSITIVE_INFINITY;
   boundMs = 0;
-  readonly stats = { spawns: 0, fences: 0, fenceEffects: 0, watchdogKills: 0, selfFenceKills: 0, fencerDied: 0 };
+  readonly stats = { spawns: 0, fences: 0, fenceEffects: 0, watchdogKills: 0, selfFenceKills: 0, fencerDied: 0, fenceFailed: 0, fenceTimedOut: 0, fenceSlow: 0 };
 
   constructor(
     readonly s: Scenario,
@@ -491,6 +491,9 @@ export class World {
     const f = this.fenceFaulty;
     const r = this.rng;
     const outcome = f ? r.weighted([[f.failure, 'failure'], [f.timeout, 'timeout'], [f.slow, 'slow'], [Math.max(0, 1 - f.failure - f.timeout - f.slow), 'success']] as const) : 'success';
+    if (outcome === 'failure') this.stats.fenceFailed++;
+    else if (outcome === 'timeout') this.stats.fenceTimedOut++;
+    else if (outcome === 'slow') this.stats.fenceSlow++;
     const T = this.s.fence.timeoutMs;
     const dur = outcome === 'timeout' ? T : outcome === 'slow' ? r.uniform(0.5 * T, 0.95 * T) : r.uniform(20, 300);
     const fence: Fence = { target, done: false };

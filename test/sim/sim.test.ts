@@ -23,7 +23,7 @@ describe('cluster simulator', () => {
     const sizes = new Map<number, number>();
     const faults = new Map<string, number>();
     const conv: number[] = [];
-    const totals = { fences: 0, fenceEffects: 0, fencerDied: 0, watchdogKills: 0, selfFenceKills: 0, noQuorum: 0, simMs: 0 };
+    const totals = { fences: 0, fenceEffects: 0, fencerDied: 0, fenceFailed: 0, fenceTimedOut: 0, fenceSlow: 0, watchdogKills: 0, selfFenceKills: 0, noQuorum: 0, simMs: 0 };
     for (let seed = 1; seed <= SEEDS; seed++) {
       const r = runSeed(seed);
       if (!r.ok) failures.push(r);
@@ -33,6 +33,9 @@ describe('cluster simulator', () => {
       totals.fences += r.stats.fences;
       totals.fenceEffects += r.stats.fenceEffects;
       totals.fencerDied += r.stats.fencerDied;
+      totals.fenceFailed += r.stats.fenceFailed;
+      totals.fenceTimedOut += r.stats.fenceTimedOut;
+      totals.fenceSlow += r.stats.fenceSlow;
       totals.watchdogKills += r.stats.watchdogKills;
       totals.selfFenceKills += r.stats.selfFenceKills;
       totals.noQuorum += r.mode === 'no quorum' ? 1 : 0;
@@ -43,7 +46,7 @@ describe('cluster simulator', () => {
     console.log(
       `[measured] simulator: ${SEEDS} histories in ${(ms / 1000).toFixed(1)} s (${((SEEDS / ms) * 60_000).toFixed(0)} histories/minute, one thread), ` +
         `${(totals.simMs / 3.6e6).toFixed(1)} simulated cluster-hours; convergence after the last fault p50 ${conv[Math.floor(conv.length / 2)]?.toFixed(1)} / ` +
-        `p99 ${conv[Math.floor(conv.length * 0.99)]?.toFixed(1)} / max ${conv[conv.length - 1]?.toFixed(1)} cycles; ${totals.fences} fences (${totals.fenceEffects} powered a node off, ${totals.fencerDied} fencers died mid-fence), ` +
+        `p99 ${conv[Math.floor(conv.length * 0.99)]?.toFixed(1)} / max ${conv[conv.length - 1]?.toFixed(1)} cycles; ${totals.fences} fences (${totals.fenceEffects} powered a node off, ${totals.fencerDied} fencers died mid-fence; ${totals.fenceFailed} failed, ${totals.fenceTimedOut} timed out, ${totals.fenceSlow} slow), ` +
         `${totals.watchdogKills} watchdog kills, ${totals.selfFenceKills} self-fence kills; ${totals.noQuorum} histories ended without quorum`,
     );
     if (failures.length) console.log(failures.map(explain).join('\n\n'));
@@ -54,6 +57,8 @@ describe('cluster simulator', () => {
     expect(totals.fenceEffects).toBeGreaterThan(20);
     expect(totals.watchdogKills).toBeGreaterThan(20);
     expect(totals.fencerDied).toBeGreaterThan(0);
+    // every fence outcome: success, failure, timeout, a slow agent, a fencer dying mid-fence
+    for (const k of ['fenceFailed', 'fenceTimedOut', 'fenceSlow'] as const) expect(totals[k], k).toBeGreaterThan(5);
   }, 300_000);
 
   it('a seed replays exactly: same scenario, same event log, same outcome', () => {
