@@ -23,7 +23,7 @@ export interface NodeView {
 }
 
 export interface DecideMemory {
-  /** Group → monotonic time since when our own `plan DONE` was seen with no other instance. */
+  /** Group → monotonic time since when our own plan (told, then `plan DONE`) stands with no other instance. */
   readonly planSince: ReadonlyMap<string, number>;
   /**
    * Group → failed test: no re-plan until `until` unless the configuration changed. `count`
@@ -102,11 +102,6 @@ export function isActive(i: Instance): boolean {
   return true;
 }
 
-function isActiveIn(n: NodeView, group: string): boolean {
-  const i = n.groups.get(group);
-  return i !== undefined && isActive(i);
-}
-
 /** How far along an instance is: the one furthest along survives a conflict. */
 export function rank(i: Instance): number {
   if (i.level === PLAN) return 1;
@@ -131,6 +126,33 @@ export function conflictWinner(holders: readonly Holder[], preference: readonly 
   )[0];
 }
 
+/** FNV-1a: a stable hash, the same on every node, to spread groups over equally loaded nodes. */
+function hash32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * The node that plans a homeless group first: the first live node in the hactl preference list,
+ * or else the least loaded live node, ties broken by a rendezvous hash of (group, node).
+ */
+export function designatedPlanner(group: string, allowed: readonly string[] | null, nodes: ReadonlyMap<string, NodeView>, load: ReadonlyMap<string, number>): string | undefined {
+  if (allowed) return allowed.find((n) => nodes.get(n)?.state === 'up');
+  let best: { node: string; load: number; hash: number } | undefined;
+  for (const n of nodes.values()) {
+    if (n.state !== 'up') continue;
+    const c = { node: n.name, load: load.get(n.name) ?? 0, hash: hash32(`${group}\0${n.name}`) };
+    if (!best || c.load < best.load || (c.load === best.load && (c.hash > best.hash || (c.hash === best.hash && c.node < best.node)))) best = c;
+  }
+  return best?.node;
+}
+
+/** How long the other nodes leave a homeless group to its designated planner: its cycle, the lag, ours. */
+export function planGraceMs(cfg: DecideConfig): number {
+  return cfg.planWindowMs + cfg.cycleMs;
+}
+
 export function decide(view: View, cfg: DecideConfig, now: number, random: () => number): Decision {
   const actions: Action[] = [];
   const errors: string[] = [];
@@ -147,6 +169,11 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   };
   const note = (group: string, text: string): void => {
     notes.push({ group, note: text });
+  };
+  // The plan window runs from the tell: the plan is in the clstat published right after it.
+  const plan = (group: string, reason: string): void => {
+    tell(group, PLAN, reason);
+    planSince.set(group, now);
   };
 
   // Failed-test memory does not survive a configuration change.
@@ -305,18 +332,18 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       tell(group, TEST, 'handed over by its leaving owner');
       continue;
     }
-    // Only the node that fenced a stale node knows it is fenced: without self-fence every other node
-    // still counts that node's groups as running, so the fencer is the only one that can take them
-    // over. Planning with the shared probability (balance / live nodes) would leave them down for
-    // many cycles; the fencer plans at once (a racing planner still resolves as a conflict).
-    const fencedHolder = [...view.nodes.values()].find((n) => n.state === 'fenced' && n.name !== view.me && isActiveIn(n, group));
-    if (fencedHolder) {
-      tell(group, PLAN, `needed and running nowhere; this node fenced ${fencedHolder.name}, which had it`);
+    // One designated planner plans at once, so that a takeover or a cold start costs no random
+    // draws and (when views agree) no collision. Every other node leaves it the time for its plan
+    // to be seen, then plans with the balance probability: that covers a designated node that
+    // cannot (its test failed there, it backs off, its view differs); collisions resolve as conflicts.
+    const designated = designatedPlanner(group, allowed, view.nodes, load);
+    if (designated === view.me) {
+      plan(group, allowed ? 'needed and running nowhere; preferred node' : 'needed and running nowhere; designated planner (least loaded)');
       continue;
     }
-    const preferred = allowed?.find((n) => view.nodes.get(n)?.state === 'up');
-    if (preferred === view.me) {
-      tell(group, PLAN, 'needed and running nowhere; preferred node');
+    const homelessFor = now - (homelessSince.get(group) ?? now);
+    if (designated !== undefined && homelessFor < planGraceMs(cfg)) {
+      note(group, `needed; leaving it to ${designated} first`);
       continue;
     }
     const eligible = allowed ? allowed.filter((n) => view.nodes.get(n)?.state === 'up').length : liveCount;
@@ -326,7 +353,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     const starving = now - (homelessSince.get(group) ?? now) >= cfg.failCooldownMs + cfg.planWindowMs + 2 * cfg.cycleMs;
     const busier = !starving && (load.get(view.me) ?? 0) > Math.min(...eligibleLoads, Number.POSITIVE_INFINITY);
     const p = Math.min(1, cfg.balance / Math.max(1, eligible)) * (busier ? 0.25 : 1);
-    if (random() < p) tell(group, PLAN, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
+    if (random() < p) plan(group, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
     else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
   }
 

@@ -25,12 +25,15 @@ import type { MonitorConfig } from './config.js';
 import { WATCHDOG_BYE, WATCHDOG_PET } from './watchdog.js';
 import {
   decideConfig,
+  dueTimes,
   fencedPeers,
   fencePeers,
   freshHandovers,
   handoverTtlMs,
   isSettling,
   liveCount as countLive,
+  minCycleGapMs,
+  nextCycleDelayMs,
   nextHandover,
   nodeViews,
   petAfterCycle,
@@ -41,6 +44,7 @@ import {
   selfFenceState,
   spawnRefused,
   successors,
+  testSettled,
   type FencedBy,
   type HandoverRecord,
 } from './view.js';
@@ -144,6 +148,10 @@ export class Monitor {
   private refusedSpawn = false;
   private watchdog: ChildProcess | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private timerAt = 0;
+  private inCycle = false;
+  private cycleAgain = false;
+  private started = false;
   private leaving: Promise<void> | null = null;
   private stopped = false;
   private publishing: Promise<void> = Promise.resolve();
@@ -184,7 +192,11 @@ export class Monitor {
         return real.spawn(req, cb);
       },
     };
-    this.engine = new Engine({ runner: guarded, logger: log, timings: s.timings, onChange: () => this.publishSoon() });
+    this.engine = new Engine({ runner: guarded, logger: log, timings: s.timings, onChange: () => {
+        this.publishSoon();
+        if (testSettled(this.localInstances())) this.cycleSoon();
+      },
+    });
     this.fencing = new FenceIncidents({
       me: s.node,
       cycleMs: () => this.s.cycleMs,
@@ -263,6 +275,7 @@ export class Monitor {
     }
     this.startWatchdog();
     this.log.info({ node: this.s.node, root: this.s.root, cycleMs: this.s.cycleMs, timeoutMs: this.s.timeoutMs, quorum: this.s.quorum }, 'peerha monitor starting');
+    this.started = true;
     this.schedule(0);
     return 0;
   }
@@ -333,15 +346,39 @@ export class Monitor {
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      void this.cycle().then(
-        () => this.schedule(this.s.cycleMs * (0.9 + 0.2 * Math.random())),
-        (e) => {
-          this.log.error({ err: String(e) }, 'cycle failed; retrying next cycle');
-          this.schedule(this.s.cycleMs);
-        },
-      );
-    }, ms);
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = performance.now() + ms;
+    this.timer = setTimeout(() => void this.runCycle(), ms);
+  }
+
+  /** One cycle, then the next: after the period (with jitter), or as soon as something falls due. */
+  private async runCycle(): Promise<void> {
+    this.timer = null;
+    this.inCycle = true;
+    this.cycleAgain = false;
+    let failed = false;
+    try {
+      await this.cycle();
+    } catch (e) {
+      failed = true;
+      this.log.error({ err: String(e) }, 'cycle failed; retrying next cycle');
+    }
+    this.inCycle = false;
+    const gap = minCycleGapMs(this.s.cycleMs);
+    if (failed) this.schedule(this.s.cycleMs);
+    else if (this.cycleAgain) this.schedule(gap);
+    else this.schedule(nextCycleDelayMs(performance.now(), this.s.cycleMs * (0.9 + 0.2 * Math.random()), gap, dueTimes(this.peers, this.s.timeoutMs, this.decideMemory, decideConfig(this.s))));
+  }
+
+  /** A local test finished: decide on it now rather than a cycle later. */
+  private cycleSoon(): void {
+    if (this.stopped || !this.started) return;
+    if (this.inCycle) {
+      this.cycleAgain = true;
+      return;
+    }
+    const wait = Math.max(0, this.lastCycleEnd + minCycleGapMs(this.s.cycleMs) - performance.now());
+    if (this.timer && performance.now() + wait < this.timerAt) this.schedule(wait);
   }
 
   /** One monitor cycle. */

@@ -6,8 +6,8 @@
 
 import { parseClstat, type Clstat, type FencedLine } from '../config/clstat.js';
 import type { HactlWant } from '../config/hactl.js';
-import type { LivenessView, PeerObservation } from '../cluster/liveness.js';
-import { isActive, type DecideConfig, type Instance, type NodeState, type NodeView } from './decide.js';
+import type { LivenessView, PeerMemory, PeerObservation } from '../cluster/liveness.js';
+import { isActive, planGraceMs, type DecideConfig, type DecideMemory, type Instance, type NodeState, type NodeView } from './decide.js';
 import type { FencePeer } from './fencing.js';
 
 // ------------------------------------------------------------------------------ scan
@@ -253,4 +253,43 @@ export function successors(me: string, lastView: ReadonlyMap<string, NodeView>, 
     if (pool[0]) out.push({ group, node: pool[0].name });
   }
   return out;
+}
+
+// ------------------------------------------------------------------------------ scheduling
+
+/** The shortest gap between two cycles (a cycle reads every peer's clstat). */
+export function minCycleGapMs(cycleMs: number): number {
+  return Math.max(5, cycleMs / 10);
+}
+
+/**
+ * When (monotonic ms) something decide() waits for falls due: a peer's silence reaching the
+ * timeout, a plan window's end, the end of a conflict backoff or a failed-test cooldown, a
+ * designated planner's grace. Running a cycle then, not up to a cycle later, is what keeps a
+ * failover near timeout + plan window.
+ */
+export function dueTimes(peers: ReadonlyMap<string, PeerMemory>, timeoutMs: number, memory: DecideMemory, cfg: DecideConfig): number[] {
+  const out: number[] = [];
+  for (const m of peers.values()) if (!m.left && m.seq !== null) out.push(m.lastChange + timeoutMs);
+  for (const t of memory.planSince.values()) out.push(t + cfg.planWindowMs);
+  for (const t of memory.backoffUntil.values()) out.push(t);
+  for (const f of memory.failed.values()) out.push(f.until);
+  for (const t of memory.homelessSince?.values() ?? []) out.push(t + planGraceMs(cfg));
+  return out;
+}
+
+/** A finished test in the local engine: decide() acts on it at once (test → wanted level, or stop). */
+export function testSettled(local: ReadonlyMap<string, Instance>): boolean {
+  for (const i of local.values()) if (i.level === 'test' && (i.state === 'PASSED' || i.state === 'FAILED' || i.state === 'DONE')) return true;
+  return false;
+}
+
+/**
+ * Milliseconds to the next cycle: the period, or sooner at the first due time still ahead (a
+ * couple of ms past it, so that it has come), but never less than the minimum gap.
+ */
+export function nextCycleDelayMs(now: number, periodMs: number, minGapMs: number, dues: readonly number[]): number {
+  let at = now + periodMs;
+  for (const d of dues) if (d > now && d + 2 < at) at = d + 2;
+  return Math.max(minGapMs, at - now);
 }

@@ -8,6 +8,8 @@
 //   --faults X                scale the number of faults (default 1)
 //   --max-failures K          stop after K failing seeds (default 5)
 //   --quiet                   only the summary
+//   --json                    the summary as one JSON object on the last stdout line, and nothing
+//                             else on stdout (failures and progress go to stderr)
 
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -25,15 +27,16 @@ interface Args {
   faults: number | undefined;
   maxFailures: number;
   quiet: boolean;
+  json: boolean;
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`sim: ${msg}\nusage: npm run sim -- [--seed S [--trace]] [--seeds N] [--start S] [--nodes N|A-B] [--jobs J] [--drift F] [--faults X] [--max-failures K] [--quiet]\n`);
+  process.stderr.write(`sim: ${msg}\nusage: npm run sim -- [--seed S [--trace]] [--seeds N] [--start S] [--nodes N|A-B] [--jobs J] [--drift F] [--faults X] [--max-failures K] [--quiet] [--json]\n`);
   process.exit(2);
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { seed: null, seeds: 1000, start: 1, nodes: undefined, jobs: availableParallelism(), trace: false, drift: undefined, faults: undefined, maxFailures: 5, quiet: false };
+  const a: Args = { seed: null, seeds: 1000, start: 1, nodes: undefined, jobs: availableParallelism(), trace: false, drift: undefined, faults: undefined, maxFailures: 5, quiet: false, json: false };
   const num = (v: string | undefined, what: string): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < 0) usage(`${what} needs a non-negative number`);
@@ -83,6 +86,9 @@ function parseArgs(argv: readonly string[]): Args {
         break;
       case '--quiet':
         a.quiet = true;
+        break;
+      case '--json':
+        a.json = true;
         break;
       default:
         usage(`unknown argument ${k}`);
@@ -138,16 +144,20 @@ async function campaign(a: Args): Promise<number> {
   const results: Summary[] = [];
   const failures: Summary[] = [];
   let lastPrint = t0;
+  // With --json, stdout carries only the final JSON line; everything else goes to stderr.
+  const say = (text: string): void => {
+    (a.json ? process.stderr : process.stdout).write(text);
+  };
   const onResult = (s: Summary): void => {
     results.push(s);
     if (!s.ok) {
       failures.push(s);
-      process.stdout.write(`FAIL seed ${s.seed} (${s.nodes} nodes): ${s.violation}\n  replay: ${replayCommand(a, s.seed)}\n`);
+      say(`FAIL seed ${s.seed} (${s.nodes} nodes): ${s.violation}\n  replay: ${replayCommand(a, s.seed)}\n`);
     }
     const now = performance.now();
     if (!a.quiet && now - lastPrint > 10_000) {
       lastPrint = now;
-      process.stdout.write(`  ${results.length}/${seeds.length} histories, ${failures.length} failing, ${((results.length / (now - t0)) * 60_000).toFixed(0)} histories/minute\n`);
+      say(`  ${results.length}/${seeds.length} histories, ${failures.length} failing, ${((results.length / (now - t0)) * 60_000).toFixed(0)} histories/minute\n`);
     }
   };
   const jobs = Math.min(a.jobs, seeds.length);
@@ -174,11 +184,33 @@ async function campaign(a: Args): Promise<number> {
   const conv = results.filter((r) => r.convergeCycles !== null).map((r) => r.convergeCycles!);
   const bounds = results.filter((r) => r.boundCycles > 0).map((r) => r.boundCycles);
   const simHours = results.reduce((s, r) => s + r.simMs, 0) / 3.6e6;
+  const limitations = results.filter((r) => r.limitation).length;
+  const steps = results.reduce((s, r) => s + r.steps, 0);
+  if (a.json) {
+    const summary = {
+      seeds: a.seeds,
+      start: a.start,
+      nodes: a.nodes === undefined ? 'mix 1-16' : Array.isArray(a.nodes) ? a.nodes.join('-') : a.nodes,
+      histories: results.length,
+      failures: failures.length,
+      failing: failures.map((f) => ({ seed: f.seed, nodes: f.nodes, violation: f.violation, replay: f.seed >= 0 ? replayCommand(a, f.seed) : null })),
+      limitations,
+      historiesPerMinute: Math.round((results.length / ms) * 60_000),
+      wallSeconds: +(ms / 1000).toFixed(2),
+      jobs,
+      simulatedClusterHours: +simHours.toFixed(2),
+      steps,
+      convergenceCycles: conv.length ? { p50: +pct(conv, 50).toFixed(2), p99: +pct(conv, 99).toFixed(2), max: +pct(conv, 100).toFixed(2), histories: conv.length } : null,
+      boundCycles: bounds.length ? { min: +pct(bounds, 0).toFixed(2), median: +pct(bounds, 50).toFixed(2), max: +pct(bounds, 100).toFixed(2) } : null,
+    };
+    process.stdout.write(JSON.stringify(summary) + '\n');
+    return failures.length ? 1 : 0;
+  }
   process.stdout.write(
     [
       `${results.length} histories (seeds ${a.start}…${a.start + a.seeds - 1}, nodes ${a.nodes === undefined ? 'mix 1–16' : Array.isArray(a.nodes) ? a.nodes.join('–') : a.nodes}), ${failures.length} failing, in ${(ms / 1000).toFixed(1)} s on ${jobs} thread(s)`,
-      `${((results.length / ms) * 60_000).toFixed(0)} histories/minute; ${simHours.toFixed(1)} simulated cluster-hours; ${results.reduce((s, r) => s + r.steps, 0)} steps`,
-      `${results.filter((r) => r.limitation).length} histories ended with a group down for the known reason (no self-fence: only the fencer knows a node was fenced, and it could not run the group)`,
+      `${((results.length / ms) * 60_000).toFixed(0)} histories/minute; ${simHours.toFixed(1)} simulated cluster-hours; ${steps} steps`,
+      `${limitations} histories ended with a group down for the known reason (no self-fence: only the fencer knows a node was fenced, and it could not run the group)`,
       `convergence after the last fault: p50 ${pct(conv, 50).toFixed(1)}, p99 ${pct(conv, 99).toFixed(1)}, max ${pct(conv, 100).toFixed(1)} cycles (bound per history: min ${pct(bounds, 0).toFixed(0)}, median ${pct(bounds, 50).toFixed(0)}, max ${pct(bounds, 100).toFixed(0)} cycles) over ${conv.length} histories with quorum`,
       `${results.length - failures.length} passed, ${failures.length} failed`,
     ].join('\n') + '\n',
@@ -191,6 +223,10 @@ function main(): void {
   if (a.seed !== null) {
     const r = runSeed(a.seed, { ...runOptions(a), trace: a.trace });
     const failed = !r.ok;
+    if (a.json) {
+      process.stdout.write(JSON.stringify({ ...summarize(r), replay: replayCommand(a, a.seed) }) + '\n');
+      process.exit(failed ? 1 : 0);
+    }
     // A failing seed without --trace: replay it traced so the report shows what happened.
     const shown = failed && !a.trace ? runSeed(a.seed, { ...runOptions(a), trace: true }) : r;
     process.stdout.write(report(shown, { replay: replayCommand(a, a.seed), ...(a.trace ? {} : { tail: 200 }) }) + '\n');

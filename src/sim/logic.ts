@@ -6,7 +6,7 @@ import { liveness, observe } from '../cluster/liveness.js';
 import { quorum } from '../cluster/quorum.js';
 import { decide } from '../monitor/decide.js';
 import { fenceTargets } from '../monitor/fencing.js';
-import { decideConfig, isReleased, isSettling, petAfterCycle, publishFenced, selfFenceState, spawnRefused } from '../monitor/view.js';
+import { decideConfig, fencedPeers, isReleased, isSettling, petAfterCycle, publishFenced, selfFenceState, spawnRefused } from '../monitor/view.js';
 
 export interface SimLogic {
   readonly decide: typeof decide;
@@ -14,6 +14,7 @@ export interface SimLogic {
   readonly observe: typeof observe;
   readonly liveness: typeof liveness;
   readonly fenceTargets: typeof fenceTargets;
+  readonly fencedPeers: typeof fencedPeers;
   readonly isReleased: typeof isReleased;
   readonly decideConfig: typeof decideConfig;
   readonly isSettling: typeof isSettling;
@@ -29,6 +30,7 @@ export const REAL_LOGIC: SimLogic = {
   observe,
   liveness,
   fenceTargets,
+  fencedPeers,
   isReleased,
   decideConfig,
   isSettling,

@@ -13,7 +13,7 @@ import { Engine, type Clock } from '../init/engine.js';
 import type { ProcessHandle, Runner } from '../init/runner.js';
 import { EMPTY_MEMORY, isActive, type DecideMemory, type Instance, type NodeView } from '../monitor/decide.js';
 import { fenceDelayMs, retryDelayMs, type FenceIncident } from '../monitor/fencing.js';
-import { fencedPeers, fencePeers, freshHandovers, handoverTtlMs, liveCount, nextHandover, nodeViews, readComplete, readPeerClstat, successors, type FencedBy, type HandoverRecord, type PeerRead } from '../monitor/view.js';
+import { dueTimes, fencePeers, freshHandovers, minCycleGapMs, nextCycleDelayMs, testSettled, handoverTtlMs, liveCount, nextHandover, nodeViews, readComplete, readPeerClstat, successors, type FencedBy, type HandoverRecord, type PeerRead } from '../monitor/view.js';
 import type { Version } from './store.js';
 import type { SimNode, World } from './world.js';
 
@@ -60,6 +60,9 @@ export class SimMonitor {
   private readonly pubQueue: PublishRequest[] = [];
   private pubBusy = false;
   private cycleTimer: Handle | null = null;
+  private timerAt = 0;
+  private inCycle = false;
+  private cycleAgain = false;
   /** Started cycling (past the start-up checks). */
   running = false;
   /** This monitor's last quorum verdict (null before its first cycle). */
@@ -159,7 +162,35 @@ export class SimMonitor {
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.cycleTimer = this.node.post(ms, () => this.cycle());
+    if (this.cycleTimer) this.cycleTimer.cancelled = true;
+    this.timerAt = this.node.local() + ms;
+    this.cycleTimer = this.node.post(ms, () => {
+      this.cycleTimer = null;
+      this.inCycle = true;
+      this.cycleAgain = false;
+      this.cycle();
+    });
+  }
+
+  /** As Monitor.runCycle: the next cycle after the period, or as soon as something falls due. */
+  private cycleDone(): void {
+    const s = this.world.s;
+    this.inCycle = false;
+    const gap = minCycleGapMs(s.cycleMs);
+    if (this.cycleAgain) this.schedule(gap);
+    else this.schedule(nextCycleDelayMs(this.node.local(), s.cycleMs * (0.9 + 0.2 * this.node.rng.next()), gap, dueTimes(this.peers, s.timeoutMs, this.decideMemory, this.L.decideConfig(s))));
+  }
+
+  /** As Monitor.cycleSoon: a local test finished. */
+  private cycleSoon(): void {
+    if (this.stopped || !this.running) return;
+    if (this.inCycle) {
+      this.cycleAgain = true;
+      return;
+    }
+    const now = this.node.local();
+    const wait = Math.max(0, this.lastCycleEnd + minCycleGapMs(this.world.s.cycleMs) - now);
+    if (this.cycleTimer && now + wait < this.timerAt) this.schedule(wait);
   }
 
   // ---------------------------------------------------------------------------- cycle
@@ -198,7 +229,7 @@ export class SimMonitor {
             for (const n of this.fenceClaims.keys()) if (!this.peers.has(n)) this.fenceClaims.delete(n);
             const seqOf = (n: string): number | null => this.peers.get(n)?.seq ?? null;
             for (const [n, f] of this.fenced) if (seqOf(n) !== f.seq) this.fenced.delete(n);
-            this.fencedNow = fencedPeers(this.me, [...this.fenced.values()], this.fenceClaims, seqOf);
+            this.fencedNow = this.L.fencedPeers(this.me, [...this.fenced.values()], this.fenceClaims, seqOf);
             // replicate: the hactl (cltab is fixed in the simulator)
             w.store.op(this.me, (ok2) => this.cont(() => this.decideAndPublish(now, selfFence, live, seen, ok2))());
           })(),
@@ -268,7 +299,7 @@ export class SimMonitor {
           const petting = L.petAfterCycle({ selfFence, cycleEnd: this.lastCycleEnd, now: this.node.local(), lastPet: this.lastPet, lastPublishOk: this.lastPublishOk, timeoutMs: s.timeoutMs });
           if (petting === 'frozen-during-cycle') w.trace(this.me, 'frozen during a cycle: not petting the watchdog');
           if (petting === 'pet') this.pet();
-          this.schedule(s.cycleMs * (0.9 + 0.2 * this.node.rng.next()));
+          this.cycleDone();
         })(),
       ),
     );
@@ -290,6 +321,7 @@ export class SimMonitor {
   // ---------------------------------------------------------------------------- publish
 
   private onEngineChange(): void {
+    if (testSettled(this.localInstances())) this.cycleSoon();
     if (this.world.tracing) {
       for (const [g, i] of this.localInstances()) {
         const line = `${i.level} ${i.state}`;

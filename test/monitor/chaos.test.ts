@@ -4,7 +4,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseCltab } from '../../src/config/cltab.js';
@@ -242,10 +242,11 @@ describe('peerha monitor: chaos', () => {
     execFileSync('mkfifo', [join(evil, 'clstat')]);
     mkdirSync(join(evil, 'hactl'));
     symlinkSync('/dev/zero', join(evil, 'cltab'));
-    rmSync(join(cl.root, 'nodes', 'n2', 'hactl'));
-    execFileSync('mkfifo', [join(cl.root, 'nodes', 'n2', 'hactl')]);
-    rmSync(join(cl.root, 'cltab'));
-    execFileSync('mkfifo', [join(cl.root, 'cltab')]);
+    // made aside and renamed over the file: n2 may rewrite its copy at any moment
+    for (const f of [join(cl.root, 'nodes', 'n2', 'hactl'), join(cl.root, 'cltab')]) {
+      execFileSync('mkfifo', [`${f}.fifo`]);
+      renameSync(`${f}.fifo`, f);
+    }
     const seqs = nodes.map((n) => cl.clstat(n)?.header?.seq ?? 0);
     await waitFor('every node keeps heartbeating', () => nodes.every((n, i) => (cl.clstat(n)?.header?.seq ?? 0) > seqs[i]! + 5), 10_000);
     // The admin copy is fixed again; n2 replaced the FIFO over its own copy with a real file.

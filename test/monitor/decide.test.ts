@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HactlWant } from '../../src/config/hactl.js';
-import { conflictWinner, decide, EMPTY_MEMORY, isActive, type DecideMemory, type NodeView, type View } from '../../src/monitor/decide.js';
+import { conflictWinner, decide, designatedPlanner, EMPTY_MEMORY, isActive, planGraceMs, type DecideMemory, type NodeView, type View } from '../../src/monitor/decide.js';
 import { freshHandovers, handoverTtlMs, isReleased, isSettling, liveCount, nextHandover, petAfterCycle, readComplete, readPeerClstat, selfFenceState, spawnRefused } from '../../src/monitor/view.js';
 
 const cfg = { cycleMs: 1000, planWindowMs: 2000, balance: 1.5, failCooldownMs: 10_000 };
@@ -56,7 +56,11 @@ describe('decide: the §5.2 1100compile_metrics fixture, as node 1 (fixed semant
   });
   it('del is not in hactl: stop it', () => expect(byGroup.del).toBe('stop'));
   it('bad failed its test: stop it', () => expect(byGroup.bad).toBe('stop'));
-  it('new is needed and runs nowhere: plan it', () => expect(byGroup.new).toBe('plan'));
+  it('new is needed and runs nowhere: node 1 (busiest) leaves it to the least loaded node 3, which plans it at once', () => {
+    expect(byGroup.new).toBeUndefined();
+    expect(d.notes).toContainEqual({ group: 'new', note: 'needed; leaving it to 3 first' });
+    expect(decide(view('3', [n1, n2, n3], w), cfg, 10_000, never).actions.find((a) => a.group === 'new')?.level).toBe('plan');
+  });
   it('pln is wanted but has no cltab entries: an error, never planned or tested', () => {
     // (the local engine halts and drops groups removed from cltab, so nothing to tell here)
     expect(byGroup.pln).toBeUndefined();
@@ -151,10 +155,30 @@ describe('decide: takeover safety, quorum, balance, allowed nodes', () => {
     expect(tells(v)).toEqual(['web stop']);
   });
 
-  it('balance: plans with probability min(1, balance/N)', () => {
+  it('one designated planner plans at once: the least loaded live node, ties spread by a hash of (group, node)', () => {
     const nodes = ['a', 'b', 'c', 'd'].map((n) => node(n, {}));
-    expect(tells(view('a', nodes, { web: 'start' }), 10_000, () => 0.37)).toEqual(['web plan']); // p = 0.375
-    expect(tells(view('a', nodes, { web: 'start' }), 10_000, () => 0.38)).toEqual([]);
+    const v = view('a', nodes, { web: 'start' });
+    const load = new Map(nodes.map((n) => [n.name, 0]));
+    const first = designatedPlanner('web', null, v.nodes, load)!;
+    for (const n of nodes) expect(tells({ ...v, me: n.name }, 10_000, never)).toEqual(n.name === first ? ['web plan'] : []);
+    // the same on every node, and different groups land on different nodes
+    const picks = new Set(Array.from({ length: 40 }, (_, i) => designatedPlanner(`g${i}`, null, v.nodes, load)));
+    expect(picks.size).toBe(4);
+    // load first: a node with one group less wins over any hash
+    expect(designatedPlanner('web', null, v.nodes, new Map([...load, [first, 1]]))).not.toBe(first);
+    // stale, fenced and left nodes never are designated
+    expect(designatedPlanner('web', null, new Map([['x', node('x', {}, 'stale')], ['y', node('y', {})]]), new Map())).toBe('y');
+  });
+
+  it('balance: the others plan with probability min(1, balance/N) once the designated planner had its chance', () => {
+    const nodes = ['a', 'b', 'c', 'd'].map((n) => node(n, {}));
+    const v0 = view('a', nodes, { web: 'start' });
+    const me = ['a', 'b', 'c', 'd'].find((n) => n !== designatedPlanner('web', null, v0.nodes, new Map()))!;
+    const grace = planGraceMs(cfg);
+    const since = (t: number): DecideMemory => ({ ...EMPTY_MEMORY, homelessSince: new Map([['web', t]]) });
+    expect(tells({ ...v0, me, memory: since(10_000 - grace + 1) }, 10_000, always)).toEqual([]);
+    expect(tells({ ...v0, me, memory: since(10_000 - grace) }, 10_000, () => 0.37)).toEqual(['web plan']); // p = 0.375
+    expect(tells({ ...v0, me, memory: since(10_000 - grace) }, 10_000, () => 0.38)).toEqual([]);
   });
 
   it('allowed nodes: others never plan; the first live allowed node plans without the random skip', () => {
@@ -185,22 +209,27 @@ describe('decide: cold start and handover', () => {
     expect(tells(view('a', nodes, { web: 'start' }, { handovers: new Map([['web', 'b']]) }), 10_000, always)).toEqual(['web plan']);
   });
 
-  it('a busier node plans with a quarter of the probability', () => {
+  it('a busier node leaves a homeless group to the idle one, then plans with a quarter of the probability', () => {
     const nodes = [node('a', { db: 'start DONE' }), node('b', {})];
+    expect(tells(view('b', nodes, { web: 'start', db: 'start' }), 10_000, never)).toEqual(['web plan']);
+    expect(tells(view('a', nodes, { web: 'start', db: 'start' }), 10_000, always)).toEqual([]);
+    const memory = { ...EMPTY_MEMORY, homelessSince: new Map([['web', 10_000 - planGraceMs(cfg)]]) };
     // p = min(1, 1.5/2) × 0.25 = 0.1875
-    expect(tells(view('a', nodes, { web: 'start', db: 'start' }), 10_000, () => 0.18)).toEqual(['web plan']);
-    expect(tells(view('a', nodes, { web: 'start', db: 'start' }), 10_000, () => 0.19)).toEqual([]);
+    expect(tells(view('a', nodes, { web: 'start', db: 'start' }, { memory }), 10_000, () => 0.18)).toEqual(['web plan']);
+    expect(tells(view('a', nodes, { web: 'start', db: 'start' }, { memory }), 10_000, () => 0.19)).toEqual([]);
   });
 });
 
 // Bugs the cluster simulator (src/sim, `npm run sim`) found; each test names the seed class.
 describe('decide: fixes found by the cluster simulator', () => {
-  it('without self-fence only the fencer knows a node is fenced: it takes the group over at once, not with p = balance/N', () => {
-    // Only n1 fenced n4 (the others still count n4's instance as running): n1 must not wait for a
-    // random draw that, with many live nodes and load, leaves the group down for dozens of cycles.
+  it('a fenced node\'s group is taken over at once by the designated planner, not after random draws', () => {
+    // Found when only the fencer knew (seed class: no self-fence, many live nodes): with the
+    // fence shared in the fencer's clstat every node releases n4, and one of them plans at once.
     const nodes = [node('n1', { other: 'start DONE' }), node('n2', {}), node('n3', {}), node('n4', { web: 'start DONE' }, 'fenced', true)];
-    expect(tells(view('n1', nodes, { web: 'start', other: 'start' }), 10_000, never)).toEqual(['web plan']);
-    // a stale (not fenced here) holder still blocks
+    const planners = ['n1', 'n2', 'n3'].filter((me) => tells(view(me, nodes, { web: 'start', other: 'start' }), 10_000, never).includes('web plan'));
+    expect(planners).toHaveLength(1);
+    expect(planners[0]).not.toBe('n1'); // the busier node leaves it to an idle one
+    // a stale (not released) holder still blocks
     const stale = [node('n1', {}), node('n4', { web: 'start DONE' }, 'stale', false)];
     expect(tells(view('n1', stale, { web: 'start' }), 10_000, always)).toEqual([]);
   });

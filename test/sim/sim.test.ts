@@ -102,9 +102,9 @@ describe('cluster simulator', () => {
     console.log(`[measured] ignore quorum: caught at seed ${r!.seed}: ${r!.violation!.detail}`);
   }, 120_000);
 
-  it('catches a decide() that never plans on its own (balance 0): no progress', () => {
-    const r = firstViolation({ decideConfig: (s) => ({ ...decideConfig(s), balance: 0 }) }, 'progress');
+  it('catches a decide() that never plans a homeless group: no progress', () => {
+    const r = firstViolation({ decide: (v, c, now, random) => { const d = decide(v, c, now, random); return { ...d, actions: d.actions.filter((a) => a.level !== 'plan') }; } }, 'progress');
     expect(r, 'no violation found').not.toBeNull();
-    console.log(`[measured] balance 0: caught at seed ${r!.seed}: ${r!.violation!.detail}`);
+    console.log(`[measured] never plans: caught at seed ${r!.seed}: ${r!.violation!.detail}`);
   }, 120_000);
 });
