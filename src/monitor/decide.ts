@@ -242,8 +242,12 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     // 2. Conflict: the instance furthest along stays; only the others stop and back off.
     if (localActive && others.length > 0) {
       const winner = conflictWinner([{ node: view.me, instance: local }, ...others], allowed);
-      if (winner && winner.node !== view.me) {
-        tell(group, STOP, `conflict: ${winner.node} has it at ${winner.instance.level} ${winner.instance.state}`);
+      // A plan from a node whose test of this group failed before gives way to any other plan:
+      // the name order would otherwise let it beat an eligible node every time it probes again.
+      const yields = local.level === PLAN && failed.has(group) && others.some((o) => o.instance.level === PLAN);
+      if ((winner && winner.node !== view.me) || yields) {
+        const by = winner && winner.node !== view.me ? winner : others[0]!;
+        tell(group, STOP, `conflict: ${by.node} has it at ${by.instance.level} ${by.instance.state}${yields ? ' (its test failed here before)' : ''}`);
         backoffUntil.set(group, now + cfg.cycleMs * (1 + 3 * random()));
         planSince.delete(group);
         continue;
@@ -337,7 +341,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     // to be seen, then plans with the balance probability: that covers a designated node that
     // cannot (its test failed there, it backs off, its view differs); collisions resolve as conflicts.
     const designated = designatedPlanner(group, allowed, view.nodes, load);
-    if (designated === view.me) {
+    if (designated === view.me && !failed.has(group)) {
       plan(group, allowed ? 'needed and running nowhere; preferred node' : 'needed and running nowhere; designated planner (least loaded)');
       continue;
     }
@@ -352,7 +356,9 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     // eligible idle node (their tests fail): then busier nodes plan it at the full probability.
     const starving = now - (homelessSince.get(group) ?? now) >= cfg.failCooldownMs + cfg.planWindowMs + 2 * cfg.cycleMs;
     const busier = !starving && (load.get(view.me) ?? 0) > Math.min(...eligibleLoads, Number.POSITIVE_INFINITY);
-    const p = Math.min(1, cfg.balance / Math.max(1, eligible)) * (busier ? 0.25 : 1);
+    // A node whose test of this group failed before probes it again, but rarely: others go first.
+    const failedBefore = failed.has(group);
+    const p = Math.min(1, cfg.balance / Math.max(1, eligible)) * (busier || failedBefore ? 0.25 : 1);
     if (random() < p) plan(group, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
     else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
   }

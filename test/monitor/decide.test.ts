@@ -234,6 +234,17 @@ describe('decide: fixes found by the cluster simulator', () => {
     expect(tells(view('n1', stale, { web: 'start' }), 10_000, always)).toEqual([]);
   });
 
+  it('a node whose test failed before yields to any other plan and probes rarely (seed 8084: only the last-named nodes pass)', () => {
+    const memory: DecideMemory = { ...EMPTY_MEMORY, failed: new Map([['g', { until: 0, configVersion: 'v1', count: 3 }]]), homelessSince: new Map([['g', 0]]) };
+    const w = { g: 'start' };
+    // n1 would win a plan-vs-plan conflict by name, but its test failed here before: it stops
+    expect(tells(view('n1', [node('n1', { g: 'plan DONE' }), node('n7', { g: 'plan DONE' })], w, { memory, cltabGroups: new Set(['g']) }))).toEqual(['g stop']);
+    // and plans with a quarter of the probability, even as the designated planner
+    const idle = [node('n1', {}), node('n7', { x: 'start DONE' })];
+    expect(tells(view('n1', idle, w, { memory, cltabGroups: new Set(['g']) }), 10_000, () => 0.3)).toEqual([]);
+    expect(tells(view('n1', idle, w, { memory, cltabGroups: new Set(['g']) }), 10_000, () => 0.1)).toEqual(['g plan']);
+  });
+
   it('consecutive failed tests double the cooldown: a preferred node whose test keeps failing cannot starve an eligible one', () => {
     const c = { ...cfg, failCooldownMs: 1000 };
     const w = { web: 'start a,b' };
