@@ -23,7 +23,7 @@ export interface NodeView {
 }
 
 export interface DecideMemory {
-  /** Group → monotonic time since when our own plan (told, then `plan DONE`) stands with no other instance. */
+  /** Group → monotonic time since when our own `plan DONE` was seen with no other instance. */
   readonly planSince: ReadonlyMap<string, number>;
   /**
    * Group → failed test: no re-plan until `until` unless the configuration changed. `count`
@@ -170,11 +170,10 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   const note = (group: string, text: string): void => {
     notes.push({ group, note: text });
   };
-  // The plan window runs from the tell: the plan is in the clstat published right after it.
-  const plan = (group: string, reason: string): void => {
-    tell(group, PLAN, reason);
-    planSince.set(group, now);
-  };
+  // The plan window starts at the first cycle that sees our plan, i.e. after the clstat carrying it
+  // was written (a slow store can delay that write past a window counted from the tell); the
+  // monitor runs that cycle right after this one.
+  const plan = (group: string, reason: string): void => tell(group, PLAN, reason);
 
   // Failed-test memory does not survive a configuration change.
   for (const [g, f] of failed) if (f.configVersion !== view.configVersion) failed.delete(g);

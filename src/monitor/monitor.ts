@@ -487,6 +487,8 @@ export class Monitor {
     );
     this.decideMemory = decision.memory;
     this.lastView = nodes;
+    // A new plan's window starts at the next cycle (after this one published it): run it at once.
+    if (decision.actions.some((a) => a.level === 'plan')) this.cycleAgain = true;
     if (!this.leaving) {
       for (const a of decision.actions) {
         const r = this.engine.tell(a.group, a.level);

@@ -283,6 +283,7 @@ export class SimMonitor {
     );
     this.decideMemory = decision.memory;
     this.lastView = nodes;
+    if (decision.actions.some((a) => a.level === 'plan')) this.cycleAgain = true;
     w.quorumVerdict(this.node, effective, q.ok ? (selfFence ? 'self-fencing' : 'leaving') : `no quorum (${q.reason})`);
     if (!this.leaving) {
       for (const a of decision.actions) {
