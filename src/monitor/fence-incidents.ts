@@ -26,6 +26,7 @@ export class FenceIncidents {
   /** Node → what this node publishes about it (`# fenced`): its seq at fence time, when, how. */
   private readonly fenced = new Map<string, FencedLine>();
   private readonly last = new Map<string, FenceRecord>();
+  private readonly polling = new Set<string>();
 
   constructor(private readonly d: FenceDeps) {}
 
@@ -87,14 +88,49 @@ export class FenceIncidents {
       if (r.result !== 'waiting') this.d.log[r.result === 'success' ? 'warn' : 'error']({ ...r }, `STOMITH ${node}: ${r.method} ${r.result}`);
     }
     if (final) this.last.set(node, final);
-    if (ok) this.fenced.set(node, { node, seq, time: final.time, method: final.method });
+    if (ok) this.markFenced(node, seq, final);
     const cycle = this.d.cycleMs();
+    // Only a manual method was left waiting: ask again next cycle. After an agent failed or timed
+    // out: back off (and meanwhile poll for the operator's confirmation every cycle).
+    const onlyWaiting = records.every((r) => r.result === 'waiting');
+    const confirmedMeanwhile = this.incidents.get(node)?.done === true && this.fenced.has(node);
     this.incidents.set(node, {
       seq,
       attempts,
       since,
-      done: ok,
-      nextTry: performance.now() + (waiting ? cycle : retryDelayMs(attempts, cycle, cfg.retryMaxMs)),
+      done: ok || confirmedMeanwhile,
+      nextTry: performance.now() + (onlyWaiting ? cycle : retryDelayMs(attempts, cycle, cfg.retryMaxMs)),
     });
+    if (waiting && !onlyWaiting) this.pollConfirmation(node, seq, since, incident);
+  }
+
+  private markFenced(node: string, seq: number | null, rec: FenceRecord): void {
+    this.fenced.set(node, { node, seq, time: rec.time, method: rec.method });
+  }
+
+  /** While an incident backs off between agent attempts, an operator's confirmation still counts at once. */
+  private pollConfirmation(node: string, seq: number | null, since: number, incident: string): void {
+    if (this.polling.has(node)) return;
+    this.polling.add(node);
+    const poll = async (): Promise<void> => {
+      const inc = this.incidents.get(node);
+      if (!inc || inc.seq !== seq || inc.done || this.d.config().methods.every((m) => m.kind !== 'manual')) {
+        this.polling.delete(node);
+        return;
+      }
+      const at = await this.d.confirmedAt(node);
+      if (at !== null && at >= since && !this.incidents.get(node)?.done) {
+        const rec: FenceRecord = { time: this.d.wallNow().toISOString(), incident, fencer: this.d.me, node, method: 'manual', action: 'confirm', result: 'success', durationMs: 0, detail: 'confirmed by an operator' };
+        this.d.record(rec);
+        this.d.log.warn({ ...rec }, `STOMITH ${node}: manual success`);
+        this.last.set(node, rec);
+        this.markFenced(node, seq, rec);
+        this.incidents.set(node, { ...this.incidents.get(node)!, done: true });
+        this.polling.delete(node);
+        return;
+      }
+      setTimeout(() => void poll(), this.d.cycleMs());
+    };
+    setTimeout(() => void poll(), this.d.cycleMs());
   }
 }

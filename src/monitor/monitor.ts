@@ -24,6 +24,7 @@ import { FenceIncidents } from './fence-incidents.js';
 import type { MonitorConfig } from './config.js';
 import { WATCHDOG_BYE, WATCHDOG_PET } from './watchdog.js';
 import {
+  absorbPeerRead,
   decideConfig,
   dueTimes,
   fencedPeers,
@@ -34,7 +35,6 @@ import {
   liveCount as countLive,
   minCycleGapMs,
   nextCycleDelayMs,
-  nextHandover,
   nodeViews,
   petAfterCycle,
   planWindowMs,
@@ -117,9 +117,9 @@ export class Monitor {
   private readonly record: PgidRecord;
   private readonly replicas = new Replicas();
   private peers = new Map<string, PeerMemory>();
-  private lastGroups = new Map<string, Map<string, Instance>>();
+  readonly lastGroups = new Map<string, Map<string, Instance>>();
   /** Handovers published by nodes that left: node → (group → heir), and when we first saw them. */
-  private handovers = new Map<string, HandoverRecord>();
+  readonly handovers = new Map<string, HandoverRecord>();
   private startedAt = performance.now();
   private lastView: Map<string, NodeView> = new Map();
   private fenceLines: string[] | null = null;
@@ -132,7 +132,7 @@ export class Monitor {
   private quorumMemory: QuorumMemory = FRESH_QUORUM;
   private readonly fencing: FenceIncidents;
   /** Peer → the nodes its clstat says it fenced. */
-  private fenceClaims = new Map<string, readonly FencedLine[]>();
+  readonly fenceClaims = new Map<string, readonly FencedLine[]>();
   /** The peers that count as fenced this cycle (fencedPeers). */
   private fencedNow = new Map<string, FencedBy>();
   /** Liveness as of the last cycle. */
@@ -415,11 +415,7 @@ export class Monitor {
           const read = await this.store.readNodeFile(n, 'clstat');
           const r = readPeerClstat(read ? read.text : null);
           seen.set(n, r.obs);
-          if (r.groups) this.lastGroups.set(n, r.groups);
-          if (r.fenced) this.fenceClaims.set(n, r.fenced);
-          const h = nextHandover(this.handovers.get(n), r, now);
-          if (h) this.handovers.set(n, h);
-          else this.handovers.delete(n);
+          absorbPeerRead(this, n, r, now);
         }),
     );
     this.peers = observe(this.peers, seen, now);

@@ -43,6 +43,22 @@ export function readPeerClstat(text: string | null, parse: (text: string) => Cls
   };
 }
 
+/** What a monitor keeps of its peers' clstats from one cycle to the next. */
+export interface PeerState {
+  readonly lastGroups: Map<string, Map<string, Instance>>;
+  readonly fenceClaims: Map<string, readonly FencedLine[]>;
+  readonly handovers: Map<string, HandoverRecord>;
+}
+
+/** Fold one read of `node`'s clstat into what is kept of it (an unread one keeps what was seen). */
+export function absorbPeerRead(st: PeerState, node: string, r: PeerRead, now: number): void {
+  if (r.groups) st.lastGroups.set(node, r.groups);
+  if (r.fenced) st.fenceClaims.set(node, r.fenced);
+  const h = nextHandover(st.handovers.get(node), r, now);
+  if (h) st.handovers.set(node, h);
+  else st.handovers.delete(node);
+}
+
 /** Handovers a node published when it left, and when we first saw them (our monotonic clock). */
 export interface HandoverRecord {
   readonly seq: number;

@@ -13,7 +13,7 @@ import { Engine, type Clock } from '../init/engine.js';
 import type { ProcessHandle, Runner } from '../init/runner.js';
 import { EMPTY_MEMORY, isActive, type DecideMemory, type Instance, type NodeView } from '../monitor/decide.js';
 import { fenceDelayMs, retryDelayMs, type FenceIncident } from '../monitor/fencing.js';
-import { dueTimes, fencePeers, freshHandovers, minCycleGapMs, nextCycleDelayMs, testSettled, handoverTtlMs, liveCount, nextHandover, nodeViews, readComplete, readPeerClstat, successors, type FencedBy, type HandoverRecord, type PeerRead } from '../monitor/view.js';
+import { absorbPeerRead, dueTimes, fencePeers, freshHandovers, minCycleGapMs, nextCycleDelayMs, testSettled, handoverTtlMs, liveCount, nodeViews, readComplete, readPeerClstat, successors, type FencedBy, type HandoverRecord, type PeerRead } from '../monitor/view.js';
 import type { Version } from './store.js';
 import type { SimNode, World } from './world.js';
 
@@ -34,8 +34,8 @@ export class SimMonitor {
   readonly inc: number;
   readonly engine: Engine;
   private peers = new Map<string, PeerMemory>();
-  private lastGroups = new Map<string, Map<string, Instance>>();
-  private handovers = new Map<string, HandoverRecord>();
+  readonly lastGroups = new Map<string, Map<string, Instance>>();
+  readonly handovers = new Map<string, HandoverRecord>();
   private readonly startedAt: number;
   private lastView: Map<string, NodeView> = new Map();
   private decideMemory: DecideMemory = EMPTY_MEMORY;
@@ -43,7 +43,7 @@ export class SimMonitor {
   readonly incidents = new Map<string, FenceIncident>();
   /** Nodes this monitor fenced (published as `# fenced` lines), peers' claims, and the result. */
   private readonly fenced = new Map<string, FencedLine>();
-  private readonly fenceClaims = new Map<string, readonly FencedLine[]>();
+  readonly fenceClaims = new Map<string, readonly FencedLine[]>();
   private fencedNow = new Map<string, FencedBy>();
   private lastLive: ReadonlyMap<string, LivenessView> = new Map();
   private hactl: Hactl | null = null;
@@ -215,11 +215,7 @@ export class SimMonitor {
               const read = ok1 ? w.store.read(this.me, `${n}/clstat`, true) : null;
               const r = read ? this.parse(read.text, read.version) : UNREAD;
               seen.set(n, r.obs);
-              if (r.groups) this.lastGroups.set(n, r.groups);
-              if (r.fenced) this.fenceClaims.set(n, r.fenced);
-              const h = nextHandover(this.handovers.get(n), r, now);
-              if (h) this.handovers.set(n, h);
-              else this.handovers.delete(n);
+              absorbPeerRead(this, n, r, now);
             }
             this.peers = this.L.observe(this.peers, seen, now);
             const listed = new Set(names);

@@ -25,6 +25,7 @@ import { parseClstat, type Clstat } from '../../src/config/clstat.js';
 import type { Hastat } from '../../src/monitor/monitor.js';
 import { PgidRecord } from '../../src/init/pgid-record.js';
 import { groupHasLiveMember } from '../../src/init/runner.js';
+import { Rng } from '../../src/sim/rng.js';
 import { lockedWorkload } from '../helpers/cluster.js';
 import { BIN, FAST_ENV, ROOT } from '../helpers/daemon.js';
 
@@ -77,20 +78,9 @@ interface Step {
   shortMs: number;
 }
 
-/** mulberry32: small, seedable, good enough to pick faults. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function schedule(seed: number, rounds: number): Step[] {
-  const r = prng(seed);
+  const rng = new Rng(seed);
+  const r = (): number => rng.next();
   return Array.from({ length: rounds }, (_, i) => ({
     round: i + 1,
     node: NODES[Math.floor(r() * N)]!,

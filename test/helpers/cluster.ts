@@ -86,6 +86,19 @@ export function lockedWorkload(dir: string, group: string): string {
   return `flock -n ${lock} -c 'echo "$PEERHA_NODE" > ${join(dir, 'locks', `${group}.owner`)}; exec sleep 100000' || echo "${group} $PEERHA_NODE $(date +%s.%N)" >> ${overlaps}`;
 }
 
+/**
+ * Three nodes running `web` (a test, then a locked respawn workload), preferred on n3, which
+ * heartbeats before n1 and n2 start: n3 owns web.
+ */
+export async function webOnN3(cl: Cluster): Promise<Cluster> {
+  cl.writeRoot('cltab', `web:web-test:test:test:true\nweb:web-run:start:respawn:${lockedWorkload(cl.dir, 'web')}\n`);
+  cl.writeRoot('hactl', 'web start n3,n2,n1\n');
+  cl.start('n3');
+  await waitFor('n3 heartbeating', () => cl.clstat('n3')?.header != null, 15_000);
+  for (const n of ['n1', 'n2']) cl.start(n);
+  return cl;
+}
+
 export class Cluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'peerha-c-'));
   readonly root = join(this.dir, 'shared');

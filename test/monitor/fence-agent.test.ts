@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FenceRecord } from '../../src/fence/fencer.js';
-import { Cluster, lockedWorkload, waitFor } from '../helpers/cluster.js';
+import { Cluster, waitFor, webOnN3 } from '../helpers/cluster.js';
 
 let c: Cluster | null = null;
 afterEach(async () => {
@@ -29,17 +29,12 @@ function fenceLog(cl: Cluster): FenceRecord[] {
 }
 
 /** n3 is preferred for web and heartbeats before the others start, so it owns web; self-fence off. */
-async function setup(methods: string, extra = ''): Promise<Cluster> {
+async function setup(methods: string, extra = '', timeout = '1s'): Promise<Cluster> {
   const cl = new Cluster({
-    yaml: `self_fence: false\nquorum:\n  policy: none\nfence:\n  timeout: 1s\n  retry_max: 2s\n${extra}  methods:\n${methods}`,
+    yaml: `self_fence: false\nquorum:\n  policy: none\nfence:\n  timeout: ${timeout}\n  retry_max: 2s\n${extra}  methods:\n${methods}`,
   });
   for (const n of NODES) writeFileSync(join(cl.dir, `${n}.power`), 'on');
-  cl.writeRoot('cltab', `web:web-test:test:test:true\nweb:web-run:start:respawn:${lockedWorkload(cl.dir, 'web')}\n`);
-  cl.writeRoot('hactl', 'web start n3,n2,n1\n');
-  cl.start('n3');
-  await waitFor('n3 heartbeating', () => cl.clstat('n3')?.header != null, 15_000);
-  for (const n of ['n1', 'n2']) cl.start(n);
-  return cl;
+  return webOnN3(cl);
 }
 
 /** Per-node fence_dummy power files: `off` writes "off" into the target's file. */
@@ -98,18 +93,23 @@ describe('fencing with fence agents, no self-fence', () => {
       params: { type: fail, power_timeout: "1" }
     - manual: true
 `;
-    c = await setup(methods);
+    // 2.5 s: the slow agent (3 s delay) times out, the failing one fails (after ~1 s)
+    c = await setup(methods, '', '2500ms');
     expect(await c.waitRunning('web', 'start', 20_000)).toBe('n3');
     await c.killNode('n3');
-    await waitFor('three attempts', () => fenceLog(c!).filter((r) => r.result === 'timeout').length >= 3, 30_000);
+    await waitFor('four attempts', () => fenceLog(c!).filter((r) => r.result === 'failure').length >= 4, 60_000);
     const log = fenceLog(c);
     expect(new Set(log.map((r) => r.fencer))).toEqual(new Set(['n1']));
     expect(log.filter((r) => r.result === 'success')).toEqual([]);
+    expect(log.filter((r) => r.result === 'timeout').length).toBeGreaterThanOrEqual(4);
     expect(log.find((r) => r.method === 'manual')?.result).toBe('waiting');
+    // backoff between attempts (from the end of one attempt's last agent call to the next
+    // attempt's first): cycle (200 ms) doubling — 200, 400, 800 ms — plus up to a cycle of tick
     const starts = log.filter((r) => r.result === 'timeout').map((r) => Date.parse(r.time));
-    // backoff: cycle (200 ms) doubling, capped by retry_max 2 s, on top of ~1.3 s per attempt
-    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
-    expect(gaps[1]!).toBeGreaterThan(gaps[0]! + 100);
+    const ends = log.filter((r) => r.result === 'failure').map((r) => Date.parse(r.time) + r.durationMs);
+    const idle = starts.slice(1, 4).map((t, i) => t - ends[i]!);
+    expect(idle[0]!).toBeGreaterThanOrEqual(150);
+    expect(idle[2]!).toBeGreaterThan(idle[0]! + 300);
     expect(c.runningOn('web', 'start', ['n1', 'n2'])).toBeNull();
     expect([...(c.placements(['n1', 'n2']).get('web') ?? [])]).toEqual([]);
     const before = fenceLog(c).length;
@@ -132,5 +132,5 @@ describe('fencing with fence agents, no self-fence', () => {
     ];
     expect(texts.join('\n').length).toBeGreaterThan(1000);
     for (const t of texts) expect(t).not.toContain(SECRET);
-  }, 120_000);
+  }, 150_000);
 });

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cluster, lockedWorkload, waitFor } from '../helpers/cluster.js';
+import { Cluster, waitFor, webOnN3 } from '../helpers/cluster.js';
 
 let c: Cluster | null = null;
 afterEach(async () => {
@@ -26,12 +26,7 @@ function fenced(cl: Cluster): string[] {
 async function setup(selfFence: boolean): Promise<Cluster> {
   const cl = new Cluster({ yaml: `self_fence: ${selfFence}\nquorum:\n  policy: none\nfence:\n  command: $DIR/fence.sh\n  timeout: 2s\n` });
   fenceScript(cl);
-  cl.writeRoot('cltab', `web:web-test:test:test:true\nweb:web-run:start:respawn:${lockedWorkload(cl.dir, 'web')}\n`);
-  cl.writeRoot('hactl', 'web start n3,n2,n1\n');
-  cl.start('n3');
-  await waitFor('n3 heartbeating', () => cl.clstat('n3')?.header != null, 15_000);
-  for (const n of ['n1', 'n2']) cl.start(n);
-  return cl;
+  return webOnN3(cl);
 }
 
 describe('STOMITH hook', () => {
