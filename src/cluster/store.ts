@@ -4,7 +4,7 @@
 
 import fg from 'fast-glob';
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { validNodeName } from '../config/hactl.js';
 import { ensureDir, writeFileAtomic } from '../io/atomic.js';
@@ -19,30 +19,45 @@ export interface Store {
   readonly root: string;
   listNodes(): Promise<string[]>;
   /** A node's file, or null when missing or unreadable right now. */
-  readNodeFile(node: string, file: string): Promise<FileRead | null>;
+  /** `consistent`: the mtime must belong to the text read (see readWithStat); costs a stat more. */
+  readNodeFile(node: string, file: string, consistent?: boolean): Promise<FileRead | null>;
   /** An admin copy at the root (`DIR/cltab`, `DIR/hactl`). */
-  readRootFile(file: string): Promise<FileRead | null>;
+  readRootFile(file: string, consistent?: boolean): Promise<FileRead | null>;
   /** Replace one of this node's files; `mtimeMs` preserves a replica's age. */
   writeOwn(file: string, text: string, mtimeMs?: number): Promise<void>;
   ensureOwnDir(): Promise<void>;
 }
 
-async function readWithStat(path: string): Promise<FileRead | null> {
+async function readOnce(path: string, consistent: boolean): Promise<FileRead | 'changed' | null> {
   // O_NONBLOCK and regular files only: anyone can put a FIFO (or a device) where a clstat is
   // expected, and a blocking open() would hang every monitor's cycle for good (and with it the
-  // heartbeats: every watchdog self-fences, cluster-wide). Text and mtime come from one inode.
+  // heartbeats: every watchdog self-fences, cluster-wide).
   let fh: FileHandle | undefined;
   try {
     fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     const st = await fh.stat();
     if (!st.isFile()) return null;
-    const text = await fh.readFile('utf8');
-    return { text, mtimeMs: st.mtimeMs };
+    const bytes = await fh.readFile();
+    if (!consistent) return { text: bytes.toString('utf8'), mtimeMs: st.mtimeMs };
+    // On FUSE (sshfs) fstat() of an open file goes by path: after a rename over the file it
+    // reports the new file's mtime while the read returns the old text, and that pair would win
+    // replication over the newer copy. Keep a pair only when a stat by path afterwards agrees.
+    const after = await stat(path);
+    if (after.mtimeMs !== st.mtimeMs || after.size !== st.size || bytes.length !== st.size) return 'changed';
+    return { text: bytes.toString('utf8'), mtimeMs: st.mtimeMs };
   } catch {
     return null; // ENOENT, ESTALE, EIO…: try again next cycle
   } finally {
     await fh?.close().catch(() => undefined);
   }
+}
+
+async function readWithStat(path: string, consistent = false): Promise<FileRead | null> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await readOnce(path, consistent);
+    if (r !== 'changed') return r;
+  }
+  return null; // rewritten under every read: next cycle
 }
 
 export class FsStore implements Store {
@@ -60,12 +75,12 @@ export class FsStore implements Store {
     return dirs.map((d) => d.slice('nodes/'.length)).filter(validNodeName).sort();
   }
 
-  readNodeFile(node: string, file: string): Promise<FileRead | null> {
-    return readWithStat(join(this.nodeDir(node), file));
+  readNodeFile(node: string, file: string, consistent = false): Promise<FileRead | null> {
+    return readWithStat(join(this.nodeDir(node), file), consistent);
   }
 
-  readRootFile(file: string): Promise<FileRead | null> {
-    return readWithStat(join(this.root, file));
+  readRootFile(file: string, consistent = false): Promise<FileRead | null> {
+    return readWithStat(join(this.root, file), consistent);
   }
 
   async writeOwn(file: string, text: string, mtimeMs?: number): Promise<void> {
@@ -83,8 +98,8 @@ export class FsStore implements Store {
  * one. Also the newest mtime of any copy, valid or not.
  */
 export async function newestValid(store: Store, file: string, valid: (text: string, source: string) => boolean): Promise<{ winner: Judged | null; maxMtime: number }> {
-  const reads: Array<[string, FileRead | null]> = [[`DIR/${file}`, await store.readRootFile(file)]];
-  for (const n of await store.listNodes()) reads.push([`nodes/${n}/${file}`, await store.readNodeFile(n, file)]);
+  const reads: Array<[string, FileRead | null]> = [[`DIR/${file}`, await store.readRootFile(file, true)]];
+  for (const n of await store.listNodes()) reads.push([`nodes/${n}/${file}`, await store.readNodeFile(n, file, true)]);
   let maxMtime = 0;
   const judged: Judged[] = [];
   for (const [source, r] of reads) {

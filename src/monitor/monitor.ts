@@ -33,6 +33,8 @@ import {
   handoverTtlMs,
   isSettling,
   liveCount as countLive,
+  EVENT_CYCLE_GAP_MS,
+  MAX_EVENT_CYCLES,
   minCycleGapMs,
   nextCycleDelayMs,
   nodeViews,
@@ -151,6 +153,7 @@ export class Monitor {
   private timerAt = 0;
   private inCycle = false;
   private cycleAgain = false;
+  private eventCycles = 0;
   private started = false;
   private leaving: Promise<void> | null = null;
   private stopped = false;
@@ -273,6 +276,8 @@ export class Monitor {
       }
       this.startedAt = performance.now();
     }
+    // The start-up checks (the duplicate-id wait is 2 cycles + lag) are no freeze: time from here.
+    this.lastCycleEnd = this.lastPublishOk = this.lastPet = performance.now();
     this.startWatchdog();
     this.log.info({ node: this.s.node, root: this.s.root, cycleMs: this.s.cycleMs, timeoutMs: this.s.timeoutMs, quorum: this.s.quorum }, 'peerha monitor starting');
     this.started = true;
@@ -365,8 +370,10 @@ export class Monitor {
     }
     this.inCycle = false;
     const gap = minCycleGapMs(this.s.cycleMs);
+    const again = this.cycleAgain && this.eventCycles < MAX_EVENT_CYCLES;
+    this.eventCycles = again ? this.eventCycles + 1 : 0;
     if (failed) this.schedule(this.s.cycleMs);
-    else if (this.cycleAgain) this.schedule(gap);
+    else if (again) this.schedule(EVENT_CYCLE_GAP_MS);
     else this.schedule(nextCycleDelayMs(performance.now(), this.s.cycleMs * (0.9 + 0.2 * Math.random()), gap, dueTimes(this.peers, this.s.timeoutMs, this.decideMemory, decideConfig(this.s))));
   }
 
@@ -377,7 +384,7 @@ export class Monitor {
       this.cycleAgain = true;
       return;
     }
-    const wait = Math.max(0, this.lastCycleEnd + minCycleGapMs(this.s.cycleMs) - performance.now());
+    const wait = Math.max(0, this.lastCycleEnd + EVENT_CYCLE_GAP_MS - performance.now());
     if (this.timer && performance.now() + wait < this.timerAt) this.schedule(wait);
   }
 
@@ -483,11 +490,11 @@ export class Monitor {
     );
     this.decideMemory = decision.memory;
     this.lastView = nodes;
-    // A new plan's window starts at the next cycle (after this one published it): run it at once.
-    if (decision.actions.some((a) => a.level === 'plan')) this.cycleAgain = true;
     if (!this.leaving) {
       for (const a of decision.actions) {
         const r = this.engine.tell(a.group, a.level);
+        // A new plan's window starts at the next cycle (after this one published it): run it at once.
+        if (r.ok && a.level === 'plan') this.cycleAgain = true;
         this.log[r.ok ? 'info' : 'warn']({ group: a.group, level: a.level, reason: a.reason, result: r.message }, `decide: ${a.group} → ${a.level}`);
       }
     }
@@ -555,8 +562,8 @@ export class Monitor {
   }
 
   private async replicate(file: 'cltab' | 'hactl', names: string[], parse: (text: string, file: string) => string[]): Promise<Replica> {
-    const sources: Array<[string, Promise<FileRead | null>]> = [[join(this.s.root, file), this.store.readRootFile(file)]];
-    for (const n of names) sources.push([join(this.store.nodeDir(n), file), this.store.readNodeFile(n, file)]);
+    const sources: Array<[string, Promise<FileRead | null>]> = [[join(this.s.root, file), this.store.readRootFile(file, true)]];
+    for (const n of names) sources.push([join(this.store.nodeDir(n), file), this.store.readNodeFile(n, file, true)]);
     const judged: Judged[] = [];
     for (const [src, p] of sources) {
       const j = this.replicas.judge(src, await p, parse);

@@ -273,6 +273,13 @@ export function successors(me: string, lastView: ReadonlyMap<string, NodeView>, 
 
 // ------------------------------------------------------------------------------ scheduling
 
+/**
+ * The gap before a cycle run for an event (a new plan to time, a finished test), and how many such
+ * cycles may follow each other before the regular schedule resumes (no hot loop, whatever happens).
+ */
+export const EVENT_CYCLE_GAP_MS = 5;
+export const MAX_EVENT_CYCLES = 3;
+
 /** The shortest gap between two cycles (a cycle reads every peer's clstat). */
 export function minCycleGapMs(cycleMs: number): number {
   return Math.max(5, cycleMs / 10);

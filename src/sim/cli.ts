@@ -115,7 +115,6 @@ interface Summary {
   convergeCycles: number | null;
   boundCycles: number;
   violation: string | null;
-  limitation: boolean;
 }
 
 function summarize(r: RunResult): Summary {
@@ -128,7 +127,6 @@ function summarize(r: RunResult): Summary {
     convergeCycles: r.convergeMs === null ? null : r.convergeMs / r.cycleMs,
     boundCycles: r.boundMs / r.cycleMs,
     violation: r.violation ? `${r.violation.invariant}: ${r.violation.detail}` : null,
-    limitation: r.limitation !== null,
   };
 }
 
@@ -173,7 +171,7 @@ async function campaign(a: Args): Promise<number> {
       });
       w.on('error', (e) => {
         process.stderr.write(`worker failed: ${String(e)}\n`);
-        failures.push({ seed: -1, ok: false, nodes: 0, simMs: 0, steps: 0, convergeCycles: null, boundCycles: 0, violation: String(e), limitation: false });
+        failures.push({ seed: -1, ok: false, nodes: 0, simMs: 0, steps: 0, convergeCycles: null, boundCycles: 0, violation: String(e) });
       });
       w.on('exit', () => {
         if (--running === 0) resolve();
@@ -184,7 +182,6 @@ async function campaign(a: Args): Promise<number> {
   const conv = results.filter((r) => r.convergeCycles !== null).map((r) => r.convergeCycles!);
   const bounds = results.filter((r) => r.boundCycles > 0).map((r) => r.boundCycles);
   const simHours = results.reduce((s, r) => s + r.simMs, 0) / 3.6e6;
-  const limitations = results.filter((r) => r.limitation).length;
   const steps = results.reduce((s, r) => s + r.steps, 0);
   if (a.json) {
     const summary = {
@@ -194,7 +191,6 @@ async function campaign(a: Args): Promise<number> {
       histories: results.length,
       failures: failures.length,
       failing: failures.map((f) => ({ seed: f.seed, nodes: f.nodes, violation: f.violation, replay: f.seed >= 0 ? replayCommand(a, f.seed) : null })),
-      limitations,
       historiesPerMinute: Math.round((results.length / ms) * 60_000),
       wallSeconds: +(ms / 1000).toFixed(2),
       jobs,
@@ -210,7 +206,6 @@ async function campaign(a: Args): Promise<number> {
     [
       `${results.length} histories (seeds ${a.start}…${a.start + a.seeds - 1}, nodes ${a.nodes === undefined ? 'mix 1–16' : Array.isArray(a.nodes) ? a.nodes.join('–') : a.nodes}), ${failures.length} failing, in ${(ms / 1000).toFixed(1)} s on ${jobs} thread(s)`,
       `${((results.length / ms) * 60_000).toFixed(0)} histories/minute; ${simHours.toFixed(1)} simulated cluster-hours; ${steps} steps`,
-      `${limitations} histories ended with a group down for the known reason (no self-fence: only the fencer knows a node was fenced, and it could not run the group)`,
       `convergence after the last fault: p50 ${pct(conv, 50).toFixed(1)}, p99 ${pct(conv, 99).toFixed(1)}, max ${pct(conv, 100).toFixed(1)} cycles (bound per history: min ${pct(bounds, 0).toFixed(0)}, median ${pct(bounds, 50).toFixed(0)}, max ${pct(bounds, 100).toFixed(0)} cycles) over ${conv.length} histories with quorum`,
       `${results.length - failures.length} passed, ${failures.length} failed`,
     ].join('\n') + '\n',
@@ -250,7 +245,7 @@ else {
     try {
       s = summarize(runSeed(seed, options));
     } catch (e) {
-      s = { seed, ok: false, nodes: 0, simMs: 0, steps: 0, convergeCycles: null, boundCycles: 0, violation: `simulator error: ${e instanceof Error ? e.stack ?? e.message : String(e)}`, limitation: false };
+      s = { seed, ok: false, nodes: 0, simMs: 0, steps: 0, convergeCycles: null, boundCycles: 0, violation: `simulator error: ${e instanceof Error ? e.stack ?? e.message : String(e)}` };
     }
     parentPort!.postMessage(s);
     if (!s.ok && ++failures >= maxFailures) break;

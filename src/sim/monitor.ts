@@ -13,7 +13,7 @@ import { Engine, type Clock } from '../init/engine.js';
 import type { ProcessHandle, Runner } from '../init/runner.js';
 import { EMPTY_MEMORY, isActive, type DecideMemory, type Instance, type NodeView } from '../monitor/decide.js';
 import { fenceDelayMs, retryDelayMs, type FenceIncident } from '../monitor/fencing.js';
-import { absorbPeerRead, dueTimes, fencePeers, freshHandovers, minCycleGapMs, nextCycleDelayMs, testSettled, handoverTtlMs, liveCount, nodeViews, readComplete, readPeerClstat, successors, type FencedBy, type HandoverRecord, type PeerRead } from '../monitor/view.js';
+import { absorbPeerRead, dueTimes, EVENT_CYCLE_GAP_MS, MAX_EVENT_CYCLES, fencePeers, freshHandovers, minCycleGapMs, nextCycleDelayMs, testSettled, handoverTtlMs, liveCount, nodeViews, readComplete, readPeerClstat, successors, type FencedBy, type HandoverRecord, type PeerRead } from '../monitor/view.js';
 import type { Version } from './store.js';
 import type { SimNode, World } from './world.js';
 
@@ -63,6 +63,7 @@ export class SimMonitor {
   private timerAt = 0;
   private inCycle = false;
   private cycleAgain = false;
+  private eventCycles = 0;
   /** Started cycling (past the start-up checks). */
   running = false;
   /** This monitor's last quorum verdict (null before its first cycle). */
@@ -149,6 +150,7 @@ export class SimMonitor {
 
   private begin(): void {
     this.running = true;
+    this.lastCycleEnd = this.lastPublishOk = this.node.local(); // as Monitor.start: the checks are no freeze
     if (this.world.s.selfFence) this.node.watchdogStart();
     this.pet();
     this.world.trace(this.me, 'monitor starting');
@@ -177,7 +179,9 @@ export class SimMonitor {
     const s = this.world.s;
     this.inCycle = false;
     const gap = minCycleGapMs(s.cycleMs);
-    if (this.cycleAgain) this.schedule(gap);
+    const again = this.cycleAgain && this.eventCycles < MAX_EVENT_CYCLES;
+    this.eventCycles = again ? this.eventCycles + 1 : 0;
+    if (again) this.schedule(EVENT_CYCLE_GAP_MS);
     else this.schedule(nextCycleDelayMs(this.node.local(), s.cycleMs * (0.9 + 0.2 * this.node.rng.next()), gap, dueTimes(this.peers, s.timeoutMs, this.decideMemory, this.L.decideConfig(s))));
   }
 
@@ -189,7 +193,7 @@ export class SimMonitor {
       return;
     }
     const now = this.node.local();
-    const wait = Math.max(0, this.lastCycleEnd + minCycleGapMs(this.world.s.cycleMs) - now);
+    const wait = Math.max(0, this.lastCycleEnd + EVENT_CYCLE_GAP_MS - now);
     if (this.cycleTimer && now + wait < this.timerAt) this.schedule(wait);
   }
 
@@ -279,12 +283,11 @@ export class SimMonitor {
     );
     this.decideMemory = decision.memory;
     this.lastView = nodes;
-    if (decision.actions.some((a) => a.level === 'plan')) this.cycleAgain = true;
     w.quorumVerdict(this.node, effective, q.ok ? (selfFence ? 'self-fencing' : 'leaving') : `no quorum (${q.reason})`);
     if (!this.leaving) {
       for (const a of decision.actions) {
         w.trace(this.me, `decide: ${a.group} → ${a.level} (${a.reason})`);
-        this.engine.tell(a.group, a.level);
+        if (this.engine.tell(a.group, a.level).ok && a.level === 'plan') this.cycleAgain = true;
       }
     }
     if (!this.leaving && !selfFence) this.runFences(live, nodes, now);

@@ -28,7 +28,6 @@ export interface RunResult {
   readonly cycleMs: number;
   readonly mode: 'progress' | 'no quorum' | null;
   /** Set when a group stayed down for a known, reported reason (fence results are not shared). */
-  readonly limitation: string | null;
   readonly stats: World['stats'];
   readonly scenario: Scenario;
   readonly trace: readonly string[];
@@ -60,7 +59,6 @@ export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
     boundMs: w.boundMs,
     cycleMs: scenario.cycleMs,
     mode: w.progressMode,
-    limitation: null,
     stats: w.stats,
     scenario,
     trace: w.log,
@@ -81,7 +79,6 @@ export function report(r: RunResult, opts: { replay?: string; tail?: number } = 
     const shown = r.trace.slice(-tail);
     lines.push('', `event log${shown.length < r.trace.length ? ` (last ${shown.length} of ${r.trace.length} events)` : ''}:`, ...shown);
   }
-  if (r.limitation) lines.push('', `known limitation: ${r.limitation}`);
   lines.push('', `simulated ${(r.simMs / 1000).toFixed(1)} s in ${r.steps} steps; converged ${r.convergeMs === null ? '-' : `${r.convergeMs.toFixed(0)} ms`} after the last fault (bound ${r.boundMs.toFixed(0)} ms)`);
   return lines.join('\n');
 }
