@@ -1,21 +1,116 @@
-// peerha benchmarks with real monitor processes: `npm run bench [-- --json] [-- --quick]`.
-// Measures cold start, failover (SIGKILL of the owner node), graceful handover, local respawn
-// latency, idle CPU and RSS per monitor, and (when the simulator is built) simulator throughput.
-// Prints a table, or JSON with --json. Never run it next to other heavy work: it measures time.
+// peerha benchmarks with real monitor processes: `npm run bench [-- options]`.
+//
+// Measures cold start, failover (crash of the owner node: its monitor, watchdog and group
+// processes SIGKILLed at once), graceful handover, local respawn latency, idle CPU and RSS per
+// monitor and simulator throughput, on two backends:
+//   local  the monitors share a directory on this machine's disk;
+//   sshfs  the shared-filesystem lab (../shared/lab/sharedfs-lab.sh, needs root): one network
+//          namespace and one sshfs mount of a common export per node, so every file operation of
+//          a monitor on the share is an SFTP round trip. The bench reads the export directly.
+//
+// Options:
+//   --quick              5 trials instead of 20, sizes ≤ 16, shorter idle windows
+//   --trials K           K trials per row (overrides --quick's 5 / the default 20)
+//   --only LIST          comma-separated parts: cold, failover, handover, respawn, idle, sim
+//   --local | --sshfs    only that backend (default: both; respawn, handover and sim are local only)
+//   --sizes LIST         cluster sizes for every cluster part (default: cold 3,16; failover 3,16,64
+//                        locally and 3,16 on sshfs; handover 3; idle 16,64,128 locally, 16 on sshfs)
+//   --timings LIST       CYCLE/TIMEOUT pairs for cold start, failover and handover (default
+//                        250ms/1s,1s/5s; idle always runs at 1s/5s)
+//   --visibility-lag D   visibility_lag for every monitor (default: the monitor's default, 0)
+//   --json               the results as JSON on stdout (progress and the table on stderr)
+// Targets: failover median ≤ timeout + 2×cycle + 300 ms (N ≤ 16), cold start median ≤ 3×cycle +
+// 300 ms, respawn median ≤ 50 ms, idle ≤ 2 % CPU and ≤ 80 MB RSS per monitor (median over the
+// monitors; the max is reported too). A target counts as met (✓, "met": true) only when the row
+// was measured in full by a stable cluster: no monitor past its start-up self-fenced or froze, no
+// healthy node called a healthy peer stale, no hactl write of ours was lost ("health" in the JSON
+// says which; "withinTarget" is the bare median comparison). A configuration that cannot be
+// measured (a timeout, no lab) is a row with "error" and met false.
+// JSON rows: name, backend (local|sshfs), config, nodes, cycle, timeout, unit, n (trials; for idle
+// rows the number of monitors), median, p99, max, target, withinTarget, met, health, wallSeconds.
+// Never run it next to other heavy work: it measures time.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { basename, join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'peerha');
-const args = new Set(process.argv.slice(2));
-const JSON_OUT = args.has('--json');
-const QUICK = args.has('--quick');
-const TRIALS = QUICK ? 5 : 20;
-const log = (...a) => { if (!JSON_OUT) console.error(...a); };
+const LAB = resolve(ROOT, '..', 'shared', 'lab', 'sharedfs-lab.sh');
+const LAB_STATE = '/run/sharedfs-lab';
+const PARTS = ['cold', 'failover', 'handover', 'respawn', 'idle', 'sim'];
+const PART_ALIASES = { 'cold-start': 'cold', coldstart: 'cold', simulator: 'sim' };
+
+function usage(msg) {
+  process.stderr.write(`bench: ${msg}\nusage: node bench/bench.mjs [--quick] [--trials K] [--only ${PARTS.join(',')}] [--local|--sshfs] [--sizes 3,16] [--timings 250ms/1s,1s/5s] [--visibility-lag D] [--json]\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = { json: false, quick: false, trials: null, only: new Set(PARTS), backends: new Set(), sizes: null, lag: null, timings: [['250ms', '1s'], ['1s', '5s']] };
+  const list = (v, what) => {
+    if (!v || v.startsWith('--')) usage(`${what} needs a comma-separated list`);
+    return v.split(',').map((x) => x.trim()).filter(Boolean);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = argv[i + 1];
+    switch (k) {
+      case '--json': o.json = true; break;
+      case '--quick': o.quick = true; break;
+      case '--local': o.backends.add('local'); break;
+      case '--sshfs': o.backends.add('sshfs'); break;
+      case '--trials':
+        o.trials = Number(v);
+        if (!Number.isInteger(o.trials) || o.trials < 1) usage('--trials needs a positive integer');
+        i++;
+        break;
+      case '--only': {
+        const parts = list(v, k).map((p) => PART_ALIASES[p] ?? p);
+        for (const p of parts) if (!PARTS.includes(p)) usage(`unknown part ${p} (parts: ${PARTS.join(', ')})`);
+        o.only = new Set(parts);
+        i++;
+        break;
+      }
+      case '--sizes':
+        o.sizes = list(v, k).map(Number);
+        if (o.sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 200)) usage('--sizes needs integers 1..200');
+        i++;
+        break;
+      case '--timings':
+        o.timings = list(v, k).map((t) => {
+          const m = /^(\d+(?:\.\d+)?(?:ms|s))\/(\d+(?:\.\d+)?(?:ms|s))$/.exec(t);
+          if (!m) usage('--timings needs CYCLE/TIMEOUT pairs such as 250ms/1s,1s/5s');
+          return [m[1], m[2]];
+        });
+        i++;
+        break;
+      case '--visibility-lag':
+        if (!/^\d+(\.\d+)?(ms|s)$/.test(v ?? '')) usage('--visibility-lag needs a duration such as 200ms');
+        o.lag = v;
+        i++;
+        break;
+      case '--help':
+      case '-h':
+        process.stderr.write(readFileSync(import.meta.filename, 'utf8').split(/\n(?!\/\/)/)[0].replace(/^\/\/ ?/gm, '') + '\n');
+        process.exit(0);
+        break;
+      default:
+        usage(`unknown argument ${k}`);
+    }
+  }
+  if (o.backends.size === 0) { o.backends.add('local'); o.backends.add('sshfs'); }
+  return o;
+}
+
+const OPT = parseArgs(process.argv.slice(2));
+const QUICK = OPT.quick;
+const TRIALS = OPT.trials ?? (QUICK ? 5 : 20);
+const log = (...a) => console.error(...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** A sleep that does not keep the process alive (for races against a deadline). */
+const deadline = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 const FAST = { PEERHA_TERM_AFTER_MS: '300', PEERHA_KILL_AFTER_MS: '900', PEERHA_LOG_LEVEL: 'warn' };
 
 async function waitFor(what, fn, timeoutMs, everyMs = 10) {
@@ -23,7 +118,7 @@ async function waitFor(what, fn, timeoutMs, everyMs = 10) {
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out after ${(timeoutMs / 1000).toFixed(0)} s waiting for ${what}`);
     await sleep(everyMs);
   }
 }
@@ -36,6 +131,14 @@ function quantile(xs, q) {
 }
 const median = (xs) => quantile(xs, 0.5);
 
+function parseDuration(d) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(d);
+  return m[2] === 'ms' ? Number(m[1]) : Number(m[1]) * 1000;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
 function procStat(pid) {
   try {
     const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -45,17 +148,33 @@ function procStat(pid) {
     return null;
   }
 }
+const alive = (pid) => { const s = procStat(pid); return s !== null && s.state !== 'Z'; };
 function rssMb(pid) {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
+    return m ? Number(m[1]) / 1024 : 0;
   } catch {
-    return NaN;
+    return 0;
+  }
+}
+function cmdline(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
   }
 }
 function children(pid) {
   const out = [];
   for (const n of readdirSync('/proc')) if (/^\d+$/.test(n) && procStat(Number(n))?.ppid === pid) out.push(Number(n));
+  return out;
+}
+function descendants(pid) {
+  const out = [];
+  for (let todo = [pid]; todo.length; ) {
+    const p = todo.pop();
+    for (const c of children(p)) { out.push(c); todo.push(c); }
+  }
   return out;
 }
 function kill(pid, sig) {
@@ -65,45 +184,301 @@ function kill(pid, sig) {
     // gone
   }
 }
+/** Sum of CPU ticks (100 Hz) of PIDS now. */
+const ticksOf = (pids) => pids.reduce((s, p) => s + (procStat(p)?.ticks ?? 0), 0);
+const mountedUnder = (dir) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => (line.split(' ')[4] ?? '').startsWith(dir + '/'));
 
-/** N monitors on a private temp root, with cltab and hactl. */
-class Cluster {
-  constructor(n, { cycle, timeout, cltab, hactl = '' }) {
-    this.dir = mkdtempSync(join(tmpdir(), 'peerha-bench-'));
-    this.root = join(this.dir, 'shared');
+/** Everything to undo if we are interrupted: clusters, the respawn daemon. */
+const cleanups = new Set();
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`\nbench: ${sig}: stopping monitors and taking labs down…`);
+    for (const fn of [...cleanups]) {
+      try {
+        fn();
+      } catch (e) {
+        log(`bench: cleanup failed: ${e}`);
+      }
+    }
+    process.exit(130);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends: how to start a monitor, where the shared root is as seen from the bench, how to
+// stop. The crash itself (SIGKILL of monitor, watchdog and the recorded process groups) is the
+// same on both: lab nodes are network namespaces, every process is visible from here.
+
+class LocalBackend {
+  name = 'local';
+  async up(_n, dir) {
+    this.root = join(dir, 'shared');
     mkdirSync(this.root, { recursive: true });
-    writeFileSync(join(this.root, 'cltab'), cltab);
-    writeFileSync(join(this.root, 'hactl'), hactl);
+  }
+  spawnMonitor(_k, argv, env) {
+    return spawn(process.execPath, [BIN, ...argv, '--root', this.root], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  }
+  /** Per node, processes that are part of its share's cost (none locally). */
+  fsPids() {
+    return [];
+  }
+  storagePids() {
+    return [];
+  }
+  async down() {}
+  downSync() {}
+}
+
+function labRun(prefix, args, timeoutMs) {
+  return new Promise((res) => {
+    execFile('bash', [LAB, ...args], { env: { ...process.env, SFL_PREFIX: prefix }, timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      res({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out: `${stdout}${stderr}` });
+    });
+  });
+}
+
+class SshfsBackend {
+  static count = 0;
+  name = 'sshfs';
+  prefix = `phb${process.pid}x${++SshfsBackend.count}`;
+  isUp = false;
+
+  static problem() {
+    if (process.getuid?.() !== 0) return 'needs root (network namespaces, FUSE)';
+    if (!existsSync(LAB)) return `lab script not found at ${LAB}`;
+    if (!existsSync('/dev/fuse')) return '/dev/fuse missing';
+    return null;
+  }
+
+  async up(n, dir) {
+    this.isUp = true; // from here on, `down` is owed (it is idempotent)
+    const t0 = performance.now();
+    const r = await labRun(this.prefix, ['up', String(n), dir], 300_000);
+    if (r.code !== 0) throw new Error(`sharedfs-lab.sh up ${n} failed (${r.code}): ${r.out.trim().split('\n').slice(-3).join(' | ')}`);
+    this.upMs = performance.now() - t0;
+    this.root = join(dir, 'export', 'cluster');
+    mkdirSync(this.root, { recursive: true });
+  }
+  /** `sharedfs-lab.sh exec K … --root $SFL_SHARE/cluster`: bash, nsenter, env and sh all exec, so the pid is the monitor's. */
+  spawnMonitor(k, argv, env) {
+    return spawn('bash', [LAB, 'exec', String(k), '/bin/sh', '-c', 'exec "$@" --root "$SFL_SHARE/cluster"', 'sh', process.execPath, BIN, ...argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...env, SFL_PREFIX: this.prefix },
+    });
+  }
+  /** Node K's sshfs and its ssh. */
+  fsPids(k) {
+    try {
+      const pid = Number(readFileSync(join(LAB_STATE, this.prefix, `sshfs-${k}.pid`), 'utf8'));
+      return pid > 1 ? [pid, ...descendants(pid)] : [];
+    } catch {
+      return [];
+    }
+  }
+  /** sshd and its per-connection sftp processes in the storage namespace. */
+  storagePids() {
+    const r = spawnSync('ip', ['netns', 'pids', `${this.prefix}-stor`], { encoding: 'utf8' });
+    return (r.stdout ?? '').split('\n').map(Number).filter((p) => p > 1);
+  }
+  async down() {
+    if (!this.isUp) return;
+    const r = await labRun(this.prefix, ['down'], 120_000);
+    if (r.code !== 0) log(`bench: sharedfs-lab.sh down (${this.prefix}) failed: ${r.out}`);
+    else this.isUp = false;
+  }
+  downSync() {
+    if (!this.isUp) return;
+    spawnSync('bash', [LAB, 'down'], { env: { ...process.env, SFL_PREFIX: this.prefix }, timeout: 120_000, stdio: 'ignore' });
+    this.isUp = false;
+  }
+}
+
+/** Labs a killed bench run left behind (its pid is gone): take them down, remove their dirs. */
+async function reapLabs() {
+  if (!existsSync(LAB_STATE)) return;
+  for (const p of readdirSync(LAB_STATE)) {
+    const m = /^phb(\d+)x\d+$/.exec(p);
+    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    let dir = '';
+    try {
+      dir = /^DIR=(.*)$/m.exec(readFileSync(join(LAB_STATE, p, 'lab.env'), 'utf8'))?.[1] ?? '';
+    } catch {
+      // no state
+    }
+    const r = await labRun(p, ['down'], 120_000);
+    log(`bench: took down lab ${p} left behind by an earlier run: ${r.out.trim()}`);
+    if (dir && basename(dir).startsWith('peerha-bench-') && !mountedUnder(dir)) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A cluster of N monitors on a backend
+
+/** The `# peerha node=… pid=… seq=…` header of a clstat. */
+function header(text) {
+  const m = /^# peerha .*?\bpid=(\d+)\b.*?\bseq=(\d+)/m.exec(text);
+  return m ? { pid: Number(m[1]), seq: Number(m[2]), left: / left=1\b/.test(text.split('\n')[0]) } : null;
+}
+
+class Cluster {
+  /** N monitors on BACKEND with cltab and hactl; throws (after cleaning up) when they cannot start. */
+  static async create(backend, n, opts) {
+    const c = new Cluster(backend, opts);
+    try {
+      await c.init(n);
+    } catch (e) {
+      await c.stop();
+      throw e;
+    }
+    return c;
+  }
+
+  constructor(backend, { cycle, timeout, cltab, hactl = '' }) {
+    this.backend = backend;
+    this.dir = realpathSync(mkdtempSync(join(tmpdir(), `peerha-bench-${backend.name}-`)));
+    this.cltab = cltab;
+    this.hactl = hactl;
     this.cycle = cycle;
     this.timeout = timeout;
+    this.cycleMs = parseDuration(cycle);
+    this.timeoutMs = parseDuration(timeout);
     this.nodes = new Map();
+    /** Monitor warnings and errors, by message. */
+    this.warnings = new Map();
+    /** Nodes crashed or restarted and not yet settled: the false-stale watch leaves them out. */
+    this.faulted = new Set();
+    this.falseStale = 0;
+    this.badPairs = new Set();
+    /** Self-fences, freezes and failed cycles of monitors past their start-up (see start()). */
+    this.fenceEvents = 0;
+    /** hactl writes of ours the cluster never followed (it kept an older copy). */
+    this.lostWrites = 0;
+    /** Heartbeats seen by watch(): per node the current incarnation; finished periods; the longest pause. */
+    this.beats = new Map();
+    this.periods = [];
+    this.maxBeatGapMs = 0;
+    this.stopped = false;
+    this.cleanup = () => this.stopSync();
+    cleanups.add(this.cleanup);
+  }
+
+  async init(n) {
+    // The bench reads every node's files while it waits: keep that small beside N monitors on a
+    // few cores. Owner polls (which time the measurements) every pollMs, full-view polls slower.
+    this.pollMs = Math.max(5, Math.ceil(n / 4));
+    this.slowPollMs = Math.max(50, 4 * n);
+    this.cpu0 = process.cpuUsage();
+    this.t0 = performance.now();
+    await this.backend.up(n, this.dir);
+    this.root = this.backend.root;
+    this.put('cltab', this.cltab);
+    this.put('hactl', this.hactl);
     for (let i = 1; i <= n; i++) this.start(`n${i}`);
   }
 
-  start(name) {
-    const cfg = join(this.dir, `${name}.yaml`);
-    writeFileSync(cfg, `state_dir: ${join(this.dir, 'state', name)}\n`);
-    const p = spawn(process.execPath, [BIN, 'monitor', '--config', cfg, '--root', this.root, '--node', name, '--cycle', this.cycle, '--timeout', this.timeout], {
-      stdio: 'ignore',
-      env: { ...process.env, ...FAST, PEERHA_NODE: name },
-    });
-    const exited = new Promise((r) => p.on('exit', r));
-    this.nodes.set(name, { name, proc: p, exited, dead: false });
+  /** Write a shared file atomically (tmp + rename), from the bench's side of the share. */
+  put(file, text) {
+    const tmp = join(this.root, `.${file}.bench.tmp`);
+    writeFileSync(tmp, text);
+    renameSync(tmp, join(this.root, file));
   }
 
-  clstat(name) {
+  setHactl(text) {
+    this.put('hactl', text);
+    this.hactlWrittenAt = Date.now();
+  }
+
+  /**
+   * The last hactl write was lost: well after it, every live monitor's fresh hastat still wants
+   * something else for web (the monitors kept an older copy; see snapshot() for the mtimes).
+   */
+  hactlLost(want) {
+    const since = (this.hactlWrittenAt ?? 0) + 6 * this.cycleMs + 3000;
+    if (Date.now() < since) return false;
+    return this.live().every((n) => {
+      const h = this.hastat(n.name);
+      return h && Date.parse(h.time) > since && (h.groups?.web?.want ?? null) !== want;
+    });
+  }
+
+  /**
+   * Wait until the wall clock is in a later second than the last hactl write. SFTP carries mtime in
+   * whole seconds and the monitors pick the newest copy of hactl by mtime (ties by content hash), so
+   * on sshfs a second write within the same second can lose to the replicas of the first one.
+   */
+  async nextMtimeSecond() {
+    if (this.hactlWrittenAt === undefined) return;
+    const now = Date.now();
+    if (Math.floor(now / 1000) <= Math.floor(this.hactlWrittenAt / 1000)) await sleep(1000 - (now % 1000) + 20);
+  }
+
+  stateDir(name) {
+    return join(this.dir, 'state', name);
+  }
+
+  start(name) {
+    const k = Number(name.slice(1));
+    const cfg = join(this.dir, `${name}.yaml`);
+    writeFileSync(cfg, `state_dir: ${this.stateDir(name)}\n${OPT.lag ? `visibility_lag: ${OPT.lag}\n` : ''}`);
+    const p = this.backend.spawnMonitor(k, ['monitor', '--config', cfg, '--node', name, '--cycle', this.cycle, '--timeout', this.timeout], { ...process.env, ...FAST, PEERHA_NODE: name });
+    let buf = '';
+    let entry = null;
+    const onData = (d) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop();
+      for (const line of lines) {
+        // pino puts its numeric level first; a log object's own `level` field (a group level) may follow.
+        const lvl = /^\{"level":(\d+)/.exec(line);
+        if (lvl && Number(lvl[1]) < 40) continue;
+        let msg = line.slice(0, 120);
+        try {
+          msg = String(JSON.parse(line).msg).replace(/\(.*\)$/, '').trim();
+        } catch {
+          // not JSON: count the raw line
+        }
+        if (msg) this.warnings.set(msg, (this.warnings.get(msg) ?? 0) + 1);
+        // A monitor's first moments are left out (a just-started monitor may call its own start-up a
+        // freeze); after that, any of these means it cannot keep its cycle on this backend.
+        if (/frozen|self-fenc|monitor silent|cycle failed|watchdog exited/.test(msg) && entry && performance.now() - entry.startedPerf > 2 * this.timeoutMs + 2000) this.fenceEvents++;
+      }
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    const exited = new Promise((r) => p.on('exit', r));
+    entry = { name, k, proc: p, exited, dead: false, startedWall: Date.now(), startedPerf: performance.now() };
+    this.nodes.set(name, entry);
+  }
+
+  read(name, file) {
     try {
-      return readFileSync(join(this.root, 'nodes', name, 'clstat'), 'utf8');
+      return readFileSync(join(this.root, 'nodes', name, file), 'utf8');
     } catch {
       return '';
     }
+  }
+  clstat(name) {
+    return this.read(name, 'clstat');
+  }
+  hastat(name) {
+    try {
+      return JSON.parse(this.read(name, 'hastat'));
+    } catch {
+      return null;
+    }
+  }
+
+  live() {
+    return [...this.nodes.values()].filter((n) => !n.dead);
   }
 
   /** The live node running GROUP at LEVEL settled, when exactly one does. */
   owner(group, level = 'start') {
     const on = [];
-    for (const n of this.nodes.values()) {
-      if (n.dead) continue;
+    for (const n of this.live()) {
       const t = this.clstat(n.name);
       if (t.includes(' left=1')) continue;
       for (const line of t.split('\n')) {
@@ -114,26 +489,79 @@ class Cluster {
     return on.length === 1 && on[0].level === level && (on[0].state === 'DONE' || on[0].state === 'PASSED') ? on[0].node : null;
   }
 
+  /** Every live monitor has published a clstat of its own (not one a previous process left). */
   allUp() {
-    return [...this.nodes.values()].every((n) => n.dead || /seq=\d+/.test(this.clstat(n.name)));
+    return this.live().every((n) => header(this.clstat(n.name))?.pid === n.proc.pid);
   }
 
-  setHactl(text) {
-    const tmp = join(this.root, '.hactl.tmp');
-    writeFileSync(tmp, text);
-    spawnSync('mv', [tmp, join(this.root, 'hactl')]);
+  /** allUp, and every live monitor's fresh hastat calls every live node up. */
+  settled() {
+    if (!this.allUp()) return false;
+    const live = this.live();
+    for (const v of live) {
+      const h = this.hastat(v.name);
+      if (!h || !(Date.parse(h.time) > v.startedWall)) return false;
+      if (live.some((x) => h.nodes?.[x.name]?.state !== 'up')) return false;
+    }
+    for (const n of live) this.faulted.delete(n.name);
+    return true;
+  }
+
+  /**
+   * Watch for healthy nodes calling healthy peers anything but up (a false takeover's first step),
+   * and time the heartbeats: how often monitors really publish, their longest pause.
+   */
+  watch() {
+    this.watcher = setInterval(() => {
+      const t = performance.now();
+      for (const n of this.live()) {
+        const h = header(this.clstat(n.name));
+        if (!h || h.pid !== n.proc.pid) continue;
+        const b = this.beats.get(n.name);
+        if (!b || b.pid !== h.pid) {
+          if (b) this.endBeats(b);
+          this.beats.set(n.name, { pid: h.pid, seq: h.seq, at: t, firstSeq: h.seq, firstAt: t });
+        } else if (h.seq !== b.seq) {
+          if (!this.faulted.has(n.name)) this.maxBeatGapMs = Math.max(this.maxBeatGapMs, t - b.at);
+          b.seq = h.seq;
+          b.at = t;
+        }
+      }
+      const ok = this.live().filter((n) => !this.faulted.has(n.name));
+      const bad = new Set();
+      for (const v of ok) {
+        const h = this.hastat(v.name);
+        if (!h || !(Date.parse(h.time) > v.startedWall)) continue;
+        for (const n of ok) if (n !== v && h.nodes?.[n.name] && h.nodes[n.name].state !== 'up') bad.add(`${v.name}>${n.name}`);
+      }
+      for (const p of bad) if (!this.badPairs.has(p)) this.falseStale++;
+      this.badPairs = bad;
+    }, this.nodes.size <= 16 ? 200 : 500);
+  }
+
+  endBeats(b) {
+    if (b.seq - b.firstSeq >= 3) this.periods.push((b.at - b.firstAt) / (b.seq - b.firstSeq));
+  }
+
+  watchdogs(name) {
+    const n = this.nodes.get(name);
+    return children(n.proc.pid).filter((c) => cmdline(c).includes('watchdog'));
+  }
+
+  pgids(name) {
+    try {
+      return JSON.parse(readFileSync(join(this.stateDir(name), `${name}.pgids`), 'utf8')).groups.map((g) => g.pgid).filter((g) => Number.isSafeInteger(g) && g > 1);
+    } catch {
+      return [];
+    }
   }
 
   /** A node crash: its monitor, its watchdog and its group processes die at once. */
   crash(name) {
     const n = this.nodes.get(name);
-    const wds = children(n.proc.pid).filter((c) => readFileSync(`/proc/${c}/cmdline`, 'utf8').includes('watchdog'));
-    let pgids = [];
-    try {
-      pgids = JSON.parse(readFileSync(join(this.dir, 'state', name, `${name}.pgids`), 'utf8')).groups.map((g) => g.pgid);
-    } catch {
-      // nothing recorded
-    }
+    const wds = this.watchdogs(name);
+    const pgids = this.pgids(name);
+    this.faulted.add(name);
     kill(n.proc.pid, 'SIGKILL');
     for (const w of wds) kill(w, 'SIGKILL');
     for (const g of pgids) kill(-g, 'SIGKILL');
@@ -141,99 +569,215 @@ class Cluster {
   }
 
   restart(name) {
+    this.faulted.add(name);
     this.start(name);
   }
 
-  pids() {
-    return [...this.nodes.values()].filter((n) => !n.dead).map((n) => n.proc.pid);
+  /** Ask every monitor to leave, bounded; then SIGKILL what is left and the recorded process groups; then the backend. */
+  async stop() {
+    if (this.stopped) return;
+    clearInterval(this.watcher);
+    const live = this.live();
+    // Watchdogs now: once a monitor has exited they are no longer its children.
+    const wds = live.flatMap((n) => this.watchdogs(n.name));
+    for (const n of live) kill(n.proc.pid, 'SIGTERM');
+    await Promise.race([Promise.all(live.map((n) => n.exited)), deadline(30_000)]);
+    this.killAll();
+    for (const w of wds) if (alive(w) && cmdline(w).includes('watchdog')) kill(w, 'SIGKILL');
+    await this.backend.down();
+    this.finish();
   }
 
-  async stop() {
-    for (const n of this.nodes.values()) if (!n.dead) kill(n.proc.pid, 'SIGTERM');
-    await Promise.race([Promise.all([...this.nodes.values()].map((n) => n.exited)), sleep(30_000)]);
+  /** For signal handlers: everything at once, synchronously. */
+  stopSync() {
+    if (this.stopped) return;
+    clearInterval(this.watcher);
+    this.killAll();
+    this.backend.downSync();
+    this.finish();
+  }
+
+  killAll() {
     for (const n of this.nodes.values()) {
+      if (alive(n.proc.pid)) for (const w of children(n.proc.pid)) kill(w, 'SIGKILL');
       kill(n.proc.pid, 'SIGKILL');
-      try {
-        for (const g of JSON.parse(readFileSync(join(this.dir, 'state', n.name, `${n.name}.pgids`), 'utf8')).groups) kill(-g.pgid, 'SIGKILL');
-      } catch {
-        // nothing left
-      }
+      for (const g of this.pgids(n.name)) kill(-g, 'SIGKILL');
     }
-    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  finish() {
+    this.stopped = true;
+    cleanups.delete(this.cleanup);
+    if (mountedUnder(this.dir)) log(`bench: something is still mounted under ${this.dir}; not removing it`);
+    else rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** What the cluster looked like (for a failed row): who runs web at which level, what hactl says where. */
+  snapshot(group = 'web') {
+    const on = [];
+    const hactls = new Map();
+    const add = (src, file) => {
+      try {
+        const k = `${JSON.stringify(readFileSync(file, 'utf8').trim())} mtime ${(statSync(file).mtimeMs / 1000).toFixed(3)}`;
+        hactls.set(k, [...(hactls.get(k) ?? []), src]);
+      } catch {
+        // none
+      }
+    };
+    add('DIR', join(this.root, 'hactl'));
+    for (const n of this.live()) {
+      const line = this.clstat(n.name).split('\n').find((l) => l.startsWith(`Cluster::Init::Group ${group} `));
+      if (line && !/ CONFIGURED$/.test(line)) on.push(`${n.name} ${line.split(' ').slice(2).join(' ')}`);
+      add(n.name, join(this.root, 'nodes', n.name, 'hactl'));
+    }
+    const h = this.hastat(this.live()[0]?.name);
+    const g = h?.groups?.[group];
+    return `${group} on: [${on.join(', ')}]; last hactl write by the bench at ${((this.hactlWrittenAt ?? 0) / 1000).toFixed(3)}; hactl: ${[...hactls].map(([t, src]) => `${t} at ${src.length > 3 ? `${src.length} places` : src.join(',')}`).join('; ')}${g ? `; ${h.node} sees want ${g.want}${g.notes?.length ? `, notes ${JSON.stringify(g.notes)}` : ''}` : ''}`;
+  }
+
+  /**
+   * How the cluster coped while measured: stable unless a monitor past its start-up self-fenced,
+   * froze or failed a cycle, or a healthy node called a healthy peer stale.
+   */
+  health() {
+    for (const b of this.beats.values()) this.endBeats(b);
+    this.beats.clear();
+    const reasons = [];
+    if (this.fenceEvents) reasons.push(`${this.fenceEvents} self-fence/freeze event(s) of running monitors`);
+    if (this.falseStale) reasons.push(`${this.falseStale} false stale call(s) between healthy nodes`);
+    if (this.lostWrites) reasons.push(`${this.lostWrites} hactl write(s) lost: the monitors kept the older hactl (same mtime second)`);
+    const h = {
+      stable: reasons.length === 0,
+      ...(reasons.length ? { unstable: reasons.join(', ') } : {}),
+      falseStale: this.falseStale,
+      fenceEvents: this.fenceEvents,
+      lostHactlWrites: this.lostWrites,
+      ...(this.lostSnapshot ? { firstLostWrite: this.lostSnapshot } : {}),
+      // Mean interval between a monitor's clstat publishes (median over monitors): about the cycle
+      // when it keeps up, shorter when it publishes extra (state changes), longer when it cannot.
+      heartbeatIntervalMs: this.periods.length ? Math.round(median(this.periods)) : null,
+      maxBeatGapMs: Math.round(this.maxBeatGapMs),
+      // The bench's own CPU while this cluster ran (it competes with the monitors for the cores).
+      benchCpuPct: +((100 * (process.cpuUsage(this.cpu0).user + process.cpuUsage(this.cpu0).system)) / 1000 / (performance.now() - this.t0)).toFixed(1),
+      warnings: Object.fromEntries(this.warnings),
+    };
+    return { health: h };
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
 
 const WEB = 'web:web-test:test:test:true\nweb:web-run:start:respawn:exec sleep 100000\n';
+/** How long one trial may take before the configuration counts as not working. */
+const trialLimit = (c) => Math.max(30_000, 10 * c.timeoutMs + 20 * c.cycleMs + 10_000);
 
-/** Cold start: hactl `web start` written → web start DONE on one node. */
-async function coldStart(n, cycle, timeout) {
-  const c = new Cluster(n, { cycle, timeout, cltab: WEB });
+/** Run TRIALS of TRIAL on a fresh cluster; keeps the times measured before a failure. */
+async function trials(backend, n, cycle, timeout, hactl, { setup, trial }) {
   const times = [];
+  let c = null;
   try {
-    await waitFor('every monitor up', () => c.allUp(), 60_000, 50);
-    await sleep(3 * parseDuration(cycle));
-    for (let i = 0; i < TRIALS; i++) {
-      const t0 = performance.now();
-      c.setHactl('web start\n');
-      await waitFor('web running', () => c.owner('web'), 60_000);
-      times.push(performance.now() - t0);
-      c.setHactl('web stop\n');
-      await waitFor('web stopped', () => !c.owner('web') && ![...c.nodes.values()].some((x) => / web (plan|test|start) /.test(c.clstat(x.name))), 60_000);
+    c = await Cluster.create(backend, n, { cycle, timeout, cltab: WEB, hactl });
+    await waitFor('every monitor up and seeing every other', () => c.settled(), 120_000, c.slowPollMs);
+    await setup?.(c);
+    c.watch();
+    // A trial may be discarded (null: see coldStart); a few spare attempts make up for those.
+    for (let attempt = 0; times.length < TRIALS && attempt < TRIALS + 5; attempt++) {
+      const ms = await trial(c);
+      if (ms === null) {
+        log(`  … ${backend.name} N=${n} ${cycle}/${timeout} attempt ${attempt + 1}: discarded (hactl write lost)`);
+        continue;
+      }
+      times.push(ms);
+      if (!QUICK || times.length === 1 || times.length === TRIALS) log(`  … ${backend.name} N=${n} ${cycle}/${timeout} trial ${times.length}/${TRIALS}: ${Math.round(ms)} ms`);
     }
+    return { times, ...c.health() };
+  } catch (e) {
+    return { times, error: `${e.message} after ${times.length} trial(s)`, ...(c ? { snapshot: c.root ? c.snapshot() : null, ...c.health() } : {}) };
   } finally {
-    await c.stop();
+    await c?.stop();
   }
-  return times;
 }
 
-/** Failover: SIGKILL of the whole owner node → web start DONE on another node. */
-async function failover(n, cycle, timeout) {
-  const c = new Cluster(n, { cycle, timeout, cltab: WEB, hactl: 'web start\n' });
-  const times = [];
-  try {
-    await waitFor('every monitor up', () => c.allUp(), 60_000, 50);
-    for (let i = 0; i < TRIALS; i++) {
-      const owner = await waitFor('web running', () => c.owner('web'), 120_000);
+/** Cold start: hactl `web start` written → web start DONE on one node. */
+function coldStart(backend, n, cycle, timeout) {
+  return trials(backend, n, cycle, timeout, '', {
+    setup: () => sleep(3 * parseDuration(cycle)),
+    async trial(c) {
+      await c.nextMtimeSecond();
+      const t0 = performance.now();
+      c.setHactl('web start\n');
+      let lost = false;
+      await waitFor('web running', async () => {
+        if (c.owner('web')) return true;
+        if (!c.hactlLost('start')) return false;
+        // The cluster kept the previous hactl: this trial measures nothing. Write it again (a later
+        // mtime second wins) and carry on to a clean state.
+        lost = true;
+        c.lostWrites++;
+        c.lostSnapshot ??= c.snapshot();
+        await c.nextMtimeSecond();
+        c.setHactl('web start\n');
+        return false;
+      }, trialLimit(c), c.pollMs);
+      const ms = performance.now() - t0;
+      await c.nextMtimeSecond();
+      c.setHactl('web stop\n');
+      await waitFor('web stopped', async () => {
+        if (!c.owner('web') && !c.live().some((x) => / web (plan|test|start) /.test(c.clstat(x.name)))) return true;
+        if (c.hactlLost('stop')) {
+          c.lostWrites++;
+          c.lostSnapshot ??= c.snapshot();
+          await c.nextMtimeSecond();
+          c.setHactl('web stop\n');
+        }
+        return false;
+      }, trialLimit(c), c.pollMs);
+      return lost ? null : ms;
+    },
+  });
+}
+
+/** Failover: crash of the whole owner node → web start DONE on another node. */
+function failover(backend, n, cycle, timeout) {
+  return trials(backend, n, cycle, timeout, 'web start\n', {
+    async trial(c) {
+      const owner = await waitFor('web running', () => c.owner('web'), trialLimit(c), c.pollMs);
       const t0 = performance.now();
       c.crash(owner);
       await waitFor('web elsewhere', () => {
         const o = c.owner('web');
         return o && o !== owner ? o : null;
-      }, 120_000, 5);
-      times.push(performance.now() - t0);
+      }, trialLimit(c), c.pollMs);
+      const ms = performance.now() - t0;
+      await c.nodes.get(owner).exited;
       c.restart(owner);
-      await waitFor('restarted monitor up', () => c.allUp(), 60_000, 50);
-    }
-  } finally {
-    await c.stop();
-  }
-  return times;
+      await waitFor('restarted monitor up and seen by all', () => c.settled(), trialLimit(c), c.slowPollMs);
+      return ms;
+    },
+  });
 }
 
 /** Graceful handover: SIGTERM of the owner's monitor → web start DONE on another node. */
-async function handover(n, cycle, timeout) {
-  const c = new Cluster(n, { cycle, timeout, cltab: WEB, hactl: 'web start\n' });
-  const times = [];
-  try {
-    await waitFor('every monitor up', () => c.allUp(), 60_000, 50);
-    for (let i = 0; i < TRIALS; i++) {
-      const owner = await waitFor('web running', () => c.owner('web'), 120_000);
+function handover(backend, n, cycle, timeout) {
+  return trials(backend, n, cycle, timeout, 'web start\n', {
+    async trial(c) {
+      const owner = await waitFor('web running', () => c.owner('web'), trialLimit(c), c.pollMs);
       const t0 = performance.now();
+      c.faulted.add(owner);
       kill(c.nodes.get(owner).proc.pid, 'SIGTERM');
       c.nodes.get(owner).dead = true;
       await waitFor('web elsewhere', () => {
         const o = c.owner('web');
         return o && o !== owner ? o : null;
-      }, 60_000, 5);
-      times.push(performance.now() - t0);
+      }, trialLimit(c), c.pollMs);
+      const ms = performance.now() - t0;
       await c.nodes.get(owner).exited;
       c.restart(owner);
-      await waitFor('restarted monitor up', () => c.allUp(), 60_000, 50);
-    }
-  } finally {
-    await c.stop();
-  }
-  return times;
+      await waitFor('restarted monitor up and seen by all', () => c.settled(), trialLimit(c), c.slowPollMs);
+      return ms;
+    },
+  });
 }
 
 /** Local respawn: SIGKILL of a respawn entry's process → its replacement is running. */
@@ -241,8 +785,12 @@ async function respawn() {
   const dir = mkdtempSync(join(tmpdir(), 'peerha-bench-r-'));
   const pidFile = join(dir, 'pid');
   writeFileSync(join(dir, 'cltab'), `g:r:1:respawn:echo $$ > ${pidFile}.tmp; mv ${pidFile}.tmp ${pidFile}; exec sleep 100000\n`);
-  const d = spawn(process.execPath, [BIN, 'init', '--cltab', join(dir, 'cltab'), '--socket', join(dir, 's'), '--clstat', join(dir, 'clstat')], { stdio: 'ignore', env: { ...process.env, ...FAST } });
-  const times = [];
+  const d = spawn(process.execPath, [BIN, 'init', '--cltab', join(dir, 'cltab'), '--socket', join(dir, 's'), '--clstat', join(dir, 'clstat')], {
+    stdio: 'ignore',
+    // An instance that ran 1 s resets the crash-loop memory, so that kills 1.1 s apart never meet
+    // the crash-loop backoff (more than 5 exits in 10 s) and every trial measures a plain respawn.
+    env: { ...process.env, ...FAST, PEERHA_RESET_AFTER_MS: '1000' },
+  });
   const readPid = () => {
     try {
       return Number(readFileSync(pidFile, 'utf8')) || 0;
@@ -250,92 +798,303 @@ async function respawn() {
       return 0;
     }
   };
+  const cleanup = () => {
+    const p = readPid();
+    kill(d.pid, 'SIGKILL');
+    if (p) kill(p, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  cleanups.add(cleanup);
+  const times = [];
   try {
     await waitFor('socket', () => existsSync(join(dir, 's')), 10_000);
     spawnSync(process.execPath, [BIN, 'tell', 'g', '1', '--socket', join(dir, 's')]);
-    for (let i = 0; i < (QUICK ? 10 : 50); i++) {
+    for (let i = 0; i < (OPT.trials ?? (QUICK ? 10 : 50)); i++) {
       const old = await waitFor('pid', () => readPid(), 10_000, 1);
-      await sleep(1100); // stay out of the crash-loop throttle (more than 5 exits in 10 s)
+      await sleep(1100); // longer than PEERHA_RESET_AFTER_MS: out of the crash-loop backoff
       const t0 = performance.now();
       kill(old, 'SIGKILL');
       await waitFor('new pid', () => { const p = readPid(); return p && p !== old; }, 10_000, 1);
       times.push(performance.now() - t0);
     }
+    return { times };
+  } catch (e) {
+    return { times, error: e.message };
   } finally {
     spawnSync(process.execPath, [BIN, 'shutdown', '--socket', join(dir, 's')], { timeout: 30_000 });
-    kill(d.pid, 'SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    cleanup();
+    cleanups.delete(cleanup);
   }
-  return times;
 }
 
-/** Idle monitors: CPU % and RSS per monitor (and its watchdog) over a quiet window. */
-async function idle(n, cycle, timeout) {
-  const c = new Cluster(n, { cycle, timeout, cltab: WEB, hactl: 'web start\n' });
+/**
+ * Idle monitors over a quiet window: CPU % and RSS per monitor (monitor + watchdog), the cycle
+ * period they actually achieve, and on the lab the sshfs client per node and the storage sshd.
+ */
+async function idle(backend, n, cycle, timeout) {
+  let c = null;
   try {
-    await waitFor('every monitor up', () => c.allUp(), 120_000, 100);
-    await waitFor('web running', () => c.owner('web'), 120_000, 100);
+    c = await Cluster.create(backend, n, { cycle, timeout, cltab: WEB, hactl: 'web start\n' });
+    await waitFor('every monitor up and seeing every other', () => c.settled(), 180_000, Math.max(100, c.slowPollMs));
+    await waitFor('web running', () => c.owner('web'), 120_000, Math.max(100, c.pollMs));
+    c.watch();
     await sleep(5_000);
-    const pids = c.pids().flatMap((p) => [p, ...children(p)]);
+    const nodes = c.live().map((x) => ({ name: x.name, mon: [x.proc.pid, ...c.watchdogs(x.name)], fs: backend.fsPids(x.k) }));
+    const storage = backend.storagePids();
     const t0 = performance.now();
-    const before = new Map(pids.map((p) => [p, procStat(p)?.ticks ?? 0]));
+    const before = nodes.map((x) => ({ mon: ticksOf(x.mon), fs: ticksOf(x.fs) }));
+    const st0 = ticksOf(storage);
     await sleep(QUICK ? 5_000 : 15_000);
     const secs = (performance.now() - t0) / 1000;
-    const hz = 100;
-    const perMonitor = c.pids().map((p) => {
-      const group = [p, ...children(p)];
-      const ticks = group.reduce((s, q) => s + ((procStat(q)?.ticks ?? 0) - (before.get(q) ?? 0)), 0);
-      return { cpu: (100 * ticks) / hz / secs, rss: group.reduce((s, q) => s + (rssMb(q) || 0), 0) };
-    });
-    return { cpuMedian: median(perMonitor.map((x) => x.cpu)), cpuMax: Math.max(...perMonitor.map((x) => x.cpu)), rssMedian: median(perMonitor.map((x) => x.rss)), rssMax: Math.max(...perMonitor.map((x) => x.rss)) };
+    const pct = (ticks) => ticks / secs; // 100 ticks/s = 100 %
+    const per = nodes.map((x, i) => ({
+      cpu: pct(ticksOf(x.mon) - before[i].mon),
+      rss: x.mon.reduce((s, p) => s + rssMb(p), 0),
+      rssMonitor: rssMb(x.mon[0]),
+      fsCpu: pct(ticksOf(x.fs) - before[i].fs),
+      fsRss: x.fs.reduce((s, p) => s + rssMb(p), 0),
+    }));
+    const storageNow = backend.storagePids();
+    return {
+      per,
+      storage: storage.length ? { cpu: pct(ticksOf(storage) - st0), rss: storageNow.reduce((s, p) => s + rssMb(p), 0), processes: storageNow.length } : null,
+      ...c.health(),
+    };
+  } catch (e) {
+    return { per: [], error: e.message, ...(c ? c.health() : {}) };
   } finally {
-    await c.stop();
+    await c?.stop();
   }
-}
-
-function parseDuration(d) {
-  const m = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(d);
-  return m[2] === 'ms' ? Number(m[1]) : Number(m[1]) * 1000;
 }
 
 function simThroughput() {
   const cli = join(ROOT, 'dist', 'sim', 'cli.js');
-  if (!existsSync(cli)) return null;
-  const r = spawnSync(process.execPath, [cli, '--seeds', QUICK ? '200' : '2000', '--json'], { encoding: 'utf8', timeout: 600_000 });
-  try {
-    return JSON.parse(r.stdout.trim().split('\n').pop());
-  } catch {
-    return { error: (r.stdout + r.stderr).slice(-500) };
-  }
+  const seeds = QUICK ? 200 : 2000;
+  if (!existsSync(cli)) return Promise.resolve({ seeds, error: 'dist/sim/cli.js not built (npm run build)' });
+  return new Promise((res) => {
+    execFile(process.execPath, [cli, '--seeds', String(seeds), '--json'], { encoding: 'utf8', timeout: 1_200_000, maxBuffer: 64 << 20 }, (_err, stdout, stderr) => {
+      try {
+        res(JSON.parse(stdout.trim().split('\n').pop()));
+      } catch {
+        res({ seeds, error: `${stdout}${stderr}`.trim().slice(-500) || 'no output' });
+      }
+    });
+  });
 }
 
-const results = { machine: `${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`, date: new Date().toISOString(), trials: TRIALS, rows: [] };
-const row = (name, config, xs, target) => {
-  const r = { name, config, n: xs.length, median: Math.round(median(xs)), p99: Math.round(quantile(xs, 0.99)), target };
-  results.rows.push(r);
-  log(`${name.padEnd(22)} ${config.padEnd(30)} median ${String(r.median).padStart(6)} ms  p99 ${String(r.p99).padStart(6)} ms  (${xs.length} trials)${target ? `  target ${target}` : ''}`);
+// ---------------------------------------------------------------------------------------------
+// Rows and the table
+
+const results = {
+  machine: `${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  date: new Date().toISOString(),
+  options: { quick: QUICK, trials: TRIALS, only: [...OPT.only], backends: [...OPT.backends], sizes: OPT.sizes, timings: OPT.timings.map((t) => t.join('/')), visibilityLag: OPT.lag ?? 'default (0)' },
+  // 1-minute load average when the bench started and ended: anything well above 0 at the start
+  // means other work shared the cores and the times are noisy.
+  loadavg: { start: +loadavg()[0].toFixed(2), end: null },
+  rows: [],
 };
 
-const sizes = QUICK ? [3, 16] : [3, 16, 64];
-log(`peerha bench — ${results.machine}`);
-row('respawn (local)', 'peerha init', await respawn(), '≤ 50 ms');
-for (const [cycle, timeout] of [['250ms', '1s'], ['1s', '5s']]) {
-  const c = parseDuration(cycle);
-  row('cold start', `N=3 cycle ${cycle} timeout ${timeout}`, await coldStart(3, cycle, timeout), `≤ ${3 * c + 300} ms`);
-  for (const n of sizes) {
+/**
+ * One result row. Targets are judged on the median; met is null when the row has no target, false
+ * when the measurement failed or the cluster was unstable (see the header).
+ */
+function addRow({ name, backend, config, nodes = null, cycle = null, timeout = null, unit = 'ms', xs, target = null, limit = null, error, extra = {}, digits = 0 }) {
+  const round = (v) => (Number.isFinite(v) ? +v.toFixed(digits) : null);
+  const med = round(median(xs));
+  const r = {
+    name,
+    backend,
+    config,
+    nodes,
+    cycle,
+    timeout,
+    unit,
+    n: xs.length,
+    median: med,
+    p99: round(quantile(xs, 0.99)),
+    max: xs.length ? round(Math.max(...xs)) : null,
+    target: target,
+    ...(error ? { error } : {}),
+    ...extra,
+  };
+  // A target counts as met only when measured in full, by a stable cluster.
+  if (limit !== null) r.withinTarget = med !== null && med <= limit;
+  if (!('met' in extra)) r.met = limit === null ? null : !error && r.withinTarget && r.health?.stable !== false;
+  results.rows.push(r);
+  log(`${mark(r)} ${name} [${backend}] ${config}: ${r.n ? `median ${r.median} ${unit}, p99 ${r.p99} ${unit} (${r.n})` : 'no result'}${target ? `, target ${target}` : ''}${error ? ` — ${error}` : ''}${notes(r) ? ` — ${notes(r)}` : ''}`);
+  if (r.snapshot) log(`    at the failure: ${r.snapshot}`);
+  return r;
+}
+const mark = (r) => (r.met === null ? (r.error ? '✗' : ' ') : r.met ? '✓' : '✗');
+function notes(r) {
+  const out = [];
+  const h = r.health;
+  if (h?.unstable) out.push(`UNSTABLE: ${h.unstable}`);
+  if (h?.heartbeatIntervalMs && h.heartbeatIntervalMs > 1.2 * parseDuration(r.cycle)) out.push(`heartbeat every ${h.heartbeatIntervalMs} ms`);
+  if (h && r.timeout && h.maxBeatGapMs > parseDuration(r.timeout) / 2) out.push(`longest heartbeat pause ${h.maxBeatGapMs} ms`);
+  if (r.note) out.push(r.note);
+  return out.join('; ');
+}
+
+function printTable() {
+  const rows = results.rows;
+  const fmt = (v, u) => (v === null ? '-' : `${v} ${u}`);
+  const cols = [
+    ['', (r) => mark(r)],
+    ['measurement', (r) => r.name],
+    ['backend', (r) => r.backend],
+    ['config', (r) => r.config],
+    ['n', (r) => String(r.n)],
+    ['median', (r) => fmt(r.median, r.unit)],
+    ['p99', (r) => fmt(r.p99, r.unit)],
+    ['max', (r) => fmt(r.max, r.unit)],
+    ['target', (r) => r.target ?? ''],
+    ['notes', (r) => [r.error ? `NOT MEASURED: ${r.error}` : '', notes(r)].filter(Boolean).join('; ')],
+  ];
+  const cells = rows.map((r) => cols.map(([, f]) => f(r)));
+  const width = cols.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(width[i]))).join('  ').trimEnd();
+  const out = [`peerha bench — ${results.machine}; ${results.date}; ${TRIALS} trials per row; load average ${results.loadavg.start} at the start, ${results.loadavg.end} at the end`, line(cols.map(([h]) => h)), ...cells.map(line)];
+  const withTarget = rows.filter((r) => r.met !== null);
+  out.push(`${withTarget.filter((r) => r.met).length} of ${withTarget.length} targets met${rows.some((r) => r.error) ? `; ${rows.filter((r) => r.error).length} row(s) could not be measured fully` : ''}`);
+  (OPT.json ? process.stderr : process.stdout).write(out.join('\n') + '\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plan
+
+const TIMINGS = OPT.timings;
+const wants = (part) => OPT.only.has(part);
+function sizesFor(part, backend) {
+  if (OPT.sizes) return OPT.sizes;
+  const d = {
+    cold: [3, 16],
+    failover: backend === 'local' ? [3, 16, 64] : [3, 16],
+    handover: [3],
+    idle: backend === 'local' ? [16, 64, 128] : [16],
+  }[part];
+  return QUICK ? d.filter((n) => n <= 16) : d;
+}
+const cfgText = (n, cycle, timeout) => `N=${n} cycle ${cycle} timeout ${timeout}`;
+
+/** Run FN and note how long it took (r.wallSeconds), for planning full runs. */
+async function timed(fn) {
+  const t0 = performance.now();
+  const r = await fn();
+  r.wallSeconds = Math.round((performance.now() - t0) / 1000);
+  return r;
+}
+
+async function clusterRows(backendName, make) {
+  for (const [cycle, timeout] of TIMINGS) {
+    const c = parseDuration(cycle);
     const t = parseDuration(timeout);
-    row('failover (SIGKILL)', `N=${n} cycle ${cycle} timeout ${timeout}`, await failover(n, cycle, timeout), n <= 16 ? `≤ ${t + 2 * c + 300} ms` : '');
+    const base = (n) => ({ backend: backendName, config: cfgText(n, cycle, timeout), nodes: n, cycle, timeout });
+    if (wants('cold')) {
+      for (const n of sizesFor('cold', backendName)) {
+        log(`cold start [${backendName}] ${cfgText(n, cycle, timeout)} …`);
+        const r = await timed(() => coldStart(make(), n, cycle, timeout));
+        addRow({ name: 'cold start', ...base(n), xs: r.times, target: `≤ ${3 * c + 300} ms`, limit: 3 * c + 300, error: r.error, extra: healthOf(r) });
+      }
+    }
+    if (wants('failover')) {
+      for (const n of sizesFor('failover', backendName)) {
+        log(`failover [${backendName}] ${cfgText(n, cycle, timeout)} …`);
+        const r = await timed(() => failover(make(), n, cycle, timeout));
+        const limit = n <= 16 ? t + 2 * c + 300 : null;
+        addRow({ name: 'failover (crash)', ...base(n), xs: r.times, target: limit === null ? null : `≤ ${limit} ms`, limit, error: r.error, extra: healthOf(r) });
+      }
+    }
+    if (wants('handover') && backendName === 'local') {
+      for (const n of sizesFor('handover', backendName)) {
+        log(`handover [${backendName}] ${cfgText(n, cycle, timeout)} …`);
+        const r = await timed(() => handover(make(), n, cycle, timeout));
+        addRow({ name: 'handover (SIGTERM)', ...base(n), xs: r.times, error: r.error, extra: healthOf(r) });
+      }
+    }
   }
-  row('handover (SIGTERM)', `N=3 cycle ${cycle} timeout ${timeout}`, await handover(3, cycle, timeout), '');
+  if (wants('idle')) {
+    const [cycle, timeout] = ['1s', '5s'];
+    for (const n of sizesFor('idle', backendName)) {
+      log(`idle [${backendName}] ${cfgText(n, cycle, timeout)} …`);
+      const r = await timed(() => idle(make(), n, cycle, timeout));
+      const b = { backend: backendName, config: `${cfgText(n, cycle, timeout)}, per monitor (+ watchdog)`, nodes: n, cycle, timeout };
+      addRow({ name: 'idle CPU', ...b, unit: '%', digits: 2, xs: r.per.map((x) => x.cpu), target: '≤ 2 %', limit: 2, error: r.error, extra: healthOf(r) });
+      const split = r.per.length ? { monitorOnlyMb: Math.round(median(r.per.map((x) => x.rssMonitor))), watchdogMb: Math.round(median(r.per.map((x) => x.rss - x.rssMonitor))) } : {};
+      addRow({ name: 'idle RSS', ...b, unit: 'MB', xs: r.per.map((x) => x.rss), target: '≤ 80 MB', limit: 80, error: r.error, extra: { ...healthOf(r), ...split, ...(r.per.length ? { note: `monitor ${split.monitorOnlyMb} MB + watchdog ${split.watchdogMb} MB` } : {}) } });
+      if (backendName === 'sshfs' && !r.error) {
+        const fb = { ...b, config: `${cfgText(n, cycle, timeout)}, per node (sshfs + ssh)` };
+        addRow({ name: 'idle sshfs client CPU', ...fb, unit: '%', digits: 2, xs: r.per.map((x) => x.fsCpu) });
+        addRow({ name: 'idle sshfs client RSS', ...fb, unit: 'MB', digits: 1, xs: r.per.map((x) => x.fsRss) });
+        if (r.storage) {
+          const sb = { ...b, config: `${cfgText(n, cycle, timeout)}, storage sshd total (${r.storage.processes} processes)` };
+          addRow({ name: 'idle storage sshd CPU', ...sb, unit: '%', digits: 2, xs: [r.storage.cpu] });
+          addRow({ name: 'idle storage sshd RSS', ...sb, unit: 'MB', xs: [r.storage.rss] });
+        }
+      }
+    }
+  }
 }
-for (const n of QUICK ? [16] : [16, 64, 128]) {
-  const r = await idle(n, '1s', '5s');
-  results.rows.push({ name: 'idle monitor', config: `N=${n} cycle 1s`, cpuMedian: +r.cpuMedian.toFixed(2), cpuMax: +r.cpuMax.toFixed(2), rssMedianMb: Math.round(r.rssMedian), rssMaxMb: Math.round(r.rssMax), target: '≤ 2 % CPU, ≤ 80 MB' });
-  log(`${'idle monitor'.padEnd(22)} ${`N=${n} cycle 1s`.padEnd(30)} CPU median ${r.cpuMedian.toFixed(2)} % (max ${r.cpuMax.toFixed(2)} %), RSS median ${Math.round(r.rssMedian)} MB (max ${Math.round(r.rssMax)} MB)`);
+const healthOf = (r) => ({ wallSeconds: r.wallSeconds, ...(r.health ? { health: r.health } : {}), ...(r.snapshot ? { snapshot: r.snapshot } : {}) });
+
+/** A backend that cannot run here: one failed row per measurement it would have made. */
+function unavailableRows(backendName, why) {
+  for (const [cycle, timeout] of TIMINGS) {
+    const c = parseDuration(cycle);
+    const t = parseDuration(timeout);
+    const base = (n) => ({ backend: backendName, config: cfgText(n, cycle, timeout), nodes: n, cycle, timeout, xs: [], error: why });
+    if (wants('cold')) for (const n of sizesFor('cold', backendName)) addRow({ name: 'cold start', ...base(n), target: `≤ ${3 * c + 300} ms`, limit: 3 * c + 300 });
+    if (wants('failover')) for (const n of sizesFor('failover', backendName)) addRow({ name: 'failover (crash)', ...base(n), target: n <= 16 ? `≤ ${t + 2 * c + 300} ms` : null, limit: n <= 16 ? t + 2 * c + 300 : null });
+  }
+  if (wants('idle')) for (const n of sizesFor('idle', backendName)) addRow({ name: 'idle CPU', ...{ backend: backendName, config: cfgText(n, '1s', '5s'), nodes: n, cycle: '1s', timeout: '5s' }, unit: '%', xs: [], target: '≤ 2 %', limit: 2, error: why });
 }
-const sim = simThroughput();
-if (sim) {
-  results.sim = sim;
-  log(`simulator              ${JSON.stringify(sim)}`);
+
+async function main() {
+  const t0 = performance.now();
+  log(`peerha bench — ${results.machine}; ${TRIALS} trials; parts ${[...OPT.only].join(',')}; backends ${[...OPT.backends].join(',')}${OPT.sizes ? `; sizes ${OPT.sizes.join(',')}` : ''}`);
+  if (OPT.backends.has('local')) {
+    if (wants('respawn')) {
+      log('respawn [local] …');
+      const r = await timed(() => respawn());
+      addRow({ name: 'respawn', backend: 'local', config: 'peerha init, SIGKILL of a respawn entry', xs: r.times, target: '≤ 50 ms', limit: 50, error: r.error, extra: { wallSeconds: r.wallSeconds } });
+    }
+    await clusterRows('local', () => new LocalBackend());
+  }
+  if (OPT.backends.has('sshfs') && !OPT.backends.has('local') && ['respawn', 'handover', 'sim'].some(wants)) log('bench: respawn, handover and sim run on the local backend only (add --local)');
+  if (OPT.backends.has('sshfs') && ['cold', 'failover', 'idle'].some(wants)) {
+    const why = SshfsBackend.problem();
+    if (why) unavailableRows('sshfs', why);
+    else {
+      await reapLabs();
+      await clusterRows('sshfs', () => new SshfsBackend());
+    }
+  }
+  if (OPT.backends.has('local') && wants('sim')) {
+    log('simulator …');
+    const sim = await simThroughput();
+    results.sim = sim;
+    addRow({
+      name: 'simulator throughput',
+      backend: 'local',
+      config: `--seeds ${sim.seeds ?? '?'}${sim.jobs ? `, ${sim.jobs} threads` : ''}`,
+      unit: 'histories/min',
+      xs: sim.historiesPerMinute !== undefined ? [sim.historiesPerMinute] : [],
+      target: '0 failing seeds',
+      limit: null,
+      error: sim.error,
+      extra: sim.error ? { met: false } : { met: sim.failures === 0, note: `${sim.failures} failing, ${sim.wallSeconds} s wall${sim.convergenceCycles ? `, convergence p50/p99/max ${sim.convergenceCycles.p50}/${sim.convergenceCycles.p99}/${sim.convergenceCycles.max} cycles` : ''}` },
+    });
+  }
+  results.wallSeconds = Math.round((performance.now() - t0) / 1000);
+  results.loadavg.end = +loadavg()[0].toFixed(2);
+  printTable();
+  log(`bench: ${results.wallSeconds} s`);
+  if (OPT.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
 }
-if (JSON_OUT) console.log(JSON.stringify(results, null, 2));
+
+try {
+  await main();
+} finally {
+  for (const fn of [...cleanups]) fn();
+}
