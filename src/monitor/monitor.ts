@@ -2,7 +2,7 @@
 // publish → pet the watchdog. All decisions come from pure functions (liveness, quorum,
 // decide, fenceTargets); this file only gathers inputs and carries out outputs.
 
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,6 @@ import { decide, EMPTY_MEMORY, isActive, type DecideMemory, type Instance, type 
 import type { FenceRecord } from '../fence/fencer.js';
 import { FenceIncidents } from './fence-incidents.js';
 import type { MonitorConfig } from './config.js';
-import { WATCHDOG_BYE, WATCHDOG_PET } from './watchdog.js';
 import {
   absorbPeerRead,
   decideConfig,
@@ -94,6 +93,13 @@ interface Replica {
 }
 
 const wall = (offset: number): Date => new Date(Date.now() + offset);
+
+/** The self-fence watchdog (bin/peerha-watchdog): `pet` lines on its stdin, `bye` to let it go. */
+const WATCHDOG = fileURLToPath(new URL('../../bin/peerha-watchdog', import.meta.url));
+
+function tellWatchdog(wd: ChildProcess | null, line: 'pet' | 'bye'): void {
+  if (wd?.stdin && !wd.stdin.destroyed) wd.stdin.write(`${line}\n`);
+}
 
 /** Per-cycle read cache for files that rarely change (cltab/hactl): re-read only on stat change. */
 class Replicas {
@@ -324,8 +330,8 @@ export class Monitor {
 
   private startWatchdog(): void {
     if (!this.s.selfFence) return;
-    const script = fileURLToPath(new URL('./watchdog.js', import.meta.url));
-    const wd = fork(script, [this.record.path, String(Math.floor(this.s.timeoutMs / 2))], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const wd = spawn(WATCHDOG, [this.record.path, String(Math.floor(this.s.timeoutMs / 2))], { stdio: ['pipe', 'inherit', 'inherit'] });
+    wd.stdin?.on('error', () => undefined); // EPIPE once it is gone: the exit handler restarts it
     wd.on('exit', (code, signal) => {
       if (this.watchdog !== wd) return;
       this.watchdog = null;
@@ -342,11 +348,7 @@ export class Monitor {
   private pet(): void {
     this.lastPet = performance.now();
     this.refusedSpawn = false;
-    try {
-      this.watchdog?.send(WATCHDOG_PET);
-    } catch {
-      // the exit handler restarts it
-    }
+    tellWatchdog(this.watchdog, 'pet');
   }
 
   private schedule(ms: number): void {
@@ -728,11 +730,7 @@ export class Monitor {
       // The watchdog's limit is timeout/2: replace it (the new one is petted at once).
       const old = this.watchdog;
       this.watchdog = null;
-      try {
-        old.send(WATCHDOG_BYE);
-      } catch {
-        // already gone
-      }
+      tellWatchdog(old, 'bye');
       this.startWatchdog();
     }
     this.log.info({ cycleMs: this.s.cycleMs, timeoutMs: this.s.timeoutMs, quorum: this.s.quorum, balance: this.s.balance }, 'configuration reloaded');
@@ -753,11 +751,7 @@ export class Monitor {
       this.stopped = true;
       if (this.timer) clearTimeout(this.timer);
       await this.publish(true, heirs);
-      try {
-        this.watchdog?.send(WATCHDOG_BYE);
-      } catch {
-        // already gone
-      }
+      tellWatchdog(this.watchdog, 'bye');
       this.watchdog = null;
       this.record.remove();
       rmSync(join(this.s.stateDir, `${this.s.node}.pid`), { force: true });

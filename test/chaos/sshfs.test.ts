@@ -462,7 +462,7 @@ describe.skipIf(!enabled)('peerha monitor: chaos on sshfs, one network namespace
       const m = l.monitors.get(node)!;
       const owned = GROUPS.filter((g) => l.runningOn(g) === node);
       const pgids = l.pgids(node);
-      const watchdogs = childrenRunning(m.pid, 'watchdog.js');
+      const watchdogs = childrenRunning(m.pid, 'peerha-watchdog');
       const t0 = now();
       const marks: { stale: number | null; takenOver: number | null } = { stale: null, takenOver: null };
       /** When the node's own group processes were first all dead (self-fence, crash). */

@@ -223,11 +223,11 @@ export class Cluster {
     return pgids.some((p) => groupHasLiveMember(p));
   }
 
-  /** The watchdog(s) a monitor forked: its children running watchdog.js. */
+  /** The watchdog(s) a monitor started: its children running bin/peerha-watchdog. */
   watchdogPids(name: string): number[] {
     const pid = this.monitors.get(name)?.proc.pid;
     if (!pid) return [];
-    return allPids().filter((p) => procStat(p)?.ppid === pid && cmdline(p).includes('watchdog.js'));
+    return allPids().filter((p) => procStat(p)?.ppid === pid && cmdline(p).includes('peerha-watchdog'));
   }
 
   /**
