@@ -699,12 +699,20 @@ async function trials(backend, n, cycle, timeout, hactl, { setup, trial }) {
   }
 }
 
+/**
+ * A fault or an admin's edit strikes at any moment of the monitors' cycles. Without this wait the
+ * trial would start right after the poll that ended the previous one, i.e. in step with some
+ * monitor's heartbeat, and measure that phase instead of a random one.
+ */
+const atRandomPhase = (c) => sleep(Math.random() * c.cycleMs);
+
 /** Cold start: hactl `web start` written → web start DONE on one node. */
 function coldStart(backend, n, cycle, timeout) {
   return trials(backend, n, cycle, timeout, '', {
     setup: () => sleep(3 * parseDuration(cycle)),
     async trial(c) {
       await c.nextMtimeSecond();
+      await atRandomPhase(c);
       const t0 = performance.now();
       c.setHactl('web start\n');
       let lost = false;
@@ -743,6 +751,7 @@ function failover(backend, n, cycle, timeout) {
   return trials(backend, n, cycle, timeout, 'web start\n', {
     async trial(c) {
       const owner = await waitFor('web running', () => c.owner('web'), trialLimit(c), c.pollMs);
+      await atRandomPhase(c);
       const t0 = performance.now();
       c.crash(owner);
       await waitFor('web elsewhere', () => {
@@ -763,6 +772,7 @@ function handover(backend, n, cycle, timeout) {
   return trials(backend, n, cycle, timeout, 'web start\n', {
     async trial(c) {
       const owner = await waitFor('web running', () => c.owner('web'), trialLimit(c), c.pollMs);
+      await atRandomPhase(c);
       const t0 = performance.now();
       c.faulted.add(owner);
       kill(c.nodes.get(owner).proc.pid, 'SIGTERM');

@@ -15,6 +15,23 @@ export interface FileRead {
   readonly mtimeMs: number;
 }
 
+/** What a stat by path says of a file: enough to tell that it changed. */
+export interface FileSignature {
+  readonly mtimeMs: number;
+  readonly size: number;
+  readonly ino: number;
+}
+
+/** A regular file's signature, or null (missing, unreadable, not a regular file). Never opens it. */
+export async function signatureOf(path: string): Promise<FileSignature | null> {
+  try {
+    const st = await stat(path);
+    return st.isFile() ? { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino } : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface Store {
   readonly root: string;
   listNodes(): Promise<string[]>;

@@ -12,7 +12,7 @@ import { parseHactl, type Hactl } from '../config/hactl.js';
 import { liveness, observe, type LivenessView, type PeerMemory, type PeerObservation } from '../cluster/liveness.js';
 import { FRESH_QUORUM, quorum, type QuorumConfig, type QuorumMemory, type QuorumResult } from '../cluster/quorum.js';
 import { contentHash, pickNewest, type Judged } from '../cluster/replicate.js';
-import { FsStore, type FileRead } from '../cluster/store.js';
+import { FsStore, signatureOf, type FileRead, type FileSignature } from '../cluster/store.js';
 import type { Logger } from '../io/log.js';
 import { Engine } from '../init/engine.js';
 import type { Timings } from '../init/machines.js';
@@ -104,6 +104,28 @@ function tellWatchdog(wd: ChildProcess | null, line: 'pet' | 'bye'): void {
 /** Per-cycle read cache for files that rarely change (cltab/hactl): re-read only on stat change. */
 class Replicas {
   private readonly cache = new Map<string, { mtimeMs: number; judged: Judged }>();
+  /** Per source: the signature of the copy last read, since when it has been seen, and its verdict. */
+  private readonly seen = new Map<string, { sig: FileSignature; since: number; judged: Judged | null }>();
+
+  /**
+   * The verdict on an unchanged copy, without reading it again: only once its signature has stood
+   * for `settleMs` (a stat of a copy replaced within the mtime's granularity, one second over SFTP,
+   * with the same size and inode number, would look unchanged: read in full until then).
+   */
+  unchanged(source: string, sig: FileSignature | null, now: number, settleMs: number): Judged | null | undefined {
+    const s = this.seen.get(source);
+    if (!sig || !s || s.sig.mtimeMs !== sig.mtimeMs || s.sig.size !== sig.size || s.sig.ino !== sig.ino) {
+      this.seen.set(source, { sig: sig ?? { mtimeMs: -1, size: -1, ino: -1 }, since: now, judged: null });
+      return undefined;
+    }
+    if (now - s.since < settleMs || !s.judged) return undefined;
+    return s.judged;
+  }
+
+  remember(source: string, judged: Judged | null): void {
+    const s = this.seen.get(source);
+    if (s) s.judged = judged;
+  }
 
   judge(source: string, read: FileRead | null, parse: (text: string, file: string) => string[]): Judged | null {
     if (!read) {
@@ -564,13 +586,19 @@ export class Monitor {
   }
 
   private async replicate(file: 'cltab' | 'hactl', names: string[], parse: (text: string, file: string) => string[]): Promise<Replica> {
-    const sources: Array<[string, Promise<FileRead | null>]> = [[join(this.s.root, file), this.store.readRootFile(file, true)]];
-    for (const n of names) sources.push([join(this.store.nodeDir(n), file), this.store.readNodeFile(n, file, true)]);
-    const judged: Judged[] = [];
-    for (const [src, p] of sources) {
-      const j = this.replicas.judge(src, await p, parse);
-      if (j) judged.push(j);
-    }
+    // Every copy is stat'ed each cycle; only a changed (or recently changed) one is read again.
+    const now = performance.now();
+    const settleMs = 2000 + this.s.visibilityLagMs;
+    const copy = async (path: string, read: () => Promise<FileRead | null>): Promise<Judged | null> => {
+      const kept = this.replicas.unchanged(path, await signatureOf(path), now, settleMs);
+      if (kept !== undefined) return kept;
+      const j = this.replicas.judge(path, await read(), parse);
+      this.replicas.remember(path, j);
+      return j;
+    };
+    const reads = [copy(join(this.s.root, file), () => this.store.readRootFile(file, true))];
+    for (const n of names) reads.push(copy(join(this.store.nodeDir(n), file), () => this.store.readNodeFile(n, file, true)));
+    const judged = (await Promise.all(reads)).filter((j): j is Judged => j !== null);
     const winner = pickNewest(judged);
     const errors = judged.flatMap((j) => j.errors);
     const mineNow = judged.find((j) => j.source === this.ownFile(file));
