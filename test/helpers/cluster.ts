@@ -111,6 +111,12 @@ export class Cluster {
     mkdirSync(this.state, { recursive: true });
   }
 
+  /** Wait until `node` has published `cycles` more heartbeats: time measured in its cycles, not by a clock. */
+  async cyclesPass(node: string, cycles: number, timeoutMs = 15_000): Promise<void> {
+    const from = this.clstat(node)?.header?.seq ?? 0;
+    await waitFor(`${cycles} more cycles of ${node}`, () => (this.clstat(node)?.header?.seq ?? 0) >= from + cycles, timeoutMs);
+  }
+
   /** Replace `$DIR` with the harness directory. */
   subst(text: string): string {
     return text.replaceAll('$DIR', this.dir);

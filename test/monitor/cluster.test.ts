@@ -284,8 +284,7 @@ describe('peerha halt', () => {
     expect(c.placements().size).toBe(0);
     // a monitor started while halted does not join...
     const late = c.start('n4');
-    await new Promise((res) => setTimeout(res, 1000));
-    expect(late.output()).toMatch(/cluster halted/);
+    await waitFor('n4 sees the halt', () => /cluster halted/.test(late.output()), 10_000);
     expect(c.clstat('n4')).toBeNull();
     // ...until the halt is undone
     expect((await c.cli(['halt', '--undo', '--root', c.root])).code).toBe(0);

@@ -72,7 +72,7 @@ describe('fencing with fence agents, no self-fence', () => {
     expect(readFileSync(join(c.dir, 'n3.power'), 'utf8').trim()).toBe('off');
     expect(readFileSync(join(c.dir, 'n1.power'), 'utf8').trim()).toBe('on');
     // a few more cycles: still one fence of n3, run by the lowest live node
-    await new Promise((r) => setTimeout(r, 1500));
+    await c.cyclesPass('n1', 8);
     const log = fenceLog(c);
     expect(log.map((r) => [r.fencer, r.node, r.method, r.action, r.result])).toEqual([['n1', 'n3', 'fence_dummy', 'off+status', 'success']]);
     // every survivor shows n3 fenced (the fencer's clstat carries it), not only the fencer

@@ -37,7 +37,7 @@ describe('STOMITH hook', () => {
     await waitFor('a fence of n3', () => fenced(c!).length > 0, 15_000);
     await c.waitRunning('web', 'start', 15_000, ['n1', 'n2']);
     // a few more cycles: still exactly one fence for this incident
-    await new Promise((r) => setTimeout(r, 1500));
+    await c.cyclesPass('n1', 8);
     expect(fenced(c)).toEqual(['n1 n3']);
     const log = readFileSync(join(c.root, 'nodes', 'n1', 'fence.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { node: string; result: string; fencer: string });
     expect(log.map((l) => [l.fencer, l.node, l.result])).toEqual([['n1', 'n3', 'success']]);

@@ -45,8 +45,13 @@ describe('bin/peerha-watchdog', () => {
   it('petted, it leaves the groups alone; silent for the limit, it SIGKILLs them and says so once', async () => {
     const { pgid, record } = groupAndRecord();
     const { wd, stderr } = watchdog(record, 400);
-    const petting = setInterval(() => wd.stdin!.write('pet\n'), 100);
-    await new Promise((r) => setTimeout(r, 1200)); // three limits' worth of pets: nothing happens
+    // twelve pets 100 ms apart (three limits' worth): nothing happens
+    let pets = 0;
+    const petting = setInterval(() => {
+      wd.stdin!.write('pet\n');
+      pets++;
+    }, 100);
+    await waitFor('twelve pets', () => pets >= 12, 10_000);
     clearInterval(petting);
     expect(groupHasLiveMember(pgid)).toBe(true);
     const silentAt = Date.now();
