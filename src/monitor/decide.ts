@@ -170,10 +170,6 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   const note = (group: string, text: string): void => {
     notes.push({ group, note: text });
   };
-  // The plan window starts at the first cycle that sees our plan, i.e. after the clstat carrying it
-  // was written (a slow store can delay that write past a window counted from the tell); the
-  // monitor runs that cycle right after this one.
-  const plan = (group: string, reason: string): void => tell(group, PLAN, reason);
 
   // Failed-test memory does not survive a configuration change.
   for (const [g, f] of failed) if (f.configVersion !== view.configVersion) failed.delete(g);
@@ -281,6 +277,9 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
         note(group, 'planning');
         continue;
       }
+      // The window starts at the first cycle that sees our plan, i.e. after the clstat carrying it
+      // was written (a slow store can delay that write past a window counted from the tell); the
+      // monitor runs that cycle right after the one that told plan.
       const since = planSince.get(group) ?? now;
       planSince.set(group, since);
       if (now - since >= cfg.planWindowMs) {
@@ -341,7 +340,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     // cannot (its test failed there, it backs off, its view differs); collisions resolve as conflicts.
     const designated = designatedPlanner(group, allowed, view.nodes, load);
     if (designated === view.me && !failed.has(group)) {
-      plan(group, allowed ? 'needed and running nowhere; preferred node' : 'needed and running nowhere; designated planner (least loaded)');
+      tell(group, PLAN, allowed ? 'needed and running nowhere; preferred node' : 'needed and running nowhere; designated planner (least loaded)');
       continue;
     }
     const homelessFor = now - (homelessSince.get(group) ?? now);
@@ -358,7 +357,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     // A node whose test of this group failed before probes it again, but rarely: others go first.
     const failedBefore = failed.has(group);
     const p = Math.min(1, cfg.balance / Math.max(1, eligible)) * (busier || failedBefore ? 0.25 : 1);
-    if (random() < p) plan(group, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
+    if (random() < p) tell(group, PLAN, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
     else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
   }
 
