@@ -38,7 +38,8 @@ function watchdog(record: string, limitMs: number): { wd: ChildProcess; stderr: 
   const wd = spawn(WATCHDOG, [record, String(limitMs)], { stdio: ['pipe', 'ignore', 'pipe'] });
   let err = '';
   wd.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  return { wd, stderr: () => err, exited: new Promise((r) => wd.on('exit', r)) };
+  // 'close', not 'exit': its stderr is read to the end by then
+  return { wd, stderr: () => err, exited: new Promise((r) => wd.on('close', (code) => r(code))) };
 }
 
 describe('bin/peerha-watchdog', () => {
