@@ -1,6 +1,9 @@
-// Runs vitest and ends with the plain `N passed, N failed` line CI reads.
+// Runs vitest and ends with the plain `N passed, N failed` line CI reads. A test file that fails
+// outside any test (on import, in beforeAll/afterAll) counts as failed: once, or once per test it
+// kept from running. Skipped and todo tests are counted and named on the line before.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
+import { relative } from 'node:path';
 
 const report = '.vitest-report.json';
 rmSync(report, { force: true });
@@ -8,12 +11,27 @@ const args = ['vitest', 'run', '--reporter=default', '--reporter=json', `--outpu
 const run = spawnSync('npx', args, { stdio: 'inherit' });
 let passed = 0;
 let failed = 0;
+const skipped = [];
+const broken = [];
 try {
   const r = JSON.parse(readFileSync(report, 'utf8'));
-  passed = r.numPassedTests;
-  failed = r.numFailedTests + (r.numRuntimeErrorTestSuites ?? 0);
+  for (const file of r.testResults) {
+    const name = relative(process.cwd(), file.name);
+    const tests = file.assertionResults;
+    passed += tests.filter((t) => t.status === 'passed').length;
+    failed += tests.filter((t) => t.status === 'failed').length;
+    const notRun = tests.filter((t) => t.status === 'skipped' || t.status === 'pending' || t.status === 'todo');
+    if (file.status === 'failed' && !tests.some((t) => t.status === 'failed')) {
+      // Failed outside a test: whatever it did not run failed with it.
+      failed += Math.max(1, notRun.length);
+      broken.push(`${name}: ${String(file.message || 'failed outside a test').split('\n')[0]}`);
+    } else skipped.push(...notRun.map((t) => `${name} > ${t.fullName ?? t.title}`));
+  }
 } catch {
   failed = Math.max(failed, 1);
+  broken.push(`no test report (${report}): vitest did not finish`);
 }
+for (const b of broken) console.log(`failed outside a test: ${b}`);
+console.log(`${skipped.length} skipped${skipped.length ? `: ${skipped.join('; ')}` : ''}`);
 console.log(`${passed} passed, ${failed} failed`);
-process.exit(run.status ?? 1);
+process.exit(failed > 0 ? 1 : (run.status ?? 1));

@@ -5,7 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { entryHasLevel, formatError, parseCltab, type Cltab, type ConfigError } from '../config/cltab.js';
 import { parseHactl, type Hactl } from '../config/hactl.js';
-import { parseMonitorConfig } from '../monitor/config.js';
+import { parseMonitorConfig } from '../config/monitor.js';
 import { describeAgent } from '../fence/agent.js';
 import { validateFenceMethods } from '../fence/validate.js';
 

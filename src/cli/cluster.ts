@@ -8,7 +8,7 @@ import { parseCltab, type Cltab } from '../config/cltab.js';
 import { formatHactl, parseHactl, type HactlWant } from '../config/hactl.js';
 import { FsStore, newestValid } from '../cluster/store.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { Hastat } from '../monitor/monitor.js';
+import { parseHastat, type Hastat } from '../cluster/hastat.js';
 
 /**
  * Every node's hastat; the freshest first. Freshness is the file's mtime (stamped by the file
@@ -22,12 +22,8 @@ export async function readHastats(root: string): Promise<Hastat[]> {
   for (const n of await store.listNodes()) {
     const r = await store.readNodeFile(n, 'hastat');
     if (!r) continue;
-    try {
-      const h = JSON.parse(r.text) as Hastat;
-      if (h && h.version === 1) out.push({ h, mtimeMs: r.mtimeMs });
-    } catch {
-      // torn or half-written: skip this one
-    }
+    const h = parseHastat(r.text); // torn or half-written: skip this one
+    if (h) out.push({ h, mtimeMs: r.mtimeMs });
   }
   return out.sort((a, b) => b.mtimeMs - a.mtimeMs || (a.h.time < b.h.time ? 1 : a.h.time > b.h.time ? -1 : 0)).map((x) => x.h);
 }

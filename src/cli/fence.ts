@@ -1,11 +1,14 @@
 // `peerha fence list | describe | test | confirm | history`.
 
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseClstat } from '../config/clstat.js';
+import { validNodeName } from '../config/hactl.js';
 import { FsStore } from '../cluster/store.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { describeAgent, listAgents } from '../fence/agent.js';
 import { testMethods, type FenceRecord } from '../fence/fencer.js';
-import type { FenceConfig } from '../monitor/config.js';
+import type { FenceConfig } from '../config/monitor.js';
 
 const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 
@@ -54,15 +57,23 @@ export async function fenceTest(node: string, cfg: FenceConfig): Promise<number>
   return rs.some((r) => r.result === 'failure' || r.result === 'timeout') ? 1 : 0;
 }
 
+/**
+ * `peerha fence confirm NODE`: the operator vouches that NODE is off. The confirmation names the
+ * incarnation it is about — the heartbeat seq and monitor pid NODE's clstat shows now — so that a
+ * monitor waiting on NODE's fence accepts it for that silence only, whatever the clocks say.
+ */
 export async function fenceConfirm(root: string, node: string, by: string): Promise<number> {
+  if (!validNodeName(node)) {
+    process.stderr.write(`peerha fence confirm: ${JSON.stringify(node)} is not a node name ([A-Za-z0-9._-], 1 to 63 characters)\n`);
+    return 2;
+  }
+  const clstat = await new FsStore(root, '').readNodeFile(node, 'clstat');
+  const header = clstat ? parseClstat(clstat.text).header : null;
+  const text = JSON.stringify({ node, time: new Date().toISOString(), by, ...(header ? { seq: header.seq, pid: header.pid } : {}) }) + '\n';
   const path = join(root, 'fence-confirm', node);
-  await writeFileAtomic(path, JSON.stringify({ node, time: new Date().toISOString(), by }) + '\n').catch(async (e) => {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    const { mkdir } = await import('node:fs/promises');
-    await mkdir(join(root, 'fence-confirm'), { recursive: true });
-    await writeFileAtomic(path, JSON.stringify({ node, time: new Date().toISOString(), by }) + '\n');
-  });
-  out(`confirmed: ${node} is off. Monitors waiting on a manual fence of ${node} may now take over its groups.`);
+  await mkdir(join(root, 'fence-confirm'), { recursive: true });
+  await writeFileAtomic(path, text);
+  out(`confirmed: ${node} is off${header ? ` (heartbeat seq ${header.seq}, monitor pid ${header.pid})` : ''}. Monitors waiting on a manual fence of ${node} may now take over its groups.`);
   return 0;
 }
 

@@ -4,7 +4,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { filterStatus, parseClstat, type ClstatLine } from '../config/clstat.js';
+import { filterStatus, isRunning, parseClstat, toGroupState, type ClstatLine } from '../config/clstat.js';
 import { parseCltab } from '../config/cltab.js';
 import { parseHactl } from '../config/hactl.js';
 import { createLogger } from '../io/log.js';
@@ -13,9 +13,9 @@ import { FsStore } from '../cluster/store.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { NoDaemonError, request, type Reply } from '../init/protocol.js';
 import type { Timings } from '../init/machines.js';
-import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConfig } from '../monitor/config.js';
-import { runMonitor } from '../monitor/monitor.js';
-import { planFor, renderPlan } from '../monitor/plan.js';
+import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConfig } from '../config/monitor.js';
+import { runMonitor } from '../monitor/daemon.js';
+import { PlanError, planFor, renderPlan } from '../monitor/plan.js';
 import { ansi, newestCltab, plain, readHastats, remoteNotes, renderGroup, renderStatus, setWant } from './cluster.js';
 import { runDemo } from './demo.js';
 import { formatProblems, rootInputs, runCheck } from './check.js';
@@ -387,7 +387,7 @@ const set: Command = async (rawArgv) => {
   for (;;) {
     const h = (await readHastats(root))[0];
     const inst = h ? Object.entries(h.groups[group]?.instances ?? {}) : [];
-    const settled = (s: string): boolean => s === 'DONE' || s === 'PASSED';
+    const settled = (state: string): boolean => isRunning(toGroupState(state));
     if (h && h.groups[group]?.want === level) {
       if (level === 'stop' && inst.length === 0) return 0;
       if (level !== 'stop' && inst.length === 1 && inst[0]![1].level === level && settled(inst[0]![1].state)) {
@@ -442,15 +442,18 @@ const check: Command = async (argv) => {
   return 0;
 };
 
-const PLAN_HELP = `Usage: peerha plan --root DIR [--node NAME] [--config FILE] [--json]
+const PLAN_HELP = `Usage: peerha plan --root DIR [--node NAME] [--config FILE] [--stale-ok] [--json]
 
-Dry run: runs the monitor's real decision function on the cluster as DIR shows it now (NAME's
-hastat for liveness and quorum, every clstat, the newest valid cltab and hactl) and prints what
-NAME would do and why. Changes nothing. NAME defaults to $PEERHA_NODE or the short hostname.
+Dry run: what NAME's monitor would do now, and why. Runs one cycle of the monitor's own step()
+on the state NAME last published (its hastat: liveness, quorum, plan windows, failed-test
+cooldowns, conflict backoffs) against DIR as it is now, and prints the tells and fences that cycle
+would make. Changes nothing. NAME defaults to $PEERHA_NODE or the short hostname; --config gives
+the fence methods. Refuses a snapshot older than the monitor's timeout (exit 1) unless --stale-ok;
+exit 3 when NAME has no readable hastat.
 `;
 
 const plan: Command = async (argv) => {
-  const { values } = parse(argv, { root: { type: 'string' }, node: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } }, false);
+  const { values } = parse(argv, { root: { type: 'string' }, node: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' }, 'stale-ok': { type: 'boolean' } }, false);
   if (values.help) return help(PLAN_HELP);
   const file = loadMonitorConfig(values.config ?? DEFAULT_CONFIG_PATH, { optional: values.config === undefined });
   const resolved = file.ok ? resolveMonitorConfig(file.config, { root: values.root, node: values.node }, process.env) : file;
@@ -459,10 +462,16 @@ const plan: Command = async (argv) => {
     return 2;
   }
   const c = resolved.config;
-  const r = await planFor(c.root, c.node, c);
-  if (values.json) console.log(JSON.stringify({ node: r.node, viewTime: r.viewTime, quorum: r.quorum, actions: r.decision.actions, notes: r.decision.notes, errors: r.decision.errors, warnings: r.warnings }, null, 2));
-  else process.stdout.write(renderPlan(r));
-  return 0;
+  try {
+    const r = await planFor(c, c.node, { staleOk: !!values['stale-ok'] });
+    if (values.json) console.log(JSON.stringify(r, null, 2));
+    else process.stdout.write(renderPlan(r));
+    return 0;
+  } catch (e) {
+    if (!(e instanceof PlanError)) throw e;
+    process.stderr.write(`peerha plan: ${e.message}\n`);
+    return e.code;
+  }
 };
 
 const HALT_HELP = `Usage: peerha halt --root DIR [--wait[=SECONDS]]

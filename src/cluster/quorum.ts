@@ -1,14 +1,8 @@
 // Quorum: a pure function of how many monitors heartbeat and what the policy says.
 
-export type QuorumPolicy = 'majority' | 'adaptive' | 'none';
+import type { QuorumConfig } from '../config/monitor.js';
 
-export interface QuorumConfig {
-  readonly policy: QuorumPolicy;
-  /** Cluster size for `majority`; required for it. */
-  readonly expected?: number;
-  /** Cold start: no quorum until every expected node was seen live at least once. */
-  readonly waitForAll?: boolean;
-}
+export type { QuorumConfig, QuorumPolicy } from '../config/monitor.js';
 
 export interface QuorumMemory {
   /** `adaptive`: the node count at the last successful check. */

@@ -32,6 +32,37 @@ export async function signatureOf(path: string): Promise<FileSignature | null> {
   }
 }
 
+/** One operation on the shared directory; paths are relative to DIR. */
+export type StoreOp =
+  | { readonly op: 'list' }
+  | { readonly op: 'read'; readonly path: string; readonly consistent?: boolean }
+  | { readonly op: 'stat'; readonly path: string }
+  | { readonly op: 'write'; readonly path: string; readonly text: string; readonly mtimeMs?: number }
+  /** A JSON document (hastat): serialized by the store, so a store nobody reads from may skip it. */
+  | { readonly op: 'writeJson'; readonly path: string; readonly value: unknown }
+  | { readonly op: 'mkdir'; readonly path: string };
+
+/** Its result: node names, a file (null = missing or unreadable now), a signature, or an error. */
+export type StoreResult =
+  | { readonly op: 'list'; readonly names: readonly string[] }
+  | { readonly op: 'read'; readonly read: FileRead | null }
+  | { readonly op: 'stat'; readonly sig: FileSignature | null }
+  | { readonly op: 'write' | 'writeJson' | 'mkdir'; readonly error: string | null };
+
+/**
+ * The shared directory as a monitor driver uses it: a batch of operations runs at once and one
+ * callback gets every result in order (null results: the batch failed as a whole, with `error`).
+ * FsStore is the real one; the simulator's store completes batches in virtual time.
+ */
+export interface SharedStore {
+  perform(ops: readonly StoreOp[], done: (results: readonly StoreResult[] | null, error?: string) => void): void;
+}
+
+/** A path relative to DIR that stays inside it: no absolute path, no `.`/`..` or empty segment. */
+export function insideRoot(rel: string): boolean {
+  return rel !== '' && !rel.startsWith('/') && rel.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
+}
+
 export interface Store {
   readonly root: string;
   listNodes(): Promise<string[]>;
@@ -77,11 +108,44 @@ async function readWithStat(path: string, consistent = false): Promise<FileRead 
   return null; // rewritten under every read: next cycle
 }
 
-export class FsStore implements Store {
+export class FsStore implements Store, SharedStore {
   constructor(
     readonly root: string,
     private readonly me: string,
   ) {}
+
+  perform(ops: readonly StoreOp[], done: (results: readonly StoreResult[] | null, error?: string) => void): void {
+    Promise.all(ops.map((op) => this.one(op))).then(
+      (results) => done(results),
+      (e: unknown) => done(null, String(e)),
+    );
+  }
+
+  private async one(op: StoreOp): Promise<StoreResult> {
+    if (op.op === 'list') return { op: 'list', names: await this.listNodes() };
+    if (!insideRoot(op.path)) throw new Error(`path outside the shared directory: ${op.path}`);
+    const path = join(this.root, op.path);
+    switch (op.op) {
+      case 'read':
+        return { op: 'read', read: await readWithStat(path, op.consistent) };
+      case 'stat':
+        return { op: 'stat', sig: await signatureOf(path) };
+      case 'write':
+      case 'writeJson':
+      case 'mkdir': {
+        // One writer per file: this node writes only inside its own folder.
+        if (!op.path.startsWith(`nodes/${this.me}/`) && op.path !== `nodes/${this.me}`) throw new Error(`not this node's file: ${op.path}`);
+        try {
+          if (op.op === 'write') await writeFileAtomic(path, op.text, 0o644, op.mtimeMs);
+          else if (op.op === 'writeJson') await writeFileAtomic(path, JSON.stringify(op.value, null, 1) + '\n');
+          else await ensureDir(path);
+          return { op: op.op, error: null };
+        } catch (e) {
+          return { op: op.op, error: String(e) };
+        }
+      }
+    }
+  }
 
   nodeDir(node: string): string {
     return join(this.root, 'nodes', node);

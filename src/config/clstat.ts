@@ -4,6 +4,30 @@
 
 export const CLSTAT_CLASS = 'Cluster::Init::Group';
 
+/** A group's states (Cluster::Init's names); the level shown is the one it is at or moving to. */
+export const GROUP_STATES = ['CONFIGURED', 'STARTING', 'CHECKING', 'DONE', 'PASSED', 'FAILED', 'STOPPING', 'HALTING'] as const;
+export type GroupState = (typeof GROUP_STATES)[number];
+
+/** A group at rest at its level: no entry is being started or stopped. */
+export const SETTLED_GROUP_STATES: readonly GroupState[] = ['DONE', 'PASSED', 'FAILED'];
+
+export function isSettled(state: GroupState): boolean {
+  return SETTLED_GROUP_STATES.includes(state);
+}
+
+/** Settled and running: the group does what its level says (a FAILED test does not count). */
+export function isRunning(state: GroupState): boolean {
+  return state === 'DONE' || state === 'PASSED';
+}
+
+/**
+ * A state read from a peer's clstat. An unknown word (a newer peer, a corrupt line) reads as
+ * STARTING: something may be running there, so it is never taken for a stopped group.
+ */
+export function toGroupState(word: string): GroupState {
+  return (GROUP_STATES as readonly string[]).includes(word) ? (word as GroupState) : 'STARTING';
+}
+
 export interface ClstatHeader {
   readonly node: string;
   readonly pid: number;
@@ -11,12 +35,14 @@ export interface ClstatHeader {
   readonly time: string;
   /** Orderly exit: this node runs nothing any more and is gone at once. */
   readonly left?: boolean;
+  /** How many lines follow the header (absent in files of older writers): a shorter file is torn. */
+  readonly lines?: number;
 }
 
 export interface ClstatLine {
   readonly group: string;
   readonly level: string;
-  readonly state: string;
+  readonly state: GroupState;
 }
 
 export interface Clstat {
@@ -30,6 +56,13 @@ export interface Clstat {
    * seq when it was fenced (`-` if none was seen), so every reader releases it until it restarts.
    */
   readonly fenced?: readonly FencedLine[];
+  /** Lines after the header, as read (compare with header.lines). */
+  readonly bodyLines?: number;
+}
+
+/** Whole: ends with a newline and has as many lines as its header says (a read torn at a line boundary is not). */
+export function isWhole(text: string, c: Clstat): boolean {
+  return text.endsWith('\n') && (c.header?.lines === undefined || c.header.lines === c.bodyLines);
 }
 
 export interface FencedLine {
@@ -41,12 +74,13 @@ export interface FencedLine {
 
 export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes']; handovers?: Clstat['handovers']; fenced?: Clstat['fenced'] }): string {
   const h = c.header;
-  const lines = [`# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.left ? ' left=1' : ''}`];
-  for (const g of c.groups) lines.push(`${CLSTAT_CLASS} ${g.group} ${g.level} ${g.state}`);
-  for (const n of c.notes ?? []) lines.push(`# note ${n.group} ${n.text.replace(/[\r\n]+/g, ' ')}`);
-  for (const h of c.handovers ?? []) lines.push(`# handover ${h.group} ${h.node}`);
-  for (const f of c.fenced ?? []) lines.push(`# fenced ${f.node} ${f.seq ?? '-'} ${f.time || '-'} ${f.method.replace(/\s+/g, '_') || '-'}`);
-  return lines.join('\n') + '\n';
+  const body: string[] = [];
+  for (const g of c.groups) body.push(`${CLSTAT_CLASS} ${g.group} ${g.level} ${g.state}`);
+  for (const n of c.notes ?? []) body.push(`# note ${n.group} ${n.text.replace(/[\r\n]+/g, ' ')}`);
+  for (const h of c.handovers ?? []) body.push(`# handover ${h.group} ${h.node}`);
+  for (const f of c.fenced ?? []) body.push(`# fenced ${f.node} ${f.seq ?? '-'} ${f.time || '-'} ${f.method.replace(/\s+/g, '_') || '-'}`);
+  const head = `# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.left ? ' left=1' : ''} lines=${body.length}`;
+  return [head, ...body].join('\n') + '\n';
 }
 
 /** Tolerant reader: unknown or malformed lines are skipped, never fatal. */
@@ -56,8 +90,11 @@ export function parseClstat(text: string): Clstat {
   const notes: Array<{ group: string; text: string }> = [];
   const handovers: Array<{ group: string; node: string }> = [];
   const fenced: FencedLine[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/\r$/, '');
+  const all = text.split('\n');
+  if (all[all.length - 1] === '') all.pop();
+  let headerAt = -1;
+  for (let i = 0; i < all.length; i++) {
+    const line = all[i]!.replace(/\r$/, '');
     if (line.startsWith('# peerha ')) {
       const kv = new Map<string, string>();
       for (const part of line.slice(9).trim().split(/\s+/)) {
@@ -66,8 +103,10 @@ export function parseClstat(text: string): Clstat {
       }
       const seq = Number(kv.get('seq'));
       const pid = Number(kv.get('pid'));
+      const count = Number(kv.get('lines'));
       if (kv.has('node') && Number.isSafeInteger(seq)) {
-        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '', ...(kv.get('left') === '1' ? { left: true } : {}) };
+        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '', ...(kv.get('left') === '1' ? { left: true } : {}), ...(kv.has('lines') && Number.isSafeInteger(count) ? { lines: count } : {}) };
+        headerAt = i;
       }
       continue;
     }
@@ -87,9 +126,9 @@ export function parseClstat(text: string): Clstat {
       continue;
     }
     const f = line.trim().split(/\s+/);
-    if (f.length >= 4 && f[0] === CLSTAT_CLASS) groups.push({ group: f[1]!, level: f[2]!, state: f[3]! });
+    if (f.length >= 4 && f[0] === CLSTAT_CLASS) groups.push({ group: f[1]!, level: f[2]!, state: toGroupState(f[3]!) });
   }
-  return { header, groups, notes, ...(handovers.length ? { handovers } : {}), ...(fenced.length ? { fenced } : {}) };
+  return { header, groups, notes, ...(handovers.length ? { handovers } : {}), ...(fenced.length ? { fenced } : {}), bodyLines: headerAt < 0 ? 0 : all.length - headerAt - 1 };
 }
 
 /**

@@ -1,8 +1,9 @@
-// Carry out a fence through the configured methods, in order, until one succeeds; or test them
-// (`status`) without fencing anything. Results are records safe to log and publish: no secrets.
+// Run one fence method (an agent through its stdin protocol, or a command) against a node, or
+// test every method (`status`) without fencing anything. Results are safe to log and publish:
+// no secrets.
 
 import { spawn } from 'node:child_process';
-import type { FenceConfig, FenceMethod, FenceParam } from '../monitor/config.js';
+import type { FenceConfig, FenceMethod, FenceParam } from '../config/monitor.js';
 import { agentPath, describeAgent, redact, runAgent, type AgentMetadata } from './agent.js';
 
 export type FenceResult = 'success' | 'failure' | 'timeout' | 'waiting';
@@ -17,16 +18,6 @@ export interface FenceRecord {
   result: FenceResult;
   durationMs: number;
   detail?: string;
-}
-
-export interface FenceContext {
-  readonly fencer: string;
-  readonly incident: string;
-  /** When the incident began (wall clock ms): an operator's confirmation must be newer. */
-  readonly since: number;
-  /** The operator's confirmation time for this node (wall clock ms), if any. */
-  readonly confirmedAt: () => Promise<number | null>;
-  readonly now: () => Date;
 }
 
 /** The parameters an agent gets for `node`: shared ones, the node's overrides, and plug=node if unset. */
@@ -70,15 +61,23 @@ function runCommand(command: string, node: string, timeoutMs: number): Promise<{
   });
 }
 
-/** One method, one node: the fence action (then `status` to verify, where the agent has it). */
-async function fenceWith(m: FenceMethod, node: string, cfg: FenceConfig, ctx: FenceContext): Promise<Omit<FenceRecord, 'time' | 'incident' | 'fencer' | 'node'>> {
+/** What one agent or command run says: `success` only when the node is verified fenced. */
+export interface MethodOutcome {
+  readonly method: string;
+  readonly action: string;
+  readonly result: 'success' | 'failure' | 'timeout';
+  readonly durationMs: number;
+  readonly detail?: string;
+}
+
+/**
+ * One agent or command method against one node: the fence action, then `status` to verify where
+ * the agent has it. Which method runs when, and what follows a failure, is the monitor's policy
+ * (src/monitor/fence-duty.ts); an operator's manual confirmation is read there too.
+ */
+export async function runFenceMethod(m: Exclude<FenceMethod, { kind: 'manual' }>, node: string, cfg: Pick<FenceConfig, 'action' | 'timeoutMs'>): Promise<MethodOutcome> {
   const started = performance.now();
   const took = (): number => Math.round(performance.now() - started);
-  if (m.kind === 'manual') {
-    const at = await ctx.confirmedAt();
-    const ok = at !== null && at >= ctx.since;
-    return { method: 'manual', action: 'confirm', result: ok ? 'success' : 'waiting', durationMs: took(), detail: ok ? 'confirmed by an operator' : `waiting for: peerha fence confirm ${node}` };
-  }
   if (m.kind === 'command') {
     const r = await runCommand(m.command, node, cfg.timeoutMs);
     return { method: methodName(m), action: cfg.action, result: r.timedOut ? 'timeout' : r.code === 0 ? 'success' : 'failure', durationMs: took(), detail: `exit ${r.code}${r.output ? `: ${r.output}` : ''}` };
@@ -96,18 +95,6 @@ async function fenceWith(m: FenceMethod, node: string, cfg: FenceConfig, ctx: Fe
   const expected = cfg.action === 'off' ? 2 : 0;
   const ok = !v.timedOut && v.code === expected;
   return { method: m.agent, action: `${cfg.action}+status`, result: v.timedOut ? 'timeout' : ok ? 'success' : 'failure', durationMs: took(), detail: ok ? r.output : `status check exit ${v.code} (expected ${expected}): ${v.output}` };
-}
-
-/** Try every method in order until one succeeds; the records of every attempt, last one decisive. */
-export async function fenceNode(node: string, cfg: FenceConfig, ctx: FenceContext): Promise<FenceRecord[]> {
-  const out: FenceRecord[] = [];
-  for (const m of cfg.methods) {
-    const time = ctx.now().toISOString();
-    const r = await fenceWith(m, node, cfg, ctx);
-    out.push({ time, incident: ctx.incident, fencer: ctx.fencer, node, ...r });
-    if (r.result === 'success') break;
-  }
-  return out;
 }
 
 /** `peerha fence test NODE`: ask every method whether it can reach NODE's fence device. Fences nothing. */

@@ -2,7 +2,7 @@
 // parameter (with a suggestion), missing required one, wrong type or choice.
 
 import type { ConfigError } from '../config/cltab.js';
-import type { FenceMethod, FenceParam } from '../monitor/config.js';
+import type { FenceMethod, FenceParam } from '../config/monitor.js';
 import type { AgentMetadata, AgentParameter } from './agent.js';
 
 /** Parameters peerha sets itself. */

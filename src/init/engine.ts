@@ -156,11 +156,17 @@ export class Engine {
     return { ok: true, message: 'level transition started' };
   }
 
-  /** Stop every group (PASSED/FAILED ones too); resolves once nothing runs. */
-  haltAll(): Promise<void> {
+  /**
+   * Stop every group (PASSED/FAILED ones too); resolves once nothing runs. `done` is called then
+   * too, synchronously (a driver in virtual time cannot wait for a promise).
+   */
+  haltAll(done?: () => void): Promise<void> {
     for (const g of this.groups.values()) this.fire(g, 'HALT');
     return new Promise((resolve) => {
-      this.haltWaiters.push(resolve);
+      this.haltWaiters.push(() => {
+        done?.();
+        resolve();
+      });
       this.checkHalted();
     });
   }

@@ -3,6 +3,9 @@
 // as data, which src/init/engine.ts carries out.
 
 import { entryHasLevel, type CltabEntry, type RunMode } from '../config/cltab.js';
+import type { GroupState } from '../config/clstat.js';
+
+export { SETTLED_GROUP_STATES, type GroupState } from '../config/clstat.js';
 
 // ---------------------------------------------------------------- timings
 
@@ -235,9 +238,7 @@ export function procSettled(s: ProcState): boolean {
 
 // ---------------------------------------------------------------- group machine
 
-export type GroupState = 'CONFIGURED' | 'STARTING' | 'CHECKING' | 'DONE' | 'PASSED' | 'FAILED' | 'STOPPING' | 'HALTING';
 
-export const SETTLED_GROUP_STATES: readonly GroupState[] = ['DONE', 'PASSED', 'FAILED'];
 
 export type GroupEventType =
   | 'TELL'

@@ -1,12 +1,13 @@
 // decide(): what this node should do now, as a pure function of what it sees. The monitor loop,
 // the simulator and `peerha plan` all call exactly this. Every action carries its reason.
 
+import { isRunning, isSettled, type GroupState } from '../config/clstat.js';
 import type { HactlWant } from '../config/hactl.js';
 
 /** A group as one node's clstat shows it. */
 export interface Instance {
   readonly level: string;
-  readonly state: string;
+  readonly state: GroupState;
 }
 
 export type NodeState = 'up' | 'stale' | 'left' | 'fenced';
@@ -90,15 +91,16 @@ export interface Decision {
   readonly notes: ReadonlyArray<{ readonly group: string; readonly note: string }>;
 }
 
-export const PLAN = 'plan';
-export const TEST = 'test';
-export const STOP = 'stop';
-const SETTLED = new Set(['DONE', 'PASSED', 'FAILED']);
+/** The levels the monitor itself uses: announce, check eligibility, stop. */
+export type ControlLevel = 'plan' | 'test' | 'stop';
+export const PLAN: ControlLevel = 'plan';
+export const TEST: ControlLevel = 'test';
+export const STOP: ControlLevel = 'stop';
 
 /** Whether a clstat line means the group is (being) run there. */
 export function isActive(i: Instance): boolean {
   if (i.state === 'CONFIGURED') return false;
-  if (i.level === STOP && SETTLED.has(i.state)) return false;
+  if (i.level === STOP && isSettled(i.state)) return false;
   return true;
 }
 
@@ -263,7 +265,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
         tell(group, STOP, count > 1 ? `test failed here (${count} times in a row)` : 'test failed here');
         continue;
       }
-      if (local.state === 'PASSED' || local.state === 'DONE') {
+      if (isRunning(local.state)) {
         failed.delete(group);
         tell(group, want.level, 'test passed');
         continue;
@@ -294,9 +296,9 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     }
 
     if (localActive) {
-      if (local.level !== want.level && SETTLED.has(local.state)) {
+      if (local.level !== want.level && isSettled(local.state)) {
         tell(group, want.level, `hactl level changed from ${local.level} to ${want.level}`);
-      } else if (!SETTLED.has(local.state)) note(group, `in transition (${local.state})`);
+      } else if (!isSettled(local.state)) note(group, `in transition (${local.state})`);
       else note(group, 'running here');
       continue;
     }

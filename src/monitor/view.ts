@@ -1,13 +1,12 @@
 // The monitor's view pieces as pure functions: what a peer's clstat read says, which stale nodes'
 // groups stop counting (released), how many monitors count for quorum, which handovers are still
 // fresh, whether this node is settling or must self-fence, whether it may pet its watchdog or
-// spawn. monitor.ts (the real loop) and src/sim (the deterministic cluster simulator) both call
-// exactly these, so what the simulator checks is what the monitor does.
+// spawn. step() calls them (through Logic), whichever driver runs it.
 
-import { parseClstat, type Clstat, type FencedLine } from '../config/clstat.js';
+import { isSettled, isWhole, parseClstat, type Clstat, type FencedLine } from '../config/clstat.js';
 import type { HactlWant } from '../config/hactl.js';
 import type { LivenessView, PeerMemory, PeerObservation } from '../cluster/liveness.js';
-import { isActive, planGraceMs, type DecideConfig, type DecideMemory, type Instance, type NodeState, type NodeView } from './decide.js';
+import { isActive, planGraceMs, TEST, type DecideConfig, type DecideMemory, type Instance, type NodeState, type NodeView } from './decide.js';
 import type { FencePeer } from './fencing.js';
 
 // ------------------------------------------------------------------------------ scan
@@ -17,9 +16,10 @@ export interface PeerRead {
   /** For observe(): seq null when the file was missing or had no valid header. */
   readonly obs: PeerObservation;
   /** Its groups, only when the read had a header (otherwise keep what was seen before). */
-  readonly groups: Map<string, Instance> | null;
-  /** Its seq and handovers when it had a header. */
+  readonly groups: ReadonlyMap<string, Instance> | null;
+  /** Its seq, monitor pid and handovers when it had a header. */
   readonly seq: number | null;
+  readonly pid: number | null;
   readonly handovers: ReadonlyArray<{ readonly group: string; readonly node: string }> | null;
   /** The nodes it says it fenced (`# fenced` lines) when it had a header. */
   readonly fenced: readonly FencedLine[] | null;
@@ -27,17 +27,33 @@ export interface PeerRead {
 
 /**
  * A peer's clstat text (null = missing or unreadable this cycle) → what the scan keeps of it. A
- * text that does not end with a newline is a torn read (every clstat is written whole, ending in
- * one): it counts as unreadable, since a torn copy with a fresh seq and its group lines cut off
- * would make that peer's groups look stopped.
+ * torn read — not ending with a newline, or with fewer lines than its header says (torn right at
+ * a line boundary) — counts as unreadable: a torn copy with a fresh seq and its group lines cut
+ * off would make that peer's groups look stopped.
  */
 export function readPeerClstat(text: string | null, parse: (text: string) => Clstat = parseClstat): PeerRead {
-  const c = text !== null && text.endsWith('\n') ? parse(text) : null;
-  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, handovers: null, fenced: null };
+  if (text === null || parse !== parseClstat) return peerRead(text, parse);
+  // Memoized by text: every peer reads the same few texts each cycle (the result is never changed).
+  let r = PEER_READS.get(text);
+  if (!r) {
+    r = peerRead(text, parse);
+    if (PEER_READS.size >= 1024) PEER_READS.delete(PEER_READS.keys().next().value!);
+    PEER_READS.set(text, r);
+  }
+  return r;
+}
+
+const PEER_READS = new Map<string, PeerRead>();
+
+function peerRead(text: string | null, parse: (text: string) => Clstat): PeerRead {
+  const parsed = text !== null && text.endsWith('\n') ? parse(text) : null;
+  const c = parsed && isWhole(text!, parsed) ? parsed : null;
+  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, pid: null, handovers: null, fenced: null };
   return {
     obs: { seq: c.header.seq, left: !!c.header.left },
     groups: new Map(c.groups.map((g) => [g.group, { level: g.level, state: g.state }])),
     seq: c.header.seq,
+    pid: c.header.pid,
     handovers: c.header.left && c.handovers ? c.handovers : null,
     fenced: c.fenced ?? [],
   };
@@ -45,14 +61,16 @@ export function readPeerClstat(text: string | null, parse: (text: string) => Cls
 
 /** What a monitor keeps of its peers' clstats from one cycle to the next. */
 export interface PeerState {
-  readonly lastGroups: Map<string, Map<string, Instance>>;
+  readonly lastGroups: Map<string, ReadonlyMap<string, Instance>>;
   readonly fenceClaims: Map<string, readonly FencedLine[]>;
   readonly handovers: Map<string, HandoverRecord>;
+  readonly pids: Map<string, number>;
 }
 
 /** Fold one read of `node`'s clstat into what is kept of it (an unread one keeps what was seen). */
 export function absorbPeerRead(st: PeerState, node: string, r: PeerRead, now: number): void {
   if (r.groups) st.lastGroups.set(node, r.groups);
+  if (r.pid !== null) st.pids.set(node, r.pid);
   if (r.fenced) st.fenceClaims.set(node, r.fenced);
   const h = nextHandover(st.handovers.get(node), r, now);
   if (h) st.handovers.set(node, h);
@@ -96,6 +114,11 @@ export function freshHandovers(handovers: ReadonlyMap<string, HandoverRecord>, n
     for (const [g, heir] of h.map) map.set(g, heir);
   }
   return { map, expired };
+}
+
+/** What DIR/halt says: null when there is none, else why the cluster was halted. */
+export function haltRequested(text: string | null): string | null {
+  return text === null ? null : text.trim() || 'halt';
 }
 
 // ------------------------------------------------------------------------------ view
@@ -303,7 +326,7 @@ export function dueTimes(peers: ReadonlyMap<string, PeerMemory>, timeoutMs: numb
 
 /** A finished test in the local engine: decide() acts on it at once (test → wanted level, or stop). */
 export function testSettled(local: ReadonlyMap<string, Instance>): boolean {
-  for (const i of local.values()) if (i.level === 'test' && (i.state === 'PASSED' || i.state === 'FAILED' || i.state === 'DONE')) return true;
+  for (const i of local.values()) if (i.level === TEST && isSettled(i.state)) return true;
   return false;
 }
 

@@ -1,7 +1,7 @@
 // A simulated history's setup, drawn from its seed: cluster size, timings, quorum and fencing
 // configuration, groups with per-node test results, per-node clocks, and a schedule of faults.
 
-import type { QuorumConfig } from '../cluster/quorum.js';
+import type { FenceConfig, FenceMethod, QuorumConfig } from '../config/monitor.js';
 import type { Timings } from '../init/machines.js';
 import { DEFAULT_TIMINGS } from '../init/machines.js';
 import { Rng } from './rng.js';
@@ -41,7 +41,14 @@ export type Fault =
   | { readonly kind: 'slow'; readonly node: string; readonly at: number; readonly dur: number; readonly latency: readonly [number, number] }
   | { readonly kind: 'reads'; readonly at: number; readonly dur: number; readonly torn: number; readonly missing: number; readonly reorder: number }
   | { readonly kind: 'fence-faulty'; readonly at: number; readonly dur: number; readonly failure: number; readonly timeout: number; readonly slow: number }
-  | { readonly kind: 'hactl'; readonly at: number; readonly text: string }
+  /** The admin writes DIR/hactl; `valid` false: a bad edit, which must change nothing. */
+  | { readonly kind: 'hactl'; readonly at: number; readonly text: string; readonly valid: boolean }
+  /** The admin writes DIR/cltab: these groups have entries from now on (null: a bad edit, ignored). */
+  | { readonly kind: 'cltab'; readonly at: number; readonly text: string; readonly groups: readonly string[] | null }
+  /** `peerha halt`, undone (`halt --undo`) after `dur`, or never (null). */
+  | { readonly kind: 'halt'; readonly at: number; readonly dur: number | null }
+  /** A node's store operations fail as a whole (an unexpected EIO) with probability p. */
+  | { readonly kind: 'io-error'; readonly node: string; readonly at: number; readonly dur: number; readonly p: number }
   | { readonly kind: 'start'; readonly node: string; readonly at: number };
 
 export interface Scenario {
@@ -59,12 +66,13 @@ export interface Scenario {
   readonly failCooldownCycles: number;
   readonly quorum: QuorumConfig;
   readonly selfFence: boolean;
-  readonly fence: { readonly command: boolean; readonly timeoutMs: number; readonly delayBaseMs: number; readonly delayMaxMs: number; readonly priorityDelayMs: number; readonly retryMaxMs: number };
+  readonly fence: FenceConfig;
   readonly timings: Timings;
   readonly clocks: ReadonlyMap<string, NodeClockSpec>;
   /** Global start time of each node's first monitor (nodes absent here join by a `start` fault). */
   readonly startAt: ReadonlyMap<string, number>;
   readonly hactl: string;
+  readonly cltab: string;
   readonly faults: readonly Fault[];
   /** When the last fault ends: after this nothing breaks any more. */
   readonly healAt: number;
@@ -80,6 +88,27 @@ export interface ScenarioOptions {
   /** Scale the number of faults (default 1; 0 = a fault-free history). */
   readonly faultRate?: number;
 }
+
+/** The simulator's cltab: per group an optional test, an optional setup, a service, a stop-level cleanup. */
+export function cltabText(groups: readonly GroupSpec[], present: ReadonlySet<string>): string {
+  return (
+    groups
+      .filter((g) => present.has(g.name))
+      .flatMap((g) => [
+        ...(g.hasTest ? [`${g.name}:${g.name}-test:test,:test:sim-test`] : []),
+        ...(g.hasSetup ? [`${g.name}:${g.name}-setup:start,:wait:sim-setup`] : []),
+        `${g.name}:${g.name}-svc:start,:respawn:sim-svc`,
+        `${g.name}:${g.name}-clean:stop,:wait:sim-clean`,
+      ])
+      .join('\n') + '\n'
+  );
+}
+
+export const SIM_FENCE_METHODS: Readonly<Record<'command' | 'agent' | 'manual', FenceMethod>> = {
+  command: { kind: 'command', line: 0, command: 'sim-fence' },
+  agent: { kind: 'agent', line: 0, agent: 'fence_sim', params: [], nodes: {} },
+  manual: { kind: 'manual', line: 0 },
+};
 
 const CI_SIZES: ReadonlyArray<readonly [number, number]> = [
   [2, 1], [5, 2], [7, 3], [6, 4], [5, 5], [4, 6], [3, 7], [3, 8], [1, 9], [1, 10], [1, 11], [1, 12], [1, 13], [1, 14], [1, 15], [2, 16],
@@ -142,11 +171,13 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
   const permanentOk = selfFence || fenceCommand.command;
   const stopped = new Set<string>();
   const allow = new Map(allowed);
+  const present = new Set(groups.map((g) => g.name));
   for (let i = 0; i < count; i++) {
     const at = rng.uniform(0, window);
     const node = rng.pick(nodes);
     const kind = rng.weighted([
       [3, 'crash'], [fenceCommand.command ? 1 : 0, 'crash-fencer'], [2, 'kill-monitor'], [2, 'leave'], [3, 'pause'], [3, 'partition'], [2, 'slow'], [2, 'reads'], [fenceCommand.command ? 1 : 0, 'fence-faulty'], [2, 'hactl'],
+      [1, 'cltab'], [1, 'halt'], [1, 'io-error'],
     ] as const);
     switch (kind) {
       case 'crash':
@@ -171,12 +202,16 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
         break;
       }
       case 'reads':
-        faults.push({ kind, at, dur: rng.uniform(T, 5 * T), torn: rng.pick([0, 0.02, 0.1]), missing: rng.pick([0, 0.05, 0.2]), reorder: rng.pick([0, 0.05, 0.3]) });
+        faults.push({ kind, at, dur: rng.uniform(T, 5 * T), torn: rng.pick([0, 0.02, 0.1, 0.4, 0.8]), missing: rng.pick([0, 0.05, 0.2]), reorder: rng.pick([0, 0.05, 0.3]) });
         break;
       case 'fence-faulty':
         faults.push({ kind, at, dur: rng.uniform(T, 6 * T), failure: rng.uniform(0, 0.6), timeout: rng.uniform(0, 0.3), slow: rng.uniform(0, 0.3) });
         break;
       case 'hactl': {
+        if (rng.chance(0.15)) {
+          faults.push({ kind, at, text: `${hactlText(stopped, allow)}${rng.pick(groups).name} start ${rng.pick(['n1,', ',', 'bad/node'])} extra\n`, valid: false });
+          break;
+        }
         const g = rng.pick(groups).name;
         if (stopped.has(g)) stopped.delete(g);
         else stopped.add(g);
@@ -184,24 +219,46 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
           if (allow.has(g)) allow.delete(g);
           else allow.set(g, rng.shuffle(nodes).slice(0, rng.int(1, Math.min(n, 3))));
         }
-        faults.push({ kind, at, text: hactlText(stopped, allow) });
+        faults.push({ kind, at, text: hactlText(stopped, allow), valid: true });
         break;
       }
+      case 'cltab': {
+        if (rng.chance(0.2)) {
+          faults.push({ kind, at, text: `${cltabText(groups, present)}${rng.pick(groups).name}:broken-entry\n`, groups: null });
+          break;
+        }
+        const g = rng.pick(groups).name;
+        if (present.has(g)) present.delete(g);
+        else present.add(g);
+        faults.push({ kind, at, text: cltabText(groups, present), groups: [...present] });
+        break;
+      }
+      case 'halt':
+        faults.push({ kind, at, dur: rng.chance(0.7) ? rng.uniform(0.5 * T, 4 * T) : null });
+        break;
+      case 'io-error':
+        faults.push({ kind, node, at, dur: rng.uniform(T, 4 * T), p: rng.pick([0.05, 0.2, 0.6]) });
+        break;
     }
   }
   faults.sort((a, b) => a.at - b.at);
-  // hactl changes must apply in the order drawn: re-stamp their texts in time order.
-  const hactlTexts = faults.filter((f) => f.kind === 'hactl').map((f) => (f as { text: string }).text);
-  let hi = 0;
-  const ordered = faults.map((f) => (f.kind === 'hactl' ? { ...f, text: hactlTexts[hi++]! } : f));
+  // hactl and cltab edits must apply in the order drawn: re-stamp their texts in time order.
+  const restamp = <K extends 'hactl' | 'cltab'>(kind: K, list: Fault[]): Fault[] => {
+    const drawn = faults.filter((f): f is Extract<Fault, { kind: K }> => f.kind === kind);
+    let i = 0;
+    return list.map((f) => (f.kind === kind ? { ...drawn[i++]!, at: f.at } : f));
+  };
+  const ordered = restamp('cltab', restamp('hactl', faults));
   let healAt = window;
   for (const f of ordered) {
-    const end = 'dur' in f ? f.at + f.dur : 'restartAfter' in f && f.restartAfter !== null ? f.at + f.restartAfter : f.at;
+    const end = 'dur' in f ? f.at + (f.dur ?? 0) : 'restartAfter' in f && f.restartAfter !== null ? f.at + f.restartAfter : f.at;
     healAt = Math.max(healAt, end);
   }
   // Drawn last, so that adding them left every earlier draw (and so the histories' faults) as it was.
-  const fence = {
-    ...fenceCommand,
+  const fence: FenceConfig = {
+    timeoutMs: fenceCommand.timeoutMs,
+    action: 'off',
+    methods: fenceCommand.command ? rng.pick<ReadonlyArray<keyof typeof SIM_FENCE_METHODS>>([['command'], ['agent'], ['agent'], ['agent', 'manual'], ['manual'], ['command', 'agent']]).map((k) => SIM_FENCE_METHODS[k]) : [],
     delayBaseMs: rng.chance(0.5) ? 0 : Math.round(cycleMs * rng.uniform(0, 2)),
     delayMaxMs: rng.chance(0.5) ? 0 : Math.round(cycleMs * rng.uniform(0, 4)),
     priorityDelayMs: rng.chance(0.5) ? 0 : Math.round(cycleMs * rng.uniform(1, 6)),
@@ -225,6 +282,7 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
     clocks,
     startAt,
     hactl: hactlText(new Set(), allowed),
+    cltab: cltabText(groups, new Set(groups.map((g) => g.name))),
     faults: ordered,
     healAt,
     rebootAfterFence: 0.6,
@@ -236,7 +294,7 @@ export function describeScenario(s: Scenario): string[] {
   const q = s.quorum;
   const out = [
     `seed ${s.seed}: ${s.nodes.length} nodes, ${s.groups.length} groups; cycle ${s.cycleMs} ms, timeout ${s.timeoutMs} ms, visibility_lag ${s.visibilityLagMs} ms (store lag ${s.storeLagMs.toFixed(0)} ms)`,
-    `quorum ${q.policy}${q.expected !== undefined ? ` expected=${q.expected}` : ''}${q.waitForAll ? ' wait_for_all' : ''}; self_fence ${s.selfFence}; fence command ${s.fence.command ? `yes (timeout ${s.fence.timeoutMs} ms, delay ${s.fence.delayBaseMs}+${s.fence.delayMaxMs}, priority ${s.fence.priorityDelayMs}, retry cap ${s.fence.retryMaxMs})` : 'no'}; balance ${s.balance}; fail_cooldown ${s.failCooldownCycles} cycles`,
+    `quorum ${q.policy}${q.expected !== undefined ? ` expected=${q.expected}` : ''}${q.waitForAll ? ' wait_for_all' : ''}; self_fence ${s.selfFence}; fence methods ${s.fence.methods.length ? `${s.fence.methods.map((m) => m.kind).join(',')} (timeout ${s.fence.timeoutMs} ms, delay ${s.fence.delayBaseMs}+${s.fence.delayMaxMs}, priority ${s.fence.priorityDelayMs}, retry cap ${s.fence.retryMaxMs})` : 'none'}; balance ${s.balance}; fail_cooldown ${s.failCooldownCycles} cycles`,
     `engine: SIGTERM after ${s.timings.termAfterMs} ms, SIGKILL after ${s.timings.killAfterMs} ms`,
     `clocks: ${[...s.clocks].map(([n, c]) => `${n} ×${c.rate.toFixed(4)}`).join(' ')}`,
   ];
@@ -273,7 +331,13 @@ export function describeFault(f: Fault): string {
     case 'fence-faulty':
       return `fence hook faulty for ${f.dur.toFixed(0)} ms: failure ${f.failure.toFixed(2)}, timeout ${f.timeout.toFixed(2)}, slow ${f.slow.toFixed(2)}`;
     case 'hactl':
-      return `admin writes hactl: ${f.text.trim().split('\n').join(' | ')}`;
+      return `admin writes ${f.valid ? '' : 'a bad '}hactl: ${f.text.trim().split('\n').join(' | ')}`;
+    case 'cltab':
+      return f.groups ? `admin writes cltab with groups ${f.groups.join(',') || '(none)'}` : 'admin writes a bad cltab (must be ignored)';
+    case 'halt':
+      return `peerha halt${f.dur === null ? ' (never undone)' : `, undone after ${f.dur.toFixed(0)} ms`}`;
+    case 'io-error':
+      return `${f.node}'s store batches fail (EIO) with p=${f.p} for ${f.dur.toFixed(0)} ms`;
     case 'start':
       return `${f.node} joins (first start)`;
   }

@@ -1,7 +1,7 @@
 // Run one simulated history: draw its scenario from the seed, start the monitors, apply the faults,
 // and check the invariants until the cluster has been stable after the last fault (or a violation).
 
-import { REAL_LOGIC, type SimLogic } from './logic.js';
+import { REAL_LOGIC, type Logic } from '../monitor/logic.js';
 import { describeScenario, drawScenario, type Scenario, type ScenarioOptions } from './scenario.js';
 import { World, type Violation } from './world.js';
 
@@ -9,7 +9,7 @@ export interface RunOptions extends ScenarioOptions {
   /** Keep an event log (the replayable trace). */
   readonly trace?: boolean;
   /** Swap decision functions (default: the real ones). */
-  readonly logic?: Partial<SimLogic>;
+  readonly logic?: Partial<Logic>;
 }
 
 export interface RunResult {
@@ -26,7 +26,7 @@ export interface RunResult {
   readonly convergeMs: number | null;
   readonly boundMs: number;
   readonly cycleMs: number;
-  readonly mode: 'progress' | 'no quorum' | null;
+  readonly mode: 'progress' | 'no quorum' | 'halted' | null;
   /** Set when a group stayed down for a known, reported reason (fence results are not shared). */
   readonly stats: World['stats'];
   readonly scenario: Scenario;
@@ -35,33 +35,34 @@ export interface RunResult {
 
 export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
   const scenario = drawScenario(seed, opts);
-  const logic: SimLogic = { ...REAL_LOGIC, ...opts.logic };
-  const w = new World(scenario, logic, !!opts.trace);
-  const { sched } = w;
-  for (const [node, at] of scenario.startAt) sched.at(at, () => w.nodes.get(node)!.startMonitor());
-  for (const f of scenario.faults) sched.at(f.at, () => w.apply(f));
-  sched.at(scenario.healAt, () => w.startProgress());
+  const logic: Logic = { ...REAL_LOGIC, ...opts.logic };
+  const world = new World(scenario, logic, !!opts.trace);
+  const { sched } = world;
+  for (const [node, at] of scenario.startAt) sched.at(at, () => world.nodes.get(node)!.startMonitor());
+  for (const f of scenario.faults) sched.at(f.at, () => world.apply(f));
+  sched.at(scenario.healAt, () => world.startProgress());
   // Hard stop far past any bound (the deadline moves with late disruptions; this only guards loops).
-  const cap = scenario.healAt + 50 * w.progressBound() + 600_000;
-  const stop = (): boolean => w.done || w.violation !== null;
+  const cap = scenario.healAt + 50 * world.progressBound() + 600_000;
+  const stop = (): boolean => world.done || world.violation !== null;
   sched.run(cap, stop);
-  if (!w.done && !w.violation) w.violation = { invariant: 'progress', time: sched.now, detail: 'history did not settle before the hard stop' };
+  world.stats.failedBatches = world.store.failedBatches;
+  if (!world.done && !world.violation) world.violation = { invariant: 'progress', time: sched.now, detail: 'history did not settle before the hard stop' };
   return {
     seed,
-    ok: w.violation === null,
-    violation: w.violation,
+    ok: world.violation === null,
+    violation: world.violation,
     nodes: scenario.nodes.length,
     groups: scenario.groups.length,
     faults: scenario.faults.length,
     simMs: sched.now,
     steps: sched.steps,
-    convergeMs: w.convergeMs,
-    boundMs: w.boundMs,
+    convergeMs: world.convergeMs,
+    boundMs: world.boundMs,
     cycleMs: scenario.cycleMs,
-    mode: w.progressMode,
-    stats: w.stats,
+    mode: world.progressMode,
+    stats: world.stats,
     scenario,
-    trace: w.log,
+    trace: world.log,
   };
 }
 

@@ -1,24 +1,32 @@
-// The simulated shared directory. Every file keeps its recent versions, each stamped with the
-// (global, virtual) time its write completed. A reader sees, per read, the newest version that was
-// visible `d` ms ago with `d` drawn up to the store's visibility lag (an attribute cache), never
-// older than what it saw before (monotonic per reader and file) unless a "reordered reads" fault is
-// on. Faults per read: missing (ENOENT while a rename lands), torn (a prefix of the text), reordered
-// (any version visible within the lag window, older ones included).
+// The simulated shared directory, laid out as the real one (paths relative to DIR: `hactl`,
+// `nodes/n1/clstat`, `fence-confirm/n2`, …) and driven through the same SharedStore interface as
+// FsStore. Every file keeps its recent versions, each stamped with the (global, virtual) time its
+// write completed, an mtime and an inode number. A reader sees, per read, the newest version that
+// was visible `d` ms ago with `d` drawn up to the store's visibility lag (an attribute cache),
+// never older than what it saw before (monotonic per reader and file) unless a "reordered reads"
+// fault is on. Faults on clstat reads: missing (ENOENT while a rename lands), torn (a prefix of
+// the text), reordered (any version visible within the lag window, older ones included).
 //
-// Per node: a partition makes its operations fail (reads return nothing, writes throw) or hang
-// (complete only after the partition heals: a write queued before it lands late); a slow store adds
-// latency to every operation of that node.
+// Per node: a partition makes its operations fail (listings empty, reads nothing, writes fail) or
+// hang (complete only after the partition heals: a write queued before it lands late); a slow
+// store adds latency to every operation; an I/O-error fault fails whole batches (as a thrown EIO).
 
+import type { FileRead, FileSignature, SharedStore, StoreOp, StoreResult } from '../cluster/store.js';
 import type { Rng } from './rng.js';
 import type { Scheduler } from './scheduler.js';
+
+/** mtimes are wall-clock-like: the virtual time plus an epoch (the store's own clock). */
+const EPOCH_MS = 1.7e12;
 
 export interface Version {
   readonly idx: number;
   /** Global time its write completed (visible from then on, to a reader with no lag). */
   readonly at: number;
-  readonly text: string;
-  /** Parse cache shared by every reader of this version. */
-  cache?: unknown;
+  /** null: the file was removed. A JSON document is serialized when first read. */
+  text: string | null;
+  json?: unknown;
+  readonly mtimeMs: number;
+  readonly ino: number;
 }
 
 export interface ReadFaults {
@@ -31,13 +39,13 @@ export interface NodeStoreState {
   partition: 'fail' | 'hang' | null;
   /** Extra latency per operation: [lo, hi] ms, or null. */
   slow: readonly [number, number] | null;
+  /** Probability that a batch fails as a whole (an unexpected EIO). */
+  ioError: number;
   /** Hung operations, completed when the partition heals. */
   hung: Array<() => void>;
 }
 
 const NO_FAULTS: ReadFaults = { torn: 0, missing: 0, reorder: 0 };
-
-export type ReadResult = { readonly text: string; readonly version: Version | null } | null;
 
 export class SimStore {
   private readonly files = new Map<string, Version[]>();
@@ -47,8 +55,11 @@ export class SimStore {
   private nextIdx = 1;
   readonly nodes = new Map<string, NodeStoreState>();
   readonly faults: ReadFaults = { torn: 0, missing: 0, reorder: 0 };
+  /** Told of every read (the simulated operator watches for awaited confirmations). */
+  onRead: ((reader: string, path: string) => void) | null = null;
   writes = 0;
   reads = 0;
+  failedBatches = 0;
 
   constructor(
     private readonly sched: Scheduler,
@@ -62,7 +73,7 @@ export class SimStore {
   state(node: string): NodeStoreState {
     let s = this.nodes.get(node);
     if (!s) {
-      s = { partition: null, slow: null, hung: [] };
+      s = { partition: null, slow: null, ioError: 0, hung: [] };
       this.nodes.set(node, s);
     }
     return s;
@@ -83,11 +94,7 @@ export class SimStore {
     return ms;
   }
 
-  /**
-   * One operation of `node`: `body(ok)` runs when it completes (ok=false: it failed). `alive()` is
-   * asked at completion: a node that crashed meanwhile gets no callback (a write that reached the
-   * server still lands, see write()).
-   */
+  /** One operation of `node`: `body(ok)` runs when it completes (ok=false: it failed). */
   op(node: string, body: (ok: boolean) => void): void {
     const run = (): void => {
       this.sched.after(this.opLatency(node), () => {
@@ -104,21 +111,56 @@ export class SimStore {
     else run();
   }
 
-  // ------------------------------------------------------------------ contents
-
-  mkdir(node: string): void {
-    if (!this.dirs.has(node)) this.dirs.set(node, this.sched.now);
+  /** The store as `node`'s monitor sees it: one batch, one operation's latency, all results at once. */
+  forNode(node: string): SharedStore {
+    return {
+      perform: (ops, done) =>
+        this.op(node, (ok) => {
+          if (ok && this.rng.chance(this.state(node).ioError)) {
+            this.failedBatches++;
+            return done(null, 'EIO (simulated)');
+          }
+          done(ops.map((op) => this.apply(node, op, ok)));
+        }),
+    };
   }
 
-  /** A completed write: the new version is visible from now on (subject to each reader's lag). */
-  put(key: string, text: string): void {
+  private apply(node: string, op: StoreOp, ok: boolean): StoreResult {
+    switch (op.op) {
+      case 'list':
+        return { op: 'list', names: ok ? this.listNodes() : [] };
+      case 'read':
+        return { op: 'read', read: ok ? this.read(node, op.path) : null };
+      case 'stat':
+        return { op: 'stat', sig: ok ? this.stat(node, op.path) : null };
+      case 'write':
+        if (ok) this.put(op.path, op.text, op.mtimeMs);
+        return { op: 'write', error: ok ? null : 'EIO (partition)' };
+      case 'writeJson':
+        if (ok) this.put(op.path, '', undefined, op.value);
+        return { op: 'writeJson', error: ok ? null : 'EIO (partition)' };
+      case 'mkdir':
+        if (ok) this.mkdir(op.path);
+        return { op: 'mkdir', error: ok ? null : 'EIO (partition)' };
+    }
+  }
+
+  // ------------------------------------------------------------------ contents
+
+  mkdir(path: string): void {
+    if (!this.dirs.has(path)) this.dirs.set(path, this.sched.now);
+  }
+
+  /** A completed write (or removal, text null): visible from now on, subject to each reader's lag. */
+  put(path: string, text: string | null, mtimeMs?: number, json?: unknown): void {
     this.writes++;
-    let vs = this.files.get(key);
+    let vs = this.files.get(path);
     if (!vs) {
       vs = [];
-      this.files.set(key, vs);
+      this.files.set(path, vs);
     }
-    vs.push({ idx: this.nextIdx++, at: this.sched.now, text });
+    const idx = this.nextIdx++;
+    vs.push({ idx, at: this.sched.now, text, mtimeMs: mtimeMs ?? Math.round(EPOCH_MS + this.sched.now), ino: idx, ...(json !== undefined ? { json } : {}) });
     // Keep what a read may still return: everything inside the lag window plus the newest before it.
     const horizon = this.sched.now - this.lagMs - 1;
     let drop = 0;
@@ -127,27 +169,50 @@ export class SimStore {
   }
 
   /** The newest version as of now, ignoring lag (what the writer knows it wrote). */
-  latest(key: string): Version | null {
-    const vs = this.files.get(key);
+  latest(path: string): Version | null {
+    const vs = this.files.get(path);
     return vs?.[vs.length - 1] ?? null;
   }
 
   listNodes(): string[] {
     const t = this.sched.now - this.rng.uniform(0, this.lagMs);
     const out: string[] = [];
-    for (const [n, at] of this.dirs) if (at <= t) out.push(n);
+    for (const [d, at] of this.dirs) if (at <= t && d.startsWith('nodes/')) out.push(d.slice('nodes/'.length));
     return out.sort();
   }
 
-  /** One read by `reader`; `faulty` = subject to the torn/missing/reordered read faults (clstat files). */
-  read(reader: string, key: string, faulty: boolean): ReadResult {
+  private stat(reader: string, path: string): FileSignature | null {
+    const v = this.visible(reader, path, NO_FAULTS);
+    return v?.text == null ? null : { mtimeMs: v.mtimeMs, size: v.json !== undefined ? -1 : v.text.length, ino: v.ino };
+  }
+
+  /** One read by `reader`; clstat reads are subject to the torn/missing/reordered read faults. */
+  read(reader: string, path: string): FileRead | null {
     this.reads++;
-    const vs = this.files.get(key);
-    if (!vs || vs.length === 0) return null;
-    const now = this.sched.now;
-    const f = faulty ? this.faults : NO_FAULTS;
+    this.onRead?.(reader, path);
+    const f = path.endsWith('/clstat') ? this.faults : NO_FAULTS;
     if (f.missing > 0 && this.rng.chance(f.missing)) return null;
-    let v: Version | undefined;
+    const v = this.visible(reader, path, f);
+    if (!v || v.text === null) return null;
+    if (v.json !== undefined) {
+      v.text = JSON.stringify(v.json, null, 1) + '\n';
+      delete v.json;
+    }
+    if (f.torn > 0 && v.text.length > 1 && this.rng.chance(f.torn)) return { text: v.text.slice(0, this.tearAt(v.text)), mtimeMs: v.mtimeMs };
+    return { text: v.text, mtimeMs: v.mtimeMs };
+  }
+
+  /** Where a torn read ends: anywhere, or (as often) right after a line, where it looks whole. */
+  private tearAt(text: string): number {
+    const ends: number[] = [];
+    for (let i = text.indexOf('\n'); i >= 0 && i < text.length - 1; i = text.indexOf('\n', i + 1)) ends.push(i + 1);
+    return ends.length && this.rng.chance(0.5) ? this.rng.pick(ends) : this.rng.int(1, text.length - 1);
+  }
+
+  private visible(reader: string, path: string, f: ReadFaults): Version | undefined {
+    const vs = this.files.get(path);
+    if (!vs || vs.length === 0) return undefined;
+    const now = this.sched.now;
     let seen = this.seen.get(reader);
     if (!seen) {
       seen = new Map();
@@ -157,30 +222,19 @@ export class SimStore {
       // Any version that was the newest at some moment of the lag window.
       const horizon = now - this.lagMs;
       const cands = vs.filter((x, i) => x.at <= now && (x.at > horizon || vs[i + 1] === undefined || vs[i + 1]!.at > horizon));
-      v = cands.length ? this.rng.pick(cands) : undefined;
-    } else {
-      const t = now - this.rng.uniform(0, this.lagMs);
-      for (let i = vs.length - 1; i >= 0; i--) {
-        if (vs[i]!.at <= t) {
-          v = vs[i];
-          break;
-        }
-      }
-      const last = seen.get(key);
-      if (last !== undefined && (!v || v.idx < last)) {
-        for (let i = vs.length - 1; i >= 0; i--) {
-          if (vs[i]!.idx === last) {
-            v = vs[i];
-            break;
-          }
-        }
-      }
-      if (v) seen.set(key, v.idx);
+      return cands.length ? this.rng.pick(cands) : undefined;
     }
-    if (!v) return null;
-    if (f.torn > 0 && v.text.length > 1 && this.rng.chance(f.torn)) {
-      return { text: v.text.slice(0, this.rng.int(1, v.text.length - 1)), version: null };
+    const t = now - this.rng.uniform(0, this.lagMs);
+    let v: Version | undefined;
+    for (let i = vs.length - 1; i >= 0; i--) {
+      if (vs[i]!.at <= t) {
+        v = vs[i];
+        break;
+      }
     }
-    return { text: v.text, version: v };
+    const last = seen.get(path);
+    if (last !== undefined && (!v || v.idx < last)) v = vs.find((x) => x.idx === last) ?? v;
+    if (v) seen.set(path, v.idx);
+    return v;
   }
 }

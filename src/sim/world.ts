@@ -5,24 +5,37 @@
 // Invariants:
 //   1. never two owners — a group's resource processes (its setup and service entries) alive on two
 //      nodes at once, checked whenever one starts or a frozen node thaws;
-//   2. progress — once faults have healed and quorum holds, every wanted group with an eligible
-//      node runs on exactly one node (and every unwanted group nowhere) within a stated bound;
+//   2. progress — once faults have healed and quorum holds, every wanted group in cltab with an
+//      eligible node runs on exactly one node (and every other group nowhere) within a stated
+//      bound; while DIR/halt stands, nothing runs and no monitor cycles;
 //   3. quorum-less nodes run nothing — a monitor that decided without quorum (or while
 //      self-fencing or leaving) has no group process left (stop-level cleanup aside) after
 //      killAfter + one cycle.
 
-import { parseCltab, type Cltab } from '../config/cltab.js';
+import { parseClstat } from '../config/clstat.js';
+import { parseCltab } from '../config/cltab.js';
 import { parseHactl, type HactlWant } from '../config/hactl.js';
+import { contentHash, pickNewest, type Judged } from '../cluster/replicate.js';
+import type { FenceMethod } from '../config/monitor.js';
 import type { SpawnCallbacks, ProcessHandle, SpawnRequest } from '../init/runner.js';
 import type { StopSignal } from '../init/machines.js';
-import type { SimLogic } from './logic.js';
-import { SimMonitor, type Handle } from './monitor.js';
+import type { FenceOutcome } from '../monitor/events.js';
+import type { Logic } from '../monitor/logic.js';
+import { SimMonitor } from './driver.js';
 import { Rng } from './rng.js';
 import type { Fault, GroupSpec, NodeClockSpec, Scenario } from './scenario.js';
 import { Scheduler, type SimEvent } from './scheduler.js';
 import { SimStore } from './store.js';
 
 export type ProcKind = 'test' | 'setup' | 'svc' | 'clean';
+
+/** A pending callback of a monitor process; cancelled ones never run. */
+export interface Handle {
+  cancelled: boolean;
+}
+
+/** Wall clocks are an epoch plus virtual time plus the node's offset (timestamps only). */
+const EPOCH_MS = 1.7e12;
 
 export interface SimProc {
   readonly id: number;
@@ -77,7 +90,7 @@ export class SimNode {
     readonly name: string,
     readonly clock: NodeClockSpec,
   ) {
-    this.rng = new Rng(world.s.seed, 100 + Number(name.slice(1)));
+    this.rng = new Rng(world.scenario.seed, 100 + Number(name.slice(1)));
   }
 
   /** This machine's performance.now(). */
@@ -136,11 +149,10 @@ export class SimNode {
 
   // ---------------------------------------------------------------------------- watchdog
 
-  watchdogStart(): void {
+  watchdogStart(limit: number): void {
     this.wd.active = true;
     this.wd.lastPet = this.local();
     const token = ++this.wd.token;
-    const limit = Math.floor(this.world.s.timeoutMs / 2);
     const tick = Math.max(20, Math.floor(limit / 4));
     const loop = (): void => {
       if (!this.wd.active || this.wd.token !== token) return;
@@ -193,13 +205,18 @@ export class SimNode {
     this.world.store.state(this.name).hung.length = 0;
   }
 
-  /** The monitor process exited by itself (start-up refusal: systemd restarts it; or it left). */
+  /**
+   * The monitor process exited by itself. systemd (Restart=always) restarts it after a start-up
+   * refusal or a cluster halt (it then waits for the halt to be undone); an orderly leave is the
+   * admin's doing, and the fault that caused it restarts it.
+   */
   monitorExited(code: number, why: string): void {
     this.world.trace(this.name, `monitor exits ${code}: ${why}`);
     this.endMonitor(code === 0 ? 'left' : 'monitor-down');
-    if (code !== 0) {
+    if (why === 'halt') this.world.stats.haltExits++;
+    if (code !== 0 || why === 'halt') {
       this.world.sched.after(1000, () => {
-        if (this.status !== 'monitor-down') return;
+        if (this.status !== 'monitor-down' && this.status !== 'left') return;
         this.startMonitor();
         this.world.disrupted();
       });
@@ -261,10 +278,11 @@ export class World {
   readonly sched = new Scheduler();
   readonly store: SimStore;
   readonly nodes = new Map<string, SimNode>();
-  readonly cltab: Cltab;
-  readonly cltabGroups: ReadonlySet<string>;
   readonly groups = new Map<string, GroupSpec>();
-  wants: ReadonlyMap<string, HactlWant>;
+  /** DIR/halt stands. */
+  halted = false;
+  /** Targets an operator is about to power off and confirm (manual fencing). */
+  private readonly operating = new Set<string>();
   readonly rng: Rng;
   violation: Violation | null = null;
   readonly log: string[] = [];
@@ -278,44 +296,62 @@ export class World {
   done = false;
   convergedSince: number | null = null;
   convergeMs: number | null = null;
-  progressMode: 'progress' | 'no quorum' | null = null;
+  progressMode: 'progress' | 'no quorum' | 'halted' | null = null;
   deadline = Number.POSITIVE_INFINITY;
   boundMs = 0;
-  readonly stats = { spawns: 0, fences: 0, fenceEffects: 0, watchdogKills: 0, selfFenceKills: 0, fencerDied: 0, fenceFailed: 0, fenceTimedOut: 0, fenceSlow: 0 };
+  readonly stats = {
+    spawns: 0, fences: 0, fenceEffects: 0, watchdogKills: 0, selfFenceKills: 0, fencerDied: 0, fenceFailed: 0, fenceTimedOut: 0, fenceSlow: 0, fenceMismatch: 0,
+    manualConfirms: 0, agentFences: 0, commandFences: 0, halts: 0, haltExits: 0, cltabEdits: 0, cltabEditsPartitioned: 0, badEdits: 0, failedBatches: 0, cycleRetries: 0,
+  };
 
   constructor(
-    readonly s: Scenario,
-    readonly logic: SimLogic,
+    readonly scenario: Scenario,
+    readonly logic: Logic,
     readonly tracing: boolean,
   ) {
-    this.rng = new Rng(s.seed, 7);
-    this.store = new SimStore(this.sched, new Rng(s.seed, 8), s.storeLagMs, s.storeLatencyMs);
-    const text = s.groups
-      .flatMap((g) => [
-        ...(g.hasTest ? [`${g.name}:${g.name}-test:test,:test:sim-test`] : []),
-        ...(g.hasSetup ? [`${g.name}:${g.name}-setup:start,:wait:sim-setup`] : []),
-        `${g.name}:${g.name}-svc:start,:respawn:sim-svc`,
-        `${g.name}:${g.name}-clean:stop,:wait:sim-clean`,
-      ])
-      .join('\n');
-    const r = parseCltab(text + '\n', 'DIR/cltab');
-    if (!r.ok) throw new Error(`simulator cltab: ${r.errors.map((e) => e.message).join('; ')}`);
-    this.cltab = r.cltab;
-    this.cltabGroups = new Set(r.cltab.groups);
-    for (const g of s.groups) {
+    this.rng = new Rng(scenario.seed, 7);
+    this.store = new SimStore(this.sched, new Rng(scenario.seed, 8), scenario.storeLagMs, scenario.storeLatencyMs);
+    this.store.onRead = (reader, path) => this.watchConfirmations(reader, path);
+    for (const g of scenario.groups) {
       this.groups.set(g.name, g);
       this.alive.set(g.name, new Set());
     }
-    this.wants = this.parseWants(s.hactl);
-    this.store.put('hactl', s.hactl);
-    for (const n of s.nodes) this.nodes.set(n, new SimNode(this, n, s.clocks.get(n)!));
+    this.store.put('cltab', scenario.cltab);
+    this.store.put('hactl', scenario.hactl);
+    for (const n of scenario.nodes) this.nodes.set(n, new SimNode(this, n, scenario.clocks.get(n)!));
   }
 
-  private parseWants(text: string): ReadonlyMap<string, HactlWant> {
-    const r = parseHactl(text, 'DIR/hactl');
-    if (!r.ok) throw new Error('simulator hactl does not parse');
-    return r.hactl.wants;
+  /** A node's wall clock (ms): only ever written into timestamps. */
+  wallNow(node: SimNode): number {
+    return EPOCH_MS + this.sched.now + node.clock.wallOffsetMs;
   }
+
+  /**
+   * What the cluster must converge to: the newest valid copy of cltab and of hactl in the store
+   * (the replication rule). A bad edit of the only copy leaves nothing valid: nothing is wanted.
+   */
+  private effectiveConfig(): { groups: ReadonlySet<string>; wants: ReadonlyMap<string, HactlWant> } {
+    const paths = ['cltab', 'hactl'].flatMap((f) => [f, ...this.scenario.nodes.map((n) => `nodes/${n}/${f}`)]);
+    const key = paths.map((p) => this.store.latest(p)?.idx ?? 0).join(',');
+    if (this.config?.key === key) return this.config.value;
+    const winner = (file: 'cltab' | 'hactl', valid: (text: string) => boolean): string | null => {
+      const judged: Judged[] = [];
+      for (const path of [file, ...this.scenario.nodes.map((n) => `nodes/${n}/${file}`)]) {
+        const v = this.store.latest(path);
+        if (v?.text) judged.push({ source: path, text: v.text, mtimeMs: v.mtimeMs, hash: contentHash(v.text), errors: valid(v.text) ? [] : ['invalid'] });
+      }
+      return pickNewest(judged)?.text ?? null;
+    };
+    const cltab = winner('cltab', (t) => parseCltab(t, 'cltab').ok);
+    const hactl = winner('hactl', (t) => parseHactl(t, 'hactl').ok);
+    const c = cltab === null ? null : parseCltab(cltab, 'cltab');
+    const h = hactl === null ? null : parseHactl(hactl, 'hactl');
+    const value = { groups: new Set(c?.ok ? c.cltab.groups : []), wants: h?.ok ? h.hactl.wants : new Map<string, HactlWant>() };
+    this.config = { key, value };
+    return value;
+  }
+
+  private config: { key: string; value: { groups: ReadonlySet<string>; wants: ReadonlyMap<string, HactlWant> } } | null = null;
 
   trace(node: string, msg: string): void {
     if (this.tracing) this.log.push(`${this.sched.now.toFixed(1).padStart(9)} ${node.padEnd(4)} ${msg}`);
@@ -352,7 +388,7 @@ export class World {
     const rate = node.clock.rate;
     if (kind === 'test') this.exitAfter(p, node.rng.uniform(spec.testMs[0], spec.testMs[1]) / rate, spec.pass.get(node.name) ? 0 : 1, null);
     else if (kind === 'setup') this.exitAfter(p, node.rng.uniform(spec.setupMs[0], spec.setupMs[1]) / rate, 0, null);
-    else if (kind === 'clean') this.exitAfter(p, node.rng.uniform(0, this.s.cycleMs / 2) / rate, 0, null);
+    else if (kind === 'clean') this.exitAfter(p, node.rng.uniform(0, this.scenario.cycleMs / 2) / rate, 0, null);
     this.checkSpawn(p);
     return {
       pgid: p.id,
@@ -453,7 +489,7 @@ export class World {
   }
 
   private quorumBound(node: SimNode): number {
-    return (this.s.timings.killAfterMs + this.s.cycleMs) / node.clock.rate;
+    return (this.scenario.timings.killAfterMs + this.scenario.cycleMs) / node.clock.rate;
   }
 
   private checkSpawn(p: SimProc): void {
@@ -486,25 +522,59 @@ export class World {
 
   // ---------------------------------------------------------------------------- fences
 
-  runFence(fencer: SimNode, target: string, done: (result: 'success' | 'failure' | 'timeout') => void): void {
+  /**
+   * The fence hook: an agent (off, then status to verify) or a command, with the outcome mix of the
+   * current fault window; a success powers the target off. An agent whose `off` "succeeds" while
+   * its status still says on (a status mismatch) fails and powers nothing off.
+   */
+  runFence(fencer: SimNode, target: string, method: Exclude<FenceMethod, { kind: 'manual' }>, action: string, timeoutMs: number, done: (outcome: FenceOutcome) => void): void {
     this.stats.fences++;
     const f = this.fenceFaulty;
     const r = this.rng;
-    const outcome = f ? r.weighted([[f.failure, 'failure'], [f.timeout, 'timeout'], [f.slow, 'slow'], [Math.max(0, 1 - f.failure - f.timeout - f.slow), 'success']] as const) : 'success';
+    const agent = method.kind === 'agent';
+    if (agent) this.stats.agentFences++;
+    else this.stats.commandFences++;
+    const mismatch = f && agent ? f.failure / 2 : 0;
+    const outcome = f ? r.weighted([[f.failure, 'failure'], [f.timeout, 'timeout'], [f.slow, 'slow'], [mismatch, 'mismatch'], [Math.max(0, 1 - f.failure - f.timeout - f.slow - mismatch), 'success']] as const) : 'success';
     if (outcome === 'failure') this.stats.fenceFailed++;
     else if (outcome === 'timeout') this.stats.fenceTimedOut++;
     else if (outcome === 'slow') this.stats.fenceSlow++;
-    const T = this.s.fence.timeoutMs;
-    const dur = outcome === 'timeout' ? T : outcome === 'slow' ? r.uniform(0.5 * T, 0.95 * T) : r.uniform(20, 300);
+    else if (outcome === 'mismatch') this.stats.fenceMismatch++;
+    const dur = outcome === 'timeout' ? timeoutMs : outcome === 'slow' ? r.uniform(0.5 * timeoutMs, 0.95 * timeoutMs) : r.uniform(20, 300);
     const fence: Fence = { target, done: false };
     fencer.fences.add(fence);
-    this.trace(fencer.name, `fence hook for ${target} starts (${outcome}, ${dur.toFixed(0)} ms)`);
+    this.trace(fencer.name, `fence ${agent ? 'agent' : 'command'} for ${target} starts (${outcome}, ${dur.toFixed(0)} ms)`);
     this.sched.after(dur, () => {
       if (fence.done) return;
       fence.done = true;
       fencer.fences.delete(fence);
       if (outcome === 'success' || outcome === 'slow') this.powerOff(target, `fenced by ${fencer.name}`);
-      done(outcome === 'timeout' ? 'timeout' : outcome === 'failure' ? 'failure' : 'success');
+      const result = outcome === 'timeout' ? 'timeout' : outcome === 'failure' || outcome === 'mismatch' ? 'failure' : 'success';
+      const detail = outcome === 'mismatch' ? 'status check exit 0 (expected 2): still on' : outcome;
+      done({ method: agent ? method.agent : `command ${method.command}`, action: agent ? `${action}+status` : action, result, durationMs: Math.round(dur), detail });
+    });
+  }
+
+  /**
+   * The operator of the manual method: a monitor that reads DIR/fence-confirm/NODE is waiting for
+   * one. A while later the operator makes sure NODE is off (powers it off if it is not), then runs
+   * `peerha fence confirm NODE`, which names the incarnation its clstat shows (seq and pid).
+   */
+  private watchConfirmations(_reader: string, path: string): void {
+    if (!path.startsWith('fence-confirm/')) return;
+    const target = path.slice('fence-confirm/'.length);
+    if (this.operating.has(target)) return;
+    this.operating.add(target);
+    const T = this.scenario.timeoutMs;
+    this.sched.after(this.rng.uniform(T, 4 * T), () => {
+      this.operating.delete(target);
+      this.powerOff(target, 'powered off by an operator before confirming');
+      const last = this.store.latest(`nodes/${target}/clstat`);
+      const h = last?.text ? parseClstat(last.text).header : null;
+      const confirm = { node: target, time: new Date(EPOCH_MS + this.sched.now).toISOString(), by: 'operator', ...(h ? { seq: h.seq, pid: h.pid } : {}) };
+      this.store.put(path, JSON.stringify(confirm) + '\n');
+      this.stats.manualConfirms++;
+      this.trace('adm', `peerha fence confirm ${target}${h ? ` (seq ${h.seq}, pid ${h.pid})` : ''}`);
     });
   }
 
@@ -514,8 +584,8 @@ export class World {
     this.stats.fenceEffects++;
     node.crash(why);
     this.disrupted();
-    if (this.rng.chance(this.s.rebootAfterFence)) {
-      this.sched.after(this.rng.uniform(this.s.timeoutMs, 3 * this.s.timeoutMs), () => {
+    if (this.rng.chance(this.scenario.rebootAfterFence)) {
+      this.sched.after(this.rng.uniform(this.scenario.timeoutMs, 3 * this.scenario.timeoutMs), () => {
         if (node.status !== 'down') return;
         node.startMonitor();
         this.disrupted();
@@ -534,7 +604,7 @@ export class World {
   private restartLater(node: SimNode, ms: number): void {
     const attempt = (): void => {
       if (node.status === 'up') {
-        if (node.monitor?.leaving) this.sched.after(this.s.cycleMs, attempt);
+        if (node.monitor?.leaving) this.sched.after(this.scenario.cycleMs, attempt);
         return;
       }
       node.startMonitor();
@@ -624,10 +694,44 @@ export class World {
         return;
       }
       case 'hactl':
-        this.trace('adm', `hactl: ${f.text.trim().split('\n').join(' | ')}`);
+        this.trace('adm', `hactl${f.valid ? '' : ' (bad edit)'}: ${f.text.trim().split('\n').join(' | ')}`);
         this.store.put('hactl', f.text);
-        this.wants = this.parseWants(f.text);
+        if (!f.valid) this.stats.badEdits++;
         return;
+      case 'cltab':
+        this.trace('adm', f.groups ? `cltab: groups ${f.groups.join(',') || '(none)'}` : 'cltab: a bad edit');
+        this.store.put('cltab', f.text);
+        this.stats.cltabEdits++;
+        if ([...this.nodes.keys()].some((n) => this.store.state(n).partition !== null)) this.stats.cltabEditsPartitioned++;
+        if (!f.groups) this.stats.badEdits++;
+        return;
+      case 'halt': {
+        this.trace('adm', 'peerha halt');
+        const t = this.token('halt');
+        this.store.put('halt', 'halted by the simulator\n');
+        this.halted = true;
+        this.stats.halts++;
+        if (f.dur === null) return;
+        this.sched.after(f.dur, () => {
+          if (this.faultTokens.get('halt') !== t) return;
+          this.trace('adm', 'peerha halt --undo');
+          this.store.put('halt', null);
+          this.halted = false;
+          this.disrupted();
+        });
+        return;
+      }
+      case 'io-error': {
+        const t = this.token(`io ${f.node}`);
+        this.store.state(f.node).ioError = f.p;
+        this.trace(f.node, `store batches fail with p=${f.p}`);
+        this.sched.after(f.dur, () => {
+          if (this.faultTokens.get(`io ${f.node}`) !== t) return;
+          this.store.state(f.node).ioError = 0;
+          this.disrupted();
+        });
+        return;
+      }
     }
   }
 
@@ -650,20 +754,23 @@ export class World {
    * node whose test fails — all on the slowest clock.
    */
   progressBound(): number {
-    const s = this.s;
-    const c = s.cycleMs;
-    const lag = s.visibilityLagMs;
+    const scenario = this.scenario;
+    const c = scenario.cycleMs;
+    const lag = scenario.visibilityLagMs;
     let fenceWait = 0;
-    if (s.fence.command) {
+    if (scenario.fence.methods.length) {
       for (const n of this.nodes.values()) fenceWait = Math.max(fenceWait, n.monitor?.fenceWaitMs() ?? 0);
-      fenceWait += s.fence.delayBaseMs + s.fence.delayMaxMs + s.fence.priorityDelayMs + s.fence.timeoutMs + 300;
+      fenceWait += scenario.fence.delayBaseMs + scenario.fence.delayMaxMs + scenario.fence.priorityDelayMs + scenario.fence.methods.length * scenario.fence.timeoutMs + 300;
+      // An operator answers a manual method within 4 timeouts; it is polled every cycle.
+      if (scenario.fence.methods.some((m) => m.kind === 'manual')) fenceWait += 4 * scenario.timeoutMs + 2 * c;
     }
-    const maxTest = Math.max(0, ...s.groups.map((g) => g.testMs[1]));
-    const maxSetup = Math.max(0, ...s.groups.map((g) => g.setupMs[1]));
+    const maxTest = Math.max(0, ...scenario.groups.map((g) => g.testMs[1]));
+    const maxSetup = Math.max(0, ...scenario.groups.map((g) => g.setupMs[1]));
     // Eligibility is only found out by testing: one probe round per node whose test fails.
-    const failing = Math.max(0, ...s.groups.map((g) => [...g.pass.values()].filter((ok) => !ok).length));
+    const failing = Math.max(0, ...scenario.groups.map((g) => [...g.pass.values()].filter((ok) => !ok).length));
     const probes = 2 * failing * (2 * c + 2 * lag + maxTest + 3 * c);
-    const local = s.timeoutMs + fenceWait + (2 * c + lag + 200) + (2 * c + lag) + s.failCooldownCycles * c + 40 * c + (2 * c + 2 * lag) + maxTest + maxSetup + 2 * s.timings.killAfterMs + 4 * lag + probes;
+    // + 1 s: systemd restarts a monitor that exited for a halt or a refusal
+    const local = scenario.timeoutMs + fenceWait + 1000 + (2 * c + lag + 200) + (2 * c + lag) + scenario.failCooldownCycles * c + 40 * c + (2 * c + 2 * lag) + maxTest + maxSetup + 2 * scenario.timings.killAfterMs + 4 * lag + probes;
     return local / this.minRate();
   }
 
@@ -679,9 +786,9 @@ export class World {
     const tick = (): void => {
       if (this.done || this.violation) return;
       this.progressTick();
-      this.sched.after(this.s.cycleMs / 2, tick);
+      this.sched.after(this.scenario.cycleMs / 2, tick);
     };
-    this.sched.after(this.s.cycleMs / 2, tick);
+    this.sched.after(this.scenario.cycleMs / 2, tick);
   }
 
   private liveMonitors(): SimMonitor[] {
@@ -691,24 +798,36 @@ export class World {
   }
 
   private quorumExpected(): boolean {
-    const q = this.s.quorum;
+    const q = this.scenario.quorum;
     const live = this.liveMonitors();
     if (q.policy === 'none' && !q.waitForAll) return true;
     if (q.policy === 'majority' && !q.waitForAll) return live.length * 2 > (q.expected ?? this.nodes.size);
     return live.length > 0 && live.every((m) => m.lastQuorumOk === true);
   }
 
-  /** Why the cluster is not (yet) where it must end up, or null when it is. */
-  private unconverged(): string | null {
-    const live = [...this.nodes.values()].filter((n) => n.status === 'up' && n.monitor?.running && !n.monitor.leaving);
-    const inst = new Map(live.map((n) => [n.name, n.monitor!.localInstances()]));
+  /** While halted: no monitor cycles and nothing runs. */
+  private unhalted(): string | null {
+    for (const n of this.nodes.values()) if (n.status === 'up' && n.monitor?.running) return `the cluster is halted, but ${n.name}'s monitor still cycles`;
     for (const g of this.groups.values()) {
       const owners = this.ownersOf(g.name);
-      const want = this.wants.get(g.name);
-      const wanted = !!want && want.level !== 'stop';
+      if (owners.size > 0) return `the cluster is halted, but ${g.name} still runs on ${[...owners.keys()].join(',')}`;
+    }
+    return null;
+  }
+
+  /** Why the cluster is not (yet) where it must end up, or null when it is. */
+  private unconverged(): string | null {
+    if (this.halted) return this.unhalted();
+    const live = [...this.nodes.values()].filter((n) => n.status === 'up' && n.monitor?.running && !n.monitor.leaving);
+    const inst = new Map(live.map((n) => [n.name, n.monitor!.localInstances()]));
+    const config = this.effectiveConfig();
+    for (const g of this.groups.values()) {
+      const owners = this.ownersOf(g.name);
+      const want = config.wants.get(g.name);
+      const wanted = !!want && want.level !== 'stop' && config.groups.has(g.name);
       const eligible = wanted ? live.filter((n) => (!want.nodes || want.nodes.includes(n.name)) && g.pass.get(n.name)) : [];
       if (eligible.length === 0) {
-        if (owners.size > 0) return `${g.name} is ${wanted ? 'wanted but has no eligible node' : 'not wanted'} and still runs on ${[...owners.keys()].join(',')}`;
+        if (owners.size > 0) return `${g.name} is ${wanted ? 'wanted but has no eligible node' : config.groups.has(g.name) ? 'not wanted' : 'not in cltab'} and still runs on ${[...owners.keys()].join(',')}`;
         continue;
       }
       const running = eligible.filter((n) => {
@@ -725,17 +844,17 @@ export class World {
 
   private progressTick(): void {
     const now = this.sched.now;
-    const s = this.s;
-    const settleAfter = (s.timeoutMs + 4 * s.cycleMs) / this.minRate();
-    const stable = (s.timeoutMs + 4 * s.cycleMs) / this.minRate();
+    const scenario = this.scenario;
+    const settleAfter = (scenario.timeoutMs + 4 * scenario.cycleMs) / this.minRate();
+    const stable = (scenario.timeoutMs + 4 * scenario.cycleMs) / this.minRate();
     if (now < this.lastDisruption + settleAfter) return;
-    const expected = this.quorumExpected();
-    this.progressMode = expected ? 'progress' : 'no quorum';
-    const why = expected ? this.unconverged() : null;
+    const mode = this.halted ? 'halted' : this.quorumExpected() ? 'progress' : 'no quorum';
+    this.progressMode = mode;
+    const why = mode === 'no quorum' ? null : this.unconverged();
     if (why === null) {
       if (this.convergedSince === null) this.convergedSince = now;
       if (now - this.convergedSince >= stable) {
-        this.convergeMs = expected ? this.convergedSince - this.lastDisruption : null;
+        this.convergeMs = mode === 'progress' ? this.convergedSince - this.lastDisruption : null;
         this.done = true;
       }
       return;

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseClstat, type Clstat } from '../../src/config/clstat.js';
-import type { Hastat } from '../../src/monitor/monitor.js';
+import type { Hastat } from '../../src/cluster/hastat.js';
 import { PgidRecord } from '../../src/init/pgid-record.js';
 import { groupHasLiveMember } from '../../src/init/runner.js';
 import { Rng } from '../../src/sim/rng.js';

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeAgent, parseMetadata, redact, redactParams } from '../../src/fence/agent.js';
-import { fenceNode, testMethods } from '../../src/fence/fencer.js';
+import { runFenceMethod, testMethods } from '../../src/fence/fencer.js';
 import { validateFenceMethods } from '../../src/fence/validate.js';
-import type { FenceConfig, FenceMethod } from '../../src/monitor/config.js';
+import type { FenceConfig, FenceMethod } from '../../src/config/monitor.js';
 import { BIN } from '../helpers/daemon.js';
 
 let dir = '';
@@ -19,7 +19,7 @@ const p = (name: string, value: string, line = 1) => ({ name, value, line });
 const cfg = (methods: FenceMethod[], extra: Partial<FenceConfig> = {}): FenceConfig => ({
   timeoutMs: 10_000, action: 'off', delayBaseMs: 0, delayMaxMs: 0, priorityDelayMs: 0, retryMaxMs: 60_000, methods, ...extra,
 });
-const ctx = { fencer: 'n1', incident: 'n2#7', since: 0, confirmedAt: async () => null, now: () => new Date() };
+type Runnable = Exclude<FenceMethod, { kind: 'manual' }>;
 
 describe('fence agent metadata (real fence-agents)', () => {
   it('parses fence_dummy and fence_ipmilan: parameters with type, required, default; actions', () => {
@@ -64,27 +64,29 @@ describe('fence agent metadata (real fence-agents)', () => {
 });
 
 describe('fencing through fence_dummy', () => {
-  it('off, then status to verify; a failing method falls through to the next', async () => {
+  // Which method runs after which (fall-through, retries, manual confirmation) is the monitor's
+  // policy, tested in test/monitor/step.test.ts and by the simulator; here one method at a time.
+  it('off, then status to verify; a failing agent is a failure', async () => {
     dir = mkdtempSync(join(tmpdir(), 'peerha-fence-'));
     const status = join(dir, 'status');
     writeFileSync(status, 'on');
-    const good: FenceMethod = { kind: 'agent', line: 1, agent: 'fence_dummy', params: [p('status_file', status)], nodes: {} };
-    const bad: FenceMethod = { kind: 'agent', line: 1, agent: 'fence_dummy', params: [p('type', 'fail'), p('power_timeout', '1')], nodes: {} };
-    const rs = await fenceNode('n2', cfg([bad, good]), ctx);
-    expect(rs.map((r) => [r.method, r.result])).toEqual([['fence_dummy', 'failure'], ['fence_dummy', 'success']]);
-    expect(rs[1]!.action).toBe('off+status');
+    const good: Runnable = { kind: 'agent', line: 1, agent: 'fence_dummy', params: [p('status_file', status)], nodes: {} };
+    const bad: Runnable = { kind: 'agent', line: 1, agent: 'fence_dummy', params: [p('type', 'fail'), p('power_timeout', '1')], nodes: {} };
+    const failed = await runFenceMethod(bad, 'n2', cfg([]));
+    expect([failed.method, failed.result]).toEqual(['fence_dummy', 'failure']);
+    const ok = await runFenceMethod(good, 'n2', cfg([]));
+    expect([ok.method, ok.result, ok.action]).toEqual(['fence_dummy', 'success', 'off+status']);
     expect(readFileSync(status, 'utf8').trim()).toBe('off');
   });
 
-  it('a timeout is a failure; manual waits for a confirmation newer than the incident', async () => {
-    const slow: FenceMethod = { kind: 'agent', line: 1, agent: 'fence_dummy', params: [p('random_sleep_range', '5'), p('delay', '3')], nodes: {} };
+  it('a timeout is a failure of its own kind; a command method exits 0 or not', async () => {
+    const slow: Runnable = { kind: 'agent', line: 1, agent: 'fence_dummy', params: [p('random_sleep_range', '5'), p('delay', '3')], nodes: {} };
     const t0 = Date.now();
-    const [r] = await fenceNode('n2', cfg([slow], { timeoutMs: 500 }), ctx);
-    expect(r!.result).toBe('timeout');
+    const r = await runFenceMethod(slow, 'n2', cfg([], { timeoutMs: 500 }));
+    expect(r.result).toBe('timeout');
     expect(Date.now() - t0).toBeLessThan(5_000);
-    const manual: FenceMethod = { kind: 'manual', line: 1 };
-    expect((await fenceNode('n2', cfg([manual]), { ...ctx, since: 1000, confirmedAt: async () => 500 }))[0]!.result).toBe('waiting');
-    expect((await fenceNode('n2', cfg([manual]), { ...ctx, since: 1000, confirmedAt: async () => 1500 }))[0]!.result).toBe('success');
+    expect((await runFenceMethod({ kind: 'command', line: 1, command: 'test n2 =' }, 'n2', cfg([]))).result).toBe('success');
+    expect((await runFenceMethod({ kind: 'command', line: 1, command: 'test n3 =' }, 'n2', cfg([]))).result).toBe('failure');
   });
 
   it('fence test runs status only and fences nothing', async () => {
@@ -101,7 +103,7 @@ describe('fencing through fence_dummy', () => {
     expect(redactParams({ password: secret, ip: '1.2.3.4' })).toEqual({ password: '****', ip: '1.2.3.4' });
     expect(redact(`login failed for admin/${secret}`, { passwd: secret })).toBe('login failed for admin/****');
     // fence_dummy echoes unknown options back on stderr ("Ignoring unknown option 'passwd=…'")
-    const [r] = await fenceNode('n2', cfg([{ kind: 'agent', line: 1, agent: 'fence_dummy', params: [p('type', 'fail'), p('power_timeout', '1'), p('passwd', secret)], nodes: {} }]), ctx);
+    const r = await runFenceMethod({ kind: 'agent', line: 1, agent: 'fence_dummy', params: [p('type', 'fail'), p('power_timeout', '1'), p('passwd', secret)], nodes: {} }, 'n2', cfg([]));
     expect(JSON.stringify(r)).not.toContain(secret);
   });
 });

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, FAST_ENV, waitFor } from './daemon.js';
-import type { Hastat } from '../../src/monitor/monitor.js';
+import type { Hastat } from '../../src/cluster/hastat.js';
 import { parseClstat, type Clstat } from '../../src/config/clstat.js';
 import { PgidRecord } from '../../src/init/pgid-record.js';
 import { groupHasLiveMember } from '../../src/init/runner.js';

@@ -76,6 +76,12 @@ export interface DaemonHandle {
   /** The state of `group` at `level` in clstat, or null. */
   stateOf(group: string, level: string): string | null;
   waitState(group: string, level: string, state: string, timeoutMs?: number): Promise<void>;
+  /**
+   * Wait until the daemon has written `n` more heartbeats (clstat seq): `n` of its cycles went by,
+   * each re-reading cltab. "Nothing happened for n cycles" is counted in the daemon's own events,
+   * not in a window of wall-clock time that a loaded machine may fill with nothing.
+   */
+  cycles(n: number, timeoutMs?: number): Promise<void>;
   writeCltab(text: string): void;
   /** Read the file the commands write to (`$OUT` in cltab commands). */
   outLines(): string[];
@@ -140,6 +146,17 @@ export async function startDaemon(cltabText: string | null, opts: StartOptions =
     },
     waitState: async (group, level, state, timeoutMs = 10_000) => {
       await waitFor(`${group} ${level} ${state} (clstat: ${h.statusLines().join(' | ')})`, () => h.stateOf(group, level) === state, timeoutMs);
+    },
+    cycles: async (n, timeoutMs = 30_000) => {
+      const seq = (): number => {
+        try {
+          return parseClstat(readFileSync(clstat, 'utf8')).header?.seq ?? 0;
+        } catch {
+          return 0;
+        }
+      };
+      const from = seq();
+      await waitFor(`${n} daemon cycles after seq ${from}`, () => seq() >= from + n, timeoutMs, 20);
     },
     writeCltab: (text) => {
       const tmp = `${cltab}.tmp`;

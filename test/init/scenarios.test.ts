@@ -12,6 +12,7 @@
 //    maximum (4 s in the harness), never giving up, shown as a `respawn backoff Ns` note;
 //  * `peerha tell --wait` reports completion.
 
+import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -68,7 +69,10 @@ async function start(text = MASTER): Promise<DaemonHandle> {
   return d;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** A process that sleeps `seconds` like a cltab command would; resolves when it exits. */
+function witness(seconds: number): Promise<void> {
+  return new Promise((resolve) => spawn('sleep', [String(seconds)], { stdio: 'ignore' }).on('exit', () => resolve()));
+}
 
 /** Tell and expect the request to be accepted. */
 async function tell(h: DaemonHandle, group: string, level: string): Promise<void> {
@@ -371,7 +375,7 @@ stub:stub1:1:wait:trap 'echo INT >> $DIR/stub.sig' INT; trap 'echo TERM >> $DIR/
     expect(await settle(h, 'hellogrp', '1')).toBe('hellogrp 1 DONE');
     // The tell was accepted, but the group never left `1 DONE`: nothing new in its history...
     expect(await historySince(h, 'hellogrp', t)).toEqual([]);
-    await sleep(1000);
+    await h.cycles(5);
     expect(lines(h.out)).toEqual([]); // ...but the finished wait entry was not re-run
     expect(await procState(h, 'hellogrp', 'hello1')).toBe('DONE');
   });
@@ -411,7 +415,7 @@ stub:stub1:1:wait:trap 'echo INT >> $DIR/stub.sig' INT; trap 'echo TERM >> $DIR/
     await waitFor('third line', () => lines(h.out).length >= 3, 3000);
     expect(lines(h.out)).toEqual(['1', '2', '3']);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1100);
-    await sleep(500);
+    await h.cycles(3);
     expect(lines(h.out)).toEqual(['1', '2', '3']);
     expect(await procState(h, 'hellogrp', 'hello4')).toBe('DONE');
     expect(h.stateOf('hellogrp', '4')).toBe('DONE');
@@ -464,7 +468,7 @@ stub:stub1:1:wait:trap 'echo INT >> $DIR/stub.sig' INT; trap 'echo TERM >> $DIR/
     expect(await notesOf(h, 'hellogrp')).toEqual([]);
     await waitFor('note gone from clstat', () => !clstatNotes(h).some((n) => n.startsWith('hellogrp ')), 2000);
     expect(await tags(h, 'hellogrp')).toEqual([]);
-    await sleep(1000);
+    await h.cycles(5);
     expect(lines(h.out)).toHaveLength(9);
   });
 
@@ -486,7 +490,7 @@ stub:stub1:1:wait:trap 'echo INT >> $DIR/stub.sig' INT; trap 'echo TERM >> $DIR/
     expect(lines(join(h.dir, 'zero'))).toEqual(['level0']); // the level-0 entry ran
     expect(await tags(h, 'pidgrp')).toEqual(['pid0']);
 
-    await sleep(1500);
+    await h.cycles(7);
     expect(readPid(pidFile)).toBe(pid); // not respawned
     expect(groupHasLiveMember(pid)).toBe(false);
     expect(h.stateOf('pidgrp', '0')).toBe('DONE');
@@ -510,7 +514,7 @@ stub:stub1:1:wait:trap 'echo INT >> $DIR/stub.sig' INT; trap 'echo TERM >> $DIR/
     expect(groupHasLiveMember(pid)).toBe(false);
     expect(lines(join(h.dir, 'pid1.sig'))).toEqual(['INT']); // SIGINT, not SIGKILL
     expect(await h.tell('pidgrp', '1')).toMatchObject({ ok: false, message: 'no such group: pidgrp' });
-    await sleep(1000);
+    await h.cycles(5);
     expect(readPid(pidFile)).toBe(pid); // not rewritten
 
     h.writeCltab(MASTER);
@@ -538,7 +542,7 @@ stub:stub1:1:wait:trap 'echo INT >> $DIR/stub.sig' INT; trap 'echo TERM >> $DIR/
     expect(groupHasLiveMember(pid)).toBe(false);
     expect(lines(join(h.dir, 'after'))).toEqual(['after']); // no busy loop in STARTING (reference bug 10)
     expect(await tags(h, 'offgrp')).toEqual(['off2']);
-    await sleep(1000);
+    await h.cycles(5);
     expect(readPid(h.out)).toBe(pid); // not replaced
     expect(h.stateOf('offgrp', '1')).toBe('DONE');
   });
@@ -592,7 +596,10 @@ stub:stub1:1:wait:trap 'echo INT >> $DIR/stub.sig' INT; trap 'echo TERM >> $DIR/
     expect(lines(h.out)).toEqual(['foo3']);
     expect(groupHasLiveMember(pgid2)).toBe(false); // foo1's shell and its sleep were stopped
     expect(await tags(h, 'foogrp')).toEqual(['foo3']);
-    await sleep(1300); // past the moment foo1 would have written foo1end
+    // A witness started after foo1 began sleeps as long as foo1 did: once it is done, foo1 would
+    // have written foo1end.
+    await witness(1);
+    await h.cycles(2);
     expect(lines(h.out)).toEqual(['foo3']);
   });
 

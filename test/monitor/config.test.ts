@@ -14,8 +14,8 @@ import {
   type MonitorConfig,
   type MonitorFileConfig,
   type MonitorOverrides,
-} from '../../src/monitor/config.js';
-import type { MonitorSettings } from '../../src/monitor/monitor.js';
+} from '../../src/config/monitor.js';
+import type { MonitorSettings } from '../../src/monitor/state.js';
 
 const FILE = '/etc/peerha/peerha.yaml';
 const HOST = 'web1.example.com';

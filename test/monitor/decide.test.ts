@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { toGroupState } from '../../src/config/clstat.js';
 import type { HactlWant } from '../../src/config/hactl.js';
 import { conflictWinner, decide, designatedPlanner, EMPTY_MEMORY, isActive, planGraceMs, type DecideMemory, type NodeView, type View } from '../../src/monitor/decide.js';
 import { freshHandovers, handoverTtlMs, isReleased, isSettling, liveCount, nextHandover, petAfterCycle, readComplete, readPeerClstat, selfFenceState, spawnRefused } from '../../src/monitor/view.js';
@@ -14,7 +15,7 @@ function node(name: string, groups: Groups, state: NodeView['state'] = 'up', rel
     released,
     groups: new Map(Object.entries(groups).map(([g, ls]) => {
       const [level, st] = ls.split(' ');
-      return [g, { level: level!, state: st! }];
+      return [g, { level: level!, state: toGroupState(st!) }];
     })),
   };
 }
@@ -134,7 +135,7 @@ describe('decide: conflicts (§6 item 28 fixed)', () => {
   });
 
   it('conflictWinner: wanted level > test > plan, then preference, then name', () => {
-    const h = (node: string, level: string) => ({ node, instance: { level, state: 'DONE' } });
+    const h = (node: string, level: string) => ({ node, instance: { level, state: 'DONE' as const } });
     expect(conflictWinner([h('a', 'plan'), h('b', 'test')], null)?.node).toBe('b');
     expect(conflictWinner([h('a', 'test'), h('b', 'start')], null)?.node).toBe('b');
     expect(conflictWinner([h('a', 'start'), h('b', 'start')], null)?.node).toBe('a');

@@ -5,16 +5,25 @@
 import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
-import type { ConfigError } from '../config/cltab.js';
-import { validNodeName } from '../config/hactl.js';
-import type { QuorumPolicy } from '../cluster/quorum.js';
+import type { ConfigError } from './cltab.js';
+import { validNodeName } from './hactl.js';
 
-export { formatError, type ConfigError } from '../config/cltab.js';
+export { formatError, type ConfigError } from './cltab.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/peerha/peerha.yaml';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export type QuorumPolicy = 'majority' | 'adaptive' | 'none';
+
+export interface QuorumConfig {
+  readonly policy: QuorumPolicy;
+  /** Cluster size for `majority`; required for it. */
+  readonly expected?: number;
+  /** Cold start: no quorum until every expected node was seen live at least once. */
+  readonly waitForAll?: boolean;
+}
+
 export const QUORUM_POLICIES: readonly QuorumPolicy[] = ['majority', 'adaptive', 'none'];
 
 export const MIN_CYCLE_MS = 100;

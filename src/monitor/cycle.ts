@@ -1,0 +1,302 @@
+// One monitor cycle as pure steps, each answering a batch of reads:
+//   scan    DIR/halt and the node folders          → halt (leave), or read the peers
+//   peers   every peer's clstat, every replica stat → liveness, fence claims; read changed copies
+//   copies  the changed cltab/hactl copies          → replicate, view, quorum, decide, tells, fences
+//   publish the clstat carrying what was decided    → write hastat
+//   hastat  written                                 → pet the watchdog (unless frozen), schedule
+// Frozen or unable to publish when it began, the cycle stops local groups and plans nothing.
+
+import { parseCltab } from '../config/cltab.js';
+import { parseHactl } from '../config/hactl.js';
+import type { PeerObservation } from '../cluster/liveness.js';
+import type { Judged } from '../cluster/replicate.js';
+import type { FileRead, FileSignature, StoreResult } from '../cluster/store.js';
+import type { IoTag } from './events.js';
+import { fenceTick, forgetRestarted } from './fence-duty.js';
+import { startLeave } from './leave.js';
+import { requestPublish } from './publish.js';
+import { copyPaths, judgeRead, replicate, sourceName, unchangedVerdict, type Replica } from './replication.js';
+import { buildHastat } from './snapshot.js';
+import { localInstances, type Cycle } from './state.js';
+import type { Turn } from './turn.js';
+import { absorbPeerRead, dueTimes, EVENT_CYCLE_GAP_MS, freshHandovers, handoverTtlMs, liveCount, MAX_EVENT_CYCLES, minCycleGapMs, nextCycleDelayMs, nodeViews, readComplete, testSettled } from './view.js';
+
+type Results = readonly StoreResult[];
+export type CycleTag = Extract<IoTag, { kind: 'cycle' }>;
+
+const readAt = (r: Results, i: number): FileRead | null => {
+  const x = r[i];
+  return x?.op === 'read' ? x.read : null;
+};
+const statAt = (r: Results, i: number): FileSignature | null => {
+  const x = r[i];
+  return x?.op === 'stat' ? x.sig : null;
+};
+
+// ------------------------------------------------------------------------------ scheduling
+
+/** The next cycle in `ms` (replacing the pending one), unless this monitor stopped. */
+export function schedule(t: Turn, ms: number): void {
+  if (t.state.phase !== 'running') return;
+  t.state.cycleTimerAt = t.now + ms;
+  t.timer('cycle', t.now + ms);
+}
+
+/** Something to act on at once (a local test finished): the next cycle now rather than a cycle later. */
+export function cycleSoon(t: Turn): void {
+  const state = t.state;
+  if (state.phase !== 'running') return;
+  if (state.cycle) {
+    state.cycleAgain = true;
+    return;
+  }
+  const wait = Math.max(0, state.lastCycleEnd + EVENT_CYCLE_GAP_MS - t.now);
+  if (state.cycleTimerAt !== null && t.now + wait < state.cycleTimerAt) schedule(t, wait);
+}
+
+/** The engine changed: publish it; a finished test is decided on at once. */
+export function engineChanged(t: Turn): void {
+  requestPublish(t, null);
+  if (testSettled(localInstances(t.state))) cycleSoon(t);
+}
+
+function endCycle(t: Turn, failed: boolean): void {
+  const state = t.state;
+  const settings = state.settings;
+  state.cycle = null;
+  const again = state.cycleAgain && state.eventCycles < MAX_EVENT_CYCLES;
+  state.eventCycles = again ? state.eventCycles + 1 : 0;
+  if (failed) return schedule(t, settings.cycleMs);
+  if (again) return schedule(t, EVENT_CYCLE_GAP_MS);
+  const period = settings.cycleMs * (0.9 + 0.2 * t.random());
+  schedule(t, nextCycleDelayMs(t.now, period, minCycleGapMs(settings.cycleMs), dueTimes(state.peers, settings.timeoutMs, state.decideMemory, t.logic.decideConfig(settings))));
+}
+
+/** A cycle that cannot go on (a batch failed, step threw): decide nothing, try again in a cycle. */
+export function failCycle(t: Turn, error: string): void {
+  if (!t.state.cycle) return;
+  t.log('error', 'cycle failed; retrying next cycle', { err: error });
+  endCycle(t, true);
+}
+
+// ------------------------------------------------------------------------------ stages
+
+export function beginCycle(t: Turn): void {
+  const state = t.state;
+  state.cycleTimerAt = null;
+  if (state.phase !== 'running' || state.cycle) return;
+  const id = state.cycleNo + 1;
+  state.cycleNo = id;
+  state.cycleAgain = false;
+  state.cycle = { id, stage: 'scan', selfFence: false, names: [], paths: [], verdicts: new Map(), toRead: [] };
+  t.io({ kind: 'cycle', id, stage: 'scan' }, [{ op: 'read', path: 'halt' }, { op: 'list' }]);
+}
+
+/** A batch of this cycle's reads completed (a late answer to an abandoned cycle is dropped). */
+export function cycleIo(t: Turn, tag: CycleTag, results: Results | null, error: string | undefined): void {
+  const cycle = t.state.cycle;
+  if (!cycle || cycle.id !== tag.id || cycle.stage !== tag.stage) return;
+  if (!results) return failCycle(t, error ?? 'store operation failed');
+  switch (tag.stage) {
+    case 'scan':
+      return scanned(t, cycle, results);
+    case 'peers':
+      return peersRead(t, cycle, results);
+    case 'copies':
+      return copiesRead(t, cycle, results);
+    case 'hastat':
+      return hastatWritten(t, results);
+  }
+}
+
+function scanned(t: Turn, cycle: Cycle, results: Results): void {
+  const state = t.state;
+  const settings = state.settings;
+  const halt = t.logic.haltRequested(readAt(results, 0)?.text ?? null);
+  if (halt !== null && !state.leave) {
+    t.log('warn', 'cluster halt requested: stopping local groups and leaving', { halt });
+    startLeave(t, 'halt', false);
+    return endCycle(t, false);
+  }
+  const listed = results[1];
+  const names = listed?.op === 'list' ? listed.names : [];
+  // Also a freeze that hit the previous cycle after it began: that cycle did not pet, so the
+  // watchdog may have fired and what the engine believes runs may be dead.
+  const fence = t.logic.selfFenceState({ now: t.now, lastCycleEnd: state.lastCycleEnd, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: settings.timeoutMs });
+  if (fence.frozen) t.log('warn', 'this monitor was frozen: stopping local groups and rejoining', { frozenMs: Math.round(Math.max(t.now - state.lastCycleEnd, t.now - state.lastPet)) });
+  const paths = copyPaths(names);
+  state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, paths };
+  const peers = names.filter((n) => n !== t.me).map((n) => ({ op: 'read' as const, path: `nodes/${n}/clstat` }));
+  const stats = paths.map((path) => ({ op: 'stat' as const, path }));
+  t.io({ kind: 'cycle', id: cycle.id, stage: 'peers' }, [...peers, ...stats]);
+}
+
+function peersRead(t: Turn, cycle: Cycle, results: Results): void {
+  const state = t.state;
+  const settings = state.settings;
+  const now = t.now;
+  const peerNames = cycle.names.filter((n) => n !== t.me);
+  const kept = { lastGroups: new Map(state.lastGroups), fenceClaims: new Map(state.fenceClaims), handovers: new Map(state.handovers), pids: new Map(state.peerPids) };
+  const seen = new Map<string, PeerObservation>();
+  peerNames.forEach((n, i) => {
+    const r = t.logic.readPeerClstat(readAt(results, i)?.text ?? null);
+    seen.set(n, r.obs);
+    absorbPeerRead(kept, n, r, now);
+  });
+  const listed = new Set(cycle.names);
+  const peers = t.logic.observe(state.peers, seen, now);
+  for (const [n, m] of peers) if (!listed.has(n) && m.seq === null) peers.delete(n);
+  for (const n of kept.fenceClaims.keys()) if (!peers.has(n)) kept.fenceClaims.delete(n);
+  Object.assign(state, { peers, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, handovers: kept.handovers, peerPids: kept.pids });
+  state.lastLive = t.logic.liveness(peers, now, settings.timeoutMs);
+  const seqOf = (n: string): number | null => peers.get(n)?.seq ?? null;
+  forgetRestarted(state, seqOf);
+  state.fencedNow = t.logic.fencedPeers(t.me, [...state.fencing.fenced.values()], state.fenceClaims, seqOf);
+
+  // Replication: a copy whose signature stood still keeps its verdict; the others are read.
+  const copies = new Map(state.copies);
+  const verdicts = new Map<string, Judged | null>();
+  const toRead: string[] = [];
+  const settleMs = 2000 + settings.visibilityLagMs;
+  cycle.paths.forEach((path, i) => {
+    const v = unchangedVerdict(copies, path, statAt(results, peerNames.length + i), now, settleMs);
+    if (v === undefined) toRead.push(path);
+    else verdicts.set(path, v);
+  });
+  state.copies = copies;
+  state.cycle = { ...cycle, verdicts, toRead, stage: toRead.length ? 'copies' : 'publish' };
+  if (toRead.length) t.io({ kind: 'cycle', id: cycle.id, stage: 'copies' }, toRead.map((path) => ({ op: 'read', path, consistent: true })));
+  else decide(t, state.cycle);
+}
+
+function copiesRead(t: Turn, cycle: Cycle, results: Results): void {
+  const copies = new Map(t.state.copies);
+  const verdicts = new Map(cycle.verdicts);
+  cycle.toRead.forEach((path, i) => verdicts.set(path, judgeRead(copies, path, sourceName(t.state.settings.root, path), readAt(results, i))));
+  t.state.copies = copies;
+  t.state.cycle = { ...cycle, verdicts, stage: 'publish' };
+  decide(t, t.state.cycle);
+}
+
+/** Load the winning configuration when it changed (a bad edit never replaces the last good one). */
+function load(t: Turn, cltab: Replica, hactl: Replica): void {
+  const state = t.state;
+  const w = cltab.winner;
+  if (w && w.hash !== state.cltab?.hash) {
+    const r = parseCltab(w.text, w.source);
+    if (r.ok) {
+      state.cltab = { value: r.cltab, hash: w.hash };
+      t.emit({ type: 'configure', cltab: r.cltab });
+      t.log('info', 'cltab loaded', { source: w.source, groups: r.cltab.groups });
+    }
+  }
+  const h = hactl.winner;
+  if (h && h.hash !== state.hactl?.hash) {
+    const r = parseHactl(h.text, h.source);
+    if (r.ok) {
+      state.hactl = { value: r.hactl, hash: h.hash };
+      t.log('info', 'hactl loaded', { source: h.source, wants: [...r.hactl.wants.values()].map((x) => `${x.group} ${x.level}`) });
+    }
+  }
+}
+
+/** Handovers from nodes that left recently enough that the heir can still act on them. */
+function liveHandovers(t: Turn): Map<string, string> {
+  const settings = t.state.settings;
+  const { map, expired } = freshHandovers(t.state.handovers, t.now, handoverTtlMs(settings.timeoutMs, settings.cycleMs, settings.visibilityLagMs));
+  if (expired.length) {
+    const kept = new Map(t.state.handovers);
+    for (const n of expired) kept.delete(n);
+    t.state.handovers = kept;
+  }
+  return map;
+}
+
+function decide(t: Turn, cycle: Cycle): void {
+  const state = t.state;
+  const settings = state.settings;
+  const now = t.now;
+  const cltab = replicate(t, 'cltab', cycle.verdicts);
+  const hactl = replicate(t, 'hactl', cycle.verdicts);
+  load(t, cltab, hactl);
+
+  const isFenced = (n: string): boolean => state.fencedNow.has(n);
+  const nodes = nodeViews(t.me, localInstances(state), state.lastLive, state.lastGroups, isFenced, settings.selfFence, { isReleased: t.logic.isReleased });
+  const count = liveCount(state.lastLive, isFenced);
+  const verdict = t.logic.quorum(count, settings.quorum, state.quorumMemory);
+  if (verdict.ok !== state.quorumOk) t.log(verdict.ok ? 'info' : 'warn', verdict.ok ? 'quorum' : 'quorum lost: stopping local groups', { live: count, reason: verdict.reason });
+  state.quorumOk = verdict.ok;
+  state.quorumMemory = verdict.memory;
+  const effective = verdict.ok && !cycle.selfFence && !state.leave;
+  const decision = t.logic.decide(
+    {
+      me: t.me,
+      nodes,
+      wants: state.hactl?.value.wants ?? new Map(),
+      cltabGroups: new Set(state.cltab?.value.groups ?? []),
+      configVersion: `${state.cltab?.hash ?? ''}:${state.hactl?.hash ?? ''}`,
+      quorum: effective,
+      memory: state.decideMemory,
+      settling: t.logic.isSettling(now, state.startedAt, settings.cycleMs, settings.visibilityLagMs),
+      handovers: liveHandovers(t),
+      complete: readComplete(state.lastLive, state.lastSeen, isFenced),
+    },
+    t.logic.decideConfig(settings),
+    now,
+    t.random,
+  );
+  state.decideMemory = decision.memory;
+  state.lastView = nodes;
+  if (!state.leave) for (const a of decision.actions) t.emit({ type: 'tell', group: a.group, level: a.level, reason: a.reason });
+  const loggedNotes = new Map(state.loggedNotes);
+  for (const n of decision.notes) {
+    if (loggedNotes.get(n.group) !== n.note) t.log('debug', 'decide: no action', { group: n.group, note: n.note });
+    loggedNotes.set(n.group, n.note);
+  }
+  state.loggedNotes = loggedNotes;
+  if (!state.leave && !cycle.selfFence) fenceTick(t, nodes);
+
+  const errors = [...cltab.errors, ...hactl.errors, ...decision.errors];
+  if (errors.join('\n') !== state.loggedErrors) {
+    if (errors.length) t.log('error', 'configuration problems', { errors });
+    state.loggedErrors = errors.join('\n');
+  }
+  const why = effective ? 'quorum' : !verdict.ok ? `no quorum (${verdict.reason})` : cycle.selfFence ? 'self-fencing' : 'leaving';
+  state.lastDecision = { cycle: cycle.id, actions: decision.actions, notes: decision.notes, errors, effective, why };
+  state.lastHastat = buildHastat(t, verdict, nodes, errors, decision.notes);
+  requestPublish(t, { kind: 'cycle', id: cycle.id });
+}
+
+/** The clstat carrying this cycle's decisions is out: write the hastat. */
+export function cyclePublished(t: Turn, id: number): void {
+  const cycle = t.state.cycle;
+  if (!cycle || cycle.id !== id || cycle.stage !== 'publish') return;
+  t.state.cycle = { ...cycle, stage: 'hastat' };
+  t.io({ kind: 'cycle', id, stage: 'hastat' }, [{ op: 'writeJson', path: t.own('hastat'), value: t.state.lastHastat }]);
+}
+
+function hastatWritten(t: Turn, results: Results): void {
+  const state = t.state;
+  const cycle = state.cycle!;
+  const r = results[0];
+  if (r?.op === 'writeJson' && r.error !== null) t.log('warn', 'cannot write hastat', { err: r.error });
+  state.lastCycleEnd = t.now;
+  // Frozen (or stalled) after this cycle began: its view and decisions predate the gap, and the
+  // watchdog may already have killed our groups. Petting now would hide the freeze from the next
+  // cycle, which would then keep claiming (and respawn) groups a peer has taken over.
+  const petting = t.logic.petAfterCycle({ selfFence: cycle.selfFence, cycleEnd: t.now, now: t.now, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: state.settings.timeoutMs });
+  if (petting === 'frozen-during-cycle') t.log('warn', 'frozen during a cycle: not petting the watchdog; the next cycle self-fences', { sincePetMs: Math.round(t.now - state.lastPet) });
+  if (petting === 'pet') {
+    pet(t);
+    if (!state.readySent) {
+      state.readySent = true;
+      t.emit({ type: 'ready', status: `peerha monitor ${t.me} joined ${state.settings.root}` });
+    }
+  }
+  endCycle(t, false);
+}
+
+export function pet(t: Turn): void {
+  t.state.lastPet = t.now;
+  if (t.state.watchdog) t.emit({ type: 'watchdog', action: 'pet', limitMs: Math.floor(t.state.settings.timeoutMs / 2) });
+}

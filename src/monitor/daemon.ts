@@ -1,0 +1,185 @@
+// `peerha monitor`: the real driver of step(). It owns the I/O — the shared directory (FsStore),
+// the group engine and its processes, timers, the watchdog sidecar, signals, systemd — and does
+// exactly what step() asks, answering with events. It decides nothing.
+
+import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { FsStore } from '../cluster/store.js';
+import type { Logger } from '../io/log.js';
+import { Engine } from '../init/engine.js';
+import { killGroups, PgidRecord } from '../init/pgid-record.js';
+import { RealRunner, type Runner } from '../init/runner.js';
+import { runFenceMethod } from '../fence/fencer.js';
+import type { MonitorEffect, TimerName } from './events.js';
+import { spawnAllowed } from './logic.js';
+import { guardedRunner, Machine } from './machine.js';
+import { releasePidLock, takePidLock } from './pidlock.js';
+import { initialState, timingsOf, type MonitorSettings } from './state.js';
+import { Watchdog } from './watchdog.js';
+
+export class MonitorDaemon {
+  private readonly store: FsStore;
+  private readonly record: PgidRecord;
+  private readonly engine: Engine;
+  private readonly watchdog: Watchdog;
+  private readonly machine: Machine;
+  private readonly timers = new Map<TimerName, NodeJS.Timeout>();
+  private readonly lock: string;
+  private refusedSpawn = false;
+  private exited: ((code: number) => void) | null = null;
+  private readonly signals: Array<[NodeJS.Signals, () => void]> = [];
+
+  constructor(
+    private readonly settings: MonitorSettings,
+    private readonly log: Logger,
+    runner?: Runner,
+  ) {
+    this.store = new FsStore(settings.root, settings.node);
+    this.record = new PgidRecord(join(settings.stateDir, `${settings.node}.pgids`));
+    this.lock = join(settings.stateDir, `${settings.node}.pid`);
+    const offset = settings.clockOffsetMs ?? 0;
+    this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e));
+    this.watchdog = new Watchdog(this.record.path, (code, signal) => this.machine.dispatch({ type: 'watchdog-exited', code, signal }));
+    const saveRecord = (live: ReadonlyMap<number, string>): void => {
+      try {
+        this.record.save(live);
+      } catch (e) {
+        log.error({ err: String(e) }, 'cannot write the process-group record');
+      }
+    };
+    const allowed = (): boolean => {
+      const ok = spawnAllowed(this.machine.state, performance.now());
+      if (ok) this.refusedSpawn = false;
+      return ok;
+    };
+    const refused = (command: string): void => {
+      if (!this.refusedSpawn) log.warn({ command }, 'not starting processes: this node is self-fencing');
+      this.refusedSpawn = true;
+    };
+    this.engine = new Engine({
+      runner: guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord }), allowed, refused, setImmediate),
+      logger: log,
+      timings: timingsOf(settings),
+      onChange: () => this.machine.engineChanged(() => this.engine.status()),
+    });
+  }
+
+  /** Take the pid lock, then run until the monitor leaves (exit code 0) or refuses to start (1). */
+  run(reload?: () => MonitorSettings | null): Promise<number> {
+    mkdirSync(this.settings.stateDir, { recursive: true });
+    if (!takePidLock(this.lock)) {
+      process.stderr.write(`peerha monitor: another monitor for node ${this.settings.node} runs on this machine (${this.lock})\n`);
+      return Promise.resolve(1);
+    }
+    return new Promise<number>((resolve) => {
+      this.exited = resolve;
+      const on = (sig: NodeJS.Signals, fn: () => void): void => {
+        process.on(sig, fn);
+        this.signals.push([sig, fn]);
+      };
+      on('SIGTERM', () => this.machine.dispatch({ type: 'signal', signal: 'SIGTERM' }));
+      on('SIGINT', () => this.machine.dispatch({ type: 'signal', signal: 'SIGINT' }));
+      on('SIGHUP', () => {
+        const next = reload?.();
+        if (next) this.machine.dispatch({ type: 'reload', settings: next });
+      });
+      this.machine.dispatch({ type: 'start' });
+    });
+  }
+
+  private perform(e: MonitorEffect): void {
+    const dispatch = this.machine.dispatch.bind(this.machine);
+    switch (e.type) {
+      case 'io':
+        return this.store.perform(e.ops, (results, error) => dispatch({ type: 'io', tag: e.tag, results, ...(error ? { error } : {}) }));
+      case 'tell': {
+        const r = this.engine.tell(e.group, e.level);
+        return dispatch({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: r.ok, message: r.message });
+      }
+      case 'configure':
+        return this.engine.setConfig(e.cltab);
+      case 'haltGroups':
+        return void this.engine.haltAll(() => dispatch({ type: 'halted' }));
+      case 'timer': {
+        clearTimeout(this.timers.get(e.name));
+        const fire = (): void => {
+          this.timers.delete(e.name);
+          dispatch({ type: 'timer', name: e.name });
+        };
+        this.timers.set(e.name, setTimeout(fire, Math.max(0, e.at - performance.now())));
+        return;
+      }
+      case 'cancelTimer':
+        clearTimeout(this.timers.get(e.name));
+        this.timers.delete(e.name);
+        return;
+      case 'watchdog':
+        if (e.action === 'start') this.watchdog.start(e.limitMs);
+        else if (e.action === 'pet') this.watchdog.pet();
+        else this.watchdog.stop();
+        return;
+      case 'killGroups':
+        return this.killRecordedGroups();
+      case 'cleanLeftovers':
+        return void this.cleanLeftovers().then(() => dispatch({ type: 'cleaned' }));
+      case 'fence':
+        return void runFenceMethod(e.method, e.node, e).then(
+          (outcome) => dispatch({ type: 'fenced', node: e.node, incident: e.incident, outcome }),
+          (err: unknown) => dispatch({ type: 'fenced', node: e.node, incident: e.incident, outcome: { method: e.method.kind, action: e.action, result: 'failure', durationMs: 0, detail: String(err) } }),
+        );
+      case 'log':
+        return this.log[e.level](e.fields, e.msg);
+      case 'ready':
+        return this.notifyReady(e.status);
+      case 'exit':
+        return this.exit(e.code, e.message);
+    }
+  }
+
+  /** SIGKILL every process group the engine recorded (what the watchdog does when it fires). */
+  private killRecordedGroups(): void {
+    const pgids = this.record.leftovers();
+    for (const pgid of pgids) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (pgids.length > 0) this.log.warn({ pgids }, 'self-fence: killed local group processes');
+  }
+
+  private async cleanLeftovers(): Promise<void> {
+    const leftovers = this.record.leftovers();
+    if (leftovers.length > 0) {
+      this.log.warn({ pgids: leftovers }, 'stopping process groups left behind by a previous run');
+      const survivors = await killGroups(leftovers, 1000);
+      if (survivors.length) this.log.error({ pgids: survivors }, 'process groups of a previous run survive SIGKILL');
+    }
+    this.record.remove();
+  }
+
+  /** Under systemd (Type=notify, NotifyAccess=all): ready once the first cycle published. */
+  private notifyReady(status: string): void {
+    if (!process.env.NOTIFY_SOCKET) return;
+    const child = spawn('systemd-notify', ['--ready', `--status=${status}`, `--pid=${process.pid}`], { stdio: 'ignore' });
+    child.on('error', (err) => this.log.warn({ err: String(err) }, 'systemd-notify failed; is systemd installed?'));
+  }
+
+  private exit(code: number, message?: string): void {
+    if (message) process.stderr.write(`peerha monitor: ${message}\n`);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    for (const [sig, fn] of this.signals) process.off(sig, fn);
+    this.record.remove();
+    releasePidLock(this.lock);
+    this.exited?.(code);
+    this.exited = null;
+  }
+}
+
+export function runMonitor(settings: MonitorSettings, log: Logger, reload?: () => MonitorSettings | null): Promise<number> {
+  return new MonitorDaemon(settings, log).run(reload);
+}

@@ -1,0 +1,53 @@
+// Publishing this node's clstat (its heartbeat and what it runs): one write at a time, formatted
+// when it starts, so it always shows the engine as it is then; requests made meanwhile become one
+// more write. A self-fenced node claims nothing (and kills what it recorded, as its watchdog would).
+
+import { formatClstat } from '../config/clstat.js';
+import type { StoreResult } from '../cluster/store.js';
+import type { Heir, PublishWaiter } from './state.js';
+import type { Turn } from './turn.js';
+
+/** Ask for a clstat write; `waiter` is told when a write started after this request completes. */
+export function requestPublish(t: Turn, waiter: PublishWaiter | null, left: readonly Heir[] | null = null): void {
+  const state = t.state;
+  if (state.phase !== 'running' && state.phase !== 'stopped') return;
+  if (state.phase === 'stopped' && left === null) return;
+  const p = state.publish;
+  state.publish = { ...p, pending: true, waiting: waiter ? [...p.waiting, waiter] : p.waiting, left: left ?? p.left };
+  if (!p.inFlight) startWrite(t);
+}
+
+function startWrite(t: Turn): void {
+  const state = t.state;
+  const p = state.publish;
+  if (!p.pending) return;
+  const left = p.left !== null;
+  const fenced = t.logic.publishFenced(left, state.settings.selfFence, t.now, state.lastPet, state.settings.timeoutMs);
+  // Self-fenced (the watchdog may have fired; e.g. just thawed from SIGSTOP): what the engine
+  // believes runs may be dead and peers may run it now. Make sure it is dead and claim nothing: a
+  // fresh seq with old claims would beat a peer's healthy instance in a conflict.
+  if (fenced) t.emit({ type: 'killGroups' });
+  state.seq += 1;
+  const text = formatClstat({
+    header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, left },
+    groups: left || fenced ? [] : state.local.filter((g) => g.level !== null).map((g) => ({ group: g.group, level: g.level!, state: g.state })),
+    notes: state.local.flatMap((g) => g.notes.map((text) => ({ group: g.group, text }))),
+    handovers: p.left ?? [],
+    fenced: [...state.fencing.fenced.values()],
+  });
+  state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left };
+  t.io({ kind: 'clstat' }, [{ op: 'write', path: t.own('clstat'), text }]);
+}
+
+/** A clstat write completed: the heartbeat counts from here; tell its waiters; start the next one. */
+export function clstatWritten(t: Turn, results: readonly StoreResult[] | null, error: string | undefined, onWaiter: (w: PublishWaiter) => void): void {
+  const state = t.state;
+  const r = results?.[0];
+  const err = r && r.op === 'write' ? r.error : (error ?? 'store operation failed');
+  if (err === null) state.lastPublishOk = t.now;
+  else t.log('error', 'cannot publish clstat', { err });
+  const riding = state.publish.riding;
+  state.publish = { ...state.publish, inFlight: false, riding: [] };
+  for (const w of riding) onWaiter(w);
+  if (state.publish.pending && !state.publish.inFlight) startWrite(t);
+}

@@ -1,0 +1,85 @@
+// Replication of cltab and hactl, as pure steps on what the cycle stat'ed and read: every copy
+// (DIR/file and each node's replica) is stat'ed each cycle, only a changed one is read again, the
+// newest valid one wins (cluster/replicate.ts), and this node copies the winner into its folder.
+
+import { formatError, parseCltab } from '../config/cltab.js';
+import { parseHactl } from '../config/hactl.js';
+import { contentHash, pickNewest, type Judged } from '../cluster/replicate.js';
+import type { FileRead, FileSignature } from '../cluster/store.js';
+import type { CopySeen } from './state.js';
+import type { Turn } from './turn.js';
+
+export type ReplicatedFile = 'cltab' | 'hactl';
+export const REPLICATED: readonly ReplicatedFile[] = ['cltab', 'hactl'];
+
+const PARSE: Record<ReplicatedFile, (text: string, source: string) => string[]> = {
+  cltab: (text, source) => {
+    const r = parseCltab(text, source);
+    return r.ok ? [] : r.errors.map(formatError);
+  },
+  hactl: (text, source) => {
+    const r = parseHactl(text, source);
+    return r.ok ? [] : r.errors.map(formatError);
+  },
+};
+
+/** Every copy of every replicated file, as paths relative to DIR: the admin copy first. */
+export function copyPaths(names: readonly string[]): string[] {
+  return REPLICATED.flatMap((file) => [file, ...names.map((n) => `nodes/${n}/${file}`)]);
+}
+
+export function fileOf(path: string): ReplicatedFile {
+  return path.endsWith('cltab') ? 'cltab' : 'hactl';
+}
+
+/** How a copy is named in errors and logs: its full path. */
+export function sourceName(root: string, path: string): string {
+  return `${root.replace(/\/+$/, '')}/${path}`;
+}
+
+/**
+ * The verdict on an unchanged copy without reading it again, or undefined (read it). Only once
+ * its signature stood for `settleMs`: a copy replaced within the mtime's granularity (one second
+ * over SFTP) with the same size and inode number would look unchanged; it is read until then.
+ */
+export function unchangedVerdict(copies: Map<string, CopySeen>, path: string, sig: FileSignature | null, now: number, settleMs: number): Judged | null | undefined {
+  const seen = copies.get(path);
+  if (!sig || !seen?.sig || seen.sig.mtimeMs !== sig.mtimeMs || seen.sig.size !== sig.size || seen.sig.ino !== sig.ino) {
+    copies.set(path, { sig, since: now, judged: seen?.judged ?? null });
+    return undefined;
+  }
+  if (now - seen.since < settleMs || !seen.judged) return undefined;
+  return seen.judged;
+}
+
+/** The verdict on a copy just read (parsed again only when its text or mtime changed). */
+export function judgeRead(copies: Map<string, CopySeen>, path: string, source: string, read: FileRead | null): Judged | null {
+  const seen = copies.get(path);
+  let judged: Judged | null = null;
+  const prev = seen?.judged;
+  if (read && prev && prev.mtimeMs === read.mtimeMs && prev.text === read.text) judged = prev;
+  else if (read) {
+    const hash = contentHash(read.text);
+    judged = prev && prev.hash === hash && prev.mtimeMs === read.mtimeMs ? prev : { source, text: read.text, mtimeMs: read.mtimeMs, hash, errors: PARSE[fileOf(path)](read.text, source) };
+  }
+  copies.set(path, { sig: seen?.sig ?? null, since: seen?.since ?? 0, judged });
+  return judged;
+}
+
+export interface Replica {
+  readonly winner: Judged | null;
+  readonly errors: string[];
+}
+
+/** The winner among this cycle's verdicts for `file`; copies it into this node's folder if needed. */
+export function replicate(t: Turn, file: ReplicatedFile, verdicts: ReadonlyMap<string, Judged | null>): Replica {
+  const judged: Judged[] = [];
+  for (const [path, j] of verdicts) if (j && fileOf(path) === file) judged.push(j);
+  const winner = pickNewest(judged);
+  const own = sourceName(t.state.settings.root, t.own(file));
+  const mine = judged.find((j) => j.source === own);
+  if (winner && (!mine || mine.hash !== winner.hash)) {
+    t.io({ kind: 'replica', file, from: winner.source }, [{ op: 'write', path: t.own(file), text: winner.text, mtimeMs: winner.mtimeMs }]);
+  }
+  return { winner, errors: judged.flatMap((j) => [...j.errors]) };
+}

@@ -1,0 +1,148 @@
+// hastat from the monitor's state (pure), and back: the `memory` part carries what the next
+// decision depends on that no file shows (plan windows, failed-test cooldowns, conflict backoffs,
+// peers' silence), as times relative to the moment it was written, so that `peerha plan` can
+// restore the state and run step() on it.
+
+import { isRunning, type FencedLine } from '../config/clstat.js';
+import { HASTAT_VERSION, type Hastat, type HastatFence, type HastatGroup, type HastatInstance, type HastatMemory, type HastatNode } from '../cluster/hastat.js';
+import type { QuorumResult } from '../cluster/quorum.js';
+import type { GroupStatus } from '../init/engine.js';
+import { isActive, type NodeView } from './decide.js';
+import { initialState, type MonitorSettings, type MonitorState } from './state.js';
+import type { Turn } from './turn.js';
+import { planWindowMs } from './view.js';
+
+const record = <V, W>(m: ReadonlyMap<string, V>, f: (v: V) => W): Record<string, W> => Object.fromEntries([...m].map(([k, v]) => [k, f(v)]));
+const map = <V, W>(r: Readonly<Record<string, V>> | undefined, f: (v: V) => W): Map<string, W> => new Map(Object.entries(r ?? {}).map(([k, v]) => [k, f(v)]));
+
+/** ISO time of a wall-clock ms, memoized: a peer's last change stays the same from cycle to cycle. */
+const ISO = new Map<number, string>();
+function isoAt(ms: number): string {
+  const key = Math.round(ms);
+  let iso = ISO.get(key);
+  if (iso === undefined) {
+    iso = new Date(key).toISOString();
+    if (ISO.size >= 4096) ISO.clear();
+    ISO.set(key, iso);
+  }
+  return iso;
+}
+
+/** A peer's fence state: who fenced it, and the last fence attempt known here. */
+function fenceStatus(state: MonitorState, n: string): Pick<HastatNode, 'fencedBy' | 'lastFence'> {
+  const by = state.fencedNow.get(n);
+  const own = state.fencing.last.get(n);
+  const claimed: HastatFence | undefined = by ? { time: by.line.time, fencer: by.by, node: n, result: 'success', method: by.line.method } : undefined;
+  const last = own && (!claimed || own.time >= claimed.time) ? own : claimed;
+  return { ...(by ? { fencedBy: by.by } : {}), ...(last ? { lastFence: last } : {}) };
+}
+
+/** This cycle's hastat; also counts failovers (a group seen running on another node than before). */
+export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string, NodeView>, errors: readonly string[], notes: ReadonlyArray<{ group: string; note: string }>): Hastat {
+  const state = t.state;
+  const settings = state.settings;
+  const wall = t.event.wall;
+  const time = t.wallIso;
+  const hastatNodes: Record<string, HastatNode> = { [t.me]: { state: state.leave ? 'left' : 'up', seq: state.seq, lastChange: time } };
+  for (const [n, v] of state.lastLive) {
+    hastatNodes[n] = { state: state.fencedNow.has(n) ? 'fenced' : v.state, seq: v.seq, lastChange: isoAt(wall - v.silentMs), ...fenceStatus(state, n) };
+  }
+  const wants = state.hactl?.value.wants ?? new Map();
+  const names = new Set<string>(wants.keys());
+  for (const nv of nodes.values()) for (const [g, i] of nv.groups) if (isActive(i)) names.add(g);
+  const engine = new Map<string, GroupStatus>(state.local.map((g) => [g.group, g]));
+  const notesOf = new Map<string, string[]>();
+  for (const n of notes) notesOf.set(n.group, [...(notesOf.get(n.group) ?? []), n.note]);
+  const owners = new Map(state.owners);
+  const groups: Record<string, HastatGroup> = {};
+  for (const g of [...names].sort()) {
+    const want = wants.get(g);
+    const instances: Record<string, HastatInstance> = {};
+    for (const nv of nodes.values()) {
+      const i = nv.groups.get(g);
+      if (i && isActive(i) && !nv.released) instances[nv.name] = { level: i.level, state: i.state };
+    }
+    const mineNow = engine.get(g);
+    const groupNotes = [...(mineNow?.notes ?? []), ...(notesOf.get(g) ?? [])];
+    const running = Object.entries(instances).filter(([, i]) => i.level === want?.level && isRunning(i.state));
+    let seen = owners.get(g) ?? { node: '', failovers: 0 };
+    if (running.length === 1 && running[0]![0] !== seen.node) seen = { node: running[0]![0], failovers: seen.node === '' ? seen.failovers : seen.failovers + 1 };
+    owners.set(g, seen);
+    groups[g] = {
+      want: want?.level ?? null,
+      nodes: want?.nodes ?? null,
+      instances,
+      ...(groupNotes.length ? { notes: groupNotes } : {}),
+      failovers: seen.failovers,
+      ...(mineNow && instances[t.me] ? { local: { entries: mineNow.procs.map((p) => ({ tag: p.tag, mode: p.mode, state: p.state, note: p.note })), transitions: mineNow.transitions } } : {}),
+    };
+  }
+  state.owners = owners;
+  return {
+    version: HASTAT_VERSION,
+    node: t.me,
+    time,
+    quorum: { ok: q.ok, live: q.live, expected: q.expected, policy: settings.quorum.policy, reason: q.reason },
+    detection: `failover ≈ timeout ${settings.timeoutMs} ms + plan window ${planWindowMs(settings.cycleMs, settings.visibilityLagMs)} ms + start time`,
+    nodes: hastatNodes,
+    groups,
+    errors: [...errors],
+    memory: snapshotMemory(state, t.now),
+  };
+}
+
+export function snapshotMemory(state: MonitorState, now: number): HastatMemory {
+  const settings = state.settings;
+  const m = state.decideMemory;
+  return {
+    settings: { cycleMs: settings.cycleMs, timeoutMs: settings.timeoutMs, visibilityLagMs: settings.visibilityLagMs, balance: settings.balance, failCooldownCycles: settings.failCooldownCycles, selfFence: settings.selfFence, quorum: settings.quorum },
+    runningMs: Math.round(now - state.startedAt),
+    configVersion: `${state.cltab?.hash ?? ''}:${state.hactl?.hash ?? ''}`,
+    peers: Object.fromEntries(
+      [...state.peers].map(([n, p]) => [n, { seq: p.seq, silentMs: Math.round(Math.max(0, now - p.lastChange)), left: p.left, ...(state.peerPids.has(n) ? { pid: state.peerPids.get(n)! } : {}) }]),
+    ),
+    quorum: { base: state.quorumMemory.base, allSeen: state.quorumMemory.allSeen },
+    planned: record(m.planSince, (t) => Math.round(now - t)),
+    failed: record(m.failed, (f) => ({ forMs: Math.round(f.until - now), count: f.count ?? 1, configVersion: f.configVersion })),
+    backoff: record(m.backoffUntil, (t) => Math.round(t - now)),
+    homeless: record(m.homelessSince ?? new Map<string, number>(), (t) => Math.round(now - t)),
+    handovers: record(state.handovers, (h) => ({ seq: h.seq, seenMs: Math.round(now - h.at), heirs: Object.fromEntries(h.map) })),
+    fenced: [...state.fencing.fenced.values()],
+    claims: record(state.fenceClaims, (lines) => [...lines]),
+  };
+}
+
+/**
+ * A monitor's state rebuilt from its hastat, as if it had just finished a cycle at monotonic time
+ * `now` (the hastat's age): liveness, quorum and decision memory as it wrote them, its own groups
+ * from its clstat. The configuration is loaded again from DIR by the cycle that runs on it.
+ */
+export function restoreState(h: Hastat, base: Omit<MonitorSettings, keyof HastatMemory['settings']>, local: readonly GroupStatus[], now: number): MonitorState {
+  const mem = h.memory!;
+  const settings: MonitorSettings = { ...base, ...mem.settings, node: h.node };
+  const at = (msAgo: number): number => -msAgo;
+  const fresh = initialState(settings, 0, 0);
+  const fenced = new Map<string, FencedLine>(mem.fenced.map((f) => [f.node, f]));
+  return {
+    ...fresh,
+    phase: 'running',
+    startedAt: at(mem.runningMs),
+    lastCycleEnd: now,
+    lastPublishOk: now,
+    lastPet: now,
+    seq: h.nodes[h.node]?.seq ?? 0,
+    peers: map(mem.peers, (p) => ({ seq: p.seq, lastChange: at(p.silentMs), left: p.left })),
+    peerPids: new Map(Object.entries(mem.peers).flatMap(([n, p]) => (p.pid !== undefined ? [[n, p.pid] as const] : []))),
+    quorumMemory: mem.quorum,
+    decideMemory: {
+      planSince: map(mem.planned, at),
+      failed: map(mem.failed, (f) => ({ until: f.forMs, count: f.count, configVersion: f.configVersion })),
+      backoffUntil: map(mem.backoff, (ms) => ms),
+      homelessSince: map(mem.homeless, at),
+    },
+    handovers: map(mem.handovers, (x) => ({ seq: x.seq, at: at(x.seenMs), map: new Map(Object.entries(x.heirs)) })),
+    fencing: { ...fresh.fencing, fenced },
+    fenceClaims: map(mem.claims, (lines) => lines),
+    local,
+  };
+}

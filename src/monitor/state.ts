@@ -1,0 +1,263 @@
+// The monitor's whole state, as one immutable value that step() maps to the next. Drivers hold it
+// and may read it (through the queries at the bottom), never change it.
+
+import type { FencedLine } from '../config/clstat.js';
+import type { Cltab } from '../config/cltab.js';
+import type { Hactl } from '../config/hactl.js';
+import type { MonitorConfig, QuorumConfig } from '../config/monitor.js';
+import type { Hastat, HastatFence } from '../cluster/hastat.js';
+import type { LivenessView, PeerMemory, PeerObservation } from '../cluster/liveness.js';
+import { FRESH_QUORUM, type QuorumMemory } from '../cluster/quorum.js';
+import type { FileSignature } from '../cluster/store.js';
+import type { Judged } from '../cluster/replicate.js';
+import type { GroupStatus } from '../init/engine.js';
+import { DEFAULT_TIMINGS, type Timings } from '../init/machines.js';
+import { EMPTY_MEMORY, type Action, type DecideMemory, type Instance, type NodeView } from './decide.js';
+import type { FenceIncident } from './fencing.js';
+import type { FencedBy, HandoverRecord } from './view.js';
+
+export interface MonitorSettings extends Omit<MonitorConfig, 'logLevel' | 'configFile' | 'quorum'> {
+  readonly quorum: QuorumConfig;
+  readonly timings?: Partial<Timings>;
+  /** Wall-clock offset for skew tests; liveness never uses the wall clock. */
+  readonly clockOffsetMs?: number;
+}
+
+/**
+ * new → starting (clean leftovers, refuse a duplicate id) → halted (DIR/halt exists: wait) →
+ * running (cycles; `leave` set while leaving) → stopped (left or refused).
+ */
+export type Phase = 'new' | 'starting' | 'halted' | 'running' | 'stopped';
+
+export interface Heir {
+  readonly group: string;
+  readonly node: string;
+}
+
+/** The cycle in flight: scan → peers → copies (when a replica changed) → publish → hastat. */
+export interface Cycle {
+  readonly id: number;
+  readonly stage: 'scan' | 'peers' | 'copies' | 'publish' | 'hastat';
+  /** Frozen or unable to publish when the cycle began: stop local groups, plan nothing. */
+  readonly selfFence: boolean;
+  readonly names: readonly string[];
+  /** Every copy of cltab and hactl under DIR (replication.ts copyPaths). */
+  readonly paths: readonly string[];
+  /** Replica copies (by source) and their verdict; null = missing or unreadable. */
+  readonly verdicts: ReadonlyMap<string, Judged | null>;
+  /** Copies that changed and are read in stage `copies`. */
+  readonly toRead: readonly string[];
+}
+
+/** A replica copy as last seen: its signature, since when unchanged, and the verdict on its text. */
+export interface CopySeen {
+  readonly sig: FileSignature | null;
+  readonly since: number;
+  readonly judged: Judged | null;
+}
+
+export type PublishWaiter = { readonly kind: 'cycle'; readonly id: number } | { readonly kind: 'leave' };
+
+/** clstat writes are serialized: one in flight; requests meanwhile become one more write. */
+export interface Publishing {
+  readonly inFlight: boolean;
+  readonly pending: boolean;
+  /** Satisfied by the next write to start. */
+  readonly waiting: readonly PublishWaiter[];
+  /** Satisfied when the write in flight completes. */
+  readonly riding: readonly PublishWaiter[];
+  /** The final write: the left marker and these heirs. */
+  readonly left: readonly Heir[] | null;
+}
+
+/** One fence agent/command/manual attempt in progress for an incident. */
+export interface FenceRun {
+  readonly method: number;
+  readonly startedAt: number;
+  readonly time: string;
+  readonly records: readonly HastatFence[];
+}
+
+export interface Incident extends FenceIncident {
+  /** `node#seq`: names the incident in logs, the fence log and fence results. */
+  readonly key: string;
+  /** The target's monitor pid when it went silent (with seq: which incarnation an operator confirms). */
+  readonly pid: number | null;
+  /** Wall-clock ms when the incident began (a confirmation without seq must be newer). */
+  readonly since: number;
+  readonly run: FenceRun | null;
+  readonly polling: boolean;
+}
+
+export interface FenceDuty {
+  readonly incidents: ReadonlyMap<string, Incident>;
+  /** Nodes this node fenced and that have not restarted since (its `# fenced` lines). */
+  readonly fenced: ReadonlyMap<string, FencedLine>;
+  readonly last: ReadonlyMap<string, HastatFence>;
+}
+
+/** fence.log: read once, then rewritten with each new record (the last 1000 kept). */
+export interface FenceLog {
+  readonly lines: readonly string[] | null;
+  readonly queued: readonly string[];
+  readonly busy: boolean;
+}
+
+export interface Leave {
+  readonly why: string;
+  readonly heirs: readonly Heir[];
+  readonly exit: 'left' | 'halt';
+  readonly finishing: boolean;
+}
+
+/** What the last decision was and why: for logs, `peerha plan`, and the simulator's checks. */
+export interface LastDecision {
+  readonly cycle: number;
+  readonly actions: readonly Action[];
+  readonly notes: ReadonlyArray<{ readonly group: string; readonly note: string }>;
+  readonly errors: readonly string[];
+  /** Decided with quorum (and neither self-fencing nor leaving), and if not, why. */
+  readonly effective: boolean;
+  readonly why: string;
+}
+
+export interface Loaded<T> {
+  readonly value: T;
+  readonly hash: string;
+}
+
+export interface MonitorState {
+  readonly settings: MonitorSettings;
+  readonly pid: number;
+  readonly phase: Phase;
+  /** The random source (a 32-bit generator state): step() is a function of its inputs. */
+  readonly rng: number;
+  readonly startedAt: number;
+  readonly dupSeq: number | null;
+  readonly waitedForHalt: boolean;
+  /** This node's heartbeat sequence number (the last clstat written). */
+  readonly seq: number;
+  readonly lastCycleEnd: number;
+  readonly lastPublishOk: number;
+  readonly lastPet: number;
+  readonly watchdog: boolean;
+  readonly readySent: boolean;
+  readonly cycleNo: number;
+  readonly cycle: Cycle | null;
+  /** When the pending cycle timer fires (null: none pending). */
+  readonly cycleTimerAt: number | null;
+  /** Run the next cycle right after this one (a plan to time, a test that finished). */
+  readonly cycleAgain: boolean;
+  readonly eventCycles: number;
+  readonly peers: ReadonlyMap<string, PeerMemory>;
+  readonly peerPids: ReadonlyMap<string, number>;
+  readonly lastGroups: ReadonlyMap<string, ReadonlyMap<string, Instance>>;
+  readonly fenceClaims: ReadonlyMap<string, readonly FencedLine[]>;
+  readonly handovers: ReadonlyMap<string, HandoverRecord>;
+  readonly lastSeen: ReadonlyMap<string, PeerObservation>;
+  readonly lastLive: ReadonlyMap<string, LivenessView>;
+  readonly fencedNow: ReadonlyMap<string, FencedBy>;
+  readonly lastView: ReadonlyMap<string, NodeView>;
+  readonly decideMemory: DecideMemory;
+  readonly quorumMemory: QuorumMemory;
+  readonly cltab: Loaded<Cltab> | null;
+  readonly hactl: Loaded<Hactl> | null;
+  readonly copies: ReadonlyMap<string, CopySeen>;
+  /** The group engine as its last change left it. */
+  readonly local: readonly GroupStatus[];
+  readonly publish: Publishing;
+  readonly fencing: FenceDuty;
+  readonly fenceLog: FenceLog;
+  readonly leave: Leave | null;
+  /** Group → the node last seen running it, and how often that changed. */
+  readonly owners: ReadonlyMap<string, { readonly node: string; readonly failovers: number }>;
+  readonly loggedNotes: ReadonlyMap<string, string>;
+  readonly loggedErrors: string;
+  readonly quorumOk: boolean | null;
+  readonly lastDecision: LastDecision | null;
+  readonly lastHastat: Hastat | null;
+}
+
+export function initialState(settings: MonitorSettings, pid: number, seed: number): MonitorState {
+  return {
+    settings,
+    pid,
+    phase: 'new',
+    rng: seed >>> 0,
+    startedAt: 0,
+    dupSeq: null,
+    waitedForHalt: false,
+    seq: 0,
+    lastCycleEnd: 0,
+    lastPublishOk: 0,
+    lastPet: 0,
+    watchdog: false,
+    readySent: false,
+    cycleNo: 0,
+    cycle: null,
+    cycleTimerAt: null,
+    cycleAgain: false,
+    eventCycles: 0,
+    peers: new Map(),
+    peerPids: new Map(),
+    lastGroups: new Map(),
+    fenceClaims: new Map(),
+    handovers: new Map(),
+    lastSeen: new Map(),
+    lastLive: new Map(),
+    fencedNow: new Map(),
+    lastView: new Map(),
+    decideMemory: EMPTY_MEMORY,
+    quorumMemory: FRESH_QUORUM,
+    cltab: null,
+    hactl: null,
+    copies: new Map(),
+    local: [],
+    publish: { inFlight: false, pending: false, waiting: [], riding: [], left: null },
+    fencing: { incidents: new Map(), fenced: new Map(), last: new Map() },
+    fenceLog: { lines: null, queued: [], busy: false },
+    leave: null,
+    owners: new Map(),
+    loggedNotes: new Map(),
+    loggedErrors: '',
+    quorumOk: null,
+    lastDecision: null,
+    lastHastat: null,
+  };
+}
+
+/** mulberry32: the next draw in [0, 1) and the generator's next state. */
+export function nextRandom(rng: number): [number, number] {
+  const next = (rng + 0x6d2b79f5) >>> 0;
+  let r = Math.imul(next ^ (next >>> 15), 1 | next);
+  r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
+  return [((r ^ (r >>> 14)) >>> 0) / 4294967296, next];
+}
+
+export function timingsOf(s: MonitorSettings): Timings {
+  return { ...DEFAULT_TIMINGS, ...s.timings };
+}
+
+// ------------------------------------------------------------------------------ queries
+
+/** The engine's groups as decide() sees them: level and state of every group that has a level. */
+export function localInstances(s: MonitorState): Map<string, Instance> {
+  const m = new Map<string, Instance>();
+  for (const g of s.local) if (g.level !== null) m.set(g.group, { level: g.level, state: g.state });
+  return m;
+}
+
+/** Started cycling and not leaving: a member of the cluster. */
+export function isMember(s: MonitorState): boolean {
+  return s.phase === 'running' && s.leave === null;
+}
+
+/** The longest wait (ms from `now`) until an unfinished fence incident is tried again. */
+export function fenceWaitMs(s: MonitorState, now: number): number {
+  let max = 0;
+  for (const inc of s.fencing.incidents.values()) {
+    if (inc.done) continue;
+    max = Math.max(max, Number.isFinite(inc.nextTry) ? inc.nextTry - now : s.settings.fence.timeoutMs * Math.max(1, s.settings.fence.methods.length));
+  }
+  return max;
+}

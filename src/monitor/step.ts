@@ -1,0 +1,178 @@
+// The monitor as a pure state machine: step(state, event) → { state, effects }. No I/O, no clock,
+// no randomness of its own (the state carries a seeded source): the real daemon
+// (src/monitor/daemon.ts), the simulator (src/sim/driver.ts) and `peerha plan` drive this same
+// function and only carry out what it asks for. Start-up, signals and configuration reloads are
+// here; a cycle is in cycle.ts, fencing in fence-duty.ts, leaving in leave.ts.
+
+import { parseClstat } from '../config/clstat.js';
+import type { StoreResult } from '../cluster/store.js';
+import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js';
+import { beginCycle, cycleIo, cyclePublished, engineChanged, failCycle, pet, schedule } from './cycle.js';
+import { confirmationRead, fenceAnswered, fenceDelayOver, fenceLogDone, pollConfirmation } from './fence-duty.js';
+import { groupsStopped, leftPublished, startLeave } from './leave.js';
+import { REAL_LOGIC, type Logic } from './logic.js';
+import { clstatWritten } from './publish.js';
+import type { MonitorSettings, MonitorState } from './state.js';
+import { Turn } from './turn.js';
+
+export interface StepResult {
+  readonly state: MonitorState;
+  readonly effects: readonly MonitorEffect[];
+}
+
+export function step(state: MonitorState, event: MonitorEvent, logic: Logic = REAL_LOGIC): StepResult {
+  const t = new Turn(state, event, logic);
+  handle(t, event);
+  return { state: t.state, effects: t.effects };
+}
+
+function handle(t: Turn, ev: MonitorEvent): void {
+  switch (ev.type) {
+    case 'start':
+      if (t.state.phase !== 'new') return;
+      t.state.phase = 'starting';
+      t.state.startedAt = t.now;
+      return t.emit({ type: 'cleanLeftovers' });
+    case 'cleaned':
+      if (t.state.phase === 'starting') t.io({ kind: 'startup', stage: 'mkdir' }, [{ op: 'mkdir', path: `nodes/${t.me}` }]);
+      return;
+    case 'timer':
+      return timer(t, ev.name);
+    case 'io':
+      return io(t, ev.tag, ev.results, ev.error);
+    case 'engine':
+      t.state.local = ev.groups;
+      return engineChanged(t);
+    case 'told':
+      t.log(ev.ok ? 'info' : 'warn', `decide: ${ev.group} → ${ev.level}`, { group: ev.group, level: ev.level, reason: ev.reason, result: ev.message });
+      // A new plan's window starts at the cycle after the one that published it: run that one at once.
+      if (ev.ok && ev.level === 'plan') t.state.cycleAgain = true;
+      return;
+    case 'halted':
+      return groupsStopped(t);
+    case 'fenced':
+      return fenceAnswered(t, ev.node, ev.incident, ev.outcome);
+    case 'signal':
+      if (t.state.phase === 'running') return startLeave(t, ev.signal, true);
+      if (t.state.phase !== 'stopped') t.emit({ type: 'exit', code: 0, reason: 'left' });
+      return;
+    case 'reload':
+      return reload(t, ev.settings);
+    case 'watchdog-exited':
+      if (!t.state.watchdog || t.state.phase === 'stopped') return;
+      t.log('error', 'watchdog exited; restarting it', { code: ev.code, signal: ev.signal });
+      return startWatchdog(t);
+    case 'failed':
+      return failCycle(t, ev.error);
+  }
+}
+
+function timer(t: Turn, name: TimerName): void {
+  if (name === 'cycle') return beginCycle(t);
+  if (name === 'dup-check') return t.io({ kind: 'startup', stage: 'dup-again' }, [{ op: 'read', path: t.own('clstat') }]);
+  if (name === 'halt-poll') return t.io({ kind: 'startup', stage: 'halt' }, [{ op: 'read', path: 'halt' }]);
+  if (name === 'leave-cap') return groupsStopped(t);
+  if (name.startsWith('fence:')) return fenceDelayOver(t, name.slice('fence:'.length));
+  if (name.startsWith('confirm:')) return pollConfirmation(t, name.slice('confirm:'.length));
+}
+
+function io(t: Turn, tag: IoTag, results: readonly StoreResult[] | null, error: string | undefined): void {
+  const first = results?.[0];
+  const failure = results ? (first && 'error' in first ? first.error : null) : (error ?? 'store operation failed');
+  const read = first?.op === 'read' ? first.read : null;
+  switch (tag.kind) {
+    case 'cycle':
+      return cycleIo(t, tag, results, error);
+    case 'clstat':
+      return clstatWritten(t, results, error, (w) => (w.kind === 'cycle' ? cyclePublished(t, w.id) : leftPublished(t)));
+    case 'replica':
+      if (failure === null) t.log('info', 'replicated', { file: tag.file, from: tag.from });
+      else t.log('warn', 'replication failed; retrying next cycle', { file: tag.file, err: failure });
+      return;
+    case 'fence-log':
+      return fenceLogDone(t, tag.stage, read, failure);
+    case 'confirm':
+      return confirmationRead(t, tag.node, tag.incident, tag.polling, read);
+    case 'startup':
+      return startup(t, tag.stage, results === null ? error ?? 'store operation failed' : failure, read?.text ?? null);
+  }
+}
+
+// ------------------------------------------------------------------------------ start-up
+
+/** Create our folder, refuse a node name that already heartbeats, wait while DIR/halt exists. */
+function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], failure: string | null, text: string | null): void {
+  const state = t.state;
+  if (state.phase !== 'starting' && state.phase !== 'halted') return;
+  const settings = state.settings;
+  switch (stage) {
+    case 'mkdir':
+      if (failure !== null) return refuse(t, `cannot create ${settings.root}/nodes/${t.me}: ${failure}`);
+      return t.io({ kind: 'startup', stage: 'dup-first' }, [{ op: 'read', path: t.own('clstat') }]);
+    case 'dup-first': {
+      const h = text === null ? null : parseClstat(text).header;
+      if (!h || h.left) return checkHalt(t);
+      state.dupSeq = h.seq;
+      return t.timer('dup-check', t.now + 2 * settings.cycleMs + settings.visibilityLagMs + 200);
+    }
+    case 'dup-again': {
+      const h = text === null ? null : parseClstat(text).header;
+      if (h && h.seq !== state.dupSeq && !h.left) return refuse(t, `node name ${t.me} is already heartbeating in ${settings.root} (duplicate node id)`);
+      return checkHalt(t);
+    }
+    case 'halt': {
+      const halt = t.logic.haltRequested(text);
+      if (halt === null) return begin(t);
+      // The cluster was dissolved (`peerha halt`): do not join until the halt file is removed.
+      if (!state.waitedForHalt) t.log('warn', `cluster halted (${settings.root}/halt); waiting for it to be removed before joining`, { halt });
+      state.waitedForHalt = true;
+      state.phase = 'halted';
+      return t.timer('halt-poll', t.now + settings.cycleMs);
+    }
+  }
+}
+
+function checkHalt(t: Turn): void {
+  t.io({ kind: 'startup', stage: 'halt' }, [{ op: 'read', path: 'halt' }]);
+}
+
+function refuse(t: Turn, message: string): void {
+  t.state.phase = 'stopped';
+  t.emit({ type: 'exit', code: 1, reason: 'refused', message });
+}
+
+function begin(t: Turn): void {
+  const state = t.state;
+  const settings = state.settings;
+  if (state.waitedForHalt) state.startedAt = t.now;
+  state.phase = 'running';
+  // The start-up checks (the duplicate-id wait is 2 cycles + lag) are no freeze: time from here.
+  state.lastCycleEnd = state.lastPublishOk = state.lastPet = t.now;
+  if (settings.selfFence) startWatchdog(t);
+  t.log('info', 'peerha monitor starting', { node: t.me, root: settings.root, cycleMs: settings.cycleMs, timeoutMs: settings.timeoutMs, quorum: settings.quorum });
+  schedule(t, 0);
+}
+
+function startWatchdog(t: Turn): void {
+  t.state.watchdog = true;
+  t.emit({ type: 'watchdog', action: 'start', limitMs: Math.floor(t.state.settings.timeoutMs / 2) });
+  pet(t);
+}
+
+// ------------------------------------------------------------------------------ reload
+
+/** SIGHUP: apply a re-read configuration; identity and local paths need a restart. */
+function reload(t: Turn, next: MonitorSettings): void {
+  const state = t.state;
+  const old = state.settings;
+  const fixed = (['root', 'node', 'stateDir', 'selfFence'] as const).filter((k) => next[k] !== old[k]);
+  if (fixed.length) t.log('warn', 'configuration reloaded; these keys need a restart and keep their old values', { keys: fixed });
+  state.settings = { ...next, root: old.root, node: old.node, stateDir: old.stateDir, selfFence: old.selfFence };
+  if (next.timeoutMs !== old.timeoutMs && state.watchdog) {
+    // The watchdog's limit is timeout/2: replace it (the new one is petted at once).
+    t.emit({ type: 'watchdog', action: 'stop', limitMs: 0 });
+    startWatchdog(t);
+  }
+  const settings = state.settings;
+  t.log('info', 'configuration reloaded', { cycleMs: settings.cycleMs, timeoutMs: settings.timeoutMs, quorum: settings.quorum, balance: settings.balance });
+}

@@ -1,0 +1,177 @@
+// The simulator's driver of step(): one simulated `peerha monitor` process. It carries out what
+// step() asks — store batches on the simulated store, timers on the node's drifting clock, the
+// real group engine on scripted processes, the node's watchdog, the fence hook — and answers with
+// events, in virtual time. A frozen monitor gets its events when it thaws; a dead one never.
+// Like src/monitor/daemon.ts it decides nothing: the same step() runs in both.
+
+import type { EventBody, MonitorEffect, MonitorEvent, TimerName } from '../monitor/events.js';
+import { spawnAllowed } from '../monitor/logic.js';
+import { guardedRunner, Machine } from '../monitor/machine.js';
+import { fenceWaitMs, initialState, localInstances, type LastDecision, type MonitorSettings, type MonitorState } from '../monitor/state.js';
+import { Engine, type Clock } from '../init/engine.js';
+import type { Instance } from '../monitor/decide.js';
+import type { Handle, SimNode, World } from './world.js';
+
+const NOOP_LOGGER = { info: (): void => undefined, warn: (): void => undefined, error: (): void => undefined };
+
+/** The monitor configuration a scenario gives every node. */
+export function simSettings(world: World, node: string): MonitorSettings {
+  const scenario = world.scenario;
+  return {
+    root: 'DIR',
+    node,
+    cycleMs: scenario.cycleMs,
+    timeoutMs: scenario.timeoutMs,
+    visibilityLagMs: scenario.visibilityLagMs,
+    balance: scenario.balance,
+    failCooldownCycles: scenario.failCooldownCycles,
+    quorum: scenario.quorum,
+    fence: scenario.fence,
+    selfFence: scenario.selfFence,
+    stateDir: '/run/peerha',
+    timings: scenario.timings,
+  };
+}
+
+export class SimMonitor {
+  readonly inc: number;
+  readonly engine: Engine;
+  private readonly machine: Machine;
+  private readonly timers = new Map<TimerName, Handle>();
+  private lastDecision: LastDecision | null = null;
+  private readonly lastTraced = new Map<string, string>();
+
+  constructor(
+    private readonly world: World,
+    private readonly node: SimNode,
+  ) {
+    this.inc = node.inc;
+    const state = initialState(simSettings(world, node.name), node.inc, node.rng.int(0, 2 ** 32 - 1));
+    this.machine = new Machine(state, { now: () => node.local(), wall: () => world.wallNow(node) }, (e) => this.perform(e), world.logic, (ev, st) => this.observe(ev, st));
+    const clock: Clock = {
+      now: () => node.local(),
+      setTimer: (ms, fn) => node.post(ms, fn),
+      clearTimer: (h) => {
+        (h as Handle).cancelled = true;
+      },
+    };
+    const runner = guardedRunner({ spawn: (req, cb) => world.spawn(node, this.inc, req, cb) }, () => spawnAllowed(this.machine.state, node.local(), world.logic), () => undefined, (fn) => node.post(0, fn));
+    this.engine = new Engine({ runner, clock, random: () => node.rng.next(), timings: world.scenario.timings, logger: NOOP_LOGGER, onChange: () => this.engineChanged(), env: {} });
+  }
+
+  get state(): MonitorState {
+    return this.machine.state;
+  }
+
+  /** Past the start-up checks and cycling. */
+  get running(): boolean {
+    return this.state.phase === 'running';
+  }
+
+  get leaving(): boolean {
+    return this.state.leave !== null;
+  }
+
+  get lastQuorumOk(): boolean | null {
+    return this.state.quorumOk;
+  }
+
+  /** What the engine runs right now (ground truth for the progress check). */
+  localInstances(): Map<string, Instance> {
+    return localInstances({ ...this.state, local: this.engine.status() });
+  }
+
+  fenceWaitMs(): number {
+    return fenceWaitMs(this.state, this.node.local());
+  }
+
+  start(): void {
+    this.deliver({ type: 'start' });
+  }
+
+  leave(): void {
+    this.deliver({ type: 'signal', signal: 'SIGTERM' });
+  }
+
+  /** An event from outside the process (a store answer, a signal): held while frozen, lost if it died. */
+  private deliver(event: EventBody): void {
+    this.node.deliver(this.inc, () => this.machine.dispatch(event));
+  }
+
+  private engineChanged(): void {
+    this.machine.engineChanged(() => this.engine.status());
+    if (!this.world.tracing) return;
+    for (const [g, i] of localInstances({ ...this.state, local: this.engine.status() })) {
+      const line = `${i.level} ${i.state}`;
+      if (this.lastTraced.get(g) !== line) this.world.trace(this.node.name, `engine: ${g} ${line}`);
+      this.lastTraced.set(g, line);
+    }
+  }
+
+  /** After every step: the world checks what a monitor decided against what its node runs. */
+  private observe(_event: MonitorEvent, state: MonitorState): void {
+    const d = state.lastDecision;
+    if (d === this.lastDecision || d === null) return;
+    this.lastDecision = d;
+    this.world.quorumVerdict(this.node, d.effective, d.why);
+  }
+
+  private perform(e: MonitorEffect): void {
+    const { world, node, machine } = this;
+    switch (e.type) {
+      case 'io':
+        return world.store.forNode(node.name).perform(e.ops, (results, error) => this.deliver({ type: 'io', tag: e.tag, results, ...(error ? { error } : {}) }));
+      case 'tell': {
+        const r = this.engine.tell(e.group, e.level);
+        return machine.dispatch({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: r.ok, message: r.message });
+      }
+      case 'configure':
+        return this.engine.setConfig(e.cltab);
+      case 'haltGroups':
+        return void this.engine.haltAll(() => machine.dispatch({ type: 'halted' }));
+      case 'timer': {
+        const prev = this.timers.get(e.name);
+        if (prev) prev.cancelled = true;
+        const handle = node.post(e.at - node.local(), () => {
+          this.timers.delete(e.name);
+          machine.dispatch({ type: 'timer', name: e.name });
+        });
+        this.timers.set(e.name, handle);
+        return;
+      }
+      case 'cancelTimer': {
+        const prev = this.timers.get(e.name);
+        if (prev) prev.cancelled = true;
+        this.timers.delete(e.name);
+        return;
+      }
+      case 'watchdog':
+        if (e.action === 'start') node.watchdogStart(e.limitMs);
+        else if (e.action === 'pet') node.watchdogPet();
+        else node.watchdogBye();
+        return;
+      case 'killGroups':
+        return node.killAll('self-fence: killing recorded process groups before publishing');
+      case 'cleanLeftovers':
+        node.killAll('leftovers of a previous run');
+        return machine.dispatch({ type: 'cleaned' });
+      case 'fence':
+        return world.runFence(node, e.node, e.method, e.action, e.timeoutMs, (outcome) => this.deliver({ type: 'fenced', node: e.node, incident: e.incident, outcome }));
+      case 'log':
+        if (e.msg === 'cycle failed; retrying next cycle') world.stats.cycleRetries++;
+        if (world.tracing && e.level !== 'debug') world.trace(node.name, `${e.msg}${Object.keys(e.fields).length ? ` ${traceFields(e.fields)}` : ''}`);
+        return;
+      case 'ready':
+        return;
+      case 'exit':
+        for (const t of this.timers.values()) t.cancelled = true;
+        return node.monitorExited(e.code, e.message ?? e.reason);
+    }
+  }
+}
+
+function traceFields(fields: Readonly<Record<string, unknown>>): string {
+  return Object.entries(fields)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+}

@@ -1,0 +1,275 @@
+// step(state, event) → { state, effects }: the whole monitor as a pure state machine, driven here
+// by a scripted driver that answers store batches from an in-memory directory at once and fires
+// timers only when the test says so.
+import { describe, expect, it } from 'vitest';
+import { formatClstat, parseClstat } from '../../src/config/clstat.js';
+import type { FenceConfig } from '../../src/config/monitor.js';
+import type { StoreOp, StoreResult } from '../../src/cluster/store.js';
+import type { GroupStatus } from '../../src/init/engine.js';
+import type { EventBody, MonitorEffect, TimerName } from '../../src/monitor/events.js';
+import { confirms } from '../../src/monitor/fence-duty.js';
+import { initialState, type Incident, type MonitorSettings, type MonitorState } from '../../src/monitor/state.js';
+import { step } from '../../src/monitor/step.js';
+
+const NO_FENCE: FenceConfig = { timeoutMs: 1000, action: 'off', delayBaseMs: 0, delayMaxMs: 0, priorityDelayMs: 0, retryMaxMs: 4000, methods: [] };
+
+function settings(extra: Partial<MonitorSettings> = {}): MonitorSettings {
+  return { root: '/srv/ha', node: 'n1', cycleMs: 100, timeoutMs: 400, visibilityLagMs: 0, balance: 1.5, failCooldownCycles: 10, quorum: { policy: 'none' }, fence: NO_FENCE, selfFence: true, stateDir: '/run/peerha', ...extra };
+}
+
+/** Everything a Map or Set holds, in order: to compare a state before and after a step. */
+function snapshot(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (x instanceof Map ? { map: [...x] } : x instanceof Set ? { set: [...x] } : x));
+}
+
+class Script {
+  state: MonitorState;
+  now = 1000;
+  readonly files = new Map<string, string>();
+  readonly dirs = new Set<string>();
+  readonly effects: MonitorEffect[] = [];
+  readonly timers = new Map<TimerName, number>();
+  engine: GroupStatus[] = [];
+  /** Store batches fail as a whole while this is set. */
+  failing = false;
+
+  constructor(s: MonitorSettings = settings()) {
+    this.state = initialState(s, 4242, 7);
+  }
+
+  /** Handle an event and every event its effects answer at once (store batches, tells). */
+  send(first: EventBody): void {
+    const queue: EventBody[] = [first];
+    for (let ev = queue.shift(); ev; ev = queue.shift()) {
+      const before = snapshot(this.state);
+      const input = this.state;
+      const r = step(input, { ...ev, now: this.now, wall: 1.7e12 + this.now });
+      expect(snapshot(input), `step mutated its input on ${ev.type}`).toBe(before);
+      this.state = r.state;
+      for (const e of r.effects) {
+        this.effects.push(e);
+        if (e.type === 'io') queue.push(this.failing ? { type: 'io', tag: e.tag, results: null, error: 'EIO' } : { type: 'io', tag: e.tag, results: e.ops.map((op) => this.apply(op)) });
+        else if (e.type === 'timer') this.timers.set(e.name, e.at);
+        else if (e.type === 'cancelTimer') this.timers.delete(e.name);
+        else if (e.type === 'cleanLeftovers') queue.push({ type: 'cleaned' });
+        else if (e.type === 'tell') {
+          this.engine = [...this.engine.filter((g) => g.group !== e.group), { group: e.group, level: e.level, state: 'DONE', notes: [], procs: [], transitions: [] }];
+          queue.push({ type: 'engine', groups: this.engine });
+          queue.push({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: true, message: 'level transition started' });
+        }
+      }
+    }
+  }
+
+  private apply(op: StoreOp): StoreResult {
+    switch (op.op) {
+      case 'list':
+        return { op: 'list', names: [...this.dirs].map((d) => d.slice('nodes/'.length)).sort() };
+      case 'read': {
+        const text = this.files.get(op.path);
+        return { op: 'read', read: text === undefined ? null : { text, mtimeMs: 1 } };
+      }
+      case 'stat': {
+        const text = this.files.get(op.path);
+        return { op: 'stat', sig: text === undefined ? null : { mtimeMs: 1, size: text.length, ino: 1 } };
+      }
+      case 'write':
+        this.files.set(op.path, op.text);
+        return { op: 'write', error: null };
+      case 'writeJson':
+        this.files.set(op.path, JSON.stringify(op.value));
+        return { op: 'writeJson', error: null };
+      case 'mkdir':
+        this.dirs.add(op.path);
+        return { op: 'mkdir', error: null };
+    }
+  }
+
+  /** Advance the clock to a timer and fire it. */
+  fire(name: TimerName): void {
+    const at = this.timers.get(name);
+    expect(at, `timer ${name} pending`).toBeDefined();
+    this.timers.delete(name);
+    this.now = Math.max(this.now, at!);
+    this.send({ type: 'timer', name });
+  }
+
+  /** A peer that heartbeats: its clstat with a new seq. */
+  peer(node: string, seq: number, groups: string[] = []): void {
+    this.dirs.add(`nodes/${node}`);
+    this.files.set(`nodes/${node}/clstat`, formatClstat({ header: { node, pid: 100 + seq, seq, time: 'x' }, groups: groups.map((g) => ({ group: g, level: 'start', state: 'DONE' })) }));
+  }
+
+  types(): string[] {
+    return this.effects.map((e) => (e.type === 'io' ? `io:${e.tag.kind}${'stage' in e.tag ? `:${e.tag.stage}` : ''}` : e.type === 'timer' ? `timer:${e.name}` : e.type));
+  }
+
+  clear(): void {
+    this.effects.length = 0;
+  }
+
+  logs(): string[] {
+    return this.effects.flatMap((e) => (e.type === 'log' ? [e.msg] : []));
+  }
+}
+
+function started(s?: MonitorSettings): Script {
+  const x = new Script(s);
+  x.files.set('cltab', 'web:w:start:respawn:sleep 9\n');
+  x.files.set('hactl', 'web start\n');
+  x.send({ type: 'start' });
+  return x;
+}
+
+describe('step: start-up', () => {
+  it('cleans up, creates its folder, checks for a duplicate and a halt, starts the watchdog, schedules a cycle', () => {
+    const x = started();
+    expect(x.types()).toEqual(['cleanLeftovers', 'io:startup:mkdir', 'io:startup:dup-first', 'io:startup:halt', 'watchdog', 'watchdog', 'log', 'timer:cycle']);
+    expect(x.state.phase).toBe('running');
+    expect(x.dirs.has('nodes/n1')).toBe(true);
+  });
+
+  it('refuses a node name whose clstat keeps changing (another live monitor), and waits while DIR/halt exists', () => {
+    const x = new Script();
+    x.files.set('nodes/n1/clstat', formatClstat({ header: { node: 'n1', pid: 1, seq: 5, time: 'x' }, groups: [] }));
+    x.send({ type: 'start' });
+    expect(x.timers.has('dup-check')).toBe(true);
+    x.files.set('nodes/n1/clstat', formatClstat({ header: { node: 'n1', pid: 1, seq: 6, time: 'x' }, groups: [] }));
+    x.fire('dup-check');
+    expect(x.effects.at(-1)).toMatchObject({ type: 'exit', code: 1, reason: 'refused', message: expect.stringMatching(/duplicate node id/) });
+
+    const h = new Script();
+    h.files.set('halt', 'maintenance\n');
+    h.send({ type: 'start' });
+    expect(h.state.phase).toBe('halted');
+    expect(h.logs().join()).toMatch(/cluster halted/);
+    h.fire('halt-poll');
+    expect(h.state.phase).toBe('halted');
+    h.files.delete('halt');
+    h.fire('halt-poll');
+    expect(h.state.phase).toBe('running');
+    expect(h.state.startedAt).toBe(h.now); // it settles from the moment it joins
+  });
+});
+
+describe('step: a cycle', () => {
+  it('scan → peers → copies → replicate, decide, publish → hastat → pet → next cycle; step never mutates its input', () => {
+    const x = started();
+    x.peer('n2', 1);
+    x.clear();
+    x.fire('cycle');
+    // Each batch answers before the next stage asks (the scripted store answers at once, in order).
+    expect(x.types().filter((t) => t !== 'log')).toEqual(['io:cycle:scan', 'io:cycle:peers', 'io:cycle:copies', 'io:replica', 'io:replica', 'configure', 'io:clstat', 'io:cycle:hastat', 'watchdog', 'ready', 'timer:cycle']);
+    expect(x.logs()).toEqual(expect.arrayContaining(['cltab loaded', 'hactl loaded', 'quorum', 'replicated', 'decide: no action']));
+    expect(x.files.get('nodes/n1/cltab')).toBe(x.files.get('cltab'));
+    expect(parseClstat(x.files.get('nodes/n1/clstat')!).header).toMatchObject({ node: 'n1', pid: 4242, seq: 1, lines: 0 });
+    const hastat = JSON.parse(x.files.get('nodes/n1/hastat')!) as { memory: { peers: object }; nodes: object };
+    expect(Object.keys(hastat.nodes)).toEqual(['n1', 'n2']);
+    expect(hastat.memory.peers).toHaveProperty('n2');
+    // Settling for two cycles + lag: nothing planned; then this node, the designated planner, plans.
+    const tells = (): string[] => x.effects.flatMap((e) => (e.type === 'tell' ? [`${e.group} ${e.level}`] : []));
+    x.clear();
+    for (let seq = 2; tells().length === 0 && seq < 10; seq++) {
+      x.peer('n2', seq);
+      x.fire('cycle');
+    }
+    expect(x.now - x.state.startedAt).toBeGreaterThanOrEqual(200);
+    expect(tells()).toEqual(['web plan']);
+    // A plan's window is timed from the next cycle, which runs at once (5 ms later).
+    expect(x.timers.get('cycle')).toBe(x.now + 5);
+  });
+
+  it('a failed store batch ends the cycle without a decision and retries a cycle later; its late answers are dropped', () => {
+    const x = started();
+    x.failing = true;
+    x.clear();
+    x.fire('cycle');
+    expect(x.logs()).toContain('cycle failed; retrying next cycle');
+    expect(x.state.cycle).toBeNull();
+    expect(x.timers.get('cycle')).toBe(x.now + 100);
+    const id = x.state.cycleNo;
+    x.failing = false;
+    const before = x.state;
+    x.send({ type: 'io', tag: { kind: 'cycle', id, stage: 'peers' }, results: [] });
+    expect(x.state.cycle).toBe(before.cycle);
+    x.fire('cycle');
+    expect(x.state.lastDecision?.cycle).toBe(id + 1);
+  });
+
+  it('DIR/halt: stops the groups, publishes the left marker without heirs, and exits for a restart to wait on', () => {
+    const x = started();
+    x.fire('cycle');
+    x.files.set('halt', 'by admin\n');
+    x.clear();
+    x.fire('cycle');
+    expect(x.types()).toContain('haltGroups');
+    x.send({ type: 'halted' });
+    expect(parseClstat(x.files.get('nodes/n1/clstat')!).header?.left).toBe(true);
+    expect(x.effects.at(-1)).toMatchObject({ type: 'exit', code: 0, reason: 'halt' });
+    expect(x.state.phase).toBe('stopped');
+  });
+
+  it('SIGTERM: halts the groups (bounded), then publishes left=1 with an heir per group, lets the watchdog go, exits 0', () => {
+    const x = started();
+    x.peer('n2', 1);
+    x.fire('cycle');
+    x.peer('n2', 2);
+    x.engine = [{ group: 'web', level: 'start', state: 'DONE', notes: [], procs: [], transitions: [] }];
+    x.send({ type: 'engine', groups: x.engine });
+    x.fire('cycle');
+    x.clear();
+    x.send({ type: 'signal', signal: 'SIGTERM' });
+    expect(x.types()).toEqual(['log', 'log', 'haltGroups', 'timer:leave-cap']);
+    x.fire('leave-cap'); // the groups did not stop in time: leave anyway
+    const c = parseClstat(x.files.get('nodes/n1/clstat')!);
+    expect(c.header?.left).toBe(true);
+    expect(c.handovers).toEqual([{ group: 'web', node: 'n2' }]);
+    expect(x.effects.filter((e) => e.type === 'watchdog').map((e) => e.type === 'watchdog' && e.action)).toEqual(['stop']);
+    expect(x.effects.at(-1)).toMatchObject({ type: 'exit', code: 0, reason: 'left' });
+  });
+});
+
+describe('step: fencing', () => {
+  const agent = { kind: 'agent' as const, line: 1, agent: 'fence_x', params: [], nodes: {} };
+  const manual = { kind: 'manual' as const, line: 2 };
+
+  it('a stale peer: race delay, still stale, agent failure falls through to manual (waiting), backoff, then the operator confirms its incarnation', () => {
+    const x = started(settings({ selfFence: false, fence: { ...NO_FENCE, methods: [agent, manual] } }));
+    x.peer('n2', 7);
+    x.clear();
+    for (let i = 0; i < 8 && !x.logs().includes('STOMITH: fencing n2'); i++) x.fire('cycle'); // n2 stays silent
+    expect(x.logs()).toContain('STOMITH: fencing n2');
+    x.clear();
+    x.fire('fence:n2');
+    const fence = x.effects.find((e) => e.type === 'fence');
+    expect(fence).toMatchObject({ node: 'n2', incident: 'n2#7', method: agent, action: 'off', timeoutMs: 1000 });
+    x.clear();
+    x.send({ type: 'fenced', node: 'n2', incident: 'n2#7', outcome: { method: 'fence_x', action: 'off+status', result: 'failure', durationMs: 12, detail: 'exit 1' } });
+    // fell through to the manual method: reads the confirmation, none yet
+    expect(x.types()).toContain('io:confirm');
+    const inc = x.state.fencing.incidents.get('n2') as Incident;
+    expect(inc.done).toBe(false);
+    expect(inc.polling).toBe(true);
+    expect(x.logs()).toContain('STOMITH n2: fence_x failure');
+    expect(x.files.get('nodes/n1/fence.log')).toMatch(/"result":"failure"/);
+    // An operator confirms another incarnation: not counted. Then this one (seq 7, pid 107): fenced.
+    x.files.set('fence-confirm/n2', JSON.stringify({ node: 'n2', time: 'x', seq: 7, pid: 999 }));
+    x.fire('confirm:n2');
+    expect(x.state.fencing.fenced.has('n2')).toBe(false);
+    x.files.set('fence-confirm/n2', JSON.stringify({ node: 'n2', time: 'x', seq: 7, pid: 107 }));
+    x.fire('confirm:n2');
+    expect(x.state.fencing.fenced.get('n2')).toMatchObject({ node: 'n2', seq: 7, method: 'manual' });
+    x.fire('cycle');
+    expect(parseClstat(x.files.get('nodes/n1/clstat')!).fenced).toEqual([expect.objectContaining({ node: 'n2', seq: 7 })]);
+  });
+
+  it('confirms(): the incarnation a confirmation names, or a time after the incident began when it names none', () => {
+    const inc = { seq: 7, pid: 107, since: 5000 } as Incident;
+    expect(confirms({ node: 'n2', time: 'x', seq: 7, pid: 107 }, 'n2', inc)).toBe(true);
+    expect(confirms({ node: 'n2', time: 'x', seq: 8, pid: 107 }, 'n2', inc)).toBe(false);
+    expect(confirms({ node: 'n3', time: 'x', seq: 7, pid: 107 }, 'n2', inc)).toBe(false);
+    expect(confirms({ node: 'n2', time: new Date(6000).toISOString() }, 'n2', inc)).toBe(true);
+    expect(confirms({ node: 'n2', time: new Date(4000).toISOString() }, 'n2', inc)).toBe(false);
+    expect(confirms(null, 'n2', inc)).toBe(false);
+  });
+});
