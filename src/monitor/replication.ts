@@ -24,9 +24,14 @@ const PARSE: Record<ReplicatedFile, (text: string, source: string) => string[]> 
 };
 
 /** Every copy of every replicated file, as paths relative to DIR: the admin copy first. */
-export function copyPaths(names: readonly string[]): string[] {
-  return REPLICATED.flatMap((file) => [file, ...names.map((n) => `nodes/${n}/${file}`)]);
+export function copyPaths(names: readonly string[]): readonly string[] {
+  const key = names.join('/');
+  if (lastPaths?.key !== key) lastPaths = { key, paths: REPLICATED.flatMap((file) => [file, ...names.map((n) => `nodes/${n}/${file}`)]) };
+  return lastPaths.paths;
 }
+
+/** The node list rarely changes from one cycle to the next: keep the last answer. */
+let lastPaths: { key: string; paths: readonly string[] } | null = null;
 
 export function fileOf(path: string): ReplicatedFile {
   return path.endsWith('cltab') ? 'cltab' : 'hactl';

@@ -15,19 +15,6 @@ import { planWindowMs } from './view.js';
 const record = <V, W>(m: ReadonlyMap<string, V>, f: (v: V) => W): Record<string, W> => Object.fromEntries([...m].map(([k, v]) => [k, f(v)]));
 const map = <V, W>(r: Readonly<Record<string, V>> | undefined, f: (v: V) => W): Map<string, W> => new Map(Object.entries(r ?? {}).map(([k, v]) => [k, f(v)]));
 
-/** ISO time of a wall-clock ms, memoized: a peer's last change stays the same from cycle to cycle. */
-const ISO = new Map<number, string>();
-function isoAt(ms: number): string {
-  const key = Math.round(ms);
-  let iso = ISO.get(key);
-  if (iso === undefined) {
-    iso = new Date(key).toISOString();
-    if (ISO.size >= 4096) ISO.clear();
-    ISO.set(key, iso);
-  }
-  return iso;
-}
-
 /** A peer's fence state: who fenced it, and the last fence attempt known here. */
 function fenceStatus(state: MonitorState, n: string): Pick<HastatNode, 'fencedBy' | 'lastFence'> {
   const by = state.fencedNow.get(n);
@@ -43,39 +30,48 @@ export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string,
   const settings = state.settings;
   const wall = t.event.wall;
   const time = t.wallIso;
+  const fencing = state.fencedNow.size > 0 || state.fencing.last.size > 0;
   const hastatNodes: Record<string, HastatNode> = { [t.me]: { state: state.leave ? 'left' : 'up', seq: state.seq, lastChange: time } };
   for (const [n, v] of state.lastLive) {
-    hastatNodes[n] = { state: state.fencedNow.has(n) ? 'fenced' : v.state, seq: v.seq, lastChange: isoAt(wall - v.silentMs), ...fenceStatus(state, n) };
+    const entry: HastatNode = { state: state.fencedNow.has(n) ? 'fenced' : v.state, seq: v.seq, lastChange: new Date(wall - v.silentMs).toISOString() };
+    hastatNodes[n] = fencing ? { ...entry, ...fenceStatus(state, n) } : entry;
   }
+  // One pass over what every node runs: group → its instances (released stale nodes left out).
   const wants = state.hactl?.value.wants ?? new Map();
-  const names = new Set<string>(wants.keys());
-  for (const nv of nodes.values()) for (const [g, i] of nv.groups) if (isActive(i)) names.add(g);
+  const instancesOf = new Map<string, Record<string, HastatInstance>>();
+  for (const g of wants.keys()) instancesOf.set(g, {});
+  for (const nv of nodes.values()) {
+    for (const [g, i] of nv.groups) {
+      if (!isActive(i)) continue;
+      let instances = instancesOf.get(g);
+      if (!instances) instancesOf.set(g, (instances = {}));
+      if (!nv.released) instances[nv.name] = { level: i.level, state: i.state };
+    }
+  }
   const engine = new Map<string, GroupStatus>(state.local.map((g) => [g.group, g]));
   const notesOf = new Map<string, string[]>();
   for (const n of notes) notesOf.set(n.group, [...(notesOf.get(n.group) ?? []), n.note]);
   const owners = new Map(state.owners);
   const groups: Record<string, HastatGroup> = {};
-  for (const g of [...names].sort()) {
+  for (const g of [...instancesOf.keys()].sort()) {
     const want = wants.get(g);
-    const instances: Record<string, HastatInstance> = {};
-    for (const nv of nodes.values()) {
-      const i = nv.groups.get(g);
-      if (i && isActive(i) && !nv.released) instances[nv.name] = { level: i.level, state: i.state };
-    }
+    const instances = instancesOf.get(g)!;
     const mineNow = engine.get(g);
     const groupNotes = [...(mineNow?.notes ?? []), ...(notesOf.get(g) ?? [])];
-    const running = Object.entries(instances).filter(([, i]) => i.level === want?.level && isRunning(i.state));
+    let runningOn: string | null = null;
+    let running = 0;
+    for (const n in instances) {
+      const i = instances[n]!;
+      if (i.level === want?.level && isRunning(i.state)) {
+        running++;
+        runningOn = n;
+      }
+    }
     let seen = owners.get(g) ?? { node: '', failovers: 0 };
-    if (running.length === 1 && running[0]![0] !== seen.node) seen = { node: running[0]![0], failovers: seen.node === '' ? seen.failovers : seen.failovers + 1 };
+    if (running === 1 && runningOn !== seen.node) seen = { node: runningOn!, failovers: seen.node === '' ? seen.failovers : seen.failovers + 1 };
     owners.set(g, seen);
-    groups[g] = {
-      want: want?.level ?? null,
-      nodes: want?.nodes ?? null,
-      instances,
-      ...(groupNotes.length ? { notes: groupNotes } : {}),
-      failovers: seen.failovers,
-      ...(mineNow && instances[t.me] ? { local: { entries: mineNow.procs.map((p) => ({ tag: p.tag, mode: p.mode, state: p.state, note: p.note })), transitions: mineNow.transitions } } : {}),
-    };
+    const group: HastatGroup = { want: want?.level ?? null, nodes: want?.nodes ?? null, instances, ...(groupNotes.length ? { notes: groupNotes } : {}), failovers: seen.failovers };
+    groups[g] = mineNow && instances[t.me] ? { ...group, local: { entries: mineNow.procs.map((p) => ({ tag: p.tag, mode: p.mode, state: p.state, note: p.note })), transitions: mineNow.transitions } } : group;
   }
   state.owners = owners;
   return {
