@@ -2,7 +2,8 @@
 //   scan    DIR/halt and the node folders          → halt (leave), or read the peers
 //   peers   every peer's clstat, every replica stat → liveness, fence claims; read changed copies
 //   copies  the changed cltab/hactl copies          → replicate, view, quorum, decide, tells, fences
-//   publish the clstat carrying what was decided    → write hastat
+//   telling the engine's answers to the tells       → publish the clstat showing what was told
+//   publish that clstat written                     → write hastat
 //   hastat  written                                 → pet the watchdog (unless frozen), schedule
 // Frozen or unable to publish when it began, the cycle stops local groups and plans nothing.
 
@@ -88,7 +89,7 @@ export function beginCycle(t: Turn): void {
   const id = state.cycleNo + 1;
   state.cycleNo = id;
   state.cycleAgain = false;
-  state.cycle = { id, stage: 'scan', selfFence: false, names: [], paths: [], verdicts: new Map(), toRead: [] };
+  state.cycle = { id, stage: 'scan', tells: 0, selfFence: false, names: [], paths: [], verdicts: new Map(), toRead: [] };
   t.io({ kind: 'cycle', id, stage: 'scan' }, [{ op: 'read', path: 'halt' }, { op: 'list' }]);
 }
 
@@ -247,7 +248,8 @@ function decide(t: Turn, cycle: Cycle): void {
   );
   state.decideMemory = decision.memory;
   state.lastView = nodes;
-  if (!state.leave) for (const a of decision.actions) t.emit({ type: 'tell', group: a.group, level: a.level, reason: a.reason });
+  const tells = state.leave ? [] : decision.actions;
+  for (const a of tells) t.emit({ type: 'tell', group: a.group, level: a.level, reason: a.reason });
   const loggedNotes = new Map(state.loggedNotes);
   for (const n of decision.notes) {
     if (loggedNotes.get(n.group) !== n.note) t.log('debug', 'decide: no action', { group: n.group, note: n.note });
@@ -264,6 +266,25 @@ function decide(t: Turn, cycle: Cycle): void {
   const why = effective ? 'quorum' : !verdict.ok ? `no quorum (${verdict.reason})` : cycle.selfFence ? 'self-fencing' : 'leaving';
   state.lastDecision = { cycle: cycle.id, actions: decision.actions, notes: decision.notes, errors, effective, why };
   state.lastHastat = buildHastat(t, verdict, nodes, errors, decision.notes);
+  state.cycle = { ...cycle, stage: 'telling', tells: tells.length };
+  if (tells.length === 0) publishCycle(t);
+}
+
+/**
+ * The engine answered a tell of this cycle. Once all are answered (their engine changes were
+ * handled before), the cycle publishes: its clstat shows what it told, so a new plan is out
+ * before the next cycle starts timing its window.
+ */
+export function toldInCycle(t: Turn): void {
+  const cycle = t.state.cycle;
+  if (!cycle || cycle.stage !== 'telling' || cycle.tells === 0) return;
+  t.state.cycle = { ...cycle, tells: cycle.tells - 1 };
+  if (cycle.tells === 1) publishCycle(t);
+}
+
+function publishCycle(t: Turn): void {
+  const cycle = t.state.cycle!;
+  t.state.cycle = { ...cycle, stage: 'publish' };
   requestPublish(t, { kind: 'cycle', id: cycle.id });
 }
 

@@ -76,15 +76,25 @@ export interface Replica {
   readonly errors: string[];
 }
 
-/** The winner among this cycle's verdicts for `file`; copies it into this node's folder if needed. */
+/** The winner among this cycle's verdicts for `file`; copies it into this node's folder if needed (unless a copy is on its way). */
 export function replicate(t: Turn, file: ReplicatedFile, verdicts: ReadonlyMap<string, Judged | null>): Replica {
   const judged: Judged[] = [];
   for (const [path, j] of verdicts) if (j && fileOf(path) === file) judged.push(j);
   const winner = pickNewest(judged);
   const own = sourceName(t.state.settings.root, t.own(file));
   const mine = judged.find((j) => j.source === own);
-  if (winner && (!mine || mine.hash !== winner.hash)) {
+  if (winner && (!mine || mine.hash !== winner.hash) && !t.state.replicating.has(file)) {
+    t.state.replicating = new Set(t.state.replicating).add(file);
     t.io({ kind: 'replica', file, from: winner.source }, [{ op: 'write', path: t.own(file), text: winner.text, mtimeMs: winner.mtimeMs }]);
   }
   return { winner, errors: judged.flatMap((j) => [...j.errors]) };
+}
+
+/** This node's replica of `file` was written (or not): the next cycle may write it again. */
+export function replicaWritten(t: Turn, file: ReplicatedFile, from: string, error: string | null): void {
+  const replicating = new Set(t.state.replicating);
+  replicating.delete(file);
+  t.state.replicating = replicating;
+  if (error === null) t.log('info', 'replicated', { file, from });
+  else t.log('warn', 'replication failed; retrying next cycle', { file, err: error });
 }

@@ -34,10 +34,12 @@ export interface Heir {
   readonly node: string;
 }
 
-/** The cycle in flight: scan → peers → copies (when a replica changed) → publish → hastat. */
+/** The cycle in flight: scan → peers → copies (when a replica changed) → telling → publish → hastat. */
 export interface Cycle {
   readonly id: number;
-  readonly stage: 'scan' | 'peers' | 'copies' | 'publish' | 'hastat';
+  readonly stage: 'scan' | 'peers' | 'copies' | 'telling' | 'publish' | 'hastat';
+  /** Tells not answered yet: the cycle's clstat must show what they did, so it waits for them. */
+  readonly tells: number;
   /** Frozen or unable to publish when the cycle began: stop local groups, plan nothing. */
   readonly selfFence: boolean;
   readonly names: readonly string[];
@@ -163,6 +165,8 @@ export interface MonitorState {
   readonly cltab: Loaded<Cltab> | null;
   readonly hactl: Loaded<Hactl> | null;
   readonly copies: ReadonlyMap<string, CopySeen>;
+  /** Replicas of this node being written now (one write per file at a time). */
+  readonly replicating: ReadonlySet<string>;
   /** The group engine as its last change left it. */
   readonly local: readonly GroupStatus[];
   readonly publish: Publishing;
@@ -212,6 +216,7 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     cltab: null,
     hactl: null,
     copies: new Map(),
+    replicating: new Set(),
     local: [],
     publish: { inFlight: false, pending: false, waiting: [], riding: [], left: null },
     fencing: { incidents: new Map(), fenced: new Map(), last: new Map() },

@@ -7,11 +7,12 @@
 import { parseClstat } from '../config/clstat.js';
 import type { StoreResult } from '../cluster/store.js';
 import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js';
-import { beginCycle, cycleIo, cyclePublished, engineChanged, failCycle, pet, schedule } from './cycle.js';
+import { beginCycle, cycleIo, cyclePublished, engineChanged, failCycle, pet, schedule, toldInCycle } from './cycle.js';
 import { confirmationRead, fenceAnswered, fenceDelayOver, fenceLogDone, pollConfirmation } from './fence-duty.js';
 import { groupsStopped, leftPublished, startLeave } from './leave.js';
 import { REAL_LOGIC, type Logic } from './logic.js';
 import { clstatWritten } from './publish.js';
+import { replicaWritten } from './replication.js';
 import type { MonitorSettings, MonitorState } from './state.js';
 import { Turn } from './turn.js';
 
@@ -47,7 +48,7 @@ function handle(t: Turn, ev: MonitorEvent): void {
       t.log(ev.ok ? 'info' : 'warn', `decide: ${ev.group} → ${ev.level}`, { group: ev.group, level: ev.level, reason: ev.reason, result: ev.message });
       // A new plan's window starts at the cycle after the one that published it: run that one at once.
       if (ev.ok && ev.level === 'plan') t.state.cycleAgain = true;
-      return;
+      return toldInCycle(t);
     case 'halted':
       return groupsStopped(t);
     case 'fenced':
@@ -86,9 +87,7 @@ function io(t: Turn, tag: IoTag, results: readonly StoreResult[] | null, error: 
     case 'clstat':
       return clstatWritten(t, results, error, (w) => (w.kind === 'cycle' ? cyclePublished(t, w.id) : leftPublished(t)));
     case 'replica':
-      if (failure === null) t.log('info', 'replicated', { file: tag.file, from: tag.from });
-      else t.log('warn', 'replication failed; retrying next cycle', { file: tag.file, err: failure });
-      return;
+      return replicaWritten(t, tag.file, tag.from, failure);
     case 'fence-log':
       return fenceLogDone(t, tag.stage, read, failure);
     case 'confirm':

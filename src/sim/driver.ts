@@ -10,7 +10,7 @@ import { guardedRunner, Machine } from '../monitor/machine.js';
 import { fenceWaitMs, initialState, localInstances, type LastDecision, type MonitorSettings, type MonitorState } from '../monitor/state.js';
 import { Engine, type Clock } from '../init/engine.js';
 import type { Instance } from '../monitor/decide.js';
-import type { Handle, SimNode, World } from './world.js';
+import type { Handle, SimMonitor as WorldMonitor, SimNode, World } from './world.js';
 
 const NOOP_LOGGER = { info: (): void => undefined, warn: (): void => undefined, error: (): void => undefined };
 
@@ -33,7 +33,7 @@ export function simSettings(world: World, node: string): MonitorSettings {
   };
 }
 
-export class SimMonitor {
+export class SimMonitor implements WorldMonitor {
   readonly inc: number;
   readonly engine: Engine;
   private readonly machine: Machine;

@@ -3,6 +3,7 @@
 
 import { REAL_LOGIC, type Logic } from '../monitor/logic.js';
 import { describeScenario, drawScenario, type Scenario, type ScenarioOptions } from './scenario.js';
+import { SimMonitor } from './driver.js';
 import { World, type Violation } from './world.js';
 
 export interface RunOptions extends ScenarioOptions {
@@ -36,7 +37,7 @@ export interface RunResult {
 export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
   const scenario = drawScenario(seed, opts);
   const logic: Logic = { ...REAL_LOGIC, ...opts.logic };
-  const world = new World(scenario, logic, !!opts.trace);
+  const world = new World(scenario, logic, !!opts.trace, (w, node) => new SimMonitor(w, node));
   const { sched } = world;
   for (const [node, at] of scenario.startAt) sched.at(at, () => world.nodes.get(node)!.startMonitor());
   for (const f of scenario.faults) sched.at(f.at, () => world.apply(f));

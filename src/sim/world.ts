@@ -21,13 +21,28 @@ import type { SpawnCallbacks, ProcessHandle, SpawnRequest } from '../init/runner
 import type { StopSignal } from '../init/machines.js';
 import type { FenceOutcome } from '../monitor/events.js';
 import type { Logic } from '../monitor/logic.js';
-import { SimMonitor } from './driver.js';
+import type { Instance } from '../monitor/decide.js';
 import { Rng } from './rng.js';
 import type { Fault, GroupSpec, NodeClockSpec, Scenario } from './scenario.js';
 import { Scheduler, type SimEvent } from './scheduler.js';
 import { SimStore } from './store.js';
 
 export type ProcKind = 'test' | 'setup' | 'svc' | 'clean';
+
+/** A simulated monitor process as the world sees it (src/sim/driver.ts drives step() behind it). */
+export interface SimMonitor {
+  readonly inc: number;
+  /** Past the start-up checks and cycling. */
+  readonly running: boolean;
+  readonly leaving: boolean;
+  readonly lastQuorumOk: boolean | null;
+  start(): void;
+  leave(): void;
+  /** What its engine runs right now. */
+  localInstances(): Map<string, Instance>;
+  /** The longest wait until one of its unfinished fence incidents is tried again. */
+  fenceWaitMs(): number;
+}
 
 /** A pending callback of a monitor process; cancelled ones never run. */
 export interface Handle {
@@ -188,7 +203,7 @@ export class SimNode {
     this.deferred = [];
     this.monitorFrozen = false;
     this.nodeFrozen = false;
-    this.monitor = new SimMonitor(this.world, this);
+    this.monitor = this.world.newMonitor(this.world, this);
     this.world.trace(this.name, `monitor process starts (incarnation ${this.inc})`);
     this.monitor.start();
   }
@@ -308,6 +323,8 @@ export class World {
     readonly scenario: Scenario,
     readonly logic: Logic,
     readonly tracing: boolean,
+    /** Starts a monitor process on a node (the simulator's driver of step()). */
+    readonly newMonitor: (world: World, node: SimNode) => SimMonitor,
   ) {
     this.rng = new Rng(scenario.seed, 7);
     this.store = new SimStore(this.sched, new Rng(scenario.seed, 8), scenario.storeLagMs, scenario.storeLatencyMs);

@@ -175,8 +175,12 @@ describe('step: a cycle', () => {
     }
     expect(x.now - x.state.startedAt).toBeGreaterThanOrEqual(200);
     expect(tells()).toEqual(['web plan']);
-    // A plan's window is timed from the next cycle, which runs at once (5 ms later).
+    // A plan's window is timed from the next cycle, which runs at once (5 ms later)...
     expect(x.timers.get('cycle')).toBe(x.now + 5);
+    // ...so the clstat this cycle waited for before writing its hastat already shows the plan.
+    const hastatAt = x.effects.findLastIndex((e) => e.type === 'io' && e.tag.kind === 'cycle' && e.tag.stage === 'hastat');
+    const published = x.effects.slice(0, hastatAt).findLast((e) => e.type === 'io' && e.tag.kind === 'clstat');
+    expect(published?.type === 'io' && published.ops[0]?.op === 'write' && published.ops[0].text).toMatch(/^Cluster::Init::Group web plan DONE$/m);
   });
 
   it('a failed store batch ends the cycle without a decision and retries a cycle later; its late answers are dropped', () => {
