@@ -21,7 +21,8 @@ export interface HastatFence {
 }
 
 export interface HastatNode {
-  readonly state: 'up' | 'stale' | 'left' | 'fenced';
+  /** `unknown`: its clstat could not be read for a timeout; its groups still count as running. */
+  readonly state: 'up' | 'stale' | 'unknown' | 'left' | 'fenced';
   readonly seq: number | null;
   readonly lastChange: string | null;
   readonly fencedBy?: string;
@@ -65,8 +66,8 @@ export interface HastatMemory {
   /** How long the monitor has been cycling (it plans nothing while settling). */
   readonly runningMs: number;
   readonly configVersion: string;
-  /** Per peer: its last heartbeat seq, how long it has been silent, whether it left. */
-  readonly peers: Readonly<Record<string, { readonly seq: number | null; readonly silentMs: number; readonly left: boolean; readonly pid?: number }>>;
+  /** Per peer: its last heartbeat seq, how long it has been silent and unread, whether it left. */
+  readonly peers: Readonly<Record<string, { readonly seq: number | null; readonly silentMs: number; readonly unreadMs?: number; readonly left: boolean; readonly pid?: number }>>;
   readonly quorum: { readonly base: number; readonly allSeen: boolean };
   /** Group → ms its own plan has stood unchallenged. */
   readonly planned: Readonly<Record<string, number>>;

@@ -1,7 +1,11 @@
 // Liveness, skew-proof: a peer is alive while the `seq` in its clstat keeps changing, as seen
 // on OUR monotonic clock. Peers' timestamps and file mtimes are never compared with our clock.
+// Unreadable is not dead: a peer once read is stale only when a read that succeeded a full
+// timeout after its last change still shows the old seq. Silent only because we could not read
+// it, it is `unknown`: its groups still count as running (no takeover), it is not fenced, it does
+// not count towards quorum, and no plan moves on while it cannot be read.
 
-export type NodeLiveness = 'up' | 'stale' | 'left';
+export type NodeLiveness = 'up' | 'stale' | 'unknown' | 'left';
 
 export interface PeerObservation {
   /** The seq read from the peer's clstat, or null when unreadable this cycle. */
@@ -14,6 +18,8 @@ export interface PeerMemory {
   readonly seq: number | null;
   /** Our monotonic time when we last saw its seq change (or first saw it). */
   readonly lastChange: number;
+  /** Our monotonic time of the last read of its clstat that succeeded (-Infinity: none yet). */
+  readonly lastRead: number;
   readonly left: boolean;
 }
 
@@ -36,15 +42,17 @@ export function observe(
   const next = new Map<string, PeerMemory>();
   for (const [node, obs] of seen) {
     const prev = memory.get(node);
+    const read = obs.seq !== null;
     if (!prev) {
-      next.set(node, { seq: obs.seq, lastChange: now, left: obs.left });
+      next.set(node, { seq: obs.seq, lastChange: now, lastRead: read ? now : Number.NEGATIVE_INFINITY, left: obs.left });
       continue;
     }
-    const changed = obs.seq !== null && obs.seq !== prev.seq;
+    const changed = read && obs.seq !== prev.seq;
     next.set(node, {
       seq: obs.seq ?? prev.seq,
       lastChange: changed ? now : prev.lastChange,
-      left: obs.left,
+      lastRead: read ? now : prev.lastRead,
+      left: read ? obs.left : prev.left,
     });
   }
   // A folder that vanished keeps its memory: its groups may still run somewhere.
@@ -56,7 +64,10 @@ export function liveness(memory: ReadonlyMap<string, PeerMemory>, now: number, t
   const out = new Map<string, LivenessView>();
   for (const [node, m] of memory) {
     const silentMs = Math.max(0, now - m.lastChange);
-    const state: NodeLiveness = m.left ? 'left' : silentMs >= timeoutMs ? 'stale' : 'up';
+    // Never read at all (an empty folder, a monitor that died before its first heartbeat): no
+    // groups are known of it, and waiting to read it would hold back every plan. Stale.
+    const evidence = m.seq === null || m.lastRead - m.lastChange >= timeoutMs;
+    const state: NodeLiveness = m.left ? 'left' : silentMs < timeoutMs ? 'up' : evidence ? 'stale' : 'unknown';
     out.set(node, { state, seq: m.seq, silentMs });
   }
   return out;

@@ -44,7 +44,8 @@ export type StoreOp =
 
 /** Its result: node names, a file (null = missing or unreadable now), a signature, or an error. */
 export type StoreResult =
-  | { readonly op: 'list'; readonly names: readonly string[] }
+  /** null: the listing failed (not the same as an empty DIR/nodes). */
+  | { readonly op: 'list'; readonly names: readonly string[] | null }
   | { readonly op: 'read'; readonly read: FileRead | null }
   | { readonly op: 'stat'; readonly sig: FileSignature | null }
   | { readonly op: 'write' | 'writeJson' | 'mkdir'; readonly error: string | null };
@@ -122,7 +123,7 @@ export class FsStore implements Store, SharedStore {
   }
 
   private async one(op: StoreOp): Promise<StoreResult> {
-    if (op.op === 'list') return { op: 'list', names: await this.listNodes() };
+    if (op.op === 'list') return { op: 'list', names: await this.listNodesOrFail().catch(() => null) };
     if (!insideRoot(op.path)) throw new Error(`path outside the shared directory: ${op.path}`);
     const path = join(this.root, op.path);
     switch (op.op) {
@@ -151,8 +152,15 @@ export class FsStore implements Store, SharedStore {
     return join(this.root, 'nodes', node);
   }
 
+  /** Node folders; none when DIR/nodes is missing or cannot be listed right now. */
   async listNodes(): Promise<string[]> {
-    const dirs = await fg('nodes/*', { cwd: this.root, onlyDirectories: true, dot: false, deep: 1, suppressErrors: true, followSymbolicLinks: false });
+    return this.listNodesOrFail().catch(() => []);
+  }
+
+  /** Node folders; [] when DIR/nodes does not exist yet; throws when it cannot be listed. */
+  private async listNodesOrFail(): Promise<string[]> {
+    // fast-glob suppresses only ENOENT here: an I/O error must not look like an empty cluster.
+    const dirs = await fg('nodes/*', { cwd: this.root, onlyDirectories: true, dot: false, deep: 1, suppressErrors: false, followSymbolicLinks: false });
     return dirs.map((d) => d.slice('nodes/'.length)).filter(validNodeName).sort();
   }
 

@@ -89,7 +89,7 @@ export function beginCycle(t: Turn): void {
   const id = state.cycleNo + 1;
   state.cycleNo = id;
   state.cycleAgain = false;
-  state.cycle = { id, stage: 'scan', tells: 0, selfFence: false, names: [], paths: [], verdicts: new Map(), toRead: [] };
+  state.cycle = { id, stage: 'scan', tells: 0, selfFence: false, names: [], listed: false, paths: [], verdicts: new Map(), toRead: [] };
   t.io({ kind: 'cycle', id, stage: 'scan' }, [{ op: 'read', path: 'halt' }, { op: 'list' }]);
 }
 
@@ -119,14 +119,18 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
     startLeave(t, 'halt', false);
     return endCycle(t, false);
   }
-  const listed = results[1];
-  const names = listed?.op === 'list' ? listed.names : [];
+  // A listing that failed is not an empty cluster: read the peers known from the last one.
+  const listing = results[1];
+  const listed = listing?.op === 'list' ? listing.names : null;
+  const names = listed ?? state.lastNames;
+  if (listed === null) t.log('warn', 'cannot list the node folders; reading the peers known before', {});
+  else state.lastNames = listed;
   // Also a freeze that hit the previous cycle after it began: that cycle did not pet, so the
   // watchdog may have fired and what the engine believes runs may be dead.
   const fence = t.logic.selfFenceState({ now: t.now, lastCycleEnd: state.lastCycleEnd, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: settings.timeoutMs });
   if (fence.frozen) t.log('warn', 'this monitor was frozen: stopping local groups and rejoining', { frozenMs: Math.round(Math.max(t.now - state.lastCycleEnd, t.now - state.lastPet)) });
   const paths = copyPaths(names);
-  state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, paths };
+  state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, listed: listed !== null, paths };
   const peers = names.filter((n) => n !== t.me).map((n) => ({ op: 'read' as const, path: `nodes/${n}/clstat` }));
   const stats = paths.map((path) => ({ op: 'stat' as const, path }));
   t.io({ kind: 'cycle', id: cycle.id, stage: 'peers' }, [...peers, ...stats]);
@@ -144,7 +148,10 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
     seen.set(n, r.obs);
     absorbPeerRead(kept, n, r, now);
   });
+  // A folder gone from a listing that worked is evidence: read as "no new heartbeat" (it may go
+  // stale, its groups may move). After a failed listing it is only unread.
   const listed = new Set(cycle.names);
+  if (cycle.listed) for (const [n, m] of state.peers) if (!listed.has(n) && m.seq !== null) seen.set(n, { seq: m.seq, left: m.left });
   const peers = t.logic.observe(state.peers, seen, now);
   for (const [n, m] of peers) if (!listed.has(n) && m.seq === null) peers.delete(n);
   for (const n of kept.fenceClaims.keys()) if (!peers.has(n)) kept.fenceClaims.delete(n);

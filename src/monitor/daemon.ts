@@ -11,7 +11,7 @@ import type { Logger } from '../io/log.js';
 import { Engine } from '../init/engine.js';
 import { killGroups, PgidRecord } from '../init/pgid-record.js';
 import { RealRunner, type Runner } from '../init/runner.js';
-import { runFenceMethod } from '../fence/fencer.js';
+import { methodName, runFenceMethod } from '../fence/fencer.js';
 import type { MonitorEffect, TimerName } from './events.js';
 import { spawnAllowed } from './logic.js';
 import { guardedRunner, Machine } from './machine.js';
@@ -127,7 +127,7 @@ export class MonitorDaemon {
       case 'fence':
         return void runFenceMethod(e.method, e.node, e).then(
           (outcome) => dispatch({ type: 'fenced', node: e.node, incident: e.incident, outcome }),
-          (err: unknown) => dispatch({ type: 'fenced', node: e.node, incident: e.incident, outcome: { method: e.method.kind, action: e.action, result: 'failure', durationMs: 0, detail: String(err) } }),
+          (err: unknown) => dispatch({ type: 'fenced', node: e.node, incident: e.incident, outcome: { method: methodName(e.method), action: e.action, result: 'failure', durationMs: 0, detail: String(err) } }),
         );
       case 'log':
         return this.log[e.level](e.fields, e.msg);

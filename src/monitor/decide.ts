@@ -10,7 +10,8 @@ export interface Instance {
   readonly state: GroupState;
 }
 
-export type NodeState = 'up' | 'stale' | 'left' | 'fenced';
+/** `unknown`: silent, but only because its clstat could not be read; its groups still count. */
+export type NodeState = 'up' | 'stale' | 'unknown' | 'left' | 'fenced';
 
 export interface NodeView {
   readonly name: string;

@@ -10,7 +10,7 @@ export interface FenceIncident {
 
 export interface FencePeer {
   readonly name: string;
-  readonly state: 'up' | 'stale' | 'left' | 'fenced';
+  readonly state: 'up' | 'stale' | 'unknown' | 'left' | 'fenced';
   readonly seq: number | null;
 }
 

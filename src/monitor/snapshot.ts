@@ -95,7 +95,10 @@ export function snapshotMemory(state: MonitorState, now: number): HastatMemory {
     runningMs: Math.round(now - state.startedAt),
     configVersion: `${state.cltab?.hash ?? ''}:${state.hactl?.hash ?? ''}`,
     peers: Object.fromEntries(
-      [...state.peers].map(([n, p]) => [n, { seq: p.seq, silentMs: Math.round(Math.max(0, now - p.lastChange)), left: p.left, ...(state.peerPids.has(n) ? { pid: state.peerPids.get(n)! } : {}) }]),
+      [...state.peers].map(([n, p]) => [
+        n,
+        { seq: p.seq, silentMs: Math.round(Math.max(0, now - p.lastChange)), ...(Number.isFinite(p.lastRead) ? { unreadMs: Math.round(Math.max(0, now - p.lastRead)) } : {}), left: p.left, ...(state.peerPids.has(n) ? { pid: state.peerPids.get(n)! } : {}) },
+      ]),
     ),
     quorum: { base: state.quorumMemory.base, allSeen: state.quorumMemory.allSeen },
     planned: record(m.planSince, (t) => Math.round(now - t)),
@@ -127,7 +130,7 @@ export function restoreState(h: Hastat, base: Omit<MonitorSettings, keyof Hastat
     lastPublishOk: now,
     lastPet: now,
     seq: h.nodes[h.node]?.seq ?? 0,
-    peers: map(mem.peers, (p) => ({ seq: p.seq, lastChange: at(p.silentMs), left: p.left })),
+    peers: map(mem.peers, (p) => ({ seq: p.seq, lastChange: at(p.silentMs), lastRead: p.unreadMs === undefined ? Number.NEGATIVE_INFINITY : at(p.unreadMs), left: p.left })),
     peerPids: new Map(Object.entries(mem.peers).flatMap(([n, p]) => (p.pid !== undefined ? [[n, p.pid] as const] : []))),
     quorumMemory: mem.quorum,
     decideMemory: {

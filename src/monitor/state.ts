@@ -43,6 +43,8 @@ export interface Cycle {
   /** Frozen or unable to publish when the cycle began: stop local groups, plan nothing. */
   readonly selfFence: boolean;
   readonly names: readonly string[];
+  /** The node folders were listed this cycle (false: the names are the last good listing's). */
+  readonly listed: boolean;
   /** Every copy of cltab and hactl under DIR (replication.ts copyPaths). */
   readonly paths: readonly string[];
   /** Replica copies (by source) and their verdict; null = missing or unreadable. */
@@ -152,6 +154,8 @@ export interface MonitorState {
   readonly cycleAgain: boolean;
   readonly eventCycles: number;
   readonly peers: ReadonlyMap<string, PeerMemory>;
+  /** The node folders as the last listing that worked showed them. */
+  readonly lastNames: readonly string[];
   readonly peerPids: ReadonlyMap<string, number>;
   readonly lastGroups: ReadonlyMap<string, ReadonlyMap<string, Instance>>;
   readonly fenceClaims: ReadonlyMap<string, readonly FencedLine[]>;
@@ -203,6 +207,7 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     cycleAgain: false,
     eventCycles: 0,
     peers: new Map(),
+    lastNames: [],
     peerPids: new Map(),
     lastGroups: new Map(),
     fenceClaims: new Map(),

@@ -154,10 +154,13 @@ export function nodeViews(
   return nodes;
 }
 
-/** Every live peer's clstat was read this cycle (see View.complete). */
+/**
+ * Every peer that may be alive — up, or unknown (unreadable for a while) — was read this cycle
+ * (see View.complete): a plan cannot have stood unchallenged if a competitor could not be seen.
+ */
 export function readComplete(live: ReadonlyMap<string, LivenessView>, seen: ReadonlyMap<string, PeerObservation>, isFenced: (node: string) => boolean): boolean {
   for (const [n, v] of live) {
-    if (v.state !== 'up' || isFenced(n)) continue;
+    if ((v.state !== 'up' && v.state !== 'unknown') || isFenced(n)) continue;
     if ((seen.get(n)?.seq ?? null) === null) return false;
   }
   return true;

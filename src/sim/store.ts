@@ -128,7 +128,7 @@ export class SimStore {
   private apply(node: string, op: StoreOp, ok: boolean): StoreResult {
     switch (op.op) {
       case 'list':
-        return { op: 'list', names: ok ? this.listNodes() : [] };
+        return { op: 'list', names: ok ? this.listNodes() : null };
       case 'read':
         return { op: 'read', read: ok ? this.read(node, op.path) : null };
       case 'stat':
