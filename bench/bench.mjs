@@ -4,7 +4,7 @@
 // processes SIGKILLed at once), graceful handover, local respawn latency, idle CPU and RSS per
 // monitor and simulator throughput, on two backends:
 //   local  the monitors share a directory on this machine's disk;
-//   sshfs  the shared-filesystem lab (../shared/lab/sharedfs-lab.sh, needs root): one network
+//   sshfs  the shared-filesystem lab (test/lab/sharedfs-lab.sh, needs root): one network
 //          namespace and one sshfs mount of a common export per node, so every file operation of
 //          a monitor on the share is an SFTP round trip. The bench reads the export directly.
 //
@@ -37,7 +37,7 @@ import { basename, join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'peerha');
-const LAB = resolve(ROOT, '..', 'shared', 'lab', 'sharedfs-lab.sh');
+const LAB = resolve(ROOT, 'test', 'lab', 'sharedfs-lab.sh');
 const LAB_STATE = '/run/sharedfs-lab';
 const PARTS = ['cold', 'failover', 'handover', 'respawn', 'idle', 'sim'];
 const PART_ALIASES = { 'cold-start': 'cold', coldstart: 'cold', simulator: 'sim' };

@@ -172,7 +172,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
     else verdicts.set(path, v);
   });
   state.copies = copies;
-  state.cycle = { ...cycle, verdicts, toRead, stage: toRead.length ? 'copies' : 'publish' };
+  state.cycle = { ...cycle, verdicts, toRead, stage: toRead.length ? 'copies' : 'telling' };
   if (toRead.length) t.io({ kind: 'cycle', id: cycle.id, stage: 'copies' }, toRead.map((path) => ({ op: 'read', path, consistent: true })));
   else decide(t, state.cycle);
 }
@@ -182,7 +182,7 @@ function copiesRead(t: Turn, cycle: Cycle, results: Results): void {
   const verdicts = new Map(cycle.verdicts);
   cycle.toRead.forEach((path, i) => verdicts.set(path, judgeRead(copies, path, sourceName(t.state.settings.root, path), readAt(results, i))));
   t.state.copies = copies;
-  t.state.cycle = { ...cycle, verdicts, stage: 'publish' };
+  t.state.cycle = { ...cycle, verdicts, stage: 'telling' };
   decide(t, t.state.cycle);
 }
 

@@ -1,5 +1,5 @@
 // Chaos with real processes on a real network filesystem. Five `peerha monitor` processes, each in
-// its own network namespace with its own sshfs mount of one export (../shared/lab/sharedfs-lab.sh:
+// its own network namespace with its own sshfs mount of one export (test/lab/sharedfs-lab.sh:
 // storage namespace with sshd, one veth per node), run five groups whose workloads hold a per-group
 // flock and record any overlap (lockedWorkload()). flock does not work across sshfs mounts, but all
 // lab nodes share the host's mount namespace, so lock files on the host's local disk (our temp dir,
@@ -29,7 +29,7 @@ import { Rng } from '../../src/sim/rng.js';
 import { lockedWorkload } from '../helpers/cluster.js';
 import { BIN, FAST_ENV, ROOT } from '../helpers/daemon.js';
 
-const LAB = resolve(ROOT, '..', 'shared', 'lab', 'sharedfs-lab.sh');
+const LAB = resolve(ROOT, 'test', 'lab', 'sharedfs-lab.sh');
 /** Per run, so that two runs on one machine (or a lab a killed run left behind) never collide. */
 const PREFIX = `phc${process.pid}`;
 const SUB = 'cluster';
@@ -40,7 +40,7 @@ const GROUPS = ['g1', 'g2', 'g3', 'g4', 'g5'];
 const ROUNDS = Number(process.env.PEERHA_SSHFS_ROUNDS ?? 24);
 const SEED = Number(process.env.PEERHA_CHAOS_SEED ?? (Date.now() ^ (process.pid << 8)) >>> 0) >>> 0;
 
-// Timings, chosen from the lab's measured sshfs behaviour (shared/reference/sharedfs-lab.md): a
+// Timings, chosen from the lab's measured sshfs behaviour (the lab's reference notes): a
 // healthy mount answers in a few ms (dir_cache=no, attr_timeout=0: one SFTP round trip per
 // operation, cross-mount lag ≤ 5 ms); on a partitioned node the lab's ServerAlive 1 s × 3 +
 // reconnect turn a dead link into EIO, but only after the first operation blocked ~3–4 s (link
@@ -355,7 +355,7 @@ describe.skipIf(!enabled)('peerha monitor: chaos on sshfs, one network namespace
 
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('this test needs root (network namespaces, FUSE); PEERHA_SKIP_SSHFS=1 skips it');
-    if (!existsSync(LAB)) throw new Error(`lab script not found at ${LAB} (shared/ must sit beside the repository); PEERHA_SKIP_SSHFS=1 skips it`);
+    if (!existsSync(LAB)) throw new Error(`lab script not found at ${LAB}; PEERHA_SKIP_SSHFS=1 skips it`);
     // A run that was killed (vitest timeout, Ctrl-C) cannot take its lab down: do it for any lab of
     // ours whose test process is gone.
     for (const p of existsSync('/run/sharedfs-lab') ? readdirSync('/run/sharedfs-lab') : []) {
