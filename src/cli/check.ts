@@ -1,9 +1,10 @@
 // `peerha check`: validate cltab, hactl and the monitor config together, the way an operator
 // wants before a change goes live. Every problem is `file:line: message`.
 
-import { readFileSync, statSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { entryHasLevel, formatError, parseCltab, type Cltab, type ConfigError } from '../config/cltab.js';
+import { isRefused, readRegularFile } from '../cluster/store.js';
+import { entryHasLevel, formatError, halfWritten, parseCltab, type Cltab, type ConfigError } from '../config/cltab.js';
 import { parseHactl, type Hactl } from '../config/hactl.js';
 import { parseMonitorConfig } from '../config/monitor.js';
 import { describeAgent } from '../fence/agent.js';
@@ -15,19 +16,19 @@ export interface CheckInput {
   config?: string;
 }
 
-function read(path: string, problems: ConfigError[]): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    problems.push({ file: path, line: 0, message: `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})` });
-    return null;
-  }
+// Async reads only: these files may be on the shared directory, where a failing close() in
+// the sync API aborts Node on a FUSE mount.
+async function read(path: string, problems: ConfigError[]): Promise<string | null> {
+  const r = await readRegularFile(path);
+  if (!isRefused(r)) return r.text;
+  problems.push({ file: path, line: 0, message: `cannot read (${r.error})` });
+  return null;
 }
 
 /** Commands in cltab run as root on every node: nobody but the owner may write these files. */
-function checkPermissions(path: string, problems: ConfigError[]): void {
+async function checkPermissions(path: string, problems: ConfigError[]): Promise<void> {
   try {
-    const st = statSync(path);
+    const st = await lstat(path);
     if (st.mode & 0o022) {
       problems.push({ file: path, line: 0, message: `writable by group or others (mode ${(st.mode & 0o777).toString(8)}): its commands run as root on every node; chmod go-w` });
     }
@@ -52,30 +53,38 @@ export function crossCheck(cltab: Cltab, hactl: Hactl): ConfigError[] {
   return out;
 }
 
-export function runCheck(input: CheckInput): { problems: ConfigError[]; checked: string[] } {
+export async function runCheck(input: CheckInput): Promise<{ problems: ConfigError[]; checked: string[] }> {
   const problems: ConfigError[] = [];
   const checked: string[] = [];
   /** Read, check permissions and parse one file; its parsed value when valid. */
-  const load = <T>(path: string | undefined, parse: (text: string, file: string) => { ok: true; value: T } | { ok: false; errors: readonly ConfigError[] }): T | null => {
+  const load = async <T>(path: string | undefined, parse: (text: string, file: string) => { ok: true; value: T } | { ok: false; errors: readonly ConfigError[] }): Promise<T | null> => {
     if (!path) return null;
     checked.push(path);
-    const text = read(path, problems);
+    const text = await read(path, problems);
     if (text === null) return null;
-    checkPermissions(path, problems);
+    await checkPermissions(path, problems);
     const r = parse(text, path);
     if (r.ok) return r.value;
     problems.push(...r.errors);
     return null;
   };
-  const cltab = load(input.cltab, (t, f) => {
+  const cut = (t: string, f: string) => {
+    const e = halfWritten(t, f);
+    return e ? { ok: false as const, errors: [e] } : null;
+  };
+  const cltab = await load(input.cltab, (t, f) => {
+    const half = cut(t, f);
+    if (half) return half;
     const r = parseCltab(t, f);
     return r.ok ? { ok: true, value: r.cltab } : r;
   });
-  const hactl = load(input.hactl, (t, f) => {
+  const hactl = await load(input.hactl, (t, f) => {
+    const half = cut(t, f);
+    if (half) return half;
     const r = parseHactl(t, f);
     return r.ok ? { ok: true, value: r.hactl } : r;
   });
-  const config = load(input.config, (t, f) => {
+  const config = await load(input.config, (t, f) => {
     const r = parseMonitorConfig(t, f);
     return r.ok ? { ok: true, value: r.config } : r;
   });
@@ -85,18 +94,16 @@ export function runCheck(input: CheckInput): { problems: ConfigError[]; checked:
 }
 
 /** The files of a shared root: the admin copies when present, else this node's replicas. */
-export function rootInputs(root: string, node?: string): CheckInput {
-  const pick = (file: string): string | undefined => {
-    const candidates = [join(root, file), ...(node ? [join(root, 'nodes', node, file)] : [])];
-    return candidates.find((p) => {
-      try {
-        return statSync(p).isFile();
-      } catch {
-        return false;
-      }
-    });
+export async function rootInputs(root: string, node?: string): Promise<CheckInput> {
+  const pick = async (file: string): Promise<string | undefined> => {
+    for (const p of [join(root, file), ...(node ? [join(root, 'nodes', node, file)] : [])]) {
+      // A symlink is picked, to be refused by read() with a message rather than passed over.
+      const st = await lstat(p).catch(() => null);
+      if (st && (st.isFile() || st.isSymbolicLink())) return p;
+    }
+    return undefined;
   };
-  return { cltab: pick('cltab'), hactl: pick('hactl') };
+  return { cltab: await pick('cltab'), hactl: await pick('hactl') };
 }
 
 export function formatProblems(problems: readonly ConfigError[]): string {

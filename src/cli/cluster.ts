@@ -4,10 +4,10 @@
 import lockfile from 'proper-lockfile';
 import { stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseCltab, type Cltab } from '../config/cltab.js';
+import { formatError, parseCltab, type Cltab } from '../config/cltab.js';
 import { formatHactl, parseHactl, type HactlWant } from '../config/hactl.js';
+import { MONITOR_LEVELS, nameProblem } from '../config/names.js';
 import { FsStore, newestValid } from '../cluster/store.js';
-import { writeFileAtomic } from '../io/atomic.js';
 import { parseHastat, type Hastat } from '../cluster/hastat.js';
 
 /**
@@ -131,6 +131,25 @@ export function renderGroup(all: readonly Hastat[], group: string, entries: Read
   return lines.join('\n') + '\n';
 }
 
+export class SetRefused extends Error {}
+
+/** Why `peerha set` must refuse its arguments (nothing is written then), or null. */
+export function setArgumentProblem(group: string, level: string | null, nodes: readonly string[] | null): string | null {
+  const g = nameProblem('group', group);
+  if (g) return `group ${JSON.stringify(group)} ${g}`;
+  if (level !== null) {
+    const l = nameProblem('level', level);
+    if (l) return `level ${JSON.stringify(level)} ${l}`;
+    if (level.includes(',')) return `level ${JSON.stringify(level)}: expected a single level`;
+    if (MONITOR_LEVELS.has(level)) return `level ${JSON.stringify(level)} is the monitor's own step while it places a group: expected a level from cltab, or stop`;
+  }
+  for (const n of nodes ?? []) {
+    const p = nameProblem('node', n);
+    if (p) return `node ${JSON.stringify(n)} in --nodes: ${p}`;
+  }
+  return null;
+}
+
 /**
  * Set GROUP's wanted level in DIR/hactl (level `stop` keeps the line; `--remove` style deletion
  * is `level === null`). Written so that it is strictly the newest copy, whatever the mtime
@@ -159,7 +178,10 @@ export async function setWant(root: string, group: string, level: string | null,
     if (level === null) wants.delete(group);
     else wants.set(group, { group, level, nodes, line: 0 });
     const text = formatHactl(wants.values());
-    await writeFileAtomic(target, text);
+    // Never leave behind a file that would be refused: check what is about to be written.
+    const check = parseHactl(text, target);
+    if (!check.ok) throw new SetRefused(check.errors.map(formatError).join('\n'));
+    await store.writeInside('hactl', text);
     const st = await stat(target);
     if (st.mtimeMs <= maxMtime) {
       const t = new Date(Math.floor(maxMtime / 1000) * 1000 + 1000);

@@ -1,11 +1,8 @@
 // `peerha fence list | describe | test | confirm | history`.
 
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { parseClstat } from '../config/clstat.js';
-import { validNodeName } from '../config/hactl.js';
+import { validNodeName } from '../config/names.js';
 import { FsStore } from '../cluster/store.js';
-import { writeFileAtomic } from '../io/atomic.js';
 import { describeAgent, listAgents } from '../fence/agent.js';
 import { testMethods, type FenceRecord } from '../fence/fencer.js';
 import type { FenceConfig } from '../config/monitor.js';
@@ -70,9 +67,9 @@ export async function fenceConfirm(root: string, node: string, by: string): Prom
   const clstat = await new FsStore(root, '').readNodeFile(node, 'clstat');
   const header = clstat ? parseClstat(clstat.text).header : null;
   const text = JSON.stringify({ node, time: new Date().toISOString(), by, ...(header ? { seq: header.seq, pid: header.pid } : {}) }) + '\n';
-  const path = join(root, 'fence-confirm', node);
-  await mkdir(join(root, 'fence-confirm'), { recursive: true });
-  await writeFileAtomic(path, text);
+  const store = new FsStore(root, '');
+  await store.mkdirInside('fence-confirm');
+  await store.writeInside(`fence-confirm/${node}`, text);
   out(`confirmed: ${node} is off${header ? ` (heartbeat seq ${header.seq}, monitor pid ${header.pid})` : ''}. Monitors waiting on a manual fence of ${node} may now take over its groups.`);
   return 0;
 }

@@ -2,21 +2,20 @@
 // node:util parseArgs and answers --help.
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { filterStatus, isRunning, parseClstat, toGroupState, type ClstatLine } from '../config/clstat.js';
 import { parseCltab } from '../config/cltab.js';
-import { parseHactl } from '../config/hactl.js';
 import { createLogger } from '../io/log.js';
 import { DEFAULT_CLSTAT, DEFAULT_SOCKET, resolvePaths, runDaemon, shortHostname } from '../init/daemon.js';
 import { FsStore } from '../cluster/store.js';
-import { writeFileAtomic } from '../io/atomic.js';
 import { NoDaemonError, request, type Reply } from '../init/protocol.js';
 import type { Timings } from '../init/machines.js';
 import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConfig } from '../config/monitor.js';
 import { runMonitor } from '../monitor/daemon.js';
 import { PlanError, planFor, renderPlan } from '../monitor/plan.js';
-import { ansi, newestCltab, plain, readHastats, remoteNotes, renderGroup, renderStatus, setWant } from './cluster.js';
+import { ansi, newestCltab, plain, readHastats, remoteNotes, renderGroup, renderStatus, setArgumentProblem, SetRefused, setWant } from './cluster.js';
 import { runDemo } from './demo.js';
 import { formatProblems, rootInputs, runCheck } from './check.js';
 import { fenceConfirm, fenceDescribe, fenceHistory, fenceList, fenceTest } from './fence.js';
@@ -374,11 +373,14 @@ const set: Command = async (rawArgv) => {
   if (!root) throw new UsageError('set: --root DIR is required');
   const [group, level] = positionals;
   if (!group || (!level && !values.remove) || positionals.length > 2) throw new UsageError('set: expected GROUP LEVEL (or GROUP --remove)');
-  const nodes = values.nodes ? values.nodes.split(',').filter(Boolean) : null;
-  const text = await setWant(root, group, values.remove ? null : level!, nodes);
-  const check = parseHactl(text, `${root}/hactl`);
-  if (!check.ok) {
-    for (const e of check.errors) process.stderr.write(`${formatError(e)}\n`);
+  const nodes = values.nodes !== undefined ? values.nodes.split(',') : null;
+  const refused = setArgumentProblem(group, values.remove ? null : level!, nodes);
+  if (refused) throw new UsageError(refused);
+  try {
+    await setWant(root, group, values.remove ? null : level!, nodes);
+  } catch (e) {
+    if (!(e instanceof SetRefused)) throw e;
+    process.stderr.write(`peerha set: refused, hactl left as it was:\n${e.message}\n`);
     return 1;
   }
   console.log(values.remove ? `${group} removed from hactl` : `${group} ${level}${nodes ? ` ${nodes.join(',')}` : ''}`);
@@ -429,10 +431,10 @@ Prints every problem as file:line: message. Exit 0 when all is well, 1 otherwise
 const check: Command = async (argv) => {
   const { values } = parse(argv, { root: { type: 'string' }, node: { type: 'string' }, cltab: { type: 'string' }, hactl: { type: 'string' }, config: { type: 'string' } }, false);
   if (values.help) return help(CHECK_HELP);
-  const fromRoot = values.root ? rootInputs(values.root, values.node) : {};
+  const fromRoot = values.root ? await rootInputs(values.root, values.node) : {};
   const input = { ...fromRoot, ...(values.cltab ? { cltab: values.cltab } : {}), ...(values.hactl ? { hactl: values.hactl } : {}), ...(values.config ? { config: values.config } : {}) };
   if (!input.cltab && !input.hactl && !input.config) throw new UsageError('check: nothing to check: give --root DIR or --cltab/--hactl/--config');
-  const { problems, checked } = runCheck(input);
+  const { problems, checked } = await runCheck(input);
   if (problems.length > 0) {
     process.stdout.write(formatProblems(problems) + '\n');
     process.stdout.write(`${problems.length} problem(s) in ${checked.join(', ')}\n`);
@@ -491,11 +493,11 @@ const halt: Command = async (rawArgv) => {
   if (!root) throw new UsageError('halt: --root DIR is required');
   const file = join(root, 'halt');
   if (values.undo) {
-    rmSync(file, { force: true });
+    await rm(file, { force: true });
     console.log(`removed ${file}: monitors may join again`);
     return 0;
   }
-  await writeFileAtomic(file, JSON.stringify({ time: new Date().toISOString(), by: shortHostname(), pid: process.pid }) + '\n');
+  await new FsStore(root, '').writeInside('halt', JSON.stringify({ time: new Date().toISOString(), by: shortHostname(), pid: process.pid }) + '\n');
   console.log(`wrote ${file}: every monitor stops its groups and leaves`);
   if (wait === null) return 0;
   const staleMs = Number(values.stale ?? 10) * 1000;

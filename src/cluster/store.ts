@@ -4,11 +4,14 @@
 
 import fg from 'fast-glob';
 import { constants } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, realpath, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { validNodeName } from '../config/hactl.js';
-import { ensureDir, writeFileAtomic } from '../io/atomic.js';
+import { validNodeName } from '../config/names.js';
+import { realPathOf, writeFileAtomic } from '../io/atomic.js';
 import { contentHash, pickNewest, type Judged } from './replicate.js';
+
+/** Shared files hold what every node runs and who fences whom: owner only. */
+export const SHARED_FILE_MODE = 0o600;
 
 export interface FileRead {
   readonly text: string;
@@ -22,10 +25,10 @@ export interface FileSignature {
   readonly ino: number;
 }
 
-/** A regular file's signature, or null (missing, unreadable, not a regular file). Never opens it. */
+/** A regular file's signature, or null (missing, unreadable, a symlink, not a regular file). Never opens it. */
 export async function signatureOf(path: string): Promise<FileSignature | null> {
   try {
-    const st = await stat(path);
+    const st = await lstat(path);
     return st.isFile() ? { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino } : null;
   } catch {
     return null;
@@ -46,7 +49,8 @@ export type StoreOp =
 export type StoreResult =
   /** null: the listing failed (not the same as an empty DIR/nodes). */
   | { readonly op: 'list'; readonly names: readonly string[] | null }
-  | { readonly op: 'read'; readonly read: FileRead | null }
+  /** `error`: why `read` is null (missing, a symlink, EIO…), for status and logs. */
+  | { readonly op: 'read'; readonly read: FileRead | null; readonly error?: string }
   | { readonly op: 'stat'; readonly sig: FileSignature | null }
   | { readonly op: 'write' | 'writeJson' | 'mkdir'; readonly error: string | null };
 
@@ -77,39 +81,62 @@ export interface Store {
   ensureOwnDir(): Promise<void>;
 }
 
-async function readOnce(path: string, consistent: boolean): Promise<FileRead | 'changed' | null> {
-  // O_NONBLOCK and regular files only: anyone can put a FIFO (or a device) where a clstat is
-  // expected, and a blocking open() would hang every monitor's cycle for good (and with it the
-  // heartbeats: every watchdog self-fences, cluster-wide).
+/** Why a file was not read: an errno code, or what made it unacceptable. */
+export interface ReadRefused {
+  readonly error: string;
+}
+
+/**
+ * One read of a regular file inside DIR. Refused: a symlink at any point of the path (O_NOFOLLOW
+ * for the last one, the open file's real path for the folders above it), anything but a regular
+ * file. O_NONBLOCK: anyone can put a FIFO where a clstat is expected, and a blocking open() would
+ * hang every monitor's cycle for good (and with it the heartbeats: every watchdog self-fences).
+ */
+async function readOnce(path: string, realPath: string | null, consistent: boolean): Promise<FileRead | ReadRefused | 'changed'> {
   let fh: FileHandle | undefined;
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
     const st = await fh.stat();
-    if (!st.isFile()) return null;
+    if (!st.isFile()) return { error: 'not a regular file: refused' };
+    if (realPath !== null) {
+      const at = await realPathOf(fh);
+      if (at !== null && at !== realPath) return { error: `reached through a symlink (${at}): refused` };
+    }
     const bytes = await fh.readFile();
     if (!consistent) return { text: bytes.toString('utf8'), mtimeMs: st.mtimeMs };
     // On FUSE (sshfs) fstat() of an open file goes by path: after a rename over the file it
     // reports the new file's mtime while the read returns the old text, and that pair would win
     // replication over the newer copy. Keep a pair only when a stat by path afterwards agrees.
-    const after = await stat(path);
+    const after = await lstat(path);
     if (after.mtimeMs !== st.mtimeMs || after.size !== st.size || bytes.length !== st.size) return 'changed';
     return { text: bytes.toString('utf8'), mtimeMs: st.mtimeMs };
-  } catch {
-    return null; // ENOENT, ESTALE, EIO…: try again next cycle
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { error: code === 'ELOOP' ? 'a symlink: refused' : (code ?? String(e)) }; // ENOENT, ESTALE, EIO…: next cycle
   } finally {
     await fh?.close().catch(() => undefined);
   }
 }
 
-async function readWithStat(path: string, consistent = false): Promise<FileRead | null> {
+async function readWithStat(path: string, realPath: string | null, consistent = false): Promise<FileRead | ReadRefused> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    const r = await readOnce(path, consistent);
+    const r = await readOnce(path, realPath, consistent);
     if (r !== 'changed') return r;
   }
-  return null; // rewritten under every read: next cycle
+  return { error: 'rewritten under every read' }; // next cycle
+}
+
+export const isRefused = (r: FileRead | ReadRefused): r is ReadRefused => 'error' in r;
+
+/** A regular file by path, never through a symlink as its last component (for files named on a command line). */
+export function readRegularFile(path: string): Promise<FileRead | ReadRefused> {
+  return readWithStat(path, null, true);
 }
 
 export class FsStore implements Store, SharedStore {
+  /** DIR with its own symlinks resolved (an admin may link DIR itself): what /proc shows of files in it. */
+  private realRoot: string | null = null;
+
   constructor(
     readonly root: string,
     private readonly me: string,
@@ -124,28 +151,61 @@ export class FsStore implements Store, SharedStore {
 
   private async one(op: StoreOp): Promise<StoreResult> {
     if (op.op === 'list') return { op: 'list', names: await this.listNodesOrFail().catch(() => null) };
-    if (!insideRoot(op.path)) throw new Error(`path outside the shared directory: ${op.path}`);
-    const path = join(this.root, op.path);
     switch (op.op) {
-      case 'read':
-        return { op: 'read', read: await readWithStat(path, op.consistent) };
+      case 'read': {
+        const r = await this.readInside(op.path, op.consistent);
+        return isRefused(r) ? { op: 'read', read: null, error: r.error } : { op: 'read', read: r };
+      }
       case 'stat':
-        return { op: 'stat', sig: await signatureOf(path) };
+        return { op: 'stat', sig: await signatureOf(this.inside(op.path)) };
       case 'write':
       case 'writeJson':
       case 'mkdir': {
         // One writer per file: this node writes only inside its own folder.
         if (!op.path.startsWith(`nodes/${this.me}/`) && op.path !== `nodes/${this.me}`) throw new Error(`not this node's file: ${op.path}`);
         try {
-          if (op.op === 'write') await writeFileAtomic(path, op.text, 0o644, op.mtimeMs);
-          else if (op.op === 'writeJson') await writeFileAtomic(path, JSON.stringify(op.value, null, 1) + '\n');
-          else await ensureDir(path);
+          if (op.op === 'write') await this.writeInside(op.path, op.text, op.mtimeMs);
+          else if (op.op === 'writeJson') await this.writeInside(op.path, JSON.stringify(op.value, null, 1) + '\n');
+          else await this.mkdirInside(op.path);
           return { op: op.op, error: null };
         } catch (e) {
           return { op: op.op, error: String(e) };
         }
       }
     }
+  }
+
+  /** DIR/rel, for a rel that stays inside DIR (throws otherwise). */
+  private inside(rel: string): string {
+    if (!insideRoot(rel)) throw new Error(`path outside the shared directory: ${rel}`);
+    return join(this.root, rel);
+  }
+
+  /** Where DIR/rel must really be; null when DIR itself cannot be resolved now. */
+  private async realOf(rel: string): Promise<string | null> {
+    this.realRoot ??= await realpath(this.root).catch(() => null);
+    return this.realRoot === null ? null : join(this.realRoot, rel);
+  }
+
+  /** A file inside DIR, or why not (see readOnce: no symlink anywhere, regular files only). */
+  async readInside(rel: string, consistent = false): Promise<FileRead | ReadRefused> {
+    const path = this.inside(rel);
+    return readWithStat(path, await this.realOf(rel), consistent);
+  }
+
+  /** Replace a file inside DIR (tmp + fsync + rename), never through a symlinked folder. */
+  async writeInside(rel: string, text: string, mtimeMs?: number): Promise<void> {
+    const path = this.inside(rel);
+    await writeFileAtomic(path, text, { mode: SHARED_FILE_MODE, mtimeMs, realPath: (await this.realOf(rel)) ?? undefined });
+  }
+
+  /** A folder inside DIR; refused when it (or one above it) is a symlink. */
+  async mkdirInside(rel: string): Promise<void> {
+    const path = this.inside(rel);
+    await mkdir(path, { recursive: true, mode: 0o755 });
+    const want = await this.realOf(rel);
+    const st = await lstat(path);
+    if (!st.isDirectory() || (want !== null && (await realpath(path)) !== want)) throw new Error(`refused: ${path} is a symlink or reached through one`);
   }
 
   nodeDir(node: string): string {
@@ -157,28 +217,35 @@ export class FsStore implements Store, SharedStore {
     return this.listNodesOrFail().catch(() => []);
   }
 
-  /** Node folders; [] when DIR/nodes does not exist yet; throws when it cannot be listed. */
+  /** Node folders (real folders only, no symlinks); [] when DIR/nodes does not exist yet; throws when it cannot be listed. */
   private async listNodesOrFail(): Promise<string[]> {
+    const top = await lstat(join(this.root, 'nodes')).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
+    if (top === null) return [];
+    if (!top.isDirectory()) throw new Error(`${join(this.root, 'nodes')} is not a folder (a symlink?): refused`);
     // fast-glob suppresses only ENOENT here: an I/O error must not look like an empty cluster.
     const dirs = await fg('nodes/*', { cwd: this.root, onlyDirectories: true, dot: false, deep: 1, suppressErrors: false, followSymbolicLinks: false });
     return dirs.map((d) => d.slice('nodes/'.length)).filter(validNodeName).sort();
   }
 
-  readNodeFile(node: string, file: string, consistent = false): Promise<FileRead | null> {
-    return readWithStat(join(this.nodeDir(node), file), consistent);
+  async readNodeFile(node: string, file: string, consistent = false): Promise<FileRead | null> {
+    const r = await this.readInside(`nodes/${node}/${file}`, consistent);
+    return isRefused(r) ? null : r;
   }
 
-  readRootFile(file: string, consistent = false): Promise<FileRead | null> {
-    return readWithStat(join(this.root, file), consistent);
+  async readRootFile(file: string, consistent = false): Promise<FileRead | null> {
+    const r = await this.readInside(file, consistent);
+    return isRefused(r) ? null : r;
   }
 
   async writeOwn(file: string, text: string, mtimeMs?: number): Promise<void> {
-    const path = join(this.nodeDir(this.me), file);
-    await writeFileAtomic(path, text, 0o644, mtimeMs);
+    await this.writeInside(`nodes/${this.me}/${file}`, text, mtimeMs);
   }
 
   async ensureOwnDir(): Promise<void> {
-    await ensureDir(this.nodeDir(this.me));
+    await this.mkdirInside(`nodes/${this.me}`);
   }
 }
 

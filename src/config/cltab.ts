@@ -1,6 +1,8 @@
 // cltab: `group:tag:levels:mode:command` entries and `:::name:value` settings.
 // Pure: text in, configuration or file:line errors out. Never throws on any input.
 
+import { nameProblem } from './names.js';
+
 export const RUN_MODES = ['wait', 'once', 'respawn', 'test', 'off'] as const;
 export type RunMode = (typeof RUN_MODES)[number];
 
@@ -37,20 +39,23 @@ export type CltabResult =
 export const MAX_LINE_LENGTH = 64 * 1024;
 const MAX_ERRORS = 100;
 
+/**
+ * An admin file whose last line has no newline was caught mid-write (an editor or `printf >`
+ * still writing): not used until it is complete.
+ */
+export function halfWritten(text: string, file: string): ConfigError | null {
+  if (text === '' || text.endsWith('\n')) return null;
+  return { file, line: text.split('\n').length, message: 'the last line has no newline: the file looks half-written; not used until it ends with a newline' };
+}
+
 export function formatError(e: ConfigError): string {
   return `${e.file}:${e.line}: ${e.message}`;
 }
 
 /** Why `name` cannot be a group, tag or level, or null when it is safe. */
+/** Why a group, tag or level name is unacceptable, or null (see names.ts). */
 export function unsafeName(name: string): string | null {
-  if (name === '') return 'is empty';
-  if (name === '.' || name === '..') return `must not be "${name}"`;
-  if (/\s/.test(name)) return 'must not contain whitespace';
-  if (name.includes(':')) return 'must not contain ":"';
-  if (name.includes('/')) return 'must not contain "/"';
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) return 'must not contain control characters';
-  return null;
+  return nameProblem('level', name);
 }
 
 /**

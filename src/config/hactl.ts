@@ -2,6 +2,7 @@
 // The optional third column lists the only nodes allowed to run the group, most preferred first.
 
 import { unsafeName, type ConfigError } from './cltab.js';
+import { MONITOR_LEVELS, validNodeName } from './names.js';
 
 export interface HactlWant {
   readonly group: string;
@@ -20,12 +21,6 @@ export interface Hactl {
 export type HactlResult =
   | { readonly ok: true; readonly hactl: Hactl; readonly warnings: readonly ConfigError[] }
   | { readonly ok: false; readonly errors: readonly ConfigError[] };
-
-const NODE_NAME = /^[A-Za-z0-9._-]{1,63}$/;
-
-export function validNodeName(name: string): boolean {
-  return NODE_NAME.test(name) && name !== '.' && name !== '..';
-}
 
 export function parseHactl(text: string, file: string): HactlResult {
   const errors: ConfigError[] = [];
@@ -55,12 +50,16 @@ export function parseHactl(text: string, file: string): HactlResult {
       errors.push({ file, line: n, message: `level ${JSON.stringify(level)}: expected a single level` });
       continue;
     }
+    if (MONITOR_LEVELS.has(level)) {
+      errors.push({ file, line: n, message: `level ${JSON.stringify(level)} is the monitor's own step while it places a group: expected a level from cltab, or stop` });
+      continue;
+    }
     let nodes: string[] | null = null;
     if (nodeList !== undefined) {
-      nodes = nodeList.split(',').filter((x) => x !== '');
+      nodes = nodeList.split(',');
       const wrong = nodes.find((x) => !validNodeName(x));
-      if (wrong !== undefined || nodes.length === 0) {
-        errors.push({ file, line: n, message: `nodes ${JSON.stringify(nodeList)}: expected a comma list of node names ([A-Za-z0-9._-], at most 63)` });
+      if (wrong !== undefined) {
+        errors.push({ file, line: n, message: `nodes ${JSON.stringify(nodeList)}: expected a comma list of node names ([A-Za-z0-9._-], at most 63; none empty)` });
         continue;
       }
       nodes = [...new Set(nodes)];

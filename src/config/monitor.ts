@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import type { ConfigError } from './cltab.js';
-import { validNodeName } from './hactl.js';
+import { validNodeName } from './names.js';
 
 export { formatError, type ConfigError } from './cltab.js';
 

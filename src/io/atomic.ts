@@ -2,16 +2,40 @@
 // rename it over the target, then fsync the directory. Readers see the old or the new file,
 // never a torn one (on local disks; network filesystems are handled by retrying readers).
 
-import { open, rename, unlink, mkdir, utimes } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readlink, rename, unlink, mkdir, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 let counter = 0;
 
-export async function writeFileAtomic(path: string, data: string, mode = 0o644, mtimeMs?: number): Promise<void> {
+/**
+ * Where an open file really is (Linux: /proc/self/fd), to catch a symlink anywhere on its path;
+ * null when /proc cannot tell (then only the last component was checked, by O_NOFOLLOW).
+ */
+export async function realPathOf(fh: FileHandle): Promise<string | null> {
+  return readlink(`/proc/self/fd/${fh.fd}`).catch(() => null);
+}
+
+export interface AtomicOptions {
+  readonly mode?: number;
+  /** A replica keeps its source's age. */
+  readonly mtimeMs?: number;
+  /** The real path the file must end up at: refuse to write through a symlinked folder. */
+  readonly realPath?: string;
+}
+
+export async function writeFileAtomic(path: string, data: string, opts: AtomicOptions = {}): Promise<void> {
+  const { mode = 0o644, mtimeMs, realPath } = opts;
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${++counter}.tmp`);
-  const fh = await open(tmp, 'w', mode);
+  // O_EXCL + O_NOFOLLOW: a symlink planted at the temp name is never followed.
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   try {
+    if (realPath !== undefined) {
+      const at = await realPathOf(fh);
+      if (at !== null && at !== join(dirname(realPath), basename(tmp))) throw new Error(`refused: ${dir} is reached through a symlink (${dirname(at)})`);
+    }
+    await fh.chmod(mode); // the umask must not widen or narrow what the caller asked for
     await fh.writeFile(data);
     await fh.sync();
   } catch (e) {
@@ -21,7 +45,7 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o644, 
   }
   await fh.close();
   try {
-    if (mtimeMs !== undefined) await utimes(tmp, new Date(mtimeMs), new Date(mtimeMs)); // a replica keeps its source's age
+    if (mtimeMs !== undefined) await utimes(tmp, new Date(mtimeMs), new Date(mtimeMs));
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);

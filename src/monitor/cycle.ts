@@ -29,6 +29,11 @@ const readAt = (r: Results, i: number): FileRead | null => {
   const x = r[i];
   return x?.op === 'read' ? x.read : null;
 };
+/** Why the read at `i` found nothing (missing, refused…). */
+const readErrorAt = (r: Results, i: number): string | undefined => {
+  const x = r[i];
+  return x?.op === 'read' ? x.error : undefined;
+};
 const statAt = (r: Results, i: number): FileSignature | null => {
   const x = r[i];
   return x?.op === 'stat' ? x.sig : null;
@@ -180,7 +185,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
 function copiesRead(t: Turn, cycle: Cycle, results: Results): void {
   const copies = new Map(t.state.copies);
   const verdicts = new Map(cycle.verdicts);
-  cycle.toRead.forEach((path, i) => verdicts.set(path, judgeRead(copies, path, sourceName(t.state.settings.root, path), readAt(results, i))));
+  cycle.toRead.forEach((path, i) => verdicts.set(path, judgeRead(copies, path, sourceName(t.state.settings.root, path), readAt(results, i), readErrorAt(results, i))));
   t.state.copies = copies;
   t.state.cycle = { ...cycle, verdicts, stage: 'telling' };
   decide(t, t.state.cycle);

@@ -2,7 +2,7 @@
 // (DIR/file and each node's replica) is stat'ed each cycle, only a changed one is read again, the
 // newest valid one wins (cluster/replicate.ts), and this node copies the winner into its folder.
 
-import { formatError, parseCltab } from '../config/cltab.js';
+import { formatError, halfWritten, parseCltab, type ConfigError } from '../config/cltab.js';
 import { parseHactl } from '../config/hactl.js';
 import { contentHash, pickNewest, type Judged } from '../cluster/replicate.js';
 import type { FileRead, FileSignature } from '../cluster/store.js';
@@ -12,16 +12,22 @@ import type { Turn } from './turn.js';
 export type ReplicatedFile = 'cltab' | 'hactl';
 export const REPLICATED: readonly ReplicatedFile[] = ['cltab', 'hactl'];
 
-const PARSE: Record<ReplicatedFile, (text: string, source: string) => string[]> = {
+const PARSE: Record<ReplicatedFile, (text: string, source: string) => readonly ConfigError[]> = {
   cltab: (text, source) => {
     const r = parseCltab(text, source);
-    return r.ok ? [] : r.errors.map(formatError);
+    return r.ok ? [] : r.errors;
   },
   hactl: (text, source) => {
     const r = parseHactl(text, source);
-    return r.ok ? [] : r.errors.map(formatError);
+    return r.ok ? [] : r.errors;
   },
 };
+
+/** Why a copy must not be followed: half-written, or invalid. */
+function problems(file: ReplicatedFile, text: string, source: string): string[] {
+  const cut = halfWritten(text, source);
+  return (cut ? [cut] : PARSE[file](text, source)).map(formatError);
+}
 
 /** Every copy of every replicated file, as paths relative to DIR: the admin copy first. */
 export function copyPaths(names: readonly string[]): readonly string[] {
@@ -57,15 +63,19 @@ export function unchangedVerdict(copies: Map<string, CopySeen>, path: string, si
   return seen.judged;
 }
 
-/** The verdict on a copy just read (parsed again only when its text or mtime changed). */
-export function judgeRead(copies: Map<string, CopySeen>, path: string, source: string, read: FileRead | null): Judged | null {
+/**
+ * The verdict on a copy just read (parsed again only when its text or mtime changed). A copy the
+ * store refused (a symlink, not a regular file) is reported, never followed.
+ */
+export function judgeRead(copies: Map<string, CopySeen>, path: string, source: string, read: FileRead | null, error?: string): Judged | null {
   const seen = copies.get(path);
   let judged: Judged | null = null;
   const prev = seen?.judged;
-  if (read && prev && prev.mtimeMs === read.mtimeMs && prev.text === read.text) judged = prev;
+  if (!read && error?.endsWith('refused')) judged = { source, text: '', mtimeMs: 0, hash: '', errors: [`${source}: ${error}`] };
+  else if (read && prev && prev.mtimeMs === read.mtimeMs && prev.text === read.text) judged = prev;
   else if (read) {
     const hash = contentHash(read.text);
-    judged = prev && prev.hash === hash && prev.mtimeMs === read.mtimeMs ? prev : { source, text: read.text, mtimeMs: read.mtimeMs, hash, errors: PARSE[fileOf(path)](read.text, source) };
+    judged = prev && prev.hash === hash && prev.mtimeMs === read.mtimeMs ? prev : { source, text: read.text, mtimeMs: read.mtimeMs, hash, errors: problems(fileOf(path), read.text, source) };
   }
   copies.set(path, { sig: seen?.sig ?? null, since: seen?.since ?? 0, judged });
   return judged;

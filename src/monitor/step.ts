@@ -79,7 +79,7 @@ function timer(t: Turn, name: TimerName): void {
 
 function io(t: Turn, tag: IoTag, results: readonly StoreResult[] | null, error: string | undefined): void {
   const first = results?.[0];
-  const failure = results ? (first && 'error' in first ? first.error : null) : (error ?? 'store operation failed');
+  const failure = results ? (first && first.op !== 'read' && 'error' in first ? first.error : null) : (error ?? 'store operation failed');
   const read = first?.op === 'read' ? first.read : null;
   switch (tag.kind) {
     case 'cycle':

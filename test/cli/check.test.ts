@@ -18,23 +18,23 @@ function files(cltab: string, hactl: string, mode = 0o644): { cltab: string; hac
   return { cltab: c, hactl: h };
 }
 
-it('passes a good cltab + hactl', () => {
+it('passes a good cltab + hactl', async () => {
   const f = files('web:w1:test:test:true\nweb:w2:start:respawn:sleep 9\n', 'web start\n');
-  expect(runCheck(f).problems).toEqual([]);
+  expect((await runCheck(f)).problems).toEqual([]);
 });
 
-it('reports syntax, cross-file and permission problems as file:line', () => {
+it('reports syntax, cross-file and permission problems as file:line', async () => {
   const f = files('web:w1:start:respawn:sleep 1\nweb:w1:start:wait:true\n', 'web run\nghost start\n', 0o664);
-  const out = formatProblems(runCheck(f).problems);
+  const out = formatProblems((await runCheck(f)).problems);
   expect(out).toContain(`${f.cltab}:0: writable by group or others`);
   expect(out).toContain(`${f.cltab}:2: duplicate tag "w1"`);
   // the cltab was rejected, so no cross-check against it
   const g = files('web:w1:start:respawn:sleep 1\n', 'web run\nghost start\n');
-  const out2 = formatProblems(runCheck(g).problems);
+  const out2 = formatProblems((await runCheck(g)).problems);
   expect(out2).toContain(`${g.hactl}:1: level run of group web: no entry`);
   expect(out2).toContain(`${g.hactl}:2: group ghost has no entries`);
 });
 
-it('checks the example monitor configuration clean', () => {
-  expect(runCheck({ config: join(import.meta.dirname, '../../examples/peerha.yaml') }).problems).toEqual([]);
+it('checks the example monitor configuration clean', async () => {
+  expect((await runCheck({ config: join(import.meta.dirname, '../../examples/peerha.yaml') })).problems).toEqual([]);
 });
