@@ -2,12 +2,12 @@
 // hastat) and set (edit hactl under a lock).
 
 import lockfile from 'proper-lockfile';
-import { stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatError, parseCltab, type Cltab } from '../config/cltab.js';
 import { formatHactl, parseHactl, type HactlWant } from '../config/hactl.js';
 import { MONITOR_LEVELS, nameProblem } from '../config/names.js';
 import { FsStore, newestValid } from '../cluster/store.js';
+import { generationOf, withGeneration } from '../cluster/replicate.js';
 import { parseHastat, type Hastat } from '../cluster/hastat.js';
 
 /**
@@ -73,7 +73,7 @@ export function remoteNotes(all: readonly Hastat[], h: Hastat): Map<string, stri
   return out;
 }
 
-export function renderStatus(h: Hastat, group?: string, paint: Paint = plain, extraNotes: Map<string, string[]> = new Map()): string {
+export function renderStatus(h: Hastat, group?: string, paint: Paint = plain, extraNotes: Map<string, string[]> = new Map(), all: readonly Hastat[] = [h]): string {
   const nodes = Object.entries(h.nodes);
   const up = nodes.filter(([, v]) => v.state === 'up').length;
   const cluster = !h.quorum.ok ? paint('bad', 'NO QUORUM') : up < nodes.length ? paint('warn', 'DEGRADED') : paint('good', 'UP');
@@ -88,7 +88,7 @@ export function renderStatus(h: Hastat, group?: string, paint: Paint = plain, ex
   lines.push(
     table([
       ['NODE', 'STATE', 'HEARTBEAT', 'SEQ', ...(fences ? ['LAST FENCE'] : []), 'GROUPS'].map((x) => paint('bold', x)),
-      ...nodes.map(([n, v]) => [n, paint(stateStyle(v.state), v.state), age(v.lastChange, h.time), String(v.seq ?? '-'), ...lastFence(v), groupsOn(n).join(',') || '-']),
+      ...nodes.map(([n, v]) => [n, paint(stateStyle(v.state), v.state + (v.readError ? ` (${v.readError})` : '') + (v.declaredStaleBy ? ' (held stale: runs nothing)' : '')), age(v.lastChange, h.time), String(v.seq ?? '-'), ...lastFence(v), groupsOn(n).join(',') || '-']),
     ]),
   );
   lines.push('');
@@ -102,6 +102,12 @@ export function renderStatus(h: Hastat, group?: string, paint: Paint = plain, ex
     for (const [n, i] of inst) rows.push([g, v.want ?? '-', n, i.level, paint(stateStyle(i.state), i.state), fo, notes]);
   }
   lines.push(table(rows));
+  // Only the node held stale knows (its peers' view of it is what is stuck): ask every view.
+  const pill = all.flatMap((o) => {
+    const by = o.nodes[o.node]?.declaredStaleBy;
+    return by ? [`  ${o.node} is held stale by ${by}: it runs nothing until they read it again`] : [];
+  });
+  if (pill.length) lines.push('', paint('bad', 'poison pill:'), ...pill);
   if (h.errors.length) lines.push('', paint('bad', 'errors:'), ...h.errors.map((e) => `  ${e}`));
   return lines.join('\n') + '\n';
 }
@@ -152,8 +158,8 @@ export function setArgumentProblem(group: string, level: string | null, nodes: r
 
 /**
  * Set GROUP's wanted level in DIR/hactl (level `stop` keeps the line; `--remove` style deletion
- * is `level === null`). Written so that it is strictly the newest copy, whatever the mtime
- * granularity of the filesystem.
+ * is `level === null`). Written as the next generation: strictly the newest copy, whatever the
+ * mtime granularity of the filesystem.
  */
 export async function setWant(root: string, group: string, level: string | null, nodes: string[] | null): Promise<string> {
   const store = new FsStore(root, '');
@@ -169,7 +175,7 @@ export async function setWant(root: string, group: string, level: string | null,
     },
   });
   try {
-    const { winner, maxMtime } = await newestValid(store, 'hactl', (t, f) => parseHactl(t, f).ok);
+    const { winner } = await newestValid(store, 'hactl', (t, f) => parseHactl(t, f).ok);
     const wants = new Map<string, HactlWant>();
     if (winner) {
       const p = parseHactl(winner.text, target);
@@ -177,16 +183,12 @@ export async function setWant(root: string, group: string, level: string | null,
     }
     if (level === null) wants.delete(group);
     else wants.set(group, { group, level, nodes, line: 0 });
-    const text = formatHactl(wants.values());
+    // The next generation: strictly the newest edit, whatever the filesystem's timestamps.
+    const text = withGeneration(formatHactl(wants.values()), (winner ? generationOf(winner.text) : 0) + 1);
     // Never leave behind a file that would be refused: check what is about to be written.
     const check = parseHactl(text, target);
     if (!check.ok) throw new SetRefused(check.errors.map(formatError).join('\n'));
     await store.writeInside('hactl', text);
-    const st = await stat(target);
-    if (st.mtimeMs <= maxMtime) {
-      const t = new Date(Math.floor(maxMtime / 1000) * 1000 + 1000);
-      await utimes(target, t, t);
-    }
     return text;
   } finally {
     await release();

@@ -298,7 +298,7 @@ async function clusterStatus(root: string, json: boolean, group: string | undefi
       console.log(JSON.stringify(h, null, 2));
       return 0;
     }
-    let text = renderStatus(h, undefined, paint, remoteNotes(all, h));
+    let text = renderStatus(h, undefined, paint, remoteNotes(all, h), all);
     if (group !== undefined) {
       const cltab = await newestCltab(root);
       text = renderGroup(all, group, cltab?.entries.filter((e) => e.group === group) ?? [], paint);

@@ -27,6 +27,10 @@ export interface HastatNode {
   readonly lastChange: string | null;
   readonly fencedBy?: string;
   readonly lastFence?: HastatFence;
+  /** Why its clstat could not be read lately (ENOENT, EACCES, a symlink: refused…). */
+  readonly readError?: string;
+  /** This node only: the live peers that hold it stale (it runs nothing meanwhile: the poison pill). */
+  readonly declaredStaleBy?: string;
 }
 
 export interface HastatInstance {

@@ -7,8 +7,11 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, realpath, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { validNodeName } from '../config/names.js';
-import { realPathOf, writeFileAtomic } from '../io/atomic.js';
-import { contentHash, pickNewest, type Judged } from './replicate.js';
+import { isFull, realPathOf, rewriteInPlace, writeFileAtomic } from '../io/atomic.js';
+import { chooseCopy, contentHash, type Judged } from './replicate.js';
+
+/** Files whose readers detect a mixed old/new read (clstat: its checksum; hastat: JSON). */
+const IN_PLACE_WHEN_FULL = /^nodes\/[^/]+\/(clstat|hastat)$/;
 
 /** Shared files hold what every node runs and who fences whom: owner only. */
 export const SHARED_FILE_MODE = 0o600;
@@ -52,7 +55,8 @@ export type StoreResult =
   /** `error`: why `read` is null (missing, a symlink, EIO…), for status and logs. */
   | { readonly op: 'read'; readonly read: FileRead | null; readonly error?: string }
   | { readonly op: 'stat'; readonly sig: FileSignature | null }
-  | { readonly op: 'write' | 'writeJson' | 'mkdir'; readonly error: string | null };
+  /** `degraded`: written, but not the usual way (the filesystem is full: rewritten in place). */
+  | { readonly op: 'write' | 'writeJson' | 'mkdir'; readonly error: string | null; readonly degraded?: string };
 
 /**
  * The shared directory as a monitor driver uses it: a batch of operations runs at once and one
@@ -164,10 +168,11 @@ export class FsStore implements Store, SharedStore {
         // One writer per file: this node writes only inside its own folder.
         if (!op.path.startsWith(`nodes/${this.me}/`) && op.path !== `nodes/${this.me}`) throw new Error(`not this node's file: ${op.path}`);
         try {
-          if (op.op === 'write') await this.writeInside(op.path, op.text, op.mtimeMs);
-          else if (op.op === 'writeJson') await this.writeInside(op.path, JSON.stringify(op.value, null, 1) + '\n');
+          let degraded: string | null = null;
+          if (op.op === 'write') degraded = await this.writeInside(op.path, op.text, op.mtimeMs);
+          else if (op.op === 'writeJson') degraded = await this.writeInside(op.path, JSON.stringify(op.value, null, 1) + '\n');
           else await this.mkdirInside(op.path);
-          return { op: op.op, error: null };
+          return degraded ? { op: op.op, error: null, degraded } : { op: op.op, error: null };
         } catch (e) {
           return { op: op.op, error: String(e) };
         }
@@ -193,10 +198,22 @@ export class FsStore implements Store, SharedStore {
     return readWithStat(path, await this.realOf(rel), consistent);
   }
 
-  /** Replace a file inside DIR (tmp + fsync + rename), never through a symlinked folder. */
-  async writeInside(rel: string, text: string, mtimeMs?: number): Promise<void> {
+  /**
+   * Replace a file inside DIR (tmp + fsync + rename), never through a symlinked folder. On a full
+   * filesystem a heartbeat or hastat is rewritten in place instead (returns why): a full disk must
+   * not make every node self-fence.
+   */
+  async writeInside(rel: string, text: string, mtimeMs?: number): Promise<string | null> {
     const path = this.inside(rel);
-    await writeFileAtomic(path, text, { mode: SHARED_FILE_MODE, mtimeMs, realPath: (await this.realOf(rel)) ?? undefined });
+    const realPath = (await this.realOf(rel)) ?? undefined;
+    try {
+      await writeFileAtomic(path, text, { mode: SHARED_FILE_MODE, mtimeMs, realPath });
+      return null;
+    } catch (e) {
+      if (!isFull(e) || !IN_PLACE_WHEN_FULL.test(rel)) throw e;
+      await rewriteInPlace(path, text, realPath);
+      return `${(e as NodeJS.ErrnoException).code}: the shared filesystem is full; ${rel} rewritten in place`;
+    }
   }
 
   /** A folder inside DIR; refused when it (or one above it) is a symlink. */
@@ -249,19 +266,14 @@ export class FsStore implements Store, SharedStore {
   }
 }
 
-/**
- * The copy of `file` (DIR/file and every node folder's copy) the cluster follows: the newest valid
- * one. Also the newest mtime of any copy, valid or not.
- */
-export async function newestValid(store: Store, file: string, valid: (text: string, source: string) => boolean): Promise<{ winner: Judged | null; maxMtime: number }> {
+/** The copy of `file` (DIR/file and every node folder's copy) the cluster follows (see chooseCopy). */
+export async function newestValid(store: Store, file: string, valid: (text: string, source: string) => boolean): Promise<{ winner: Judged | null }> {
   const reads: Array<[string, FileRead | null]> = [[`DIR/${file}`, await store.readRootFile(file, true)]];
   for (const n of await store.listNodes()) reads.push([`nodes/${n}/${file}`, await store.readNodeFile(n, file, true)]);
-  let maxMtime = 0;
   const judged: Judged[] = [];
   for (const [source, r] of reads) {
     if (!r) continue;
-    maxMtime = Math.max(maxMtime, r.mtimeMs);
     judged.push({ source, text: r.text, mtimeMs: r.mtimeMs, hash: contentHash(r.text), errors: valid(r.text, source) ? [] : ['invalid'] });
   }
-  return { winner: pickNewest(judged), maxMtime };
+  return { winner: chooseCopy(judged, `DIR/${file}`) };
 }

@@ -37,6 +37,11 @@ export interface ClstatHeader {
   readonly left?: boolean;
   /** How many lines follow the header (absent in files of older writers): a shorter file is torn. */
   readonly lines?: number;
+  /**
+   * FNV-1a of the lines after the header (absent in older files). A heartbeat rewritten in place
+   * (the shared filesystem is full) can be read half old, half new: the sum tells.
+   */
+  readonly sum?: string;
 }
 
 export interface ClstatLine {
@@ -56,13 +61,21 @@ export interface Clstat {
    * seq when it was fenced (`-` if none was seen), so every reader releases it until it restarts.
    */
   readonly fenced?: readonly FencedLine[];
+  /**
+   * Peers this node holds stale (`# stale <node> <seq> <pid>`): their heartbeat stood still at seq
+   * in a read that worked, so their groups may be taken over. The poison pill: a live node that
+   * finds itself named here (same pid) knows a peer's view of it is stuck, and stops its groups.
+   */
+  readonly stale?: readonly StaleLine[];
   /** Lines after the header, as read (compare with header.lines). */
   readonly bodyLines?: number;
+  /** The lines after the header match header.sum (true when there is no sum to check). */
+  readonly sumOk?: boolean;
 }
 
 /** Whole: ends with a newline and has as many lines as its header says (a read torn at a line boundary is not). */
 export function isWhole(text: string, c: Clstat): boolean {
-  return text.endsWith('\n') && (c.header?.lines === undefined || c.header.lines === c.bodyLines);
+  return text.endsWith('\n') && (c.header?.lines === undefined || c.header.lines === c.bodyLines) && c.sumOk !== false;
 }
 
 export interface FencedLine {
@@ -72,15 +85,35 @@ export interface FencedLine {
   readonly method: string;
 }
 
-export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes']; handovers?: Clstat['handovers']; fenced?: Clstat['fenced'] }): string {
+export interface StaleLine {
+  readonly node: string;
+  /** Its heartbeat seq as last read (null: never read). */
+  readonly seq: number | null;
+  /** Its monitor's pid as last read (null: none seen): a restarted monitor is another incarnation. */
+  readonly pid: number | null;
+}
+
+export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes']; handovers?: Clstat['handovers']; fenced?: Clstat['fenced']; stale?: Clstat['stale'] }): string {
   const h = c.header;
   const body: string[] = [];
   for (const g of c.groups) body.push(`${CLSTAT_CLASS} ${g.group} ${g.level} ${g.state}`);
   for (const n of c.notes ?? []) body.push(`# note ${n.group} ${n.text.replace(/[\r\n]+/g, ' ')}`);
   for (const h of c.handovers ?? []) body.push(`# handover ${h.group} ${h.node}`);
   for (const f of c.fenced ?? []) body.push(`# fenced ${f.node} ${f.seq ?? '-'} ${f.time || '-'} ${f.method.replace(/\s+/g, '_') || '-'}`);
-  const head = `# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.left ? ' left=1' : ''} lines=${body.length}`;
+  for (const x of c.stale ?? []) body.push(`# stale ${x.node} ${x.seq ?? '-'} ${x.pid ?? '-'}`);
+  const head = `# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.left ? ' left=1' : ''} lines=${body.length} sum=${bodySum(body)}`;
   return [head, ...body].join('\n') + '\n';
+}
+
+/** FNV-1a (32 bits, hex) of the body lines joined by newlines. */
+function bodySum(lines: readonly string[]): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (i > 0) h = Math.imul(h ^ 10, 0x01000193) >>> 0;
+    for (let j = 0; j < line.length; j++) h = Math.imul(h ^ line.charCodeAt(j), 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
 }
 
 /** Tolerant reader: unknown or malformed lines are skipped, never fatal. */
@@ -90,6 +123,7 @@ export function parseClstat(text: string): Clstat {
   const notes: Array<{ group: string; text: string }> = [];
   const handovers: Array<{ group: string; node: string }> = [];
   const fenced: FencedLine[] = [];
+  const stale: StaleLine[] = [];
   const all = text.split('\n');
   if (all[all.length - 1] === '') all.pop();
   let headerAt = -1;
@@ -105,7 +139,7 @@ export function parseClstat(text: string): Clstat {
       const pid = Number(kv.get('pid'));
       const count = Number(kv.get('lines'));
       if (kv.has('node') && Number.isSafeInteger(seq)) {
-        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '', ...(kv.get('left') === '1' ? { left: true } : {}), ...(kv.has('lines') && Number.isSafeInteger(count) ? { lines: count } : {}) };
+        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '', ...(kv.get('left') === '1' ? { left: true } : {}), ...(kv.has('lines') && Number.isSafeInteger(count) ? { lines: count } : {}), ...(kv.has('sum') ? { sum: kv.get('sum')! } : {}) };
         headerAt = i;
       }
       continue;
@@ -120,6 +154,11 @@ export function parseClstat(text: string): Clstat {
       if (m) fenced.push({ node: m[1]!, seq: m[2] === '-' ? null : Number(m[2]), time: m[3] === '-' ? '' : m[3]!, method: m[4]! });
       continue;
     }
+    if (line.startsWith('# stale ')) {
+      const m = /^# stale (\S+) (\d+|-) (\d+|-)\s*$/.exec(line);
+      if (m) stale.push({ node: m[1]!, seq: m[2] === '-' ? null : Number(m[2]), pid: m[3] === '-' ? null : Number(m[3]) });
+      continue;
+    }
     if (line.startsWith('# note ')) {
       const m = /^# note (\S+) (.*)$/.exec(line);
       if (m) notes.push({ group: m[1]!, text: m[2]! });
@@ -128,7 +167,7 @@ export function parseClstat(text: string): Clstat {
     const f = line.trim().split(/\s+/);
     if (f.length >= 4 && f[0] === CLSTAT_CLASS) groups.push({ group: f[1]!, level: f[2]!, state: toGroupState(f[3]!) });
   }
-  return { header, groups, notes, ...(handovers.length ? { handovers } : {}), ...(fenced.length ? { fenced } : {}), bodyLines: headerAt < 0 ? 0 : all.length - headerAt - 1 };
+  return { header, groups, notes, ...(handovers.length ? { handovers } : {}), ...(fenced.length ? { fenced } : {}), ...(stale.length ? { stale } : {}), bodyLines: headerAt < 0 ? 0 : all.length - headerAt - 1, sumOk: header?.sum === undefined || header.sum === bodySum(all.slice(headerAt + 1)) };
 }
 
 /**

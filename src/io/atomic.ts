@@ -54,6 +54,36 @@ export async function writeFileAtomic(path: string, data: string, opts: AtomicOp
   await syncDir(dir);
 }
 
+/** The filesystem is full (or the quota is): a new file cannot be written. */
+export function isFull(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * Rewrite an existing regular file in place, within the blocks it already has: what still works
+ * on a full filesystem. Not atomic — a reader may see old and new bytes mixed — so only for files
+ * whose readers can tell (a clstat carries a checksum; a hastat is JSON).
+ */
+export async function rewriteInPlace(path: string, data: string, realPath?: string): Promise<void> {
+  const fh = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new Error(`refused: ${path} is not a regular file`);
+    if (realPath !== undefined) {
+      const at = await realPathOf(fh);
+      if (at !== null && at !== realPath) throw new Error(`refused: ${path} is reached through a symlink`);
+    }
+    const buf = Buffer.from(data);
+    if (buf.length > Math.max(st.size, st.blocks * 512)) throw Object.assign(new Error(`ENOSPC: ${path} has no room to grow in place`), { code: 'ENOSPC' });
+    await fh.write(buf, 0, buf.length, 0);
+    await fh.truncate(buf.length);
+    await fh.sync();
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
 async function syncDir(dir: string): Promise<void> {
   try {
     const d = await open(dir, 'r');

@@ -146,10 +146,15 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   const settings = state.settings;
   const now = t.now;
   const peerNames = cycle.names.filter((n) => n !== t.me);
-  const kept = { lastGroups: new Map(state.lastGroups), fenceClaims: new Map(state.fenceClaims), handovers: new Map(state.handovers), pids: new Map(state.peerPids) };
+  const kept = { lastGroups: new Map(state.lastGroups), fenceClaims: new Map(state.fenceClaims), staleClaims: new Map(state.staleClaims), handovers: new Map(state.handovers), pids: new Map(state.peerPids) };
   const seen = new Map<string, PeerObservation>();
+  // Kept until a read works: an unknown node shows why it was last unreadable.
+  const readErrors = new Map(state.readErrors);
   peerNames.forEach((n, i) => {
-    const r = t.logic.readPeerClstat(readAt(results, i)?.text ?? null);
+    const text = readAt(results, i)?.text ?? null;
+    const r = t.logic.readPeerClstat(text);
+    if (r.seq !== null) readErrors.delete(n);
+    else readErrors.set(n, text === null ? (readErrorAt(results, i) ?? 'unreadable') : 'torn or without a header');
     seen.set(n, r.obs);
     absorbPeerRead(kept, n, r, now);
   });
@@ -160,7 +165,9 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   const peers = t.logic.observe(state.peers, seen, now);
   for (const [n, m] of peers) if (!listed.has(n) && m.seq === null) peers.delete(n);
   for (const n of kept.fenceClaims.keys()) if (!peers.has(n)) kept.fenceClaims.delete(n);
-  Object.assign(state, { peers, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, handovers: kept.handovers, peerPids: kept.pids });
+  for (const n of kept.staleClaims.keys()) if (!peers.has(n)) kept.staleClaims.delete(n);
+  for (const n of readErrors.keys()) if (!peers.has(n)) readErrors.delete(n);
+  Object.assign(state, { peers, readErrors, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, staleClaims: kept.staleClaims, handovers: kept.handovers, peerPids: kept.pids });
   state.lastLive = t.logic.liveness(peers, now, settings.timeoutMs);
   const seqOf = (n: string): number | null => peers.get(n)?.seq ?? null;
   forgetRestarted(state, seqOf);
@@ -219,7 +226,7 @@ function liveHandovers(t: Turn): Map<string, string> {
   const { map, expired } = freshHandovers(t.state.handovers, t.now, handoverTtlMs(settings.timeoutMs, settings.cycleMs, settings.visibilityLagMs));
   if (expired.length) {
     const kept = new Map(t.state.handovers);
-    for (const n of expired) kept.delete(n);
+    for (const n of expired) kept.set(n, { ...kept.get(n)!, map: new Map() });
     t.state.handovers = kept;
   }
   return map;
@@ -240,7 +247,15 @@ function decide(t: Turn, cycle: Cycle): void {
   if (verdict.ok !== state.quorumOk) t.log(verdict.ok ? 'info' : 'warn', verdict.ok ? 'quorum' : 'quorum lost: stopping local groups', { live: count, reason: verdict.reason });
   state.quorumOk = verdict.ok;
   state.quorumMemory = verdict.memory;
-  const effective = verdict.ok && !cycle.selfFence && !state.leave;
+  // The poison pill: a live peer holds this node stale; it may be taking our groups now.
+  const staleBy = t.logic.declaredStaleBy(t.me, state.staleClaims, state.lastLive);
+  const poisoned = staleBy.map((c) => `${c.by} (${c.seq === null ? 'it never read this node' : `its view of this node stopped at seq ${c.seq}`})`).join(', ');
+  if (poisoned !== state.poisoned) {
+    if (poisoned) t.log('error', 'declared stale by a live peer: stopping local groups until it sees this node again', { by: staleBy });
+    else if (state.poisoned) t.log('info', 'no peer holds this node stale any more', {});
+    state.poisoned = poisoned;
+  }
+  const effective = verdict.ok && !cycle.selfFence && !state.leave && !poisoned;
   const decision = t.logic.decide(
     {
       me: t.me,
@@ -270,12 +285,12 @@ function decide(t: Turn, cycle: Cycle): void {
   state.loggedNotes = loggedNotes;
   if (!state.leave && !cycle.selfFence) fenceTick(t, nodes);
 
-  const errors = [...cltab.errors, ...hactl.errors, ...decision.errors];
+  const errors = [...cltab.errors, ...hactl.errors, ...decision.errors, ...(state.publishDegraded ? [state.publishDegraded] : [])];
   if (errors.join('\n') !== state.loggedErrors) {
     if (errors.length) t.log('error', 'configuration problems', { errors });
     state.loggedErrors = errors.join('\n');
   }
-  const why = effective ? 'quorum' : !verdict.ok ? `no quorum (${verdict.reason})` : cycle.selfFence ? 'self-fencing' : 'leaving';
+  const why = effective ? 'quorum' : !verdict.ok ? `no quorum (${verdict.reason})` : cycle.selfFence ? 'self-fencing' : poisoned ? `declared stale by ${poisoned}` : 'leaving';
   state.lastDecision = { cycle: cycle.id, actions: decision.actions, notes: decision.notes, errors, effective, why };
   state.lastHastat = buildHastat(t, verdict, nodes, errors, decision.notes);
   state.cycle = { ...cycle, stage: 'telling', tells: tells.length };

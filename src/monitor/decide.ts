@@ -287,6 +287,9 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       planSince.set(group, since);
       if (now - since >= cfg.planWindowMs) {
         if (view.complete === false) {
+          // The window counts again once every live peer was read (or is held stale, which the
+          // stale claim in our clstat tells it): a peer we cannot see must get the whole window.
+          planSince.set(group, now);
           note(group, 'plan window over, but not every live peer could be read this cycle');
           continue;
         }

@@ -7,7 +7,7 @@ import { quorum } from '../cluster/quorum.js';
 import { decide } from './decide.js';
 import { fenceTargets } from './fencing.js';
 import type { MonitorState } from './state.js';
-import { decideConfig, fencedPeers, haltRequested, isReleased, isSettling, petAfterCycle, publishFenced, readPeerClstat, selfFenceState, spawnRefused } from './view.js';
+import { declaredStaleBy, decideConfig, fencedPeers, haltRequested, isReleased, isSettling, petAfterCycle, publishFenced, readPeerClstat, selfFenceState, spawnRefused } from './view.js';
 
 export interface Logic {
   readonly decide: typeof decide;
@@ -24,6 +24,7 @@ export interface Logic {
   readonly spawnRefused: typeof spawnRefused;
   readonly publishFenced: typeof publishFenced;
   readonly readPeerClstat: typeof readPeerClstat;
+  readonly declaredStaleBy: typeof declaredStaleBy;
   readonly haltRequested: typeof haltRequested;
 }
 
@@ -42,6 +43,7 @@ export const REAL_LOGIC: Logic = {
   spawnRefused,
   publishFenced,
   readPeerClstat,
+  declaredStaleBy,
   haltRequested,
 };
 

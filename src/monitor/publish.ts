@@ -34,6 +34,8 @@ function startWrite(t: Turn): void {
     notes: state.local.flatMap((g) => g.notes.map((text) => ({ group: g.group, text }))),
     handovers: p.left ?? [],
     fenced: [...state.fencing.fenced.values()],
+    // Who this node holds stale or gone (and may take groups from): read by them as the poison pill.
+    stale: [...state.lastLive].filter(([, v]) => v.state === 'stale' || v.state === 'left').map(([node, v]) => ({ node, seq: v.seq, pid: state.peerPids.get(node) ?? null })),
   });
   state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left };
   t.io({ kind: 'clstat' }, [{ op: 'write', path: t.own('clstat'), text }]);
@@ -46,6 +48,13 @@ export function clstatWritten(t: Turn, results: readonly StoreResult[] | null, e
   const err = r && r.op === 'write' ? r.error : (error ?? 'store operation failed');
   if (err === null) state.lastPublishOk = t.now;
   else t.log('error', 'cannot publish clstat', { err });
+  // Written, but only in place (a full filesystem): say so until a normal write works again.
+  const degraded = err === null && r?.op === 'write' ? (r.degraded ?? '') : state.publishDegraded;
+  if (degraded !== state.publishDegraded) {
+    if (degraded) t.log('error', 'shared filesystem full: heartbeat rewritten in place; groups keep running', { why: degraded });
+    else t.log('info', 'heartbeat written normally again', {});
+    state.publishDegraded = degraded;
+  }
   const riding = state.publish.riding;
   state.publish = { ...state.publish, inFlight: false, riding: [] };
   for (const w of riding) onWaiter(w);

@@ -4,7 +4,7 @@
 
 import { formatError, halfWritten, parseCltab, type ConfigError } from '../config/cltab.js';
 import { parseHactl } from '../config/hactl.js';
-import { contentHash, pickNewest, type Judged } from '../cluster/replicate.js';
+import { chooseCopy, contentHash, type Judged } from '../cluster/replicate.js';
 import type { FileRead, FileSignature } from '../cluster/store.js';
 import type { CopySeen } from './state.js';
 import type { Turn } from './turn.js';
@@ -90,7 +90,7 @@ export interface Replica {
 export function replicate(t: Turn, file: ReplicatedFile, verdicts: ReadonlyMap<string, Judged | null>): Replica {
   const judged: Judged[] = [];
   for (const [path, j] of verdicts) if (j && fileOf(path) === file) judged.push(j);
-  const winner = pickNewest(judged);
+  const winner = chooseCopy(judged, sourceName(t.state.settings.root, file));
   const own = sourceName(t.state.settings.root, t.own(file));
   const mine = judged.find((j) => j.source === own);
   if (winner && (!mine || mine.hash !== winner.hash) && !t.state.replicating.has(file)) {

@@ -31,9 +31,13 @@ export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string,
   const wall = t.event.wall;
   const time = t.wallIso;
   const fencing = state.fencedNow.size > 0 || state.fencing.last.size > 0;
-  const hastatNodes: Record<string, HastatNode> = { [t.me]: { state: state.leave ? 'left' : 'up', seq: state.seq, lastChange: time } };
+  const me: HastatNode = { state: state.leave ? 'left' : 'up', seq: state.seq, lastChange: time };
+  const hastatNodes: Record<string, HastatNode> = { [t.me]: state.poisoned ? { ...me, declaredStaleBy: state.poisoned } : me };
   for (const [n, v] of state.lastLive) {
-    const entry: HastatNode = { state: state.fencedNow.has(n) ? 'fenced' : v.state, seq: v.seq, lastChange: new Date(wall - v.silentMs).toISOString() };
+    const base: HastatNode = { state: state.fencedNow.has(n) ? 'fenced' : v.state, seq: v.seq, lastChange: new Date(wall - v.silentMs).toISOString() };
+    // Why it could not be read: an unknown node is shown with its error, never as dead.
+    const readError = v.state === 'unknown' || v.state === 'stale' ? state.readErrors.get(n) : undefined;
+    const entry = readError ? { ...base, readError } : base;
     hastatNodes[n] = fencing ? { ...entry, ...fenceStatus(state, n) } : entry;
   }
   // One pass over what every node runs: group → its instances (released stale nodes left out).

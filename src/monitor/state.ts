@@ -1,7 +1,7 @@
 // The monitor's whole state, as one immutable value that step() maps to the next. Drivers hold it
 // and may read it (through the queries at the bottom), never change it.
 
-import type { FencedLine } from '../config/clstat.js';
+import type { FencedLine, StaleLine } from '../config/clstat.js';
 import type { Cltab } from '../config/cltab.js';
 import type { Hactl } from '../config/hactl.js';
 import type { MonitorConfig, QuorumConfig } from '../config/monitor.js';
@@ -143,6 +143,8 @@ export interface MonitorState {
   readonly seq: number;
   readonly lastCycleEnd: number;
   readonly lastPublishOk: number;
+  /** Why the last clstat write was not the usual one ('' = it was): shown in hastat. */
+  readonly publishDegraded: string;
   readonly lastPet: number;
   readonly watchdog: boolean;
   readonly readySent: boolean;
@@ -159,6 +161,12 @@ export interface MonitorState {
   readonly peerPids: ReadonlyMap<string, number>;
   readonly lastGroups: ReadonlyMap<string, ReadonlyMap<string, Instance>>;
   readonly fenceClaims: ReadonlyMap<string, readonly FencedLine[]>;
+  /** Per peer, the nodes it holds stale (`# stale` lines of its clstat). */
+  readonly staleClaims: ReadonlyMap<string, readonly StaleLine[]>;
+  /** Per peer, why its clstat could not be read this cycle (absent: it was read). */
+  readonly readErrors: ReadonlyMap<string, string>;
+  /** Who holds this node stale now ('' = nobody): it runs nothing meanwhile. */
+  readonly poisoned: string;
   readonly handovers: ReadonlyMap<string, HandoverRecord>;
   readonly lastSeen: ReadonlyMap<string, PeerObservation>;
   readonly lastLive: ReadonlyMap<string, LivenessView>;
@@ -198,6 +206,7 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     seq: 0,
     lastCycleEnd: 0,
     lastPublishOk: 0,
+    publishDegraded: '',
     lastPet: 0,
     watchdog: false,
     readySent: false,
@@ -211,6 +220,9 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     peerPids: new Map(),
     lastGroups: new Map(),
     fenceClaims: new Map(),
+    staleClaims: new Map(),
+    readErrors: new Map(),
+    poisoned: '',
     handovers: new Map(),
     lastSeen: new Map(),
     lastLive: new Map(),

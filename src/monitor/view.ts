@@ -3,7 +3,7 @@
 // fresh, whether this node is settling or must self-fence, whether it may pet its watchdog or
 // spawn. step() calls them (through Logic), whichever driver runs it.
 
-import { isSettled, isWhole, parseClstat, type Clstat, type FencedLine } from '../config/clstat.js';
+import { isSettled, isWhole, parseClstat, type Clstat, type FencedLine, type StaleLine } from '../config/clstat.js';
 import type { HactlWant } from '../config/hactl.js';
 import type { LivenessView, PeerMemory, PeerObservation } from '../cluster/liveness.js';
 import { isActive, planGraceMs, TEST, type DecideConfig, type DecideMemory, type Instance, type NodeState, type NodeView } from './decide.js';
@@ -23,6 +23,8 @@ export interface PeerRead {
   readonly handovers: ReadonlyArray<{ readonly group: string; readonly node: string }> | null;
   /** The nodes it says it fenced (`# fenced` lines) when it had a header. */
   readonly fenced: readonly FencedLine[] | null;
+  /** The peers it holds stale (`# stale` lines) when it had a header. */
+  readonly stale: readonly StaleLine[] | null;
 }
 
 /**
@@ -48,7 +50,7 @@ const PEER_READS = new Map<string, PeerRead>();
 function peerRead(text: string | null, parse: (text: string) => Clstat): PeerRead {
   const parsed = text !== null && text.endsWith('\n') ? parse(text) : null;
   const c = parsed && isWhole(text!, parsed) ? parsed : null;
-  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, pid: null, handovers: null, fenced: null };
+  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, pid: null, handovers: null, fenced: null, stale: null };
   return {
     obs: { seq: c.header.seq, left: !!c.header.left },
     groups: new Map(c.groups.map((g) => [g.group, { level: g.level, state: g.state }])),
@@ -56,6 +58,7 @@ function peerRead(text: string | null, parse: (text: string) => Clstat): PeerRea
     pid: c.header.pid,
     handovers: c.header.left && c.handovers ? c.handovers : null,
     fenced: c.fenced ?? [],
+    stale: c.stale ?? [],
   };
 }
 
@@ -63,6 +66,8 @@ function peerRead(text: string | null, parse: (text: string) => Clstat): PeerRea
 export interface PeerState {
   readonly lastGroups: Map<string, ReadonlyMap<string, Instance>>;
   readonly fenceClaims: Map<string, readonly FencedLine[]>;
+  /** Per peer, the nodes it holds stale (as its last readable clstat said). */
+  readonly staleClaims: Map<string, readonly StaleLine[]>;
   readonly handovers: Map<string, HandoverRecord>;
   readonly pids: Map<string, number>;
 }
@@ -72,6 +77,7 @@ export function absorbPeerRead(st: PeerState, node: string, r: PeerRead, now: nu
   if (r.groups) st.lastGroups.set(node, r.groups);
   if (r.pid !== null) st.pids.set(node, r.pid);
   if (r.fenced) st.fenceClaims.set(node, r.fenced);
+  if (r.stale) st.staleClaims.set(node, r.stale);
   const h = nextHandover(st.handovers.get(node), r, now);
   if (h) st.handovers.set(node, h);
   else st.handovers.delete(node);
@@ -102,11 +108,15 @@ export function handoverTtlMs(timeoutMs: number, cycleMs: number, visibilityLagM
   return timeoutMs + 2 * cycleMs + 2 * visibilityLagMs;
 }
 
-/** Group → heir from every handover still fresh, and the nodes whose handovers expired. */
+/**
+ * Group → heir from every handover still fresh, and the nodes whose handovers expired (to be kept
+ * spent, not dropped: the same left clstat read again must not start a fresh handover).
+ */
 export function freshHandovers(handovers: ReadonlyMap<string, HandoverRecord>, now: number, ttlMs: number): { map: Map<string, string>; expired: string[] } {
   const map = new Map<string, string>();
   const expired: string[] = [];
   for (const [n, h] of handovers) {
+    if (h.map.size === 0) continue; // spent
     if (now - h.at > ttlMs) {
       expired.push(n);
       continue;
@@ -114,6 +124,21 @@ export function freshHandovers(handovers: ReadonlyMap<string, HandoverRecord>, n
     for (const [g, heir] of h.map) map.set(g, heir);
   }
   return { map, expired };
+}
+
+/**
+ * The poison pill: the live peers that hold `me` stale or gone. Their view of this node is stuck
+ * (a cache, a one-sided fault) or older than its restart, they may be taking its groups over right
+ * now, and only this node can know: it runs nothing until they see it again. A claim from a peer
+ * that is not up here is old news.
+ */
+export function declaredStaleBy(me: string, claims: ReadonlyMap<string, readonly StaleLine[]>, live: ReadonlyMap<string, LivenessView>): Array<{ by: string; seq: number | null }> {
+  const out: Array<{ by: string; seq: number | null }> = [];
+  for (const [by, lines] of claims) {
+    if (live.get(by)?.state !== 'up') continue;
+    for (const l of lines) if (l.node === me) out.push({ by, seq: l.seq });
+  }
+  return out.sort((a, b) => a.by.localeCompare(b.by));
 }
 
 /** What DIR/halt says: null when there is none, else why the cluster was halted. */

@@ -49,6 +49,14 @@ export type Fault =
   | { readonly kind: 'halt'; readonly at: number; readonly dur: number | null }
   /** A node's store operations fail as a whole (an unexpected EIO) with probability p. */
   | { readonly kind: 'io-error'; readonly node: string; readonly at: number; readonly dur: number; readonly p: number }
+  /** The shared filesystem is full: new files fail (ENOSPC), heartbeats are rewritten in place. */
+  | { readonly kind: 'full'; readonly at: number; readonly dur: number }
+  /** `node`'s wall clock steps (NTP, `date -s`): only timestamps may change. */
+  | { readonly kind: 'clock-step'; readonly node: string; readonly at: number; readonly stepMs: number }
+  /** An admin copy is replaced by a symlink (to a file outside DIR) for a while: refused, never read. */
+  | { readonly kind: 'symlink'; readonly at: number; readonly dur: number; readonly file: 'cltab' | 'hactl' }
+  /** One-sided: `node` cannot read `peer`'s folder (lost: missing, as under a mount) or sees it frozen (stuck: a stale cache). */
+  | { readonly kind: 'view'; readonly node: string; readonly peer: string; readonly at: number; readonly dur: number; readonly mode: 'lost' | 'stuck' }
   | { readonly kind: 'start'; readonly node: string; readonly at: number };
 
 export interface Scenario {
@@ -177,7 +185,7 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
     const node = rng.pick(nodes);
     const kind = rng.weighted([
       [3, 'crash'], [fenceCommand.command ? 1 : 0, 'crash-fencer'], [2, 'kill-monitor'], [2, 'leave'], [3, 'pause'], [3, 'partition'], [2, 'slow'], [2, 'reads'], [fenceCommand.command ? 1 : 0, 'fence-faulty'], [2, 'hactl'],
-      [1, 'cltab'], [1, 'halt'], [1, 'io-error'],
+      [1, 'cltab'], [1, 'halt'], [1, 'io-error'], [n > 1 ? 2 : 0, 'view'], [1, 'full'], [1, 'clock-step'], [1, 'symlink'],
     ] as const);
     switch (kind) {
       case 'crash':
@@ -212,6 +220,16 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
           faults.push({ kind, at, text: `${hactlText(stopped, allow)}${rng.pick(groups).name} start ${rng.pick(['n1,', ',', 'bad/node'])} extra\n`, valid: false });
           break;
         }
+        if (rng.chance(0.1)) {
+          // An editor caught mid-write: the new text cut short, no final newline.
+          const next = new Set(stopped);
+          const g = rng.pick(groups).name;
+          if (next.has(g)) next.delete(g);
+          else next.add(g);
+          const full = hactlText(next, allow);
+          faults.push({ kind, at, text: full.slice(0, rng.int(1, full.length - 1)), valid: false });
+          break;
+        }
         const g = rng.pick(groups).name;
         if (stopped.has(g)) stopped.delete(g);
         else stopped.add(g);
@@ -238,6 +256,18 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
         break;
       case 'io-error':
         faults.push({ kind, node, at, dur: rng.uniform(T, 4 * T), p: rng.pick([0.05, 0.2, 0.6]) });
+        break;
+      case 'full':
+        faults.push({ kind, at, dur: rng.uniform(T, 5 * T) });
+        break;
+      case 'clock-step':
+        faults.push({ kind, node, at, stepMs: rng.pick([-3_600_000, 3_600_000, -61_000, 61_000]) });
+        break;
+      case 'symlink':
+        faults.push({ kind, at, dur: rng.uniform(T, 5 * T), file: rng.pick(['cltab', 'hactl'] as const) });
+        break;
+      case 'view':
+        faults.push({ kind, node, peer: rng.pick(nodes.filter((x) => x !== node)), at, dur: rng.uniform(T, 6 * T), mode: rng.chance(0.5) ? 'lost' : 'stuck' });
         break;
     }
   }
@@ -338,6 +368,14 @@ export function describeFault(f: Fault): string {
       return `peerha halt${f.dur === null ? ' (never undone)' : `, undone after ${f.dur.toFixed(0)} ms`}`;
     case 'io-error':
       return `${f.node}'s store batches fail (EIO) with p=${f.p} for ${f.dur.toFixed(0)} ms`;
+    case 'full':
+      return `the shared filesystem is full for ${f.dur.toFixed(0)} ms`;
+    case 'clock-step':
+      return `${f.node}'s wall clock steps ${f.stepMs > 0 ? '+' : ''}${(f.stepMs / 1000).toFixed(0)} s`;
+    case 'symlink':
+      return `DIR/${f.file} is a symlink for ${f.dur.toFixed(0)} ms`;
+    case 'view':
+      return `${f.node} ${f.mode === 'lost' ? 'cannot read' : 'sees a frozen copy of'} nodes/${f.peer} for ${f.dur.toFixed(0)} ms`;
     case 'start':
       return `${f.node} joins (first start)`;
   }

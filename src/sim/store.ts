@@ -43,6 +43,8 @@ export interface NodeStoreState {
   ioError: number;
   /** Hung operations, completed when the partition heals. */
   hung: Array<() => void>;
+  /** Peers whose folder this node cannot read (lost) or sees frozen (stuck: path → version index). */
+  views: Map<string, 'lost' | Map<string, Version>>;
 }
 
 const NO_FAULTS: ReadFaults = { torn: 0, missing: 0, reorder: 0 };
@@ -55,6 +57,10 @@ export class SimStore {
   private nextIdx = 1;
   readonly nodes = new Map<string, NodeStoreState>();
   readonly faults: ReadFaults = { torn: 0, missing: 0, reorder: 0 };
+  /** The filesystem is full: only existing clstat/hastat files can be rewritten (in place). */
+  full = false;
+  /** Paths that are symlinks now: refused by every read and stat. */
+  readonly links = new Set<string>();
   /** Told of every read (the simulated operator watches for awaited confirmations). */
   onRead: ((reader: string, path: string) => void) | null = null;
   writes = 0;
@@ -73,7 +79,7 @@ export class SimStore {
   state(node: string): NodeStoreState {
     let s = this.nodes.get(node);
     if (!s) {
-      s = { partition: null, slow: null, ioError: 0, hung: [] };
+      s = { partition: null, slow: null, ioError: 0, hung: [], views: new Map() };
       this.nodes.set(node, s);
     }
     return s;
@@ -129,17 +135,25 @@ export class SimStore {
     switch (op.op) {
       case 'list':
         return { op: 'list', names: ok ? this.listNodes() : null };
-      case 'read':
-        return { op: 'read', read: ok ? this.read(node, op.path) : null };
+      case 'read': {
+        if (ok && this.links.has(op.path)) return { op: 'read', read: null, error: 'a symlink: refused' };
+        const read = ok ? this.read(node, op.path) : null;
+        return read ? { op: 'read', read } : { op: 'read', read: null, error: ok ? 'ENOENT' : 'EIO (partition)' };
+      }
       case 'stat':
-        return { op: 'stat', sig: ok ? this.stat(node, op.path) : null };
+        return { op: 'stat', sig: ok && !this.links.has(op.path) ? this.stat(node, op.path) : null };
       case 'write':
-        if (ok) this.put(op.path, op.text, op.mtimeMs);
-        return { op: 'write', error: ok ? null : 'EIO (partition)' };
-      case 'writeJson':
-        if (ok) this.put(op.path, '', undefined, op.value);
-        return { op: 'writeJson', error: ok ? null : 'EIO (partition)' };
+      case 'writeJson': {
+        if (!ok) return { op: op.op, error: 'EIO (partition)' };
+        // As FsStore: on a full filesystem only an existing heartbeat or hastat is rewritten in place.
+        const inPlace = this.full && /^nodes\/[^/]+\/(clstat|hastat)$/.test(op.path) && this.latest(op.path)?.text != null;
+        if (this.full && !inPlace) return { op: op.op, error: 'ENOSPC (simulated)' };
+        if (op.op === 'write') this.put(op.path, op.text, op.mtimeMs);
+        else this.put(op.path, '', undefined, op.value);
+        return inPlace ? { op: op.op, error: null, degraded: `ENOSPC: the shared filesystem is full; ${op.path} rewritten in place` } : { op: op.op, error: null };
+      }
       case 'mkdir':
+        if (ok && this.full && !this.dirs.has(op.path)) return { op: 'mkdir', error: 'ENOSPC (simulated)' };
         if (ok) this.mkdir(op.path);
         return { op: 'mkdir', error: ok ? null : 'EIO (partition)' };
     }
@@ -181,6 +195,21 @@ export class SimStore {
     return out.sort();
   }
 
+  /** Start or end a one-sided view fault: `reader` loses `peer`'s folder, or sees it frozen as now. */
+  setView(reader: string, peer: string, mode: 'lost' | 'stuck' | null): void {
+    const views = this.state(reader).views;
+    if (mode === null) views.delete(peer);
+    else if (mode === 'lost') views.set(peer, 'lost');
+    else {
+      const frozen = new Map<string, Version>();
+      for (const [p, idx] of this.seen.get(reader) ?? []) {
+        const v = p.startsWith(`nodes/${peer}/`) ? this.files.get(p)?.find((x) => x.idx === idx) : undefined;
+        if (v) frozen.set(p, v);
+      }
+      views.set(peer, frozen);
+    }
+  }
+
   private stat(reader: string, path: string): FileSignature | null {
     const v = this.visible(reader, path, NO_FAULTS);
     return v?.text == null ? null : { mtimeMs: v.mtimeMs, size: v.json !== undefined ? -1 : v.text.length, ino: v.ino };
@@ -212,6 +241,10 @@ export class SimStore {
   private visible(reader: string, path: string, f: ReadFaults): Version | undefined {
     const vs = this.files.get(path);
     if (!vs || vs.length === 0) return undefined;
+    const view = path.startsWith('nodes/') ? this.nodes.get(reader)?.views.get(path.split('/')[1]!) : undefined;
+    if (view === 'lost') return undefined;
+    const frozen = view?.get(path);
+    if (frozen !== undefined) return frozen;
     const now = this.sched.now;
     let seen = this.seen.get(reader);
     if (!seen) {

@@ -13,9 +13,9 @@
 //      killAfter + one cycle.
 
 import { parseClstat } from '../config/clstat.js';
-import { parseCltab } from '../config/cltab.js';
+import { halfWritten, parseCltab } from '../config/cltab.js';
 import { parseHactl, type HactlWant } from '../config/hactl.js';
-import { contentHash, pickNewest, type Judged } from '../cluster/replicate.js';
+import { chooseCopy, contentHash, type Judged } from '../cluster/replicate.js';
 import type { FenceMethod } from '../config/monitor.js';
 import type { SpawnCallbacks, ProcessHandle, SpawnRequest } from '../init/runner.js';
 import type { StopSignal } from '../init/machines.js';
@@ -89,6 +89,8 @@ export class SimNode {
   monitor: SimMonitor | null = null;
   monitorFrozen = false;
   nodeFrozen = false;
+  /** Wall-clock steps so far (clock-step faults). */
+  wallStepMs = 0;
   private deferred: Array<() => void> = [];
   private deferredNode: Array<() => void> = [];
   readonly procs = new Set<SimProc>();
@@ -317,7 +319,11 @@ export class World {
   readonly stats = {
     spawns: 0, fences: 0, fenceEffects: 0, watchdogKills: 0, selfFenceKills: 0, fencerDied: 0, fenceFailed: 0, fenceTimedOut: 0, fenceSlow: 0, fenceMismatch: 0,
     manualConfirms: 0, agentFences: 0, commandFences: 0, halts: 0, haltExits: 0, cltabEdits: 0, cltabEditsPartitioned: 0, badEdits: 0, failedBatches: 0, cycleRetries: 0,
+    viewsLost: 0, viewsStuck: 0, pillOverlaps: 0, fullDisks: 0, clockSteps: 0, symlinks: 0,
   };
+  /** When the last one-sided view fault ends (double runs within the poison-pill bound are allowed until then). */
+  private viewFaultsUntil = Number.NEGATIVE_INFINITY;
+  private readonly pillEpisodes = new Set<string>();
 
   constructor(
     readonly scenario: Scenario,
@@ -340,27 +346,28 @@ export class World {
 
   /** A node's wall clock (ms): only ever written into timestamps. */
   wallNow(node: SimNode): number {
-    return EPOCH_MS + this.sched.now + node.clock.wallOffsetMs;
+    return EPOCH_MS + this.sched.now + node.clock.wallOffsetMs + node.wallStepMs;
   }
 
   /**
-   * What the cluster must converge to: the newest valid copy of cltab and of hactl in the store
-   * (the replication rule). A bad edit of the only copy leaves nothing valid: nothing is wanted.
+   * What the cluster must converge to: the newest valid copy of cltab and of hactl in the store,
+   * or a hand edit of the admin copy made since (the replication rule). A bad edit of the only copy leaves nothing valid: nothing is wanted.
    */
   private effectiveConfig(): { groups: ReadonlySet<string>; wants: ReadonlyMap<string, HactlWant> } {
     const paths = ['cltab', 'hactl'].flatMap((f) => [f, ...this.scenario.nodes.map((n) => `nodes/${n}/${f}`)]);
-    const key = paths.map((p) => this.store.latest(p)?.idx ?? 0).join(',');
+    const key = paths.map((p) => this.store.latest(p)?.idx ?? 0).join(',') + [...this.store.links].join(',');
     if (this.config?.key === key) return this.config.value;
     const winner = (file: 'cltab' | 'hactl', valid: (text: string) => boolean): string | null => {
       const judged: Judged[] = [];
       for (const path of [file, ...this.scenario.nodes.map((n) => `nodes/${n}/${file}`)]) {
         const v = this.store.latest(path);
+        if (this.store.links.has(path)) continue; // refused: never a candidate
         if (v?.text) judged.push({ source: path, text: v.text, mtimeMs: v.mtimeMs, hash: contentHash(v.text), errors: valid(v.text) ? [] : ['invalid'] });
       }
-      return pickNewest(judged)?.text ?? null;
+      return chooseCopy(judged, file)?.text ?? null;
     };
-    const cltab = winner('cltab', (t) => parseCltab(t, 'cltab').ok);
-    const hactl = winner('hactl', (t) => parseHactl(t, 'hactl').ok);
+    const cltab = winner('cltab', (t) => !halfWritten(t, 'cltab') && parseCltab(t, 'cltab').ok);
+    const hactl = winner('hactl', (t) => !halfWritten(t, 'hactl') && parseHactl(t, 'hactl').ok);
     const c = cltab === null ? null : parseCltab(cltab, 'cltab');
     const h = hactl === null ? null : parseHactl(hactl, 'hactl');
     const value = { groups: new Set(c?.ok ? c.cltab.groups : []), wants: h?.ok ? h.hactl.wants : new Map<string, HactlWant>() };
@@ -497,7 +504,29 @@ export class World {
     const owners = this.ownersOf(group);
     if (owners.size < 2) return;
     const who = [...owners].map(([n, ps]) => `${n} (${ps.map((p) => `${p.kind} pid ${p.id} since ${p.since.toFixed(1)}`).join(', ')})`);
+    // A one-sided view (one node cannot read another, or reads it frozen) may double-run a group
+    // for at most the poison-pill bound: the victim reads the taker's stale claim within a cycle
+    // and stops its group (killAfter at most) while the taker still waits out its plan window.
+    const bound = this.pillBoundMs();
+    if (this.sched.now <= this.viewFaultsUntil + bound) {
+      if (this.pillEpisodes.has(group)) return;
+      const first = new Set(owners.keys());
+      this.pillEpisodes.add(group);
+      this.stats.pillOverlaps++;
+      this.sched.after(bound, () => {
+        this.pillEpisodes.delete(group);
+        const still = this.ownersOf(group);
+        if ([...still.keys()].filter((n) => first.has(n)).length >= 2) this.fail('never two owners', `group ${group} still on ${still.size} nodes ${bound.toFixed(0)} ms (the poison-pill bound) after a double run began under a one-sided view: ${who.join('; ')}`);
+      });
+      return;
+    }
     this.fail('never two owners', `group ${group} has resource processes alive on ${owners.size} nodes: ${who.join('; ')}`);
+  }
+
+  /** How long a one-sided view may double-run a group: a cycle to read the claim, the stop (killAfter), slack for latency. */
+  private pillBoundMs(): number {
+    const minRate = Math.min(...[...this.nodes.values()].map((n) => n.clock.rate));
+    return (this.scenario.timings.killAfterMs + 2 * this.scenario.cycleMs + this.scenario.visibilityLagMs) / minRate;
   }
 
   checkOwnersOn(node: SimNode): void {
@@ -734,6 +763,52 @@ export class World {
           this.trace('adm', 'peerha halt --undo');
           this.store.put('halt', null);
           this.halted = false;
+          this.disrupted();
+        });
+        return;
+      }
+      case 'full': {
+        const t = this.token('full');
+        this.store.full = true;
+        this.stats.fullDisks++;
+        this.trace('----', 'the shared filesystem is full');
+        this.sched.after(f.dur, () => {
+          if (this.faultTokens.get('full') !== t) return;
+          this.store.full = false;
+          this.trace('----', 'space on the shared filesystem again');
+          this.disrupted();
+        });
+        return;
+      }
+      case 'clock-step':
+        node!.wallStepMs += f.stepMs;
+        this.stats.clockSteps++;
+        this.trace(f.node, `wall clock steps ${f.stepMs > 0 ? '+' : ''}${f.stepMs} ms`);
+        return;
+      case 'symlink': {
+        const t = this.token(`symlink ${f.file}`);
+        this.store.links.add(f.file);
+        this.stats.symlinks++;
+        this.trace('adm', `DIR/${f.file} replaced by a symlink`);
+        this.sched.after(f.dur, () => {
+          if (this.faultTokens.get(`symlink ${f.file}`) !== t) return;
+          this.store.links.delete(f.file);
+          this.trace('adm', `DIR/${f.file} a regular file again`);
+          this.disrupted();
+        });
+        return;
+      }
+      case 'view': {
+        const key = `view ${f.node} ${f.peer}`;
+        const t = this.token(key);
+        this.store.setView(f.node, f.peer, f.mode);
+        this.viewFaultsUntil = Math.max(this.viewFaultsUntil, this.sched.now + f.dur);
+        this.stats[f.mode === 'lost' ? 'viewsLost' : 'viewsStuck']++;
+        this.trace(f.node, f.mode === 'lost' ? `cannot read nodes/${f.peer}` : `sees nodes/${f.peer} frozen`);
+        this.sched.after(f.dur, () => {
+          if (this.faultTokens.get(key) !== t) return;
+          this.store.setView(f.node, f.peer, null);
+          this.trace(f.node, `reads nodes/${f.peer} again`);
           this.disrupted();
         });
         return;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readHastats, renderStatus, setWant } from '../../src/cli/cluster.js';
-import { contentHash, pickNewest } from '../../src/cluster/replicate.js';
+import { chooseCopy, contentHash, pickNewest } from '../../src/cluster/replicate.js';
 
 let dir = '';
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -15,28 +15,61 @@ function root(): string {
 }
 
 describe('peerha set', () => {
-  it('edits the newest hactl and makes DIR/hactl strictly newer than every replica', async () => {
+  it('edits the newest hactl and writes the next generation, which wins over a replica from a fast clock', async () => {
     const r = root();
     const future = new Date(Date.now() + 60_000);
     writeFileSync(join(r, 'nodes', 'n1', 'hactl'), 'web start\ndb 2\n');
     utimesSync(join(r, 'nodes', 'n1', 'hactl'), future, future); // a replica from a fast clock
     const text = await setWant(r, 'web', 'stop', null);
-    expect(text).toBe('web stop\ndb 2\n');
-    expect(statSync(join(r, 'hactl')).mtimeMs).toBeGreaterThan(future.getTime());
-    // every node then picks DIR/hactl
+    expect(text).toBe('# generation 1\nweb stop\ndb 2\n');
+    // every node then picks DIR/hactl, though its mtime is older
     const cands = [join(r, 'hactl'), join(r, 'nodes', 'n1', 'hactl')].map((p) => {
       const t = readFileSync(p, 'utf8');
       return { source: p, text: t, mtimeMs: statSync(p).mtimeMs, hash: contentHash(t), errors: [] };
     });
+    expect(cands[0]!.mtimeMs).toBeLessThan(future.getTime());
     expect(pickNewest(cands)?.source).toBe(join(r, 'hactl'));
   });
 
   it('adds allowed nodes and removes a group', async () => {
     const r = root();
     await setWant(r, 'web', 'start', ['n2', 'n1']);
-    expect(readFileSync(join(r, 'hactl'), 'utf8')).toBe('web start n2,n1\n');
+    expect(readFileSync(join(r, 'hactl'), 'utf8')).toBe('# generation 1\nweb start n2,n1\n');
     await setWant(r, 'web', null, null);
-    expect(readFileSync(join(r, 'hactl'), 'utf8')).toBe('');
+    expect(readFileSync(join(r, 'hactl'), 'utf8')).toBe('# generation 2\n');
+  });
+});
+
+describe('no edit is lost, whatever the timestamps (whole seconds, as over SFTP)', () => {
+  const judge = (source: string, text: string, mtimeMs: number) => ({ source, text, mtimeMs, hash: contentHash(text), errors: [] });
+  const SECOND = 1_764_000_000_000;
+
+  it('set writes the next generation, which wins over copies of the same second (or a later one)', async () => {
+    const r = root();
+    for (const n of ['n1', 'n2']) {
+      writeFileSync(join(r, 'nodes', n, 'hactl'), '# generation 3\nweb start\n');
+      utimesSync(join(r, 'nodes', n, 'hactl'), new Date(SECOND + 1000), new Date(SECOND + 1000));
+    }
+    await setWant(r, 'web', 'stop', null);
+    utimesSync(join(r, 'hactl'), new Date(SECOND), new Date(SECOND)); // even an older timestamp
+    const copies = ['hactl', 'nodes/n1/hactl', 'nodes/n2/hactl'].map((p) => judge(p, readFileSync(join(r, p), 'utf8'), statSync(join(r, p)).mtimeMs));
+    expect(chooseCopy(copies, 'hactl')?.text).toBe('# generation 4\nweb stop\n');
+  });
+
+  it('a hand edit of DIR/hactl wins as the next generation, even with the same mtime as the copies; then stays', () => {
+    const replicas = ['n1', 'n2'].map((n) => judge(`nodes/${n}/hactl`, '# generation 4\nweb start\n', SECOND));
+    // the editor kept the old generation line, or dropped it: either way it is a new edit
+    for (const edited of ['# generation 4\nweb stop\n', 'web stop\n']) {
+      const w = chooseCopy([judge('hactl', edited, SECOND), ...replicas], 'hactl');
+      expect(w?.text).toBe('# generation 5\nweb stop\n');
+      // once a node replicated it, it is the newest copy and DIR/hactl agrees: nothing changes
+      const after = [judge('hactl', edited, SECOND), judge('nodes/n1/hactl', w!.text, SECOND), replicas[1]!];
+      expect(chooseCopy(after, 'hactl')?.text).toBe('# generation 5\nweb stop\n');
+    }
+    // a read of the admin copy older than the winner (a lagging cache) is no edit
+    expect(chooseCopy([judge('hactl', 'web stop\n', SECOND - 1000), ...replicas], 'hactl')?.text).toBe('# generation 4\nweb start\n');
+    // an admin copy that says what the newest copy says changes nothing
+    expect(chooseCopy([judge('hactl', 'web start\n', SECOND + 5000), ...replicas], 'hactl')?.text).toBe('# generation 4\nweb start\n');
   });
 });
 

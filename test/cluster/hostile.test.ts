@@ -120,7 +120,7 @@ describe('the CLI with hostile names', () => {
     }
     const ok = await cl.cli(['set', 'W', 'start', '--root', root]);
     expect(ok.code).toBe(0);
-    expect(readFileSync(join(root, 'hactl'), 'utf8')).toBe('W start\n');
+    expect(readFileSync(join(root, 'hactl'), 'utf8')).toBe('# generation 1\nW start\n');
     expect(statSync(join(root, 'hactl')).mode & 0o777).toBe(0o600);
   });
 

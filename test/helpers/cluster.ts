@@ -132,14 +132,15 @@ export class Cluster {
    * Start (or restart) a monitor. `opts.node` runs it under another --node than its key (for
    * duplicate-id tests); `opts.stateDir` overrides its local state directory.
    */
-  start(name: string, env: Record<string, string> = {}, opts: { node?: string; stateDir?: string } = {}): MonitorProc {
+  start(name: string, env: Record<string, string> = {}, opts: { node?: string; stateDir?: string; wrap?: readonly string[] } = {}): MonitorProc {
     const node = opts.node ?? name;
     const stateDir = opts.stateDir ?? join(this.state, node);
     const config = join(this.dir, `${name}.yaml`);
     writeFileSync(config, `state_dir: ${stateDir}\n${this.subst(this.opts.yaml ?? '')}`);
     const args = [BIN, 'monitor', '--config', config, '--root', this.root, '--node', node, '--cycle', this.opts.cycle ?? '200ms', '--timeout', this.opts.timeout ?? '1500ms', ...(this.opts.extraArgs ?? [])];
     let output = '';
-    const proc = spawn(process.execPath, args, { env: { ...process.env, ...FAST_ENV, PEERHA_NODE: node, ...this.opts.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // `wrap`: a command that execs the monitor (e.g. unshare, for a private mount namespace).
+    const proc = spawn(opts.wrap?.[0] ?? process.execPath, opts.wrap ? [...opts.wrap.slice(1), process.execPath, ...args] : args, { env: { ...process.env, ...FAST_ENV, PEERHA_NODE: node, ...this.opts.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     let code: number | null | undefined;

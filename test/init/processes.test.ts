@@ -161,7 +161,7 @@ describe('shell-wrapped commands leave no process behind', () => {
 });
 
 describe('clstat', () => {
-  it('has a `# peerha node=… pid=… seq=… time=… lines=…` header whose seq grows with every heartbeat', async () => {
+  it('has a `# peerha node=… pid=… seq=… time=… lines=… sum=…` header whose seq grows with every heartbeat', async () => {
     const d = await start('g:a:1:wait:true\n');
     await tellAndSettle(d, 'g', '1');
     await d.waitState('g', '1', 'DONE'); // clstat is written asynchronously
@@ -170,7 +170,7 @@ describe('clstat', () => {
     while (new Set(seqs).size < 6 && Date.now() < deadline) {
       const text = readFileSync(d.clstat, 'utf8');
       const first = text.split('\n')[0]!;
-      expect(first).toMatch(/^# peerha node=testnode pid=\d+ seq=\d+ time=\S+ lines=\d+$/);
+      expect(first).toMatch(/^# peerha node=testnode pid=\d+ seq=\d+ time=\S+ lines=\d+ sum=[0-9a-f]{8}$/);
       const h = parseClstat(text).header!;
       expect(h.node).toBe('testnode');
       expect(h.pid).toBe(d.proc.pid);

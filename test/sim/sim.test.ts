@@ -53,7 +53,10 @@ describe('cluster simulator', () => {
     expect(failures.map((f) => `seed ${f.seed}: ${f.violation!.invariant}: ${f.violation!.detail}`)).toEqual([]);
     // the budget covers the mix it claims
     for (const n of [1, 2, 3, 4, 5, 8, 16]) expect(sizes.get(n) ?? 0).toBeGreaterThan(0);
-    for (const kind of ['crash', 'crash-fencer', 'kill-monitor', 'leave', 'pause', 'partition', 'slow', 'reads', 'fence-faulty', 'hactl', 'cltab', 'halt', 'io-error', 'start']) expect(faults.get(kind) ?? 0, kind).toBeGreaterThan(20);
+    for (const kind of ['crash', 'crash-fencer', 'kill-monitor', 'leave', 'pause', 'partition', 'slow', 'reads', 'fence-faulty', 'hactl', 'cltab', 'halt', 'io-error', 'start', 'view']) expect(faults.get(kind) ?? 0, kind).toBeGreaterThan(20);
+    // one-sided views both ways, and double runs they caused that the poison pill ended in time
+    expect(totals.viewsLost, 'viewsLost').toBeGreaterThan(20);
+    expect(totals.viewsStuck, 'viewsStuck').toBeGreaterThan(20);
     expect(totals.fenceEffects).toBeGreaterThan(20);
     expect(totals.watchdogKills).toBeGreaterThan(20);
     expect(totals.fencerDied).toBeGreaterThan(0);
@@ -116,10 +119,23 @@ describe('cluster simulator', () => {
     const noCount = (text: string): Clstat => {
       const c = parseClstat(text);
       if (!c.header) return c;
-      const { lines: _ignored, ...header } = c.header;
-      return { ...c, header };
+      const { lines: _lines, sum: _sum, ...header } = c.header;
+      return { ...c, header, sumOk: true };
     };
     caught('torn read acted on', { readPeerClstat: (text) => readPeerClstat(anyText(text), noCount) }, 'never two owners');
+  }, 300_000);
+
+  it('catches a liveness that takes an unreadable peer for a dead one: two owners', () => {
+    const unknownIsStale: Logic['liveness'] = (m, now, timeoutMs) => {
+      const out = liveness(m, now, timeoutMs);
+      for (const [n, v] of out) if (v.state === 'unknown') out.set(n, { ...v, state: 'stale' });
+      return out;
+    };
+    caught('unreadable taken for stale', { liveness: unknownIsStale }, 'never two owners');
+  }, 300_000);
+
+  it('catches a step() that ignores the poison pill (a live node held stale keeps its groups): two owners', () => {
+    caught('poison pill ignored', { declaredStaleBy: () => [] }, 'never two owners');
   }, 300_000);
 
   it('catches a step() that ignores DIR/halt: the cluster keeps running', () => {

@@ -1,0 +1,108 @@
+// One-sided faults with real monitors: a node that cannot read a peer's folder (a tmpfs mounted
+// over it in that node's own mount namespace) must not take the peer for dead; one that holds a
+// live peer stale says so in its clstat, and the peer stops its groups (the poison pill).
+
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cluster, lockedWorkload, waitFor } from '../helpers/cluster.js';
+
+let cl: Cluster | null = null;
+afterEach(async () => {
+  await cl?.cleanup();
+  cl = null;
+});
+
+/** Run the monitor in a mount namespace of its own, so that a mount there hides a folder from it alone. */
+const PRIVATE_MOUNTS = ['unshare', '--mount', '--propagation', 'private', '--'];
+
+function inNamespaceOf(pid: number, ...cmd: string[]): void {
+  execFileSync('nsenter', ['-t', String(pid), '-m', '--', ...cmd], { stdio: 'pipe' });
+}
+
+/** Three monitors, W (a locked workload) preferred on n1; n3 in its own mount namespace. */
+async function threeNodes(coverBeforeStart: boolean): Promise<{ cl: Cluster; n3pid: number }> {
+  const c = new Cluster({ cycle: '250ms', timeout: '1000ms' });
+  c.writeRoot('cltab', `W:w:start:respawn:${lockedWorkload(c.dir, 'W')}\n`);
+  c.writeRoot('hactl', 'W start n1,n2,n3\n');
+  c.start('n1');
+  await waitFor('n1 heartbeating', () => c.clstat('n1')?.header != null, 15_000);
+  c.start('n2');
+  await waitFor('W on n1', () => c.runningOn('W') === 'n1', 20_000);
+  const wrap = coverBeforeStart ? ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', `mount -t tmpfs none ${join(c.root, 'nodes', 'n1')} && exec "$@"`, 'sh'] : PRIVATE_MOUNTS;
+  const n3 = c.start('n3', {}, { wrap });
+  await waitFor('n3 heartbeating', () => c.clstat('n3')?.header != null, 15_000);
+  return { cl: c, n3pid: n3.proc.pid! };
+}
+
+describe('one-sided read loss (mount namespace)', () => {
+  it('a peer n3 cannot read is unknown to it, not stale: W stays on n1, no overlap', async () => {
+    const r = await threeNodes(false);
+    cl = r.cl;
+    await cl.cyclesPass('n3', 4);
+    inNamespaceOf(r.n3pid, 'mount', '-t', 'tmpfs', 'none', join(cl.root, 'nodes', 'n1'));
+    await waitFor('n1 unknown to n3, with the error', () => {
+      const n1 = cl!.hastat('n3')?.nodes.n1;
+      return n1?.state === 'unknown' && /ENOENT/.test(n1.readError ?? '');
+    }, 15_000);
+    // Many timeouts of read loss: nothing moves, nothing runs twice.
+    await cl.cyclesPass('n3', 20);
+    expect(cl.hastat('n3')?.nodes.n1?.state).toBe('unknown');
+    expect(cl.runningOn('W')).toBe('n1');
+    expect(cl.clstat('n3')?.groups.filter((g) => g.group === 'W')).toEqual([]);
+    expect(cl.overlaps()).toEqual([]);
+    expect(cl.hastat('n2')?.nodes.n1?.state).toBe('up'); // the others see n1 fine
+    inNamespaceOf(r.n3pid, 'umount', join(cl.root, 'nodes', 'n1'));
+    await waitFor('n1 up again for n3', () => cl!.hastat('n3')?.nodes.n1?.state === 'up', 15_000);
+    expect(cl.runningOn('W')).toBe('n1');
+    expect(cl.overlaps()).toEqual([]);
+  }, 120_000);
+
+  it('a node that never could read n1 holds it stale and says so; n1 stops W (poison pill) before n3 starts it', async () => {
+    const r = await threeNodes(true);
+    cl = r.cl;
+    await waitFor('n3 holds n1 stale in its clstat', () => cl!.clstat('n3')?.stale?.some((s) => s.node === 'n1'), 15_000);
+    await waitFor('n1 knows it is held stale', () => /n3/.test(cl!.hastat('n1')?.nodes.n1?.declaredStaleBy ?? ''), 15_000);
+    // W leaves n1 and runs on exactly one other node; n1 runs nothing while n3 holds it stale.
+    const owner = await waitFor('W moved off n1', () => {
+      const on = cl!.runningOn('W');
+      return on && on !== 'n1' ? on : null;
+    }, 20_000);
+    await cl.cyclesPass('n1', 8);
+    expect(cl.runningOn('W')).toBe(owner);
+    expect(cl.clstat('n1')?.groups.filter((g) => g.group === 'W' && g.level !== 'stop')).toEqual([]);
+    expect(cl.overlaps()).toEqual([]);
+    const st = await cl.cli(['status', '--root', cl.root]);
+    expect(st.stdout).toMatch(/poison pill:\n\s+n1 is held stale by n3/);
+    // Healed: n3 reads n1 again, drops its claim, n1 may run groups again; W still runs once.
+    inNamespaceOf(r.n3pid, 'umount', join(cl.root, 'nodes', 'n1'));
+    await waitFor('n1 no longer held stale', () => cl!.hastat('n1') && !cl!.hastat('n1')!.nodes.n1?.declaredStaleBy, 15_000);
+    await cl.cyclesPass('n1', 8);
+    expect(cl.runningOn('W')).not.toBeNull();
+    expect(cl.overlaps()).toEqual([]);
+  }, 120_000);
+});
+
+describe('a clstat deleted in a loop', () => {
+  it('is unreadable now and then, never dead: W2 stays on n2, no overlap', async () => {
+    cl = new Cluster({ cycle: '250ms', timeout: '1000ms' });
+    cl.writeRoot('cltab', `W2:w2:start:respawn:${lockedWorkload(cl.dir, 'W2')}\n`);
+    cl.writeRoot('hactl', 'W2 start n2,n1,n3\n');
+    cl.start('n2');
+    await waitFor('n2 heartbeating', () => cl!.clstat('n2')?.header != null, 15_000);
+    for (const n of ['n1', 'n3']) cl.start(n);
+    await waitFor('W2 on n2', () => cl!.runningOn('W2') === 'n2', 20_000);
+    const path = join(cl.root, 'nodes', 'n2', 'clstat');
+    const from = cl.clstat('n3')?.header?.seq ?? 0;
+    // 4 timeouts of deletions every 100 ms, counted in n3's heartbeats.
+    while ((cl.clstat('n3')?.header?.seq ?? 0) < from + 16) {
+      rmSync(path, { force: true });
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    await cl.cyclesPass('n3', 8);
+    expect(cl.runningOn('W2')).toBe('n2');
+    for (const n of ['n1', 'n3']) expect(cl.clstat(n)?.groups.filter((g) => g.group === 'W2'), n).toEqual([]);
+    expect(cl.overlaps()).toEqual([]);
+  }, 120_000);
+});
