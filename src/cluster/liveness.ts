@@ -64,9 +64,11 @@ export function liveness(memory: ReadonlyMap<string, PeerMemory>, now: number, t
   const out = new Map<string, LivenessView>();
   for (const [node, m] of memory) {
     const silentMs = Math.max(0, now - m.lastChange);
-    // Never read at all (an empty folder, a monitor that died before its first heartbeat): no
-    // groups are known of it, and waiting to read it would hold back every plan. Stale.
-    const evidence = m.seq === null || m.lastRead - m.lastChange >= timeoutMs;
+    // Stale only on evidence: a read that worked a timeout after its last change. A folder never
+    // read at all stays unknown: it may be a live node this one cannot see (a mount hiding it,
+    // a cut), whose groups would run twice; an empty folder left by a monitor that died before
+    // its first heartbeat holds plans back until it is removed (status says so).
+    const evidence = m.lastRead - m.lastChange >= timeoutMs;
     const state: NodeLiveness = m.left ? 'left' : silentMs < timeoutMs ? 'up' : evidence ? 'stale' : 'unknown';
     out.set(node, { state, seq: m.seq, silentMs });
   }

@@ -55,18 +55,26 @@ export function pickNewest(cands: readonly Judged[]): Judged | null {
 }
 
 /**
- * The copy the cluster follows. The admin copy (`adminSource`, DIR/file) is only ever written by
- * an admin, so when it is valid and says something else than the newest copy without being of a
- * higher generation, it is a hand edit made since: it wins, as the next generation (the text the
- * nodes then replicate). So no hand edit is lost, whatever the timestamp granularity. Replicas
- * keep their source's mtime, so an admin copy older than the winner is an old read, not an edit.
+ * The copy the cluster follows: the newest by generation (pickNewest), unless a hand edit was made
+ * since — a valid copy that says something else without a higher generation: the admin copy
+ * (`adminSource`, DIR/file, only ever written by an admin) with an mtime not older than the
+ * winner's, or a node's copy with a newer one (replicas keep their source's mtime, so a stale
+ * replica is never newer). That edit wins as the next generation (the text the nodes then
+ * replicate): no hand edit is lost, whatever the timestamp granularity.
  */
 export function chooseCopy(cands: readonly Judged[], adminSource: string): Judged | null {
   const best = pickNewest(cands);
-  const admin = cands.find((c) => c.source === adminSource && c.errors.length === 0);
-  if (!best || !admin || admin === best || withoutGeneration(admin.text) === withoutGeneration(best.text)) return best;
-  // A read of the admin copy older than the winner (a cache, a read that lagged) is no edit.
-  if (admin.mtimeMs < best.mtimeMs) return best;
-  const text = withGeneration(admin.text, generationOf(best.text) + 1);
-  return { ...admin, text, hash: contentHash(text) };
+  if (!best) return null;
+  const gen = generationOf(best.text);
+  const body = withoutGeneration(best.text);
+  let edit: Judged | null = null;
+  for (const c of cands) {
+    if (c === best || c.errors.length > 0 || generationOf(c.text) > gen || withoutGeneration(c.text) === body) continue;
+    const admin = c.source === adminSource;
+    if (admin ? c.mtimeMs < best.mtimeMs : c.mtimeMs <= best.mtimeMs) continue; // an old read, not an edit
+    if (!edit || c.mtimeMs > edit.mtimeMs || (c.mtimeMs === edit.mtimeMs && admin)) edit = c;
+  }
+  if (!edit) return best;
+  const text = withGeneration(edit.text, gen + 1);
+  return { ...edit, text, hash: contentHash(text) };
 }

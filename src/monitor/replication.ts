@@ -49,7 +49,8 @@ export function sourceName(root: string, path: string): string {
 }
 
 /**
- * The verdict on an unchanged copy without reading it again, or undefined (read it). Only once
+ * The verdict on an unchanged copy without reading it again, null (not a candidate this cycle),
+ * or undefined (read it). Only once
  * its signature stood for `settleMs`: a copy replaced within the mtime's granularity (one second
  * over SFTP) with the same size and inode number would look unchanged; it is read until then.
  */
@@ -57,6 +58,10 @@ export function unchangedVerdict(copies: Map<string, CopySeen>, path: string, si
   const seen = copies.get(path);
   if (!sig || !seen?.sig || seen.sig.mtimeMs !== sig.mtimeMs || seen.sig.size !== sig.size || seen.sig.ino !== sig.ino) {
     copies.set(path, { sig, since: now, judged: seen?.judged ?? null });
+    // Rewritten in place (same inode: an editor, `printf >`, random bytes) rather than replaced:
+    // it may be mid-write (truncated to nothing, half there). Skip it until it stands still for a
+    // cycle. peerha's own writes (tmp + rename) are new inodes and count at once.
+    if (sig && seen?.sig && seen.sig.ino === sig.ino) return null;
     return undefined;
   }
   if (now - seen.since < settleMs || !seen.judged) return undefined;

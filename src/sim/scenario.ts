@@ -55,8 +55,11 @@ export type Fault =
   | { readonly kind: 'clock-step'; readonly node: string; readonly at: number; readonly stepMs: number }
   /** An admin copy is replaced by a symlink (to a file outside DIR) for a while: refused, never read. */
   | { readonly kind: 'symlink'; readonly at: number; readonly dur: number; readonly file: 'cltab' | 'hactl' }
-  /** One-sided: `node` cannot read `peer`'s folder (lost: missing, as under a mount) or sees it frozen (stuck: a stale cache). */
-  | { readonly kind: 'view'; readonly node: string; readonly peer: string; readonly at: number; readonly dur: number; readonly mode: 'lost' | 'stuck' }
+  /**
+   * One-sided: `node` cannot read `peer`'s folder (lost: missing, as under a mount) or sees it
+   * frozen (stuck: a stale cache); cut: neither can read the other's folder.
+   */
+  | { readonly kind: 'view'; readonly node: string; readonly peer: string; readonly at: number; readonly dur: number; readonly mode: 'lost' | 'stuck' | 'cut' }
   | { readonly kind: 'start'; readonly node: string; readonly at: number };
 
 export interface Scenario {
@@ -180,12 +183,13 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
   const stopped = new Set<string>();
   const allow = new Map(allowed);
   const present = new Set(groups.map((g) => g.name));
+  const viewPairs = new Set<string>();
   for (let i = 0; i < count; i++) {
     const at = rng.uniform(0, window);
     const node = rng.pick(nodes);
     const kind = rng.weighted([
-      [3, 'crash'], [fenceCommand.command ? 1 : 0, 'crash-fencer'], [2, 'kill-monitor'], [2, 'leave'], [3, 'pause'], [3, 'partition'], [2, 'slow'], [2, 'reads'], [fenceCommand.command ? 1 : 0, 'fence-faulty'], [2, 'hactl'],
-      [1, 'cltab'], [1, 'halt'], [1, 'io-error'], [n > 1 ? 2 : 0, 'view'], [1, 'full'], [1, 'clock-step'], [1, 'symlink'],
+      [3, 'crash'], [fenceCommand.command ? 2 : 0, 'crash-fencer'], [2, 'kill-monitor'], [2, 'leave'], [3, 'pause'], [3, 'partition'], [2, 'slow'], [2, 'reads'], [fenceCommand.command ? 2 : 0, 'fence-faulty'], [2, 'hactl'],
+      [1, 'cltab'], [1, 'halt'], [1, 'io-error'], [n > 1 ? 4 : 0, 'view'], [1, 'full'], [1, 'clock-step'], [1, 'symlink'],
     ] as const);
     switch (kind) {
       case 'crash':
@@ -266,9 +270,18 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
       case 'symlink':
         faults.push({ kind, at, dur: rng.uniform(T, 5 * T), file: rng.pick(['cltab', 'hactl'] as const) });
         break;
-      case 'view':
-        faults.push({ kind, node, peer: rng.pick(nodes.filter((x) => x !== node)), at, dur: rng.uniform(T, 6 * T), mode: rng.chance(0.5) ? 'lost' : 'stuck' });
+      case 'view': {
+        const peer = rng.pick(nodes.filter((x) => x !== node));
+        const f: Fault = { kind, node, peer, at, dur: rng.uniform(T, 6 * T), mode: rng.pick(['lost', 'stuck', 'cut'] as const) };
+        // Two views of one pair failing both ways is a partition between two nodes that both still
+        // reach the store: the node that cannot read its peer cannot read its stale claim either.
+        // Only quorum (or fencing) protects then; with quorum none, a double run is what was asked for.
+        const pair = [node, peer].sort().join(' ');
+        if (quorum.policy === 'none' && viewPairs.has(pair)) break;
+        viewPairs.add(pair);
+        faults.push(f);
         break;
+      }
     }
   }
   faults.sort((a, b) => a.at - b.at);
@@ -375,7 +388,7 @@ export function describeFault(f: Fault): string {
     case 'symlink':
       return `DIR/${f.file} is a symlink for ${f.dur.toFixed(0)} ms`;
     case 'view':
-      return `${f.node} ${f.mode === 'lost' ? 'cannot read' : 'sees a frozen copy of'} nodes/${f.peer} for ${f.dur.toFixed(0)} ms`;
+      return f.mode === 'cut' ? `${f.node} and ${f.peer} cannot read each other's folder for ${f.dur.toFixed(0)} ms` : `${f.node} ${f.mode === 'lost' ? 'cannot read' : 'sees a frozen copy of'} nodes/${f.peer} for ${f.dur.toFixed(0)} ms`;
     case 'start':
       return `${f.node} joins (first start)`;
   }

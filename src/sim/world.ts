@@ -319,7 +319,7 @@ export class World {
   readonly stats = {
     spawns: 0, fences: 0, fenceEffects: 0, watchdogKills: 0, selfFenceKills: 0, fencerDied: 0, fenceFailed: 0, fenceTimedOut: 0, fenceSlow: 0, fenceMismatch: 0,
     manualConfirms: 0, agentFences: 0, commandFences: 0, halts: 0, haltExits: 0, cltabEdits: 0, cltabEditsPartitioned: 0, badEdits: 0, failedBatches: 0, cycleRetries: 0,
-    viewsLost: 0, viewsStuck: 0, pillOverlaps: 0, fullDisks: 0, clockSteps: 0, symlinks: 0,
+    viewsLost: 0, viewsStuck: 0, viewsCut: 0, pillOverlaps: 0, fullDisks: 0, clockSteps: 0, symlinks: 0,
   };
   /** When the last one-sided view fault ends (double runs within the poison-pill bound are allowed until then). */
   private viewFaultsUntil = Number.NEGATIVE_INFINITY;
@@ -799,16 +799,21 @@ export class World {
         return;
       }
       case 'view': {
-        const key = `view ${f.node} ${f.peer}`;
-        const t = this.token(key);
-        this.store.setView(f.node, f.peer, f.mode);
+        // One token per direction: a later fault on the same reader and peer takes over from this one.
+        const dirs: Array<[string, string, 'lost' | 'stuck']> = f.mode === 'cut' ? [[f.node, f.peer, 'lost'], [f.peer, f.node, 'lost']] : [[f.node, f.peer, f.mode]];
+        const tokens = dirs.map(([reader, peer, mode]) => {
+          this.store.setView(reader, peer, mode);
+          return this.token(`view ${reader} ${peer}`);
+        });
         this.viewFaultsUntil = Math.max(this.viewFaultsUntil, this.sched.now + f.dur);
-        this.stats[f.mode === 'lost' ? 'viewsLost' : 'viewsStuck']++;
-        this.trace(f.node, f.mode === 'lost' ? `cannot read nodes/${f.peer}` : `sees nodes/${f.peer} frozen`);
+        this.stats[f.mode === 'lost' ? 'viewsLost' : f.mode === 'stuck' ? 'viewsStuck' : 'viewsCut']++;
+        this.trace(f.node, f.mode === 'lost' ? `cannot read nodes/${f.peer}` : f.mode === 'stuck' ? `sees nodes/${f.peer} frozen` : `and ${f.peer} cannot read each other`);
         this.sched.after(f.dur, () => {
-          if (this.faultTokens.get(key) !== t) return;
-          this.store.setView(f.node, f.peer, null);
-          this.trace(f.node, `reads nodes/${f.peer} again`);
+          dirs.forEach(([reader, peer], k) => {
+            if (this.faultTokens.get(`view ${reader} ${peer}`) !== tokens[k]) return;
+            this.store.setView(reader, peer, null);
+            this.trace(reader, `reads nodes/${peer} again`);
+          });
           this.disrupted();
         });
         return;

@@ -18,6 +18,7 @@
 
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +28,10 @@ import { PgidRecord } from '../../src/init/pgid-record.js';
 import { groupHasLiveMember } from '../../src/init/runner.js';
 import { Rng } from '../../src/sim/rng.js';
 import { lockedWorkload } from '../helpers/cluster.js';
+import { setWant } from '../../src/cli/cluster.js';
+import { parseHactl } from '../../src/config/hactl.js';
+import { chooseCopy, contentHash, pickNewest, withoutGeneration, type Judged } from '../../src/cluster/replicate.js';
+import { FsStore, isRefused } from '../../src/cluster/store.js';
 import { BIN, FAST_ENV, ROOT } from '../helpers/daemon.js';
 
 const LAB = resolve(ROOT, 'test', 'lab', 'sharedfs-lab.sh');
@@ -574,4 +579,54 @@ describe.skipIf(!enabled)('peerha monitor: chaos on sshfs, one network namespace
     expect(logs.split('\n').filter((x) => /"msg":"(cycle failed|watchdog exited)/.test(x))).toEqual([]);
     failed = false;
   }, 20 * 60_000);
+  it('no edit is lost on whole-second timestamps (SFTP): set and hand edits win by generation, never by a timestamp tie', async () => {
+    const l = lab!;
+    // Its own folder on the export, read and written through two nodes' sshfs mounts.
+    const m1 = join(l.dir, 'node-1', 'generations');
+    const m2 = join(l.dir, 'node-2', 'generations');
+    for (const n of ['n1', 'n2']) await mkdir(join(m1, 'nodes', n), { recursive: true });
+    const s1 = new FsStore(m1, 'n1');
+    const s2 = new FsStore(m2, 'n2');
+    const valid = (t: string, f: string): boolean => parseHactl(t, f).ok;
+    /** Every copy as a node sees it through its own mount. */
+    const copies = async (s: FsStore): Promise<Judged[]> => {
+      const out: Judged[] = [];
+      for (const [source, rel] of [['DIR/hactl', 'hactl'], ['nodes/n1/hactl', 'nodes/n1/hactl'], ['nodes/n2/hactl', 'nodes/n2/hactl']] as const) {
+        const r = await s.readInside(rel, true);
+        if (!isRefused(r)) out.push({ source, text: r.text, mtimeMs: r.mtimeMs, hash: contentHash(r.text), errors: valid(r.text, source) ? [] : ['invalid'] });
+      }
+      return out;
+    };
+    /** What a monitor does each cycle: copy the winner into its own folder, with the winner's mtime. */
+    const replicate = async (s: FsStore): Promise<void> => {
+      const w = chooseCopy(await copies(s), 'DIR/hactl');
+      if (w) await s.writeOwn('hactl', w.text, w.mtimeMs);
+    };
+    let ties = 0;
+    let oldRuleLost = 0;
+    for (let i = 0; i < 16; i++) {
+      let body: string;
+      if (i % 2 === 0) {
+        await setWant(m1, 'W', i % 4 === 0 ? 'start' : 'stop', null);
+        body = `W ${i % 4 === 0 ? 'start' : 'stop'}\n`;
+      } else {
+        body = `W ${i % 4 === 1 ? 'stop' : 'start'}\n# hand edit ${i}\n`;
+        await writeFile(join(m1, 'hactl'), body); // an editor writing in place, keeping no generation
+      }
+      // The other node, through its own mount: the edit wins.
+      const seen = await copies(s2);
+      const admin = seen.find((c) => c.source === 'DIR/hactl')!;
+      expect(admin.mtimeMs % 1000, 'SFTP timestamps are whole seconds').toBe(0);
+      if (seen.some((c) => c !== admin && c.mtimeMs === admin.mtimeMs && withoutGeneration(c.text) !== body)) ties++;
+      expect(withoutGeneration(chooseCopy(seen, 'DIR/hactl')?.text ?? ''), `edit ${i}`).toBe(body);
+      // The rule before generations: newest mtime, a tie broken by the content hash.
+      const old = pickNewest(seen.map((c) => ({ ...c, text: withoutGeneration(c.text), hash: contentHash(withoutGeneration(c.text)) })));
+      if (old?.text !== body) oldRuleLost++;
+      await replicate(s1);
+      await replicate(s2);
+      expect(withoutGeneration(chooseCopy(await copies(s1), 'DIR/hactl')?.text ?? ''), `edit ${i} after replication`).toBe(body);
+    }
+    console.log(`[measured] whole-second timestamps over SFTP: 16 edits, ${ties} tied an older copy's mtime; the newest edit won every time (the old mtime+hash rule would have lost ${oldRuleLost})`);
+    expect(ties).toBeGreaterThan(3);
+  }, 120_000);
 });

@@ -41,10 +41,12 @@ describe('liveness', () => {
     expect(liveness(mem, 9200, 3000).get('a')!.state).toBe('stale');
   });
 
-  it('a folder whose clstat was never readable is stale after the timeout (no groups are known of it)', () => {
+  it('a folder whose clstat was never readable stays unknown (it may be a live node this one cannot see), never stale', () => {
     let mem = observe(new Map(), obs([['a', null]]), 0);
     mem = observe(mem, obs([['a', null]]), 3000);
-    expect(liveness(mem, 3000, 3000).get('a')!.state).toBe('stale');
+    expect(liveness(mem, 3000, 3000).get('a')!.state).toBe('unknown');
+    mem = observe(mem, obs([['a', null]]), 60_000);
+    expect(liveness(mem, 60_000, 3000).get('a')!.state).toBe('unknown');
   });
 
   it('an unreadable read keeps a left marker', () => {

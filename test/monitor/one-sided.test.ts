@@ -49,7 +49,9 @@ describe('one-sided read loss (mount namespace)', () => {
     // Many timeouts of read loss: nothing moves, nothing runs twice.
     await cl.cyclesPass('n3', 20);
     expect(cl.hastat('n3')?.nodes.n1?.state).toBe('unknown');
-    expect(cl.runningOn('W')).toBe('n1');
+    // n3 may announce a plan (it sees W nowhere), but never moves to its test while n1 is unread.
+    expect(cl.runningOn('W', 'start', ['n1', 'n2'])).toBe('n1');
+    expect(cl.clstat('n3')?.groups.filter((g) => g.group === 'W' && g.level !== 'plan')).toEqual([]);
     expect(cl.clstat('n3')?.groups.filter((g) => g.group === 'W')).toEqual([]);
     expect(cl.overlaps()).toEqual([]);
     expect(cl.hastat('n2')?.nodes.n1?.state).toBe('up'); // the others see n1 fine
@@ -59,9 +61,28 @@ describe('one-sided read loss (mount namespace)', () => {
     expect(cl.overlaps()).toEqual([]);
   }, 120_000);
 
-  it('a node that never could read n1 holds it stale and says so; n1 stops W (poison pill) before n3 starts it', async () => {
+  it('a node that never could read n1 keeps it unknown: no plan of its groups goes past plan, nothing runs twice', async () => {
     const r = await threeNodes(true);
     cl = r.cl;
+    await waitFor('n1 unknown to n3 (never read)', () => cl!.hastat('n3')?.nodes.n1?.state === 'unknown', 15_000);
+    await cl.cyclesPass('n3', 20);
+    expect(cl.hastat('n3')?.nodes.n1?.state).toBe('unknown');
+    // n3 may announce a plan (it sees W nowhere), but never moves to its test while n1 is unread.
+    expect(cl.runningOn('W', 'start', ['n1', 'n2'])).toBe('n1');
+    expect(cl.clstat('n3')?.groups.filter((g) => g.group === 'W' && g.level !== 'plan')).toEqual([]);
+    expect(cl.overlaps()).toEqual([]);
+    const st = await cl.cli(['status', '--root', cl.root]);
+    if (cl.hastat('n3')!.time >= cl.hastat('n1')!.time) expect(st.stdout).toMatch(/n1: never read/);
+  }, 120_000);
+
+  it('a node that reads a frozen copy of n1 (a stale cache) holds it stale and says so; n1 stops W (poison pill) before n3 starts it', async () => {
+    const r = await threeNodes(false);
+    cl = r.cl;
+    await cl.cyclesPass('n3', 4);
+    // A snapshot of n1's folder bound over it, in n3's mount namespace only: n3 reads n1's old clstat.
+    const snap = join(cl.dir, 'n1-snapshot');
+    execFileSync('cp', ['-a', join(cl.root, 'nodes', 'n1'), snap]);
+    inNamespaceOf(r.n3pid, 'mount', '--bind', snap, join(cl.root, 'nodes', 'n1'));
     await waitFor('n3 holds n1 stale in its clstat', () => cl!.clstat('n3')?.stale?.some((s) => s.node === 'n1'), 15_000);
     await waitFor('n1 knows it is held stale', () => /n3/.test(cl!.hastat('n1')?.nodes.n1?.declaredStaleBy ?? ''), 15_000);
     // W leaves n1 and runs on exactly one other node; n1 runs nothing while n3 holds it stale.

@@ -53,10 +53,12 @@ describe('cluster simulator', () => {
     expect(failures.map((f) => `seed ${f.seed}: ${f.violation!.invariant}: ${f.violation!.detail}`)).toEqual([]);
     // the budget covers the mix it claims
     for (const n of [1, 2, 3, 4, 5, 8, 16]) expect(sizes.get(n) ?? 0).toBeGreaterThan(0);
-    for (const kind of ['crash', 'crash-fencer', 'kill-monitor', 'leave', 'pause', 'partition', 'slow', 'reads', 'fence-faulty', 'hactl', 'cltab', 'halt', 'io-error', 'start', 'view']) expect(faults.get(kind) ?? 0, kind).toBeGreaterThan(20);
+    for (const kind of ['crash', 'crash-fencer', 'kill-monitor', 'leave', 'pause', 'partition', 'slow', 'reads', 'fence-faulty', 'hactl', 'cltab', 'halt', 'io-error', 'start', 'view', 'full', 'clock-step', 'symlink']) expect(faults.get(kind) ?? 0, kind).toBeGreaterThan(20);
     // one-sided views both ways, and double runs they caused that the poison pill ended in time
     expect(totals.viewsLost, 'viewsLost').toBeGreaterThan(20);
     expect(totals.viewsStuck, 'viewsStuck').toBeGreaterThan(20);
+    expect(totals.viewsCut, 'viewsCut').toBeGreaterThan(20);
+    for (const k of ['fullDisks', 'clockSteps', 'symlinks']) expect(totals[k], k).toBeGreaterThan(20);
     expect(totals.fenceEffects).toBeGreaterThan(20);
     expect(totals.watchdogKills).toBeGreaterThan(20);
     expect(totals.fencerDied).toBeGreaterThan(0);
