@@ -58,8 +58,8 @@ export function pickNewest(cands: readonly Judged[]): Judged | null {
  * The copy the cluster follows: the newest by generation (pickNewest), unless a hand edit was made
  * since — a valid copy that says something else without a higher generation: the admin copy
  * (`adminSource`, DIR/file, only ever written by an admin) with an mtime not older than the
- * winner's, or a node's copy with a newer one (replicas keep their source's mtime, so a stale
- * replica is never newer). That edit wins as the next generation (the text the nodes then
+ * winner's, or a node's copy written by hand (no generation line) with a newer one (replicas keep
+ * their source's mtime, so a stale one is never newer). That edit wins as the next generation (the text the nodes then
  * replicate): no hand edit is lost, whatever the timestamp granularity.
  */
 export function chooseCopy(cands: readonly Judged[], adminSource: string): Judged | null {
@@ -71,7 +71,8 @@ export function chooseCopy(cands: readonly Judged[], adminSource: string): Judge
   for (const c of cands) {
     if (c === best || c.errors.length > 0 || generationOf(c.text) > gen || withoutGeneration(c.text) === body) continue;
     const admin = c.source === adminSource;
-    if (admin ? c.mtimeMs < best.mtimeMs : c.mtimeMs <= best.mtimeMs) continue; // an old read, not an edit
+    // Not an edit: an old read of the admin copy; a copy a monitor wrote (it carries a generation).
+    if (admin ? c.mtimeMs < best.mtimeMs : c.mtimeMs <= best.mtimeMs || generationOf(c.text) > 0) continue;
     if (!edit || c.mtimeMs > edit.mtimeMs || (c.mtimeMs === edit.mtimeMs && admin)) edit = c;
   }
   if (!edit) return best;

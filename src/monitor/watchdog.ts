@@ -1,4 +1,4 @@
-// The self-fence sidecar (bin/peerha-watchdog, a small bash script): `pet` lines on its stdin,
+// The self-fence sidecar (bin/peerha-watchdog, a small perl script timing on the monotonic clock): `pet` lines on its stdin,
 // `bye` to let it go; if the monitor stops petting it for LIMIT_MS, or dies (EOF), it SIGKILLs
 // every process group in the record.
 

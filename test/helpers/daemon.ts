@@ -40,6 +40,17 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
 }
 
 /** Whether a pid exists and is not a zombie. */
+/** SIGKILL the process group of every child in `procs` (each started detached) and forget them. */
+export function killGroupsOf(procs: ChildProcess[]): void {
+  for (const p of procs.splice(0)) {
+    try {
+      process.kill(-p.pid!, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
 export function pidAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

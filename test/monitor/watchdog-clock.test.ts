@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { groupHasLiveMember, procStartTime } from '../../src/init/runner.js';
-import { ROOT, waitFor } from '../helpers/daemon.js';
+import { killGroupsOf, ROOT, waitFor } from '../helpers/daemon.js';
 
 const WATCHDOG = resolve(ROOT, 'bin', 'peerha-watchdog');
 const BOOT = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
@@ -41,13 +41,7 @@ afterEach(async () => {
     procs.push(f.proc);
     for (const name of [`faketime_shm_${f.proc.pid}`, `sem.faketime_sem_${f.proc.pid}`]) rmSync(join('/dev/shm', name), { force: true });
   }
-  for (const p of procs.splice(0)) {
-    try {
-      process.kill(-p.pid!, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  killGroupsOf(procs);
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = '';
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { groupHasLiveMember, procStartTime } from '../../src/init/runner.js';
-import { ROOT, waitFor } from '../helpers/daemon.js';
+import { killGroupsOf, ROOT, waitFor } from '../helpers/daemon.js';
 
 const WATCHDOG = resolve(ROOT, 'bin', 'peerha-watchdog');
 const BOOT = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
@@ -13,13 +13,7 @@ const BOOT = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 let dir = '';
 const procs: ChildProcess[] = [];
 afterEach(() => {
-  for (const p of procs.splice(0)) {
-    try {
-      process.kill(-p.pid!, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
+  killGroupsOf(procs);
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = '';
 });
