@@ -4,7 +4,7 @@
 
 import fg from 'fast-glob';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, realpath, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, realpath, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { validNodeName } from '../config/names.js';
 import { isFull, realPathOf, rewriteInPlace, writeFileAtomic } from '../io/atomic.js';
@@ -13,7 +13,7 @@ import { chooseCopy, contentHash, type Judged } from './replicate.js';
 /** Files whose readers detect a mixed old/new read (clstat: its checksum; hastat: JSON). */
 const IN_PLACE_WHEN_FULL = /^nodes\/[^/]+\/(clstat|hastat)$/;
 
-/** Shared files hold what every node runs and who fences whom: owner only. */
+/** Shared files hold what every node runs and who fences whom: owner only (or a configured group: 0640). */
 export const SHARED_FILE_MODE = 0o600;
 
 export interface FileRead {
@@ -132,6 +132,17 @@ async function readWithStat(path: string, realPath: string | null, consistent = 
 
 export const isRefused = (r: FileRead | ReadRefused): r is ReadRefused => 'error' in r;
 
+/** The gid of a group given by name or number (from /etc/group), or null when there is none. */
+export async function groupId(group: string): Promise<number | null> {
+  if (/^\d+$/.test(group)) return Number(group);
+  const text = await readFile('/etc/group', 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name === group && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+  }
+  return null;
+}
+
 /** A regular file by path, never through a symlink as its last component (for files named on a command line). */
 export function readRegularFile(path: string): Promise<FileRead | ReadRefused> {
   return readWithStat(path, null, true);
@@ -141,10 +152,16 @@ export class FsStore implements Store, SharedStore {
   /** DIR with its own symlinks resolved (an admin may link DIR itself): what /proc shows of files in it. */
   private realRoot: string | null = null;
 
+  private readonly mode: number;
+
   constructor(
     readonly root: string,
     private readonly me: string,
-  ) {}
+    /** A group that may read what this store writes (0640), else owner only (0600). */
+    private readonly gid?: number,
+  ) {
+    this.mode = gid === undefined ? SHARED_FILE_MODE : 0o640;
+  }
 
   perform(ops: readonly StoreOp[], done: (results: readonly StoreResult[] | null, error?: string) => void): void {
     Promise.all(ops.map((op) => this.one(op))).then(
@@ -207,7 +224,7 @@ export class FsStore implements Store, SharedStore {
     const path = this.inside(rel);
     const realPath = (await this.realOf(rel)) ?? undefined;
     try {
-      await writeFileAtomic(path, text, { mode: SHARED_FILE_MODE, mtimeMs, realPath });
+      await writeFileAtomic(path, text, { mode: this.mode, mtimeMs, realPath, ...(this.gid !== undefined ? { gid: this.gid } : {}) });
       return null;
     } catch (e) {
       if (!isFull(e) || !IN_PLACE_WHEN_FULL.test(rel)) throw e;

@@ -63,6 +63,8 @@ export interface MonitorConfig {
   readonly selfFence: boolean;
   /** Local (non-shared) state. */
   readonly stateDir: string;
+  /** A group (name or gid) that may read the shared files: written 0640 with it, else 0600. */
+  readonly sharedGroup?: string;
   readonly logLevel: LogLevel;
   /** The configuration file that was read, or null when there was none (optional default path). */
   readonly configFile: string | null;
@@ -119,6 +121,7 @@ export interface MonitorFileValues {
   fenceMethods?: FenceMethod[];
   selfFence?: boolean;
   stateDir?: string;
+  sharedGroup?: string;
   logLevel?: LogLevel;
 }
 
@@ -362,6 +365,7 @@ const SCHEMA = new Map(Object.entries({
   }),
   self_fence: leaf('selfFence', readBool),
   state_dir: leaf('stateDir', readString('a local directory', true)),
+  shared_group: leaf('sharedGroup', readString('a group name or gid that may read the shared files')),
   log: section({
     level: leaf('logLevel', readOneOf(LOG_LEVELS)),
   }),
@@ -655,6 +659,7 @@ export function resolveMonitorConfig(
       },
       selfFence: f.selfFence ?? MONITOR_DEFAULTS.selfFence,
       stateDir: f.stateDir ?? MONITOR_DEFAULTS.stateDir,
+      ...(f.sharedGroup !== undefined ? { sharedGroup: f.sharedGroup } : {}),
       logLevel: f.logLevel ?? MONITOR_DEFAULTS.logLevel,
       configFile: fileConfig.found ? fileConfig.file : null,
     },

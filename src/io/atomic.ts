@@ -22,10 +22,12 @@ export interface AtomicOptions {
   readonly mtimeMs?: number;
   /** The real path the file must end up at: refuse to write through a symlinked folder. */
   readonly realPath?: string;
+  /** A group to give the file (with a mode that lets it read). */
+  readonly gid?: number;
 }
 
 export async function writeFileAtomic(path: string, data: string, opts: AtomicOptions = {}): Promise<void> {
-  const { mode = 0o644, mtimeMs, realPath } = opts;
+  const { mode = 0o644, mtimeMs, realPath, gid } = opts;
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${++counter}.tmp`);
   // O_EXCL + O_NOFOLLOW: a symlink planted at the temp name is never followed.
@@ -35,6 +37,7 @@ export async function writeFileAtomic(path: string, data: string, opts: AtomicOp
       const at = await realPathOf(fh);
       if (at !== null && at !== join(dirname(realPath), basename(tmp))) throw new Error(`refused: ${dir} is reached through a symlink (${dirname(at)})`);
     }
+    if (gid !== undefined) await fh.chown(process.getuid?.() ?? 0, gid);
     await fh.chmod(mode); // the umask must not widen or narrow what the caller asked for
     await fh.writeFile(data);
     await fh.sync();

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FsStore } from '../cluster/store.js';
+import { FsStore, groupId } from '../cluster/store.js';
 import type { Logger } from '../io/log.js';
 import { Engine } from '../init/engine.js';
 import { killGroups, PgidRecord } from '../init/pgid-record.js';
@@ -35,8 +35,10 @@ export class MonitorDaemon {
     private readonly settings: MonitorSettings,
     private readonly log: Logger,
     runner?: Runner,
+    /** The gid of settings.sharedGroup (resolved by runMonitor). */
+    gid?: number,
   ) {
-    this.store = new FsStore(settings.root, settings.node);
+    this.store = new FsStore(settings.root, settings.node, gid);
     this.record = new PgidRecord(join(settings.stateDir, `${settings.node}.pgids`));
     this.lock = join(settings.stateDir, `${settings.node}.pid`);
     const offset = settings.clockOffsetMs ?? 0;
@@ -180,6 +182,15 @@ export class MonitorDaemon {
   }
 }
 
-export function runMonitor(settings: MonitorSettings, log: Logger, reload?: () => MonitorSettings | null): Promise<number> {
-  return new MonitorDaemon(settings, log).run(reload);
+export async function runMonitor(settings: MonitorSettings, log: Logger, reload?: () => MonitorSettings | null): Promise<number> {
+  let gid: number | undefined;
+  if (settings.sharedGroup !== undefined) {
+    const id = await groupId(settings.sharedGroup);
+    if (id === null) {
+      log.error({ sharedGroup: settings.sharedGroup }, 'shared_group: no such group (expected a name from /etc/group or a gid)');
+      return 2;
+    }
+    gid = id;
+  }
+  return new MonitorDaemon(settings, log, undefined, gid).run(reload);
 }

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FsStore, isRefused } from '../../src/cluster/store.js';
+import { FsStore, groupId, isRefused } from '../../src/cluster/store.js';
 import { parseHactl } from '../../src/config/hactl.js';
 import { Cluster, lockedWorkload, waitFor } from '../helpers/cluster.js';
 
@@ -71,6 +71,18 @@ describe('FsStore refuses symlinks and non-regular files', () => {
     await expect(store.ensureOwnDir()).rejects.toThrow(/symlink/);
     expect(readdirSync(outside)).toEqual(['shadow']);
     await expect(store.readInside('../outside/shadow')).rejects.toThrow(/outside the shared directory/);
+  });
+
+  it('with a shared group, files are 0640 and belong to it (monitoring may read hastat)', async () => {
+    const { root } = setup();
+    expect(await groupId('root')).toBe(0);
+    expect(await groupId('12345')).toBe(12345);
+    expect(await groupId('no-such-group-here')).toBeNull();
+    const gid = (await groupId('nogroup')) ?? 65534;
+    await new FsStore(root, 'n1', gid).writeOwn('hastat', '{}\n');
+    const st = statSync(join(root, 'nodes', 'n1', 'hastat'));
+    expect(st.mode & 0o777).toBe(0o640);
+    expect(st.gid).toBe(gid);
   });
 
   it('a symlinked DIR/nodes is not listed (a failed listing, not an empty cluster)', async () => {

@@ -88,11 +88,12 @@ describe('monitor config: defaults and values', () => {
       'state_dir: /var/lib/peerha',
       'log:',
       '  level: trace',
+      'shared_group: monitoring',
       '',
     ].join('\n');
     const f = parse(text);
-    expect(Object.keys(f.lines)).toHaveLength(15);
-    expect(f.lines).toMatchObject({ root: 1, cycleMs: 3, quorumPolicy: 9, quorumWaitForAll: 11, fenceTimeoutMs: 14, logLevel: 18 });
+    expect(Object.keys(f.lines)).toHaveLength(16);
+    expect(f.lines).toMatchObject({ root: 1, cycleMs: 3, quorumPolicy: 9, quorumWaitForAll: 11, fenceTimeoutMs: 14, logLevel: 18, sharedGroup: 19 });
     expect(resolveMonitorConfig(f, {}, {}, HOST)).toEqual({
       ok: true,
       config: {
@@ -107,6 +108,7 @@ describe('monitor config: defaults and values', () => {
         fence: { ...DEFAULTS.fence, command: 'ipmitool -H bmc-$1 power off', timeoutMs: 60_000, methods: [{ kind: 'command', line: 13, command: 'ipmitool -H bmc-$1 power off' }] },
         selfFence: false,
         stateDir: '/var/lib/peerha',
+        sharedGroup: 'monitoring',
         logLevel: 'trace',
         configFile: FILE,
       },
@@ -374,7 +376,7 @@ describe('loadMonitorConfig', () => {
 
     writeFileSync(path, 'root: /srv\n\nbogus: 1\n');
     const bad = loadMonitorConfig(path);
-    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, state_dir, log)`]);
+    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, state_dir, shared_group, log)`]);
   });
 
   it('a missing file is an error when given, the defaults when optional', () => {
