@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { renderStatus } from '../../src/cli/cluster.js';
 import { Cluster, lockedWorkload, waitFor } from '../helpers/cluster.js';
 
 let cl: Cluster | null = null;
@@ -71,8 +72,10 @@ describe('one-sided read loss (mount namespace)', () => {
     expect(cl.runningOn('W', 'start', ['n1', 'n2'])).toBe('n1');
     expect(cl.clstat('n3')?.groups.filter((g) => g.group === 'W' && g.level !== 'plan')).toEqual([]);
     expect(cl.overlaps()).toEqual([]);
-    const st = await cl.cli(['status', '--root', cl.root]);
-    if (cl.hastat('n3')!.time >= cl.hastat('n1')!.time) expect(st.stdout).toMatch(/n1: never read/);
+    // n3's view says why, and what to do if n1 were really gone
+    const view = cl.hastat('n3')!;
+    expect(view.nodes.n1).toMatchObject({ state: 'unknown', seq: null, readError: 'ENOENT' });
+    expect(renderStatus(view)).toMatch(/n1: never read .*remove its folder: rm -r DIR\/nodes\/n1/);
   }, 120_000);
 
   it('a node that reads a frozen copy of n1 (a stale cache) holds it stale and says so; n1 stops W (poison pill) before n3 starts it', async () => {
