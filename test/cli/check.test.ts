@@ -4,11 +4,14 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { formatProblems, runCheck } from '../../src/cli/check.js';
 
-let dir = '';
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function files(cltab: string, hactl: string, mode = 0o644): { cltab: string; hactl: string } {
-  dir = mkdtempSync(join(tmpdir(), 'peerha-check-'));
+  const dir = mkdtempSync(join(tmpdir(), 'peerha-check-'));
+  dirs.push(dir);
   const c = join(dir, 'cltab');
   const h = join(dir, 'hactl');
   writeFileSync(c, cltab);
