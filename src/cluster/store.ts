@@ -19,6 +19,8 @@ export const SHARED_FILE_MODE = 0o600;
 export interface FileRead {
   readonly text: string;
   readonly mtimeMs: number;
+  /** Bytes read (the text may be longer or shorter: invalid UTF-8 decodes to U+FFFD). */
+  readonly size?: number;
 }
 
 /** What a stat by path says of a file: enough to tell that it changed. */
@@ -107,13 +109,13 @@ async function readOnce(path: string, realPath: string | null, consistent: boole
       if (at !== null && at !== realPath) return { error: `reached through a symlink (${at}): refused` };
     }
     const bytes = await fh.readFile();
-    if (!consistent) return { text: bytes.toString('utf8'), mtimeMs: st.mtimeMs };
+    if (!consistent) return { text: bytes.toString('utf8'), mtimeMs: st.mtimeMs, size: bytes.length };
     // On FUSE (sshfs) fstat() of an open file goes by path: after a rename over the file it
     // reports the new file's mtime while the read returns the old text, and that pair would win
     // replication over the newer copy. Keep a pair only when a stat by path afterwards agrees.
     const after = await lstat(path);
     if (after.mtimeMs !== st.mtimeMs || after.size !== st.size || bytes.length !== st.size) return 'changed';
-    return { text: bytes.toString('utf8'), mtimeMs: st.mtimeMs };
+    return { text: bytes.toString('utf8'), mtimeMs: st.mtimeMs, size: bytes.length };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return { error: code === 'ELOOP' ? 'a symlink: refused' : (code ?? String(e)) }; // ENOENT, ESTALE, EIO…: next cycle

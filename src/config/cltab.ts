@@ -40,11 +40,13 @@ export const MAX_LINE_LENGTH = 64 * 1024;
 const MAX_ERRORS = 100;
 
 /**
- * An admin file whose last line has no newline was caught mid-write (an editor or `printf >`
- * still writing): not used until it is complete.
+ * An admin file whose last line has no newline, or that is empty, was caught mid-write (an
+ * editor or `printf >` still writing): not used until it is complete.
  */
 export function halfWritten(text: string, file: string): ConfigError | null {
-  if (text === '' || text.endsWith('\n')) return null;
+  // Empty is how a file looks between truncate and write: "nothing wanted" is a comment line.
+  if (text === '') return { file, line: 1, message: 'empty: the file looks truncated mid-write; not used (for "nothing wanted" write a comment line)' };
+  if (text.endsWith('\n')) return null;
   return { file, line: text.split('\n').length, message: 'the last line has no newline: the file looks half-written; not used until it ends with a newline' };
 }
 

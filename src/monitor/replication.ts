@@ -76,6 +76,12 @@ export function judgeRead(copies: Map<string, CopySeen>, path: string, source: s
   const seen = copies.get(path);
   let judged: Judged | null = null;
   const prev = seen?.judged;
+  if (read && seen?.sig && (read.mtimeMs !== seen.sig.mtimeMs || (read.size ?? Buffer.byteLength(read.text)) !== seen.sig.size)) {
+    // Changed between this cycle's stat and the read (a writer truncating and refilling it):
+    // not a candidate until a cycle's stat and read agree.
+    copies.set(path, { sig: null, since: seen.since, judged: prev ?? null });
+    return null;
+  }
   if (!read && error?.endsWith('refused')) judged = { source, text: '', mtimeMs: 0, hash: '', errors: [`${source}: ${error}`] };
   else if (read && prev && prev.mtimeMs === read.mtimeMs && prev.text === read.text) judged = prev;
   else if (read) {
