@@ -146,6 +146,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     runner,
     logger: log,
     timings: opts.timings,
+    env: { ...process.env, PEERHA_NODE: node },
     onChange: () => {
       clstat?.request();
       for (const w of [...waiters]) w();

@@ -65,6 +65,8 @@ export class MonitorDaemon {
       logger: log,
       timings: timingsOf(settings),
       onChange: () => this.machine.engineChanged(() => this.engine.status()),
+      // Commands learn where they run however the node was named (flag, file, env, hostname).
+      env: { ...process.env, PEERHA_NODE: settings.node, PEERHA_ROOT: settings.root },
     });
   }
 
