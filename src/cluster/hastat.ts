@@ -72,7 +72,7 @@ export interface HastatMemory {
   readonly configVersion: string;
   /** Per peer: its last heartbeat seq, how long it has been silent and unread, whether it left. */
   readonly peers: Readonly<Record<string, { readonly seq: number | null; readonly silentMs: number; readonly unreadMs?: number; readonly left: boolean; readonly pid?: number }>>;
-  readonly quorum: { readonly base: number; readonly allSeen: boolean };
+  readonly quorum: { readonly base: number; readonly allSeen: boolean; readonly leftAtBase?: number };
   /** Group → ms its own plan has stood unchallenged. */
   readonly planned: Readonly<Record<string, number>>;
   /** Group → failed test here: ms until it may plan again, how often in a row, for which configuration. */

@@ -7,6 +7,8 @@ export type { QuorumConfig, QuorumPolicy } from '../config/monitor.js';
 export interface QuorumMemory {
   /** `adaptive`: the node count at the last successful check. */
   readonly base: number;
+  /** `adaptive`: how many nodes had left in order at that check (absent: 0). */
+  readonly leftAtBase?: number;
   /** `wait_for_all`: every expected node has been seen live since start. */
   readonly allSeen: boolean;
 }
@@ -23,9 +25,11 @@ export interface QuorumResult {
 
 /**
  * majority: live > expected/2. adaptive (the original §4.6 rule): live ≥ 60 % of the count at
- * the last successful check, which then becomes the new base. none: always.
+ * the last successful check, which then becomes the new base; a node that left in order since
+ * (`left`: how many peers show the left marker now) no longer counts in that base, so the last
+ * nodes standing keep quorum one orderly leave at a time (a crash still counts). none: always.
  */
-export function quorum(live: number, cfg: QuorumConfig, mem: QuorumMemory): QuorumResult {
+export function quorum(live: number, cfg: QuorumConfig, mem: QuorumMemory, left = 0): QuorumResult {
   const expected = cfg.expected ?? null;
   const allSeen = mem.allSeen || (expected !== null && live >= expected);
   const base: QuorumResult = { ok: true, live, expected, reason: '', memory: { ...mem, allSeen } };
@@ -41,12 +45,14 @@ export function quorum(live: number, cfg: QuorumConfig, mem: QuorumMemory): Quor
       return { ...base, ok, reason: `${live} of ${n} live ${ok ? '>' : '≤'} half` };
     }
     case 'adaptive': {
-      const ok = live * 5 >= mem.base * 3; // ≥ 60 %, in integers
+      const of = Math.max(0, mem.base - Math.max(0, left - (mem.leftAtBase ?? 0)));
+      const ok = live * 5 >= of * 3; // ≥ 60 %, in integers
+      const gone = of < mem.base ? ` (${mem.base - of} left in order)` : '';
       return {
         ...base,
         ok,
-        reason: ok ? `${live} live ≥ 60 % of ${mem.base}` : `${live} live < 60 % of ${mem.base}`,
-        memory: { allSeen, base: ok ? live : mem.base },
+        reason: ok ? `${live} live ≥ 60 % of ${of}${gone}` : `${live} live < 60 % of ${of}${gone}`,
+        memory: ok ? { allSeen, base: live, leftAtBase: left } : { allSeen, base: mem.base, leftAtBase: mem.leftAtBase ?? 0 },
       };
     }
   }

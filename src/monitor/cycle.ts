@@ -243,7 +243,8 @@ function decide(t: Turn, cycle: Cycle): void {
   const isFenced = (n: string): boolean => state.fencedNow.has(n);
   const nodes = nodeViews(t.me, localInstances(state), state.lastLive, state.lastGroups, isFenced, settings.selfFence, { isReleased: t.logic.isReleased });
   const count = liveCount(state.lastLive, isFenced);
-  const verdict = t.logic.quorum(count, settings.quorum, state.quorumMemory);
+  const leftInOrder = [...state.lastLive.values()].filter((v) => v.state === 'left').length;
+  const verdict = t.logic.quorum(count, settings.quorum, state.quorumMemory, leftInOrder);
   if (verdict.ok !== state.quorumOk) t.log(verdict.ok ? 'info' : 'warn', verdict.ok ? 'quorum' : 'quorum lost: stopping local groups', { live: count, reason: verdict.reason });
   state.quorumOk = verdict.ok;
   state.quorumMemory = verdict.memory;

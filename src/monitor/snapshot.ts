@@ -104,7 +104,7 @@ export function snapshotMemory(state: MonitorState, now: number): HastatMemory {
         { seq: p.seq, silentMs: Math.round(Math.max(0, now - p.lastChange)), ...(Number.isFinite(p.lastRead) ? { unreadMs: Math.round(Math.max(0, now - p.lastRead)) } : {}), left: p.left, ...(state.peerPids.has(n) ? { pid: state.peerPids.get(n)! } : {}) },
       ]),
     ),
-    quorum: { base: state.quorumMemory.base, allSeen: state.quorumMemory.allSeen },
+    quorum: { base: state.quorumMemory.base, allSeen: state.quorumMemory.allSeen, ...(state.quorumMemory.leftAtBase ? { leftAtBase: state.quorumMemory.leftAtBase } : {}) },
     planned: record(m.planSince, (t) => Math.round(now - t)),
     failed: record(m.failed, (f) => ({ forMs: Math.round(f.until - now), count: f.count ?? 1, configVersion: f.configVersion })),
     backoff: record(m.backoffUntil, (t) => Math.round(t - now)),

@@ -24,6 +24,26 @@ describe('quorum', () => {
     }
   });
 
+  it('adaptive: an orderly leave no longer counts against the base (the last nodes standing keep quorum); a crash still does', () => {
+    let mem = quorum(2, { policy: 'adaptive' }, FRESH_QUORUM).memory; // two nodes
+    // one leaves in order: 1 live, 1 left → 1 of a base of 1
+    const left = quorum(1, { policy: 'adaptive' }, mem, 1);
+    expect(left.ok).toBe(true);
+    expect(left.reason).toBe('1 live ≥ 60 % of 1 (1 left in order)');
+    // it comes back: 2 live, none left
+    mem = quorum(2, { policy: 'adaptive' }, left.memory, 0).memory;
+    expect(mem).toMatchObject({ base: 2, leftAtBase: 0 });
+    // one crashes instead (stale, not left): 1 of 2 → no quorum, as before
+    expect(quorum(1, { policy: 'adaptive' }, mem, 0).ok).toBe(false);
+    // five nodes leaving one at a time in order: quorum holds down to the last one
+    let m5 = quorum(5, { policy: 'adaptive' }, FRESH_QUORUM).memory;
+    for (let live = 4; live >= 1; live--) {
+      const r = quorum(live, { policy: 'adaptive' }, m5, 5 - live);
+      expect(r.ok, `${live} live`).toBe(true);
+      m5 = r.memory;
+    }
+  });
+
   it('none: always', () => {
     expect(quorum(0, { policy: 'none' }, FRESH_QUORUM).ok).toBe(true);
   });
