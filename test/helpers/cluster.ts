@@ -4,6 +4,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync, existsSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import { BIN, FAST_ENV, waitFor } from './daemon.js';
 import type { Hastat } from '../../src/cluster/hastat.js';
 import { parseClstat, type Clstat } from '../../src/config/clstat.js';
@@ -76,6 +77,16 @@ export interface ClusterOptions {
   yaml?: string;
 }
 
+/** A Cluster per test, cleaned up after it (call once at the top of a test file). */
+export function clusterPerTest(): (opts?: ClusterOptions) => Cluster {
+  let current: Cluster | null = null;
+  afterEach(async () => {
+    await current?.cleanup();
+    current = null;
+  });
+  return (opts) => (current = new Cluster(opts));
+}
+
 /**
  * A workload that holds an exclusive lock on the group's lock file while it runs; if it ever
  * finds the lock taken, it records an overlap (two instances at once).
@@ -93,8 +104,7 @@ export function lockedWorkload(dir: string, group: string): string {
 export async function webOnN3(cl: Cluster): Promise<Cluster> {
   cl.writeRoot('cltab', `web:web-test:test:test:true\nweb:web-run:start:respawn:${lockedWorkload(cl.dir, 'web')}\n`);
   cl.writeRoot('hactl', 'web start n3,n2,n1\n');
-  cl.start('n3');
-  await waitFor('n3 heartbeating', () => cl.clstat('n3')?.header != null, 15_000);
+  await cl.startHeartbeating('n3');
   for (const n of ['n1', 'n2']) cl.start(n);
   return cl;
 }
@@ -147,6 +157,13 @@ export class Cluster {
     const exited = new Promise<number | null>((r) => proc.on('exit', (c) => r((code = c))));
     const m: MonitorProc = { name, node, stateDir, proc, output: () => output, exited, exitCode: () => code };
     this.monitors.set(name, m);
+    return m;
+  }
+
+  /** Start a monitor and wait for its first heartbeat (so that the next ones find it up). */
+  async startHeartbeating(name: string, env: Record<string, string> = {}, opts: { node?: string; stateDir?: string; wrap?: readonly string[] } = {}): Promise<MonitorProc> {
+    const m = this.start(name, env, opts);
+    await waitFor(`${name} heartbeating`, () => this.clstat(m.node)?.header != null, 15_000);
     return m;
   }
 

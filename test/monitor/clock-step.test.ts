@@ -4,21 +4,17 @@
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Cluster, lockedWorkload, waitFor } from '../helpers/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { clusterPerTest, lockedWorkload, waitFor } from '../helpers/cluster.js';
 
 const LIB = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'].find((p) => existsSync(p));
 
-let cl: Cluster | null = null;
-afterEach(async () => {
-  await cl?.cleanup();
-  cl = null;
-});
+const newCluster = clusterPerTest();
 
 describe('wall-clock steps', () => {
   it('±1 h steps of the wall clock: the group keeps running, its processes are never killed, no self-fence', async () => {
     if (!LIB) throw new Error('libfaketime is not installed: apt-get install faketime (.ci/run does)');
-    cl = new Cluster({ cycle: '250ms', timeout: '1000ms' });
+    const cl = newCluster({ cycle: '250ms', timeout: '1000ms' });
     const ts = join(cl.dir, 'faketime');
     const step = (offset: string): void => {
       writeFileSync(`${ts}.new`, `${offset}\n`);
@@ -30,7 +26,7 @@ describe('wall-clock steps', () => {
     cl.writeRoot('cltab', `W:w:start:respawn:${lockedWorkload(cl.dir, 'W')}\nclock:c:start:respawn:while :; do date +%s > ${wall}.t && mv ${wall}.t ${wall}; sleep 0.1; done\n`);
     cl.writeRoot('hactl', 'W start\nclock start\n');
     cl.start('n1', { LD_PRELOAD: LIB, FAKETIME_TIMESTAMP_FILE: ts, FAKETIME_NO_CACHE: '1', DONT_FAKE_MONOTONIC: '1' });
-    await waitFor('W and clock running', () => cl!.runningOn('W') === 'n1' && cl!.runningOn('clock') === 'n1', 20_000);
+    await waitFor('W and clock running', () => cl.runningOn('W') === 'n1' && cl.runningOn('clock') === 'n1', 20_000);
     const pgids = cl.pgids('n1');
     const seen = (): number => Number(readFileSync(wall, 'utf8').trim() || 0);
     for (const [offset, skew] of [['+3600', 3500], ['-3600', -3500], ['+3600', 3500], ['+0', 0]] as const) {

@@ -3,22 +3,18 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-import { Cluster, waitFor } from '../helpers/cluster.js';
+import { expect, it } from 'vitest';
+import { clusterPerTest, waitFor } from '../helpers/cluster.js';
 
-let cl: Cluster | null = null;
-afterEach(async () => {
-  await cl?.cleanup();
-  cl = null;
-});
+const newCluster = clusterPerTest();
 
 it('PEERHA_NODE, PEERHA_ROOT, PEERHA_GROUP, PEERHA_TAG and PEERHA_LEVEL reach a command when the node comes from --node', async () => {
-  cl = new Cluster({ cycle: '250ms', timeout: '1000ms' });
+  const cl = newCluster({ cycle: '250ms', timeout: '1000ms' });
   const out = join(cl.dir, 'env.out');
   cl.writeRoot('cltab', `E:e:start:respawn:echo "$PEERHA_NODE $PEERHA_ROOT $PEERHA_GROUP $PEERHA_TAG $PEERHA_LEVEL" > ${out}.t && mv ${out}.t ${out}; exec sleep 1000\n`);
   cl.writeRoot('hactl', 'E start\n');
   cl.start('n7', { PEERHA_NODE: '' }); // the harness passes --node n7; the variable is empty
-  await waitFor('E running', () => cl!.runningOn('E') === 'n7', 20_000);
+  await waitFor('E running', () => cl.runningOn('E') === 'n7', 20_000);
   const line = await waitFor('the command wrote its environment', () => {
     try {
       return readFileSync(out, 'utf8').trim();

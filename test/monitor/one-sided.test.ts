@@ -5,15 +5,11 @@
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { renderStatus } from '../../src/cli/cluster.js';
-import { Cluster, lockedWorkload, waitFor } from '../helpers/cluster.js';
+import { clusterPerTest, lockedWorkload, waitFor, type Cluster } from '../helpers/cluster.js';
 
-let cl: Cluster | null = null;
-afterEach(async () => {
-  await cl?.cleanup();
-  cl = null;
-});
+const newCluster = clusterPerTest();
 
 /** Run the monitor in a mount namespace of its own, so that a mount there hides a folder from it alone. */
 const PRIVATE_MOUNTS = ['unshare', '--mount', '--propagation', 'private', '--'];
@@ -24,27 +20,24 @@ function inNamespaceOf(pid: number, ...cmd: string[]): void {
 
 /** Three monitors, W (a locked workload) preferred on n1; n3 in its own mount namespace. */
 async function threeNodes(coverBeforeStart: boolean): Promise<{ cl: Cluster; n3pid: number }> {
-  const c = new Cluster({ cycle: '250ms', timeout: '1000ms' });
+  const c = newCluster({ cycle: '250ms', timeout: '1000ms' });
   c.writeRoot('cltab', `W:w:start:respawn:${lockedWorkload(c.dir, 'W')}\n`);
   c.writeRoot('hactl', 'W start n1,n2,n3\n');
-  c.start('n1');
-  await waitFor('n1 heartbeating', () => c.clstat('n1')?.header != null, 15_000);
+  await c.startHeartbeating('n1');
   c.start('n2');
   await waitFor('W on n1', () => c.runningOn('W') === 'n1', 20_000);
   const wrap = coverBeforeStart ? ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', `mount -t tmpfs none ${join(c.root, 'nodes', 'n1')} && exec "$@"`, 'sh'] : PRIVATE_MOUNTS;
-  const n3 = c.start('n3', {}, { wrap });
-  await waitFor('n3 heartbeating', () => c.clstat('n3')?.header != null, 15_000);
+  const n3 = await c.startHeartbeating('n3', {}, { wrap });
   return { cl: c, n3pid: n3.proc.pid! };
 }
 
 describe('one-sided read loss (mount namespace)', () => {
   it('a peer n3 cannot read is unknown to it, not stale: W stays on n1, no overlap', async () => {
-    const r = await threeNodes(false);
-    cl = r.cl;
+    const { cl, n3pid } = await threeNodes(false);
     await cl.cyclesPass('n3', 4);
-    inNamespaceOf(r.n3pid, 'mount', '-t', 'tmpfs', 'none', join(cl.root, 'nodes', 'n1'));
+    inNamespaceOf(n3pid, 'mount', '-t', 'tmpfs', 'none', join(cl.root, 'nodes', 'n1'));
     await waitFor('n1 unknown to n3, with the error', () => {
-      const n1 = cl!.hastat('n3')?.nodes.n1;
+      const n1 = cl.hastat('n3')?.nodes.n1;
       return n1?.state === 'unknown' && /ENOENT/.test(n1.readError ?? '');
     }, 15_000);
     // Many timeouts of read loss: nothing moves, nothing runs twice.
@@ -56,16 +49,15 @@ describe('one-sided read loss (mount namespace)', () => {
     expect(cl.clstat('n3')?.groups.filter((g) => g.group === 'W')).toEqual([]);
     expect(cl.overlaps()).toEqual([]);
     expect(cl.hastat('n2')?.nodes.n1?.state).toBe('up'); // the others see n1 fine
-    inNamespaceOf(r.n3pid, 'umount', join(cl.root, 'nodes', 'n1'));
-    await waitFor('n1 up again for n3', () => cl!.hastat('n3')?.nodes.n1?.state === 'up', 15_000);
+    inNamespaceOf(n3pid, 'umount', join(cl.root, 'nodes', 'n1'));
+    await waitFor('n1 up again for n3', () => cl.hastat('n3')?.nodes.n1?.state === 'up', 15_000);
     expect(cl.runningOn('W')).toBe('n1');
     expect(cl.overlaps()).toEqual([]);
   }, 120_000);
 
   it('a node that never could read n1 keeps it unknown: no plan of its groups goes past plan, nothing runs twice', async () => {
-    const r = await threeNodes(true);
-    cl = r.cl;
-    await waitFor('n1 unknown to n3 (never read)', () => cl!.hastat('n3')?.nodes.n1?.state === 'unknown', 15_000);
+    const { cl } = await threeNodes(true);
+    await waitFor('n1 unknown to n3 (never read)', () => cl.hastat('n3')?.nodes.n1?.state === 'unknown', 15_000);
     await cl.cyclesPass('n3', 20);
     expect(cl.hastat('n3')?.nodes.n1?.state).toBe('unknown');
     // n3 may announce a plan (it sees W nowhere), but never moves to its test while n1 is unread.
@@ -79,18 +71,17 @@ describe('one-sided read loss (mount namespace)', () => {
   }, 120_000);
 
   it('a node that reads a frozen copy of n1 (a stale cache) holds it stale and says so; n1 stops W (poison pill) before n3 starts it', async () => {
-    const r = await threeNodes(false);
-    cl = r.cl;
+    const { cl, n3pid } = await threeNodes(false);
     await cl.cyclesPass('n3', 4);
     // A snapshot of n1's folder bound over it, in n3's mount namespace only: n3 reads n1's old clstat.
     const snap = join(cl.dir, 'n1-snapshot');
     execFileSync('cp', ['-a', join(cl.root, 'nodes', 'n1'), snap]);
-    inNamespaceOf(r.n3pid, 'mount', '--bind', snap, join(cl.root, 'nodes', 'n1'));
-    await waitFor('n3 holds n1 stale in its clstat', () => cl!.clstat('n3')?.stale?.some((s) => s.node === 'n1'), 15_000);
-    await waitFor('n1 knows it is held stale', () => /n3/.test(cl!.hastat('n1')?.nodes.n1?.declaredStaleBy ?? ''), 15_000);
+    inNamespaceOf(n3pid, 'mount', '--bind', snap, join(cl.root, 'nodes', 'n1'));
+    await waitFor('n3 holds n1 stale in its clstat', () => cl.clstat('n3')?.stale?.some((s) => s.node === 'n1'), 15_000);
+    await waitFor('n1 knows it is held stale', () => /n3/.test(cl.hastat('n1')?.nodes.n1?.declaredStaleBy ?? ''), 15_000);
     // W leaves n1 and runs on exactly one other node; n1 runs nothing while n3 holds it stale.
     const owner = await waitFor('W moved off n1', () => {
-      const on = cl!.runningOn('W');
+      const on = cl.runningOn('W');
       return on && on !== 'n1' ? on : null;
     }, 20_000);
     await cl.cyclesPass('n1', 8);
@@ -100,8 +91,8 @@ describe('one-sided read loss (mount namespace)', () => {
     const st = await cl.cli(['status', '--root', cl.root]);
     expect(st.stdout).toMatch(/poison pill:\n\s+n1 is held stale by n3/);
     // Healed: n3 reads n1 again, drops its claim, n1 may run groups again; W still runs once.
-    inNamespaceOf(r.n3pid, 'umount', join(cl.root, 'nodes', 'n1'));
-    await waitFor('n1 no longer held stale', () => cl!.hastat('n1') && !cl!.hastat('n1')!.nodes.n1?.declaredStaleBy, 15_000);
+    inNamespaceOf(n3pid, 'umount', join(cl.root, 'nodes', 'n1'));
+    await waitFor('n1 no longer held stale', () => cl.hastat('n1') && !cl.hastat('n1')!.nodes.n1?.declaredStaleBy, 15_000);
     await cl.cyclesPass('n1', 8);
     expect(cl.runningOn('W')).not.toBeNull();
     expect(cl.overlaps()).toEqual([]);
@@ -110,13 +101,12 @@ describe('one-sided read loss (mount namespace)', () => {
 
 describe('a clstat deleted in a loop', () => {
   it('is unreadable now and then, never dead: W2 stays on n2, no overlap', async () => {
-    cl = new Cluster({ cycle: '250ms', timeout: '1000ms' });
+    const cl = newCluster({ cycle: '250ms', timeout: '1000ms' });
     cl.writeRoot('cltab', `W2:w2:start:respawn:${lockedWorkload(cl.dir, 'W2')}\n`);
     cl.writeRoot('hactl', 'W2 start n2,n1,n3\n');
-    cl.start('n2');
-    await waitFor('n2 heartbeating', () => cl!.clstat('n2')?.header != null, 15_000);
+    await cl.startHeartbeating('n2');
     for (const n of ['n1', 'n3']) cl.start(n);
-    await waitFor('W2 on n2', () => cl!.runningOn('W2') === 'n2', 20_000);
+    await waitFor('W2 on n2', () => cl.runningOn('W2') === 'n2', 20_000);
     const path = join(cl.root, 'nodes', 'n2', 'clstat');
     const from = cl.clstat('n3')?.header?.seq ?? 0;
     // 4 timeouts of deletions every 100 ms, counted in n3's heartbeats.
