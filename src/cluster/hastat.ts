@@ -61,6 +61,8 @@ export interface HastatMemory {
   readonly settings: {
     readonly cycleMs: number;
     readonly timeoutMs: number;
+    /** Absent in hastats written before stop_timeout existed. */
+    readonly stopTimeoutMs?: number;
     readonly visibilityLagMs: number;
     readonly balance: number;
     readonly failCooldownCycles: number;

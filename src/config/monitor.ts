@@ -31,6 +31,18 @@ export const MAX_CYCLE_MS = 60_000;
 /** Longest duration a Node timer can wait (setTimeout clamps anything longer to 1 ms). */
 export const MAX_DURATION_MS = 2 ** 31 - 1;
 export const MAX_CONFIG_BYTES = 256 * 1024;
+/** Slack between the watchdog's clean-up deadline and the peers' takeover (kill, scheduling). */
+export const STOP_MARGIN_MS = 100;
+
+/** The longest stop_timeout a timeout allows, and the default: timeout/2 − 100 ms. */
+export function defaultStopTimeoutMs(timeoutMs: number): number {
+  return Math.max(0, Math.floor(timeoutMs / 2) - STOP_MARGIN_MS);
+}
+
+/** The shortest timeout that leaves the watchdog stopMs for the stop entries. */
+export function minTimeoutForStop(stopMs: number): number {
+  return 2 * (stopMs + STOP_MARGIN_MS);
+}
 const MAX_ERRORS = 100;
 
 export const MONITOR_DEFAULTS = {
@@ -53,6 +65,11 @@ export interface MonitorConfig {
   readonly node: string;
   readonly cycleMs: number;
   readonly timeoutMs: number;
+  /**
+   * How long a group's stop level may take (leave, halt, quorum loss, conflict, removal, and the
+   * watchdog's clean-up after a crash); what still runs then is killed.
+   */
+  readonly stopTimeoutMs: number;
   /** Propagation delay of the shared file system. */
   readonly visibilityLagMs: number;
   readonly balance: number;
@@ -105,6 +122,7 @@ export interface MonitorFileValues {
   node?: string;
   cycleMs?: number;
   timeoutMs?: number;
+  stopTimeoutMs?: number;
   visibilityLagMs?: number;
   balance?: number;
   failCooldownCycles?: number;
@@ -140,6 +158,7 @@ export interface MonitorOverrides {
   readonly node?: string | undefined;
   readonly cycle?: string | undefined;
   readonly timeout?: string | undefined;
+  readonly stopTimeout?: string | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,6 +364,7 @@ const SCHEMA = new Map(Object.entries({
   node: leaf('node', readNode),
   cycle: leaf('cycleMs', readDuration(checkCycle)),
   timeout: leaf('timeoutMs', readDuration(checkPositive)),
+  stop_timeout: leaf('stopTimeoutMs', readDuration()),
   visibility_lag: leaf('visibilityLagMs', readDuration()),
   balance: leaf('balance', readNumber('a number more than 0', (n) => Number.isFinite(n) && n > 0)),
   fail_cooldown: leaf('failCooldownCycles', readNumber('a whole number of cycles (0 or more)', (n) => Number.isSafeInteger(n) && n >= 0)),
@@ -600,7 +620,7 @@ export function resolveMonitorConfig(
   const duration = (
     flag: string | undefined,
     name: string,
-    key: 'cycleMs' | 'timeoutMs',
+    key: 'cycleMs' | 'timeoutMs' | 'stopTimeoutMs',
     fallback: number,
     check: (ms: number) => string | null,
   ): { ms: number; source: Source } | null => {
@@ -628,7 +648,23 @@ export function resolveMonitorConfig(
     else fileErr(at === timeout ? 'timeoutMs' : 'cycleMs', message);
   }
 
-  if (errors.length > 0 || root === undefined || node === undefined || !cycle || !timeout) {
+  // The watchdog fires timeout/2 after the last pet and then has stop_timeout for the stop
+  // entries; peers take over only after timeout: it must cover both.
+  const selfFence = f.selfFence ?? MONITOR_DEFAULTS.selfFence;
+  const stopTimeout = duration(overrides.stopTimeout, 'stop-timeout', 'stopTimeoutMs', timeout ? defaultStopTimeoutMs(timeout.ms) : 0, () => null);
+  if (timeout && stopTimeout && selfFence && stopTimeout.source !== 'default') {
+    const most = defaultStopTimeoutMs(timeout.ms);
+    if (stopTimeout.ms > most) {
+      const message =
+        `stop_timeout ${formatDuration(stopTimeout.ms)} is too long for timeout ${formatDuration(timeout.ms)}: the watchdog fires at timeout/2 ` +
+        `and must finish the stop entries before peers take over at timeout (timeout/2 + stop_timeout + ${STOP_MARGIN_MS}ms ≤ timeout); ` +
+        `set stop_timeout to at most ${formatDuration(most)} or timeout to at least ${formatDuration(minTimeoutForStop(stopTimeout.ms))}`;
+      if (stopTimeout.source === 'flag') cliErr(message);
+      else fileErr('stopTimeoutMs', message);
+    }
+  }
+
+  if (errors.length > 0 || root === undefined || node === undefined || !cycle || !timeout || !stopTimeout) {
     return { ok: false, errors };
   }
   const expected = f.quorumExpected;
@@ -639,6 +675,7 @@ export function resolveMonitorConfig(
       node,
       cycleMs: cycle.ms,
       timeoutMs: timeout.ms,
+      stopTimeoutMs: stopTimeout.ms,
       visibilityLagMs: f.visibilityLagMs ?? MONITOR_DEFAULTS.visibilityLagMs,
       balance: f.balance ?? MONITOR_DEFAULTS.balance,
       failCooldownCycles: f.failCooldownCycles ?? MONITOR_DEFAULTS.failCooldownCycles,
@@ -657,7 +694,7 @@ export function resolveMonitorConfig(
         methods: f.fenceMethods ?? (f.fenceCommand !== undefined ? [{ kind: 'command', line: fileConfig.lines.fenceCommand ?? 0, command: f.fenceCommand }] : []),
         timeoutMs: f.fenceTimeoutMs ?? MONITOR_DEFAULTS.fenceTimeoutMs,
       },
-      selfFence: f.selfFence ?? MONITOR_DEFAULTS.selfFence,
+      selfFence,
       stateDir: f.stateDir ?? MONITOR_DEFAULTS.stateDir,
       ...(f.sharedGroup !== undefined ? { sharedGroup: f.sharedGroup } : {}),
       logLevel: f.logLevel ?? MONITOR_DEFAULTS.logLevel,

@@ -8,6 +8,7 @@ import {
   SETTLED_GROUP_STATES,
   groupNext,
   groupReact,
+  levelEntries,
   newProc,
   procStep,
   type GroupEffect,
@@ -59,6 +60,10 @@ interface GroupRuntime {
   procs: Map<string, ProcRuntime>;
   /** Removed from cltab: drop it once halted. */
   removing: boolean;
+  /** Removed while active: it runs its stop level (from its last entries) before the halt. */
+  stoppingForRemoval: boolean;
+  /** Fires when the stop level did not finish within stopTimeoutMs. */
+  stopTimer: unknown;
   changedAt: number;
   transitions: Array<{ at: string; level: string | null; state: GroupState }>;
 }
@@ -92,6 +97,22 @@ export interface EngineOptions {
   /** Called (synchronously) after any group's state, level or notes changed. */
   onChange?: () => void;
   env?: NodeJS.ProcessEnv;
+  /**
+   * The level that releases a group's resources (the cluster monitor's `stop`). A tell to it is
+   * bounded: what still runs after stopTimeoutMs is killed and the group halted. A group removed
+   * from cltab while active goes through it before it is forgotten.
+   */
+  stopLevel?: string;
+  stopTimeoutMs?: number;
+}
+
+/** Whether two entry lists would run the same processes (a cltab edit that changed nothing here). */
+function sameEntries(a: readonly CltabEntry[], b: readonly CltabEntry[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.every((e, i) => {
+    const o = b[i]!;
+    return e.tag === o.tag && e.mode === o.mode && e.command === o.command && e.levels.join(',') === o.levels.join(',');
+  });
 }
 
 const MAX_TRANSITIONS = 20;
@@ -122,18 +143,35 @@ export class Engine {
   }
 
   /**
-   * Install a (valid) configuration. Groups that vanished are stopped gracefully and then
-   * forgotten; edits to other groups take effect at their next tell.
+   * Install a (valid) configuration. Groups that vanished are stopped gracefully (through the
+   * stop level when one is configured) and then forgotten. Edits to other groups take effect at
+   * their next tell, or at once with `reconcile`: a group at a level is re-told that level, so
+   * new entries start, removed ones stop, edited ones restart and untouched ones keep running.
    */
-  setConfig(cltab: Cltab): void {
+  setConfig(cltab: Cltab, opts: { reconcile?: boolean } = {}): void {
     this.cltab = cltab;
     for (const g of this.groups.values()) {
       if (cltab.groups.includes(g.name)) {
         g.removing = false;
+        g.stoppingForRemoval = false;
+        const entries = cltab.entries.filter((e) => e.group === g.name);
+        if (!opts.reconcile || g.level === null || g.state === 'CONFIGURED' || g.state === 'HALTING' || sameEntries(entries, g.entries)) continue;
+        this.opts.logger.info({ group: g.name, level: g.level }, 'cltab changed: reconciling the group at its level');
+        g.entries = entries;
+        this.fire(g, 'TELL');
         continue;
       }
       if (g.removing) continue;
       g.removing = true;
+      const stop = this.opts.stopLevel;
+      if (stop !== undefined && g.state !== 'CONFIGURED' && g.state !== 'HALTING' && g.level !== stop) {
+        this.opts.logger.info({ group: g.name, level: stop }, 'group removed from cltab: running its stop level, then forgetting it');
+        g.stoppingForRemoval = true;
+        g.level = stop;
+        this.armStopTimer(g);
+        this.fire(g, 'TELL');
+        continue;
+      }
       this.opts.logger.info({ group: g.name }, 'group removed from cltab: stopping it');
       this.fire(g, 'HALT');
     }
@@ -145,13 +183,15 @@ export class Engine {
     if (entries.length === 0) return { ok: false, message: `no such group: ${group}` };
     let g = this.groups.get(group);
     if (!g) {
-      g = { name: group, state: 'CONFIGURED', level: null, entries, procs: new Map(), removing: false, changedAt: 0, transitions: [] };
+      g = { name: group, state: 'CONFIGURED', level: null, entries, procs: new Map(), removing: false, stoppingForRemoval: false, stopTimer: undefined, changedAt: 0, transitions: [] };
       this.groups.set(group, g);
     }
     g.entries = entries;
     g.removing = false;
+    g.stoppingForRemoval = false;
     g.level = level;
     this.opts.logger.info({ group, level }, 'tell');
+    this.armStopTimer(g);
     this.fire(g, 'TELL');
     return { ok: true, message: 'level transition started' };
   }
@@ -192,6 +232,12 @@ export class Engine {
       }));
   }
 
+  /** The entries `group` runs at `level`, from its last tell (or the current cltab), file order. */
+  entriesAt(group: string, level: string): CltabEntry[] {
+    const entries = this.groups.get(group)?.entries ?? this.cltab?.entries.filter((e) => e.group === group) ?? [];
+    return levelEntries(entries, level);
+  }
+
   groupStatus(group: string): GroupStatus | undefined {
     return this.status().find((s) => s.group === group);
   }
@@ -204,6 +250,22 @@ export class Engine {
   }
 
   // ------------------------------------------------------------ internals
+
+  /** A tell to the stop level is bounded; any other tell cancels that bound. */
+  private armStopTimer(g: GroupRuntime): void {
+    if (g.stopTimer !== undefined) this.clock.clearTimer(g.stopTimer);
+    g.stopTimer = undefined;
+    const { stopLevel, stopTimeoutMs } = this.opts;
+    if (stopLevel === undefined || stopTimeoutMs === undefined || g.level !== stopLevel) return;
+    g.stopTimer = this.clock.setTimer(stopTimeoutMs, () => {
+      g.stopTimer = undefined;
+      if (this.groups.get(g.name) !== g || g.level !== stopLevel || SETTLED_GROUP_STATES.includes(g.state) || g.state === 'CONFIGURED') return;
+      this.opts.logger.warn({ group: g.name, level: stopLevel, stopTimeoutMs }, 'stop level did not finish within stop_timeout: killing what still runs');
+      this.setGroupState(g, groupNext(g.state, 'HALT'));
+      for (const rt of g.procs.values()) this.procEvent(g, rt, { type: 'KILL' });
+      this.react(g);
+    });
+  }
 
   private fire(g: GroupRuntime, event: 'TELL' | 'HALT'): void {
     this.setGroupState(g, groupNext(g.state, event));
@@ -253,6 +315,12 @@ export class Engine {
       }
       let changed = false;
       for (const eff of effects) changed = this.applyGroupEffect(g, eff) || changed;
+      if (g.stoppingForRemoval && SETTLED_GROUP_STATES.includes(g.state)) {
+        // Its stop level ran: now halt it like any removed group.
+        g.stoppingForRemoval = false;
+        this.setGroupState(g, groupNext(g.state, 'HALT'));
+        continue;
+      }
       if (g.removing && g.state === 'CONFIGURED' && g.procs.size === 0) {
         this.groups.delete(g.name);
         this.opts.logger.info({ group: g.name }, 'group removed');

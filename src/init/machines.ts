@@ -95,7 +95,9 @@ export type ProcEvent =
   /** The last member of the process group is gone. Always follows EXIT. */
   | { readonly type: 'GONE' }
   | { readonly type: 'ESCALATE' }
-  | { readonly type: 'RESPAWN' };
+  | { readonly type: 'RESPAWN' }
+  /** Out of time (a stop level past its stop_timeout): SIGKILL the process group now. */
+  | { readonly type: 'KILL' };
 
 export type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGKILL';
 
@@ -197,6 +199,12 @@ const respawnExited: ProcHandler = (p, e, c) => {
 
 const gone: ProcHandler = (p) => ({ proc: { ...p, groupAlive: false }, effects: [] });
 
+/** SIGKILL at once, whatever step of the stop it was at; repeated while the group survives. */
+const killNow: ProcHandler = (p, _e, c) =>
+  p.groupAlive || p.state === 'STOPPING' || p.state === 'RUNFG' || p.state === 'RUNTEST' || p.state === 'RUNBG'
+    ? { proc: { ...p, state: 'STOPPING', stopStep: Math.max(2, p.stopStep), note: null }, effects: [{ type: 'signal', signal: 'SIGKILL' }, { type: 'timer', name: 'escalate', ms: c.timings.killRepeatMs }] }
+    : { proc: p, effects: [] };
+
 const stopped: ProcHandler = (p) => ({
   proc: { ...p, state: 'CONFIGURED', groupAlive: false, stopStep: 0, note: null },
   effects: [{ type: 'cancelTimer', name: 'escalate' }],
@@ -207,18 +215,18 @@ const ignore: ProcHandler = (p) => ({ proc: p, effects: [] });
 /** The process transition table. Pairs not listed are ignored. */
 export const PROC_TRANSITIONS: Record<ProcState, Partial<Record<ProcEvent['type'], ProcHandler>>> = {
   CONFIGURED: { START: start, GONE: gone },
-  RUNFG: { EXIT: exited(() => 'DONE'), STOP: beginStop, GONE: gone },
-  RUNTEST: { EXIT: exited((_p, code) => (code === 0 ? 'PASS' : 'FAIL')), STOP: beginStop, GONE: gone },
-  RUNBG: { EXIT: respawnExited, STOP: beginStop, GONE: gone },
-  DONE: { STOP: stopFinished, GONE: gone },
-  PASS: { STOP: stopFinished, GONE: gone },
-  FAIL: { STOP: stopFinished, GONE: gone },
+  RUNFG: { EXIT: exited(() => 'DONE'), STOP: beginStop, GONE: gone, KILL: killNow },
+  RUNTEST: { EXIT: exited((_p, code) => (code === 0 ? 'PASS' : 'FAIL')), STOP: beginStop, GONE: gone, KILL: killNow },
+  RUNBG: { EXIT: respawnExited, STOP: beginStop, GONE: gone, KILL: killNow },
+  DONE: { STOP: stopFinished, GONE: gone, KILL: killNow },
+  PASS: { STOP: stopFinished, GONE: gone, KILL: killNow },
+  FAIL: { STOP: stopFinished, GONE: gone, KILL: killNow },
   BACKOFF: {
     RESPAWN: (p) => ({ proc: { ...p, state: 'RUNBG', groupAlive: true }, effects: [{ type: 'spawn' }] }),
     STOP: (p) => ({ proc: { ...p, state: 'CONFIGURED', note: null }, effects: [{ type: 'cancelTimer', name: 'respawn' }] }),
     GONE: gone,
   },
-  STOPPING: { ESCALATE: escalate, EXIT: ignore, GONE: stopped },
+  STOPPING: { ESCALATE: escalate, EXIT: ignore, GONE: stopped, KILL: killNow },
 };
 
 export function procStep(p: Proc, e: ProcEvent, c: StepContext): ProcStep {

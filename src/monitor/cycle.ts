@@ -14,7 +14,7 @@ import type { Judged } from '../cluster/replicate.js';
 import type { FileRead, FileSignature, StoreResult } from '../cluster/store.js';
 import type { IoTag } from './events.js';
 import { fenceTick, forgetRestarted } from './fence-duty.js';
-import { startLeave } from './leave.js';
+import { startLeave, stopLevelProgress } from './leave.js';
 import { requestPublish } from './publish.js';
 import { copyPaths, judgeRead, replicate, sourceName, unchangedVerdict, type Replica } from './replication.js';
 import { buildHastat } from './snapshot.js';
@@ -63,6 +63,7 @@ export function cycleSoon(t: Turn): void {
 /** The engine changed: publish it; a finished test is decided on at once. */
 export function engineChanged(t: Turn): void {
   requestPublish(t, null);
+  if (t.state.leave) stopLevelProgress(t);
   if (testSettled(localInstances(t.state))) cycleSoon(t);
 }
 
@@ -277,7 +278,7 @@ function decide(t: Turn, cycle: Cycle): void {
   state.decideMemory = decision.memory;
   state.lastView = nodes;
   const tells = state.leave ? [] : decision.actions;
-  for (const a of tells) t.emit({ type: 'tell', group: a.group, level: a.level, reason: a.reason });
+  for (const a of tells) t.emit({ type: 'tell', group: a.group, level: a.level, reason: a.reason, cycle: cycle.id });
   const loggedNotes = new Map(state.loggedNotes);
   for (const n of decision.notes) {
     if (loggedNotes.get(n.group) !== n.note) t.log('debug', 'decide: no action', { group: n.group, note: n.note });
@@ -303,9 +304,9 @@ function decide(t: Turn, cycle: Cycle): void {
  * handled before), the cycle publishes: its clstat shows what it told, so a new plan is out
  * before the next cycle starts timing its window.
  */
-export function toldInCycle(t: Turn): void {
+export function toldInCycle(t: Turn, id: number | undefined): void {
   const cycle = t.state.cycle;
-  if (!cycle || cycle.stage !== 'telling' || cycle.tells === 0) return;
+  if (!cycle || cycle.id !== id || cycle.stage !== 'telling' || cycle.tells === 0) return;
   t.state.cycle = { ...cycle, tells: cycle.tells - 1 };
   if (cycle.tells === 1) publishCycle(t);
 }

@@ -4,24 +4,29 @@
 
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsStore, groupId } from '../cluster/store.js';
 import type { Logger } from '../io/log.js';
 import { Engine } from '../init/engine.js';
 import { killGroups, PgidRecord } from '../init/pgid-record.js';
+import { StopRecord, stopRecordText } from '../init/stop-record.js';
 import { RealRunner, type Runner } from '../init/runner.js';
 import { methodName, runFenceMethod } from '../fence/fencer.js';
 import type { MonitorEffect, TimerName } from './events.js';
 import { spawnAllowed } from './logic.js';
 import { guardedRunner, Machine } from './machine.js';
 import { releasePidLock, takePidLock } from './pidlock.js';
+import { holdsResources, STOP } from './decide.js';
 import { initialState, timingsOf, type MonitorSettings } from './state.js';
-import { Watchdog } from './watchdog.js';
+import { runRecordedStops, Watchdog } from './watchdog.js';
 
 export class MonitorDaemon {
   private readonly store: FsStore;
   private readonly record: PgidRecord;
+  private readonly stops: StopRecord;
+  /** Every command's environment, also the watchdog's stop entries'. */
+  private readonly env: NodeJS.ProcessEnv;
   private readonly engine: Engine;
   private readonly watchdog: Watchdog;
   private readonly machine: Machine;
@@ -40,10 +45,13 @@ export class MonitorDaemon {
   ) {
     this.store = new FsStore(settings.root, settings.node, gid);
     this.record = new PgidRecord(join(settings.stateDir, `${settings.node}.pgids`));
+    this.stops = new StopRecord(join(settings.stateDir, `${settings.node}.stops`));
+    // Commands learn where they run however the node was named (flag, file, env, hostname).
+    this.env = { ...process.env, PEERHA_NODE: settings.node, PEERHA_ROOT: settings.root };
     this.lock = join(settings.stateDir, `${settings.node}.pid`);
     const offset = settings.clockOffsetMs ?? 0;
     this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e));
-    this.watchdog = new Watchdog(this.record.path, (code, signal) => this.machine.dispatch({ type: 'watchdog-exited', code, signal }));
+    this.watchdog = new Watchdog(this.record.path, this.stops.path, this.env, (code, signal) => this.machine.dispatch({ type: 'watchdog-exited', code, signal }));
     const saveRecord = (live: ReadonlyMap<number, string>): void => {
       try {
         this.record.save(live);
@@ -64,9 +72,13 @@ export class MonitorDaemon {
       runner: guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord }), allowed, refused, setImmediate),
       logger: log,
       timings: timingsOf(settings),
-      onChange: () => this.machine.engineChanged(() => this.engine.status()),
-      // Commands learn where they run however the node was named (flag, file, env, hostname).
-      env: { ...process.env, PEERHA_NODE: settings.node, PEERHA_ROOT: settings.root },
+      onChange: () => {
+        this.saveStops();
+        this.machine.engineChanged(() => this.engine.status());
+      },
+      env: this.env,
+      stopLevel: STOP,
+      stopTimeoutMs: settings.stopTimeoutMs,
     });
   }
 
@@ -99,11 +111,14 @@ export class MonitorDaemon {
       case 'io':
         return this.store.perform(e.ops, (results, error) => dispatch({ type: 'io', tag: e.tag, results, ...(error ? { error } : {}) }));
       case 'tell': {
+        // Its stop entries are on disk before anything of it can start.
+        if (holdsResources({ level: e.level, state: 'STARTING' })) this.saveStops(e.group);
         const r = this.engine.tell(e.group, e.level);
-        return dispatch({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: r.ok, message: r.message });
+        return dispatch({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: r.ok, message: r.message, ...(e.cycle !== undefined ? { cycle: e.cycle } : {}) });
       }
       case 'configure':
-        return this.engine.setConfig(e.cltab);
+        this.engine.setConfig(e.cltab, { reconcile: true });
+        return this.saveStops();
       case 'haltGroups':
         return void this.engine.haltAll(() => dispatch({ type: 'halted' }));
       case 'timer': {
@@ -155,6 +170,19 @@ export class MonitorDaemon {
     if (pgids.length > 0) this.log.warn({ pgids }, 'self-fence: killed local group processes');
   }
 
+  /** Record the stop entries of every group here that may hold resources (plus `starting`). */
+  private saveStops(starting?: string): void {
+    const groups = new Set(this.engine.status().filter((g) => g.level !== null && holdsResources({ level: g.level, state: g.state })).map((g) => g.group));
+    if (starting !== undefined) groups.add(starting);
+    const text = stopRecordText(this.settings.stopTimeoutMs, [...groups].sort().map((group) => ({ group, level: STOP, entries: this.engine.entriesAt(group, STOP) })));
+    try {
+      this.stops.save(text);
+    } catch (e) {
+      this.log.error({ err: String(e) }, 'cannot write the stop-entry record');
+    }
+  }
+
+  /** What a previous run left: kill its process groups, then run the stop entries it recorded. */
   private async cleanLeftovers(): Promise<void> {
     const leftovers = this.record.leftovers();
     if (leftovers.length > 0) {
@@ -162,7 +190,9 @@ export class MonitorDaemon {
       const survivors = await killGroups(leftovers, 1000);
       if (survivors.length) this.log.error({ pgids: survivors }, 'process groups of a previous run survive SIGKILL');
     }
+    if (existsSync(this.stops.path)) await runRecordedStops(this.stops.path, this.env);
     this.record.remove();
+    this.stops.remove();
   }
 
   /** Under systemd (Type=notify, NotifyAccess=all): ready once the first cycle published. */
@@ -178,6 +208,7 @@ export class MonitorDaemon {
     this.timers.clear();
     for (const [sig, fn] of this.signals) process.off(sig, fn);
     this.record.remove();
+    this.stops.remove();
     releasePidLock(this.lock);
     this.exited?.(code);
     this.exited = null;

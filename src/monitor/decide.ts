@@ -105,6 +105,14 @@ export function isActive(i: Instance): boolean {
   return true;
 }
 
+/**
+ * Whether a group here may hold resources its stop level must release: it reached (or is leaving)
+ * a real level. Plans and tests acquire nothing; a stop level that finished released everything.
+ */
+export function holdsResources(i: Instance): boolean {
+  return isActive(i) && i.level !== PLAN && i.level !== TEST;
+}
+
 /** How far along an instance is: the one furthest along survives a conflict. */
 export function rank(i: Instance): number {
   if (i.level === PLAN) return 1;

@@ -33,7 +33,7 @@ export type EventBody =
   /** The group engine changed (a tell, a process exit, a timer): its groups now. */
   | { readonly type: 'engine'; readonly groups: readonly GroupStatus[] }
   /** The engine's answer to a tell. */
-  | { readonly type: 'told'; readonly group: string; readonly level: string; readonly reason: string; readonly ok: boolean; readonly message: string }
+  | { readonly type: 'told'; readonly group: string; readonly level: string; readonly reason: string; readonly ok: boolean; readonly message: string; readonly cycle?: number }
   /** Every group process is gone after `haltGroups`. */
   | { readonly type: 'halted' }
   /** What a previous run left behind was killed (`cleanLeftovers`). */
@@ -52,7 +52,8 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export type MonitorEffect =
   | { readonly type: 'io'; readonly tag: IoTag; readonly ops: readonly StoreOp[] }
-  | { readonly type: 'tell'; readonly group: string; readonly level: string; readonly reason: string }
+  /** `cycle`: told by that cycle's decision, which waits for the answer (echoed in `told`). */
+  | { readonly type: 'tell'; readonly group: string; readonly level: string; readonly reason: string; readonly cycle?: number }
   /** Give the engine a (valid) cltab. */
   | { readonly type: 'configure'; readonly cltab: Cltab }
   /** Stop every group; answered by `halted`. */

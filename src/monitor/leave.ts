@@ -1,7 +1,10 @@
-// Leaving the cluster in order (SIGTERM/SIGINT, or DIR/halt): stop every local group (bounded by
-// the engine's kill escalation), then publish a final clstat with the left marker and, on a
-// signal, an heir for each group, so that peers take over at once rather than after `timeout`.
+// Leaving the cluster in order (SIGTERM/SIGINT, or DIR/halt): every local group is told its stop
+// level, so its stop entries release what it holds (a VIP, a mount) — the engine bounds that by
+// stop_timeout and kills what still runs. Then the engine halts what remains, and a final clstat
+// goes out with the left marker and, on a signal, an heir for each group: the heir starts only
+// after the stop entries finished, and peers take over at once rather than after `timeout`.
 
+import { isActive, STOP } from './decide.js';
 import { requestPublish } from './publish.js';
 import { localInstances, timingsOf } from './state.js';
 import type { Turn } from './turn.js';
@@ -10,13 +13,45 @@ import { successors } from './view.js';
 export function startLeave(t: Turn, why: string, handOver: boolean): void {
   const state = t.state;
   if (state.leave || state.phase !== 'running') return;
-  t.log('info', 'leaving the cluster: stopping local groups', { why });
-  const heirs = handOver ? successors(t.me, state.lastView, localInstances(state), state.hactl?.value.wants ?? new Map()) : [];
+  t.log('info', 'leaving the cluster: running the stop level of local groups', { why });
+  const local = localInstances(state);
+  const heirs = handOver ? successors(t.me, state.lastView, local, state.hactl?.value.wants ?? new Map()) : [];
   if (heirs.length) t.log('info', 'handing groups over', { handovers: heirs.map((h) => `${h.group}→${h.node}`) });
-  state.leave = { why, heirs, exit: why === 'halt' ? 'halt' : 'left', finishing: false };
-  t.emit({ type: 'haltGroups' });
+  state.leave = { why, heirs, exit: why === 'halt' ? 'halt' : 'left', halting: false, finishing: false };
+  for (const [group, i] of local) {
+    if (isActive(i) && i.level !== STOP) t.emit({ type: 'tell', group, level: STOP, reason: `leaving (${why}): stop level` });
+  }
+  // The engine bounds each stop level by stop_timeout; this bounds the whole leave if it cannot.
   const timings = timingsOf(state.settings);
+  t.timer('leave-cap', t.now + state.settings.stopTimeoutMs + timings.killRepeatMs + 1000);
+  stopLevelProgress(t);
+}
+
+/** While leaving: once no local group is active any more, halt the engine (answered by `halted`). */
+export function stopLevelProgress(t: Turn): void {
+  const leave = t.state.leave;
+  if (!leave || leave.halting) return;
+  for (const i of localInstances(t.state).values()) if (isActive(i)) return;
+  haltEngine(t);
+}
+
+function haltEngine(t: Turn): void {
+  t.state.leave = { ...t.state.leave!, halting: true };
+  t.emit({ type: 'haltGroups' });
+  const timings = timingsOf(t.state.settings);
   t.timer('leave-cap', t.now + timings.killAfterMs + 3 * timings.killRepeatMs);
+}
+
+/** The leave took too long: kill what runs and halt; on the second expiry, leave regardless. */
+export function leaveCap(t: Turn): void {
+  const leave = t.state.leave;
+  if (!leave) return;
+  if (!leave.halting) {
+    t.log('warn', 'stop levels did not finish in time: killing local groups', {});
+    t.emit({ type: 'killGroups' });
+    return haltEngine(t);
+  }
+  groupsStopped(t);
 }
 
 /** Every group stopped (or the bound passed): stop cycling and publish the left marker. */

@@ -3,6 +3,7 @@
 // peers' silence), as times relative to the moment it was written, so that `peerha plan` can
 // restore the state and run step() on it.
 
+import { defaultStopTimeoutMs } from '../config/monitor.js';
 import { isRunning, type FencedLine } from '../config/clstat.js';
 import { HASTAT_VERSION, type Hastat, type HastatFence, type HastatGroup, type HastatInstance, type HastatMemory, type HastatNode } from '../cluster/hastat.js';
 import type { QuorumResult } from '../cluster/quorum.js';
@@ -95,7 +96,7 @@ export function snapshotMemory(state: MonitorState, now: number): HastatMemory {
   const settings = state.settings;
   const m = state.decideMemory;
   return {
-    settings: { cycleMs: settings.cycleMs, timeoutMs: settings.timeoutMs, visibilityLagMs: settings.visibilityLagMs, balance: settings.balance, failCooldownCycles: settings.failCooldownCycles, selfFence: settings.selfFence, quorum: settings.quorum },
+    settings: { cycleMs: settings.cycleMs, timeoutMs: settings.timeoutMs, stopTimeoutMs: settings.stopTimeoutMs, visibilityLagMs: settings.visibilityLagMs, balance: settings.balance, failCooldownCycles: settings.failCooldownCycles, selfFence: settings.selfFence, quorum: settings.quorum },
     runningMs: Math.round(now - state.startedAt),
     configVersion: `${state.cltab?.hash ?? ''}:${state.hactl?.hash ?? ''}`,
     peers: Object.fromEntries(
@@ -122,7 +123,7 @@ export function snapshotMemory(state: MonitorState, now: number): HastatMemory {
  */
 export function restoreState(h: Hastat, base: Omit<MonitorSettings, keyof HastatMemory['settings']>, local: readonly GroupStatus[], now: number): MonitorState {
   const mem = h.memory!;
-  const settings: MonitorSettings = { ...base, ...mem.settings, node: h.node };
+  const settings: MonitorSettings = { ...base, ...mem.settings, stopTimeoutMs: mem.settings.stopTimeoutMs ?? defaultStopTimeoutMs(mem.settings.timeoutMs), node: h.node };
   const at = (msAgo: number): number => -msAgo;
   const fresh = initialState(settings, 0, 0);
   const fenced = new Map<string, FencedLine>(mem.fenced.map((f) => [f.node, f]));

@@ -111,6 +111,8 @@ export interface Leave {
   readonly why: string;
   readonly heirs: readonly Heir[];
   readonly exit: 'left' | 'halt';
+  /** Every group ran its stop level (or the bound passed): the engine halts what remains. */
+  readonly halting: boolean;
   readonly finishing: boolean;
 }
 

@@ -9,7 +9,7 @@ import type { StoreResult } from '../cluster/store.js';
 import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js';
 import { beginCycle, cycleIo, cyclePublished, engineChanged, failCycle, pet, schedule, toldInCycle } from './cycle.js';
 import { confirmationRead, fenceAnswered, fenceDelayOver, fenceLogDone, pollConfirmation } from './fence-duty.js';
-import { groupsStopped, leftPublished, startLeave } from './leave.js';
+import { groupsStopped, leaveCap, leftPublished, startLeave } from './leave.js';
 import { REAL_LOGIC, type Logic } from './logic.js';
 import { clstatWritten } from './publish.js';
 import { replicaWritten } from './replication.js';
@@ -48,7 +48,7 @@ function handle(t: Turn, ev: MonitorEvent): void {
       t.log(ev.ok ? 'info' : 'warn', `decide: ${ev.group} → ${ev.level}`, { group: ev.group, level: ev.level, reason: ev.reason, result: ev.message });
       // A new plan's window starts at the cycle after the one that published it: run that one at once.
       if (ev.ok && ev.level === 'plan') t.state.cycleAgain = true;
-      return toldInCycle(t);
+      return toldInCycle(t, ev.cycle);
     case 'halted':
       return groupsStopped(t);
     case 'fenced':
@@ -72,7 +72,7 @@ function timer(t: Turn, name: TimerName): void {
   if (name === 'cycle') return beginCycle(t);
   if (name === 'dup-check') return t.io({ kind: 'startup', stage: 'dup-again' }, [{ op: 'read', path: t.own('clstat') }]);
   if (name === 'halt-poll') return t.io({ kind: 'startup', stage: 'halt' }, [{ op: 'read', path: 'halt' }]);
-  if (name === 'leave-cap') return groupsStopped(t);
+  if (name === 'leave-cap') return leaveCap(t);
   if (name.startsWith('fence:')) return fenceDelayOver(t, name.slice('fence:'.length));
   if (name.startsWith('confirm:')) return pollConfirmation(t, name.slice('confirm:'.length));
 }
@@ -164,9 +164,9 @@ function startWatchdog(t: Turn): void {
 function reload(t: Turn, next: MonitorSettings): void {
   const state = t.state;
   const old = state.settings;
-  const fixed = (['root', 'node', 'stateDir', 'selfFence'] as const).filter((k) => next[k] !== old[k]);
+  const fixed = (['root', 'node', 'stateDir', 'selfFence', 'stopTimeoutMs'] as const).filter((k) => next[k] !== old[k]);
   if (fixed.length) t.log('warn', 'configuration reloaded; these keys need a restart and keep their old values', { keys: fixed });
-  state.settings = { ...next, root: old.root, node: old.node, stateDir: old.stateDir, selfFence: old.selfFence };
+  state.settings = { ...next, root: old.root, node: old.node, stateDir: old.stateDir, selfFence: old.selfFence, stopTimeoutMs: old.stopTimeoutMs };
   if (next.timeoutMs !== old.timeoutMs && state.watchdog) {
     // The watchdog's limit is timeout/2: replace it (the new one is petted at once).
     t.emit({ type: 'watchdog', action: 'stop', limitMs: 0 });

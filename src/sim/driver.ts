@@ -4,6 +4,7 @@
 // events, in virtual time. A frozen monitor gets its events when it thaws; a dead one never.
 // Like src/monitor/daemon.ts it decides nothing: the same step() runs in both.
 
+import { defaultStopTimeoutMs } from '../config/monitor.js';
 import type { EventBody, MonitorEffect, MonitorEvent, TimerName } from '../monitor/events.js';
 import { spawnAllowed } from '../monitor/logic.js';
 import { guardedRunner, Machine } from '../monitor/machine.js';
@@ -22,6 +23,7 @@ export function simSettings(world: World, node: string): MonitorSettings {
     node,
     cycleMs: scenario.cycleMs,
     timeoutMs: scenario.timeoutMs,
+    stopTimeoutMs: defaultStopTimeoutMs(scenario.timeoutMs),
     visibilityLagMs: scenario.visibilityLagMs,
     balance: scenario.balance,
     failCooldownCycles: scenario.failCooldownCycles,
@@ -56,7 +58,7 @@ export class SimMonitor implements WorldMonitor {
       },
     };
     const runner = guardedRunner({ spawn: (req, cb) => world.spawn(node, this.inc, req, cb) }, () => spawnAllowed(this.machine.state, node.local(), world.logic), () => undefined, (fn) => node.post(0, fn));
-    this.engine = new Engine({ runner, clock, random: () => node.rng.next(), timings: world.scenario.timings, logger: NOOP_LOGGER, onChange: () => this.engineChanged(), env: {} });
+    this.engine = new Engine({ runner, clock, random: () => node.rng.next(), timings: world.scenario.timings, logger: NOOP_LOGGER, onChange: () => this.engineChanged(), env: {}, stopLevel: 'stop', stopTimeoutMs: state.settings.stopTimeoutMs });
   }
 
   get state(): MonitorState {
@@ -123,10 +125,10 @@ export class SimMonitor implements WorldMonitor {
         return world.store.forNode(node.name).perform(e.ops, (results, error) => this.deliver({ type: 'io', tag: e.tag, results, ...(error ? { error } : {}) }));
       case 'tell': {
         const r = this.engine.tell(e.group, e.level);
-        return machine.dispatch({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: r.ok, message: r.message });
+        return machine.dispatch({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: r.ok, message: r.message, ...(e.cycle !== undefined ? { cycle: e.cycle } : {}) });
       }
       case 'configure':
-        return this.engine.setConfig(e.cltab);
+        return this.engine.setConfig(e.cltab, { reconcile: true });
       case 'haltGroups':
         return void this.engine.haltAll(() => machine.dispatch({ type: 'halted' }));
       case 'timer': {

@@ -14,7 +14,7 @@ import { step } from '../../src/monitor/step.js';
 const NO_FENCE: FenceConfig = { timeoutMs: 1000, action: 'off', delayBaseMs: 0, delayMaxMs: 0, priorityDelayMs: 0, retryMaxMs: 4000, methods: [] };
 
 function settings(extra: Partial<MonitorSettings> = {}): MonitorSettings {
-  return { root: '/srv/ha', node: 'n1', cycleMs: 100, timeoutMs: 400, visibilityLagMs: 0, balance: 1.5, failCooldownCycles: 10, quorum: { policy: 'none' }, fence: NO_FENCE, selfFence: true, stateDir: '/run/peerha', ...extra };
+  return { root: '/srv/ha', node: 'n1', cycleMs: 100, timeoutMs: 400, stopTimeoutMs: 100, visibilityLagMs: 0, balance: 1.5, failCooldownCycles: 10, quorum: { policy: 'none' }, fence: NO_FENCE, selfFence: true, stateDir: '/run/peerha', ...extra };
 }
 
 /** Everything a Map or Set holds, in order: to compare a state before and after a step. */
@@ -55,7 +55,7 @@ class Script {
         else if (e.type === 'tell') {
           this.engine = [...this.engine.filter((g) => g.group !== e.group), { group: e.group, level: e.level, state: 'DONE', notes: [], procs: [], transitions: [] }];
           queue.push({ type: 'engine', groups: this.engine });
-          queue.push({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: true, message: 'level transition started' });
+          queue.push({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: true, message: 'level transition started', ...(e.cycle !== undefined ? { cycle: e.cycle } : {}) });
         }
       }
     }
@@ -213,7 +213,7 @@ describe('step: a cycle', () => {
     expect(x.state.phase).toBe('stopped');
   });
 
-  it('SIGTERM: halts the groups (bounded), then publishes left=1 with an heir per group, lets the watchdog go, exits 0', () => {
+  it('SIGTERM: tells every group its stop level, halts once they finished (bounded), then publishes left=1 with an heir per group, lets the watchdog go, exits 0', () => {
     const x = started();
     x.peer('n2', 1);
     x.fire('cycle');
@@ -223,8 +223,12 @@ describe('step: a cycle', () => {
     x.fire('cycle');
     x.clear();
     x.send({ type: 'signal', signal: 'SIGTERM' });
-    expect(x.types()).toEqual(['log', 'log', 'haltGroups', 'timer:leave-cap']);
-    x.fire('leave-cap'); // the groups did not stop in time: leave anyway
+    const types = x.types();
+    expect(types.slice(0, 4)).toEqual(['log', 'log', 'tell', 'timer:leave-cap']);
+    expect(x.effects[2]).toMatchObject({ type: 'tell', group: 'web', level: 'stop' });
+    // The stop level finished (the script's engine answers at once): now the engine halts.
+    expect(types.indexOf('haltGroups')).toBeGreaterThan(2);
+    x.fire('leave-cap'); // the halt did not finish in time: leave anyway
     const c = parseClstat(x.files.get('nodes/n1/clstat')!);
     expect(c.header?.left).toBe(true);
     expect(c.handovers).toEqual([{ group: 'web', node: 'n2' }]);
