@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isRefused, readRegularFile } from '../cluster/store.js';
 import { entryHasLevel, formatError, halfWritten, parseCltab, type Cltab, type ConfigError } from '../config/cltab.js';
 import { parseHactl, type Hactl } from '../config/hactl.js';
-import { parseMonitorConfig } from '../config/monitor.js';
+import { parseMonitorConfig, resolveMonitorConfig } from '../config/monitor.js';
 import { describeAgent } from '../fence/agent.js';
 import { validateFenceMethods } from '../fence/validate.js';
 
@@ -88,7 +88,13 @@ export async function runCheck(input: CheckInput): Promise<{ problems: ConfigErr
     const r = parseMonitorConfig(t, f);
     return r.ok ? { ok: true, value: r.config } : r;
   });
-  if (config && input.config) problems.push(...validateFenceMethods(input.config, config.values.fenceMethods ?? [], describeAgent));
+  if (config && input.config) {
+    problems.push(...validateFenceMethods(input.config, config.values.fenceMethods ?? [], describeAgent));
+    // What the monitor refuses across settings (timeout vs cycle, stop_timeout vs timeout), as the
+    // file alone sets them: root and node come from elsewhere on each machine.
+    const resolved = resolveMonitorConfig(config, { root: config.values.root ?? '/', node: config.values.node ?? 'check' }, {}, 'check');
+    if (!resolved.ok) problems.push(...resolved.errors.filter((e) => e.file === input.config));
+  }
   if (cltab && hactl) problems.push(...crossCheck(cltab, hactl));
   return { problems, checked };
 }

@@ -134,6 +134,8 @@ function envTimings(): Partial<Timings> {
       backoffMaxMs: envInt('PEERHA_BACKOFF_MAX_MS'),
       resetAfterMs: envInt('PEERHA_RESET_AFTER_MS'),
       burstWindowMs: envInt('PEERHA_BURST_WINDOW_MS'),
+      maxRestarts: envInt('PEERHA_MAX_RESTARTS'),
+      restartWindowMs: envInt('PEERHA_RESTART_WINDOW_MS'),
     }).filter(([, v]) => v !== undefined),
   );
 }
@@ -314,7 +316,7 @@ async function clusterStatus(root: string, json: boolean, group: string | undefi
   }
 }
 
-const MONITOR_HELP = `Usage: peerha monitor [--config FILE] [--root DIR] [--node NAME] [--cycle D] [--timeout D]
+const MONITOR_HELP = `Usage: peerha monitor [--config FILE] [--root DIR] [--node NAME] [--cycle D] [--timeout D] [--stop-timeout D]
 
 Runs this node's cluster monitor in the foreground (systemd, or an inittab respawn line).
   --config FILE   YAML configuration (default ${DEFAULT_CONFIG_PATH}, optional)
@@ -322,7 +324,10 @@ Runs this node's cluster monitor in the foreground (systemd, or an inittab respa
   --node NAME     this node's name (or $PEERHA_NODE; default: short hostname)
   --cycle D       cycle period, e.g. 500ms, 1s (default 1s)
   --timeout D     a peer silent this long is stale (default 5s, at least 2 × cycle)
-SIGTERM/SIGINT: stop local groups, publish a 'left' marker, exit 0 (peers take over at once).
+  --stop-timeout D  how long a group's stop level may take before what runs is killed
+                  (default and most: timeout/2 − 100ms, so the watchdog finishes before takeover)
+SIGTERM/SIGINT: run every local group's stop level, publish a 'left' marker, exit 0 (peers take
+over at once).
 `;
 
 const monitor: Command = async (argv) => {
@@ -332,10 +337,11 @@ const monitor: Command = async (argv) => {
     node: { type: 'string' },
     cycle: { type: 'string' },
     timeout: { type: 'string' },
+    'stop-timeout': { type: 'string' },
   }, false);
   if (values.help) return help(MONITOR_HELP);
   const file = loadMonitorConfig(values.config ?? DEFAULT_CONFIG_PATH, { optional: values.config === undefined });
-  const resolved = file.ok ? resolveMonitorConfig(file.config, { root: values.root, node: values.node, cycle: values.cycle, timeout: values.timeout }, process.env) : file;
+  const resolved = file.ok ? resolveMonitorConfig(file.config, { root: values.root, node: values.node, cycle: values.cycle, timeout: values.timeout, stopTimeout: values['stop-timeout'] }, process.env) : file;
   if (!resolved.ok) {
     for (const e of resolved.errors) process.stderr.write(`${formatError(e)}\n`);
     return 2;
@@ -345,7 +351,7 @@ const monitor: Command = async (argv) => {
   const log = createLogger('peerha-monitor', c.logLevel);
   const reload = () => {
     const f = loadMonitorConfig(values.config ?? DEFAULT_CONFIG_PATH, { optional: values.config === undefined });
-    const r = f.ok ? resolveMonitorConfig(f.config, { root: values.root, node: values.node, cycle: values.cycle, timeout: values.timeout }, process.env) : f;
+    const r = f.ok ? resolveMonitorConfig(f.config, { root: values.root, node: values.node, cycle: values.cycle, timeout: values.timeout, stopTimeout: values['stop-timeout'] }, process.env) : f;
     if (!r.ok) {
       log.error({ errors: r.errors.map(formatError) }, 'configuration reload failed; keeping the running configuration');
       return null;

@@ -33,6 +33,8 @@ export class MonitorDaemon {
   private readonly timers = new Map<TimerName, NodeJS.Timeout>();
   private readonly lock: string;
   private refusedSpawn = false;
+  /** Groups whose stop entries the stop record holds. */
+  private recordedStops = new Set<string>();
   private exited: ((code: number) => void) | null = null;
   private readonly signals: Array<[NodeJS.Signals, () => void]> = [];
 
@@ -170,10 +172,17 @@ export class MonitorDaemon {
     if (pgids.length > 0) this.log.warn({ pgids }, 'self-fence: killed local group processes');
   }
 
-  /** Record the stop entries of every group here that may hold resources (plus `starting`). */
+  /**
+   * Record the stop entries of every group here that may hold resources (plus `starting`). While
+   * spawning is refused (the watchdog may be fencing) a group's stop level "finishes" without
+   * running anything: it stays recorded until its stop entries can really run, so that the
+   * watchdog runs them.
+   */
   private saveStops(starting?: string): void {
     const groups = new Set(this.engine.status().filter((g) => g.level !== null && holdsResources({ level: g.level, state: g.state })).map((g) => g.group));
     if (starting !== undefined) groups.add(starting);
+    if (!spawnAllowed(this.machine.state, performance.now())) for (const g of this.recordedStops) groups.add(g);
+    this.recordedStops = groups;
     const text = stopRecordText(this.settings.stopTimeoutMs, [...groups].sort().map((group) => ({ group, level: STOP, entries: this.engine.entriesAt(group, STOP) })));
     try {
       this.stops.save(text);

@@ -38,6 +38,18 @@ it('reports syntax, cross-file and permission problems as file:line', async () =
   expect(out2).toContain(`${g.hactl}:2: group ghost has no entries`);
 });
 
+it('refuses what the monitor refuses across settings: timeout under 2 × cycle, stop_timeout longer than timeout allows', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'peerha-check-'));
+  dirs.push(dir);
+  const config = join(dir, 'peerha.yaml');
+  writeFileSync(config, 'cycle: 2s\ntimeout: 3s\n');
+  expect(formatProblems((await runCheck({ config })).problems)).toContain(`${config}:2: timeout 3s must be at least 2 × cycle`);
+  writeFileSync(config, 'timeout: 4s\nstop_timeout: 2s\n');
+  expect(formatProblems((await runCheck({ config })).problems)).toContain(`${config}:2: stop_timeout 2s is too long for timeout 4s`);
+  writeFileSync(config, 'timeout: 4s\nstop_timeout: 1.9s\n');
+  expect((await runCheck({ config })).problems).toEqual([]);
+});
+
 it('checks the example monitor configuration clean', async () => {
   expect((await runCheck({ config: join(import.meta.dirname, '../../examples/peerha.yaml') })).problems).toEqual([]);
 });

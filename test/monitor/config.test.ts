@@ -50,6 +50,7 @@ const DEFAULTS: MonitorConfig = {
   node: 'web1',
   cycleMs: 1000,
   timeoutMs: 5000,
+  stopTimeoutMs: 2400,
   visibilityLagMs: 0,
   balance: 1.5,
   failCooldownCycles: 10,
@@ -101,6 +102,7 @@ describe('monitor config: defaults and values', () => {
         node: 'db-2.rack_1',
         cycleMs: 500,
         timeoutMs: 3000,
+        stopTimeoutMs: 1400,
         visibilityLagMs: 1500,
         balance: 2,
         failCooldownCycles: 0,
@@ -272,6 +274,19 @@ describe('monitor config errors name file:line', () => {
     expect(ok('cycle: 100ms\ntimeout: 200ms\n')).toMatchObject({ cycleMs: 100, timeoutMs: 200 });
   });
 
+  it('stop_timeout: default and most timeout/2 − 100ms; a longer one is refused where it was set (the watchdog must finish before peers take over)', () => {
+    expect(ok('timeout: 1s\ncycle: 250ms\n').stopTimeoutMs).toBe(400);
+    expect(ok('stop_timeout: 2s\n').stopTimeoutMs).toBe(2000);
+    expect(ok('stop_timeout: 0\n').stopTimeoutMs).toBe(0);
+    expect(errs('timeout: 5s\nstop_timeout: 3s\n')).toEqual([
+      `${FILE}:2: stop_timeout 3s is too long for timeout 5s: the watchdog fires at timeout/2 and must finish the stop entries before peers take over at timeout (timeout/2 + stop_timeout + 100ms ≤ timeout); set stop_timeout to at most 2.4s or timeout to at least 6.2s`,
+    ]);
+    expect(errs('stop_timeout: 1s\n', { root: '/srv/ha', timeout: '2s' })).toEqual([expect.stringMatching(/:1: stop_timeout 1s is too long for timeout 2s.*at most 900ms/)]);
+    expect(errs('', { root: '/srv/ha', stopTimeout: '3s' })).toEqual([expect.stringMatching(/stop_timeout 3s is too long for timeout 5s/)]);
+    // Without the watchdog nothing runs stop entries after a crash: no bound to keep.
+    expect(ok('self_fence: false\nstop_timeout: 30s\n').stopTimeoutMs).toBe(30_000);
+  });
+
   it('YAML syntax errors', () => {
     const table: Array<[string, RegExp]> = [
       ['root: /x\nquorum: [1\n', /:3: YAML: Flow sequence/],
@@ -376,7 +391,7 @@ describe('loadMonitorConfig', () => {
 
     writeFileSync(path, 'root: /srv\n\nbogus: 1\n');
     const bad = loadMonitorConfig(path);
-    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, state_dir, shared_group, log)`]);
+    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, stop_timeout, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, state_dir, shared_group, log)`]);
   });
 
   it('a missing file is an error when given, the defaults when optional', () => {
