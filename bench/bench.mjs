@@ -11,7 +11,7 @@
 // Options:
 //   --quick              5 trials instead of 20, sizes ≤ 16, shorter idle windows
 //   --trials K           K trials per row (overrides --quick's 5 / the default 20)
-//   --only LIST          comma-separated parts: cold, failover, handover, respawn, idle, sim
+//   --only LIST          comma-separated parts: cold, failover, handover, resources, respawn, idle, sim
 //   --local | --sshfs    only that backend (default: both; respawn, handover and sim are local only)
 //   --sizes LIST         cluster sizes for every cluster part (default: cold 3,16; failover 3,16,64
 //                        locally and 3,16 on sshfs; handover 3; idle 16,64,128 locally, 16 on sshfs)
@@ -33,13 +33,13 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'peerha');
 const LAB = resolve(ROOT, 'test', 'lab', 'sharedfs-lab.sh');
 const LAB_STATE = '/run/sharedfs-lab';
-const PARTS = ['cold', 'failover', 'handover', 'respawn', 'idle', 'sim'];
+const PARTS = ['cold', 'failover', 'handover', 'resources', 'respawn', 'idle', 'sim'];
 const PART_ALIASES = { 'cold-start': 'cold', coldstart: 'cold', simulator: 'sim' };
 
 function usage(msg) {
@@ -443,7 +443,8 @@ class Cluster {
         if (msg) this.warnings.set(msg, (this.warnings.get(msg) ?? 0) + 1);
         // A monitor's first moments are left out (a just-started monitor may call its own start-up a
         // freeze); after that, any of these means it cannot keep its cycle on this backend.
-        if (/frozen|self-fenc|monitor silent|cycle failed|watchdog exited/.test(msg) && entry && performance.now() - entry.startedPerf > 2 * this.timeoutMs + 2000) this.fenceEvents++;
+        // (Not the clean-up of a node the bench itself crashed: its watchdog says it self-fences.)
+        if (/frozen|self-fenc|monitor silent|cycle failed|watchdog exited/.test(msg) && entry && !entry.dead && performance.now() - entry.startedPerf > 2 * this.timeoutMs + 2000) this.fenceEvents++;
       }
     };
     p.stdout.on('data', onData);
@@ -673,11 +674,11 @@ const WEB = 'web:web-test:test:test:true\nweb:web-run:start:respawn:exec sleep 1
 const trialLimit = (c) => Math.max(30_000, 10 * c.timeoutMs + 20 * c.cycleMs + 10_000);
 
 /** Run TRIALS of TRIAL on a fresh cluster; keeps the times measured before a failure. */
-async function trials(backend, n, cycle, timeout, hactl, { setup, trial }) {
+async function trials(backend, n, cycle, timeout, hactl, { setup, trial, cltab = WEB }) {
   const times = [];
   let c = null;
   try {
-    c = await Cluster.create(backend, n, { cycle, timeout, cltab: WEB, hactl });
+    c = await Cluster.create(backend, n, { cycle, timeout, cltab, hactl });
     await waitFor('every monitor up and seeing every other', () => c.settled(), 120_000, c.slowPollMs);
     await setup?.(c);
     c.watch();
@@ -759,6 +760,42 @@ function failover(backend, n, cycle, timeout) {
         return o && o !== owner ? o : null;
       }, trialLimit(c), c.pollMs);
       const ms = performance.now() - t0;
+      await c.nodes.get(owner).exited;
+      c.restart(owner);
+      await waitFor('restarted monitor up and seen by all', () => c.settled(), trialLimit(c), c.slowPollMs);
+      return ms;
+    },
+  });
+}
+
+/**
+ * A group holding a resource (a marker file per holder, taken by a start entry, released by its
+ * stop entry): kill -9 of the owner's monitor alone → its watchdog kills the group and runs the
+ * stop entry; time until web runs elsewhere. `released` collects when the old marker went.
+ */
+function stopEntryFailover(backend, n, cycle, timeout, released) {
+  const holder = (c, node) => join(dirname(c.root), `held.${node}`);
+  const cltab = `${WEB}web:web-up:start:wait:touch "$PEERHA_ROOT/../held.$PEERHA_NODE"\nweb:web-down:stop:wait:rm -f "$PEERHA_ROOT/../held.$PEERHA_NODE"\n`;
+  return trials(backend, n, cycle, timeout, 'web start\n', {
+    cltab,
+    async trial(c) {
+      const owner = await waitFor('web running', () => c.owner('web'), trialLimit(c), c.pollMs);
+      await waitFor('the owner holds the marker', () => existsSync(holder(c, owner)), trialLimit(c), c.pollMs);
+      await atRandomPhase(c);
+      const t0 = performance.now();
+      c.faulted.add(owner);
+      kill(c.nodes.get(owner).proc.pid, 'SIGKILL');
+      c.nodes.get(owner).dead = true;
+      let gone = null;
+      const to = await waitFor('web elsewhere', () => {
+        if (gone === null && !existsSync(holder(c, owner))) gone = performance.now() - t0;
+        const o = c.owner('web');
+        return o && o !== owner ? o : null;
+      }, trialLimit(c), c.pollMs);
+      const ms = performance.now() - t0;
+      if (gone === null && !existsSync(holder(c, owner))) gone = ms;
+      if (gone !== null) released.push(gone);
+      await waitFor('the new owner holds the marker', () => existsSync(holder(c, to)), trialLimit(c), c.pollMs);
       await c.nodes.get(owner).exited;
       c.restart(owner);
       await waitFor('restarted monitor up and seen by all', () => c.settled(), trialLimit(c), c.slowPollMs);
@@ -982,6 +1019,7 @@ function sizesFor(part, backend) {
     cold: [3, 16],
     failover: backend === 'local' ? [3, 16, 64] : [3, 16],
     handover: [3],
+    resources: [3],
     idle: backend === 'local' ? [16, 64, 128] : [16],
   }[part];
   return QUICK ? d.filter((n) => n <= 16) : d;
@@ -1014,6 +1052,15 @@ async function clusterRows(backendName, make) {
         const r = await timed(() => failover(make(), n, cycle, timeout));
         const limit = n <= 16 ? t + 2 * c + 300 : null;
         addRow({ name: 'failover (crash)', ...base(n), xs: r.times, target: limit === null ? null : `≤ ${limit} ms`, limit, error: r.error, extra: healthOf(r) });
+      }
+    }
+    if (wants('resources') && backendName === 'local') {
+      for (const n of sizesFor('resources', backendName)) {
+        log(`failover with a stop entry [${backendName}] ${cfgText(n, cycle, timeout)} …`);
+        const released = [];
+        const r = await timed(() => stopEntryFailover(make(), n, cycle, timeout, released));
+        const limit = t + 2 * c + 300;
+        addRow({ name: 'failover (kill -9 of the monitor, stop entry)', ...base(n), xs: r.times, target: `≤ ${limit} ms`, limit, error: r.error, extra: { ...healthOf(r), note: `old marker released after ${Math.round(median(released))} ms (median)`, releasedMs: released } });
       }
     }
     if (wants('handover') && backendName === 'local') {
