@@ -1,8 +1,8 @@
 // A local record of the process groups this daemon started, so that a daemon killed with
 // SIGKILL and restarted first stops what its previous run left behind.
 
-import { readFileSync, rmSync, writeFileSync, renameSync, openSync, fsyncSync, closeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { writeLocalFileAtomicSync } from '../io/local.js';
 import { groupHasLiveMember, procStartTime } from './runner.js';
 
 interface RecordFile {
@@ -27,15 +27,7 @@ export class PgidRecord {
   /** Synchronous on purpose: the record must be on disk before the process can outlive us. */
   save(live: ReadonlyMap<number, string>): void {
     const rec: RecordFile = { bootId: this.boot, daemonPid: process.pid, groups: [...live].map(([pgid, start]) => ({ pgid, start })) };
-    const tmp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.tmp`);
-    writeFileSync(tmp, JSON.stringify(rec) + '\n', { mode: 0o600 });
-    const fd = openSync(tmp, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.path);
+    writeLocalFileAtomicSync(this.path, JSON.stringify(rec) + '\n');
   }
 
   remove(): void {

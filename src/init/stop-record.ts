@@ -5,9 +5,9 @@
 // them: `stop_timeout_ms MS`, then per entry `entry<TAB>GROUP<TAB>TAG<TAB>LEVEL<TAB>MODE<TAB>COMMAND`
 // (names never hold a tab; the command is the rest of the line).
 
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { rmSync } from 'node:fs';
 import type { CltabEntry } from '../config/cltab.js';
+import { writeLocalFileAtomicSync } from '../io/local.js';
 
 export interface GroupStops {
   readonly group: string;
@@ -34,15 +34,7 @@ export class StopRecord {
   /** Synchronous on purpose (local disk): the entries must be on disk before the group starts. */
   save(text: string): void {
     if (text === this.last) return;
-    const tmp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.tmp`);
-    writeFileSync(tmp, text, { mode: 0o600 });
-    const fd = openSync(tmp, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.path);
+    writeLocalFileAtomicSync(this.path, text);
     this.last = text;
   }
 
