@@ -3,12 +3,12 @@
 
 import lockfile from 'proper-lockfile';
 import { join } from 'node:path';
-import { formatError, parseCltab, type Cltab } from '../config/cltab.js';
+import { formatError, formatMode, parseCltab, type Cltab, type CltabEntry } from '../config/cltab.js';
 import { formatHactl, parseHactl, type HactlWant } from '../config/hactl.js';
 import { MONITOR_LEVELS, nameProblem } from '../config/names.js';
 import { FsStore, newestValid } from '../cluster/store.js';
 import { generationOf, withGeneration } from '../cluster/replicate.js';
-import { parseHastat, type Hastat } from '../cluster/hastat.js';
+import { parseHastat, type Hastat, type HastatGroup, type HastatLocalEntry } from '../cluster/hastat.js';
 
 /**
  * Every node's hastat; the freshest first. Freshness is the file's mtime (stamped by the file
@@ -65,7 +65,13 @@ export function remoteNotes(all: readonly Hastat[], h: Hastat): Map<string, stri
     if (other.node === h.node || h.nodes[other.node]?.state !== 'up') continue;
     for (const [g, v] of Object.entries(other.groups)) {
       for (const n of v.notes ?? []) {
-        const text = n.startsWith('test failed here') ? `test failed on ${other.node}` : /backoff|survives/.test(n) ? `${n} (on ${other.node})` : null;
+        const text = n.startsWith('test failed here')
+          ? `test failed on ${other.node}`
+          : n.startsWith('given up here')
+            ? `given up on ${other.node}${n.slice('given up here'.length)}`
+            : /backoff|survives|restart(ing|ed) here|counted as a restart/.test(n)
+              ? `${n} (on ${other.node})`
+              : null;
         if (text) out.set(g, [...(out.get(g) ?? []), text]);
       }
     }
@@ -114,8 +120,27 @@ export function renderStatus(h: Hastat, group?: string, paint: Paint = plain, ex
   return lines.join('\n') + '\n';
 }
 
+function ms(n: number): string {
+  return n % 60_000 === 0 ? `${n / 60_000}m` : n % 1000 === 0 ? `${n / 1000}s` : `${n}ms`;
+}
+
+/** A monitor entry's health check: last check, failures in a row. */
+function checkLine(e: HastatLocalEntry, now: string, paint: Paint): string {
+  const c = e.check!;
+  const last = c.lastResult === null || c.lastAt === null ? 'no check yet' : `last check ${paint(c.lastResult === 'ok' ? 'good' : 'bad', c.lastResult)} ${age(c.lastAt, now)} (${c.lastAt})`;
+  const failures = `${c.failures} of ${c.threshold} failed in a row`;
+  return `    ${last}; ${c.failures > 0 ? paint('warn', failures) : failures}; every ${ms(c.intervalMs)}, timeout ${ms(c.timeoutMs)}`;
+}
+
+/** A group's local restarts and whether this node gave it up. */
+function restartLine(local: NonNullable<HastatGroup['local']>, paint: Paint): string | null {
+  if (local.restarts === undefined && local.givenUp === undefined) return null;
+  const max = local.maxRestarts !== undefined ? ` (max ${local.maxRestarts})` : '';
+  return `  restarts in the window: ${local.restarts ?? 0}${max}; given up: ${local.givenUp ? paint('bad', 'yes') : 'no'}`;
+}
+
 /** `peerha status GROUP`: entries, where it runs, allowed nodes, and recent transitions per node. */
-export function renderGroup(all: readonly Hastat[], group: string, entries: ReadonlyArray<{ tag: string; levelField: string; mode: string; command: string }>, paint: Paint = plain): string {
+export function renderGroup(all: readonly Hastat[], group: string, entries: ReadonlyArray<Pick<CltabEntry, 'tag' | 'levelField' | 'mode' | 'command' | 'health'>>, paint: Paint = plain): string {
   const h = all[0];
   const g = h?.groups[group];
   const lines: string[] = [];
@@ -123,7 +148,7 @@ export function renderGroup(all: readonly Hastat[], group: string, entries: Read
   lines.push(`${paint('bold', `group ${group}`)}: want ${g.want ?? '-'}; allowed nodes ${g.nodes ? g.nodes.join(',') : 'any'}; failovers seen by ${h.node}: ${g.failovers ?? 0}`);
   lines.push('', paint('bold', 'entries (cltab):'));
   if (entries.length === 0) lines.push('  none: the group is not in cltab');
-  else lines.push(table([['  TAG', 'LEVELS', 'MODE', 'COMMAND'], ...entries.map((e) => [`  ${e.tag}`, e.levelField, e.mode, e.command])]));
+  else lines.push(table([['  TAG', 'LEVELS', 'MODE', 'COMMAND'], ...entries.map((e) => [`  ${e.tag}`, e.levelField, formatMode(e), e.command])]));
   lines.push('', paint('bold', 'instances:'));
   const inst = Object.entries(g.instances);
   if (inst.length === 0) lines.push('  running nowhere');
@@ -133,7 +158,12 @@ export function renderGroup(all: readonly Hastat[], group: string, entries: Read
     const local = other.groups[group]?.local;
     if (!local || (other.node !== h.node && h.nodes[other.node]?.state !== 'up')) continue; // a dead node's last word
     lines.push('', paint('bold', `on ${other.node}:`));
-    for (const e of local.entries) lines.push(`  ${e.tag} (${e.mode}) ${e.state}${e.note ? ` — ${e.note}` : ''}`);
+    for (const e of local.entries) {
+      lines.push(`  ${e.tag} (${e.mode}) ${e.state}${e.note ? ` — ${e.note}` : ''}`);
+      if (e.check) lines.push(checkLine(e, other.time, paint));
+    }
+    const restarts = restartLine(local, paint);
+    if (restarts) lines.push(restarts);
     for (const t of local.transitions.slice(-8)) lines.push(paint('dim', `  ${t.at}  ${t.level ?? '-'} ${t.state}`));
   }
   return lines.join('\n') + '\n';

@@ -4,6 +4,7 @@
 
 import type { FencedLine, GroupState } from '../config/clstat.js';
 import type { QuorumConfig } from '../config/monitor.js';
+import type { CheckStatus } from '../init/engine.js';
 
 export const HASTAT_VERSION = 1;
 
@@ -47,10 +48,28 @@ export interface HastatGroup {
   readonly failovers?: number;
   /** Only for a group this node runs: its entries and recent transitions here. */
   readonly local?: {
-    readonly entries: ReadonlyArray<{ readonly tag: string; readonly mode: string; readonly state: string; readonly note: string | null }>;
+    readonly entries: ReadonlyArray<HastatLocalEntry>;
     readonly transitions: ReadonlyArray<{ readonly at: string; readonly level: string | null; readonly state: GroupState }>;
+    /** Local restarts (failing health checks, crash-loop backoffs) within the restart window. */
+    readonly restarts?: number;
+    readonly maxRestarts?: number;
+    /** This node gave the group up (too many restarts): FAILED here, another node takes it. */
+    readonly givenUp?: boolean;
   };
 }
+
+/** One entry of a group this node runs. */
+export interface HastatLocalEntry {
+  readonly tag: string;
+  readonly mode: string;
+  readonly state: string;
+  readonly note: string | null;
+  /** `monitor` entries: their health check. */
+  readonly check?: HastatCheck;
+}
+
+/** A `monitor` entry's health check, as the engine reports it. */
+export type HastatCheck = CheckStatus;
 
 /**
  * What the writer's next decision depends on that the files do not show, with every monotonic

@@ -1,10 +1,34 @@
 // cltab: `group:tag:levels:mode:command` entries and `:::name:value` settings.
 // Pure: text in, configuration or file:line errors out. Never throws on any input.
 
+import { parseDuration } from './duration.js';
 import { nameProblem } from './names.js';
 
+/** The Cluster::Init run modes. */
 export const RUN_MODES = ['wait', 'once', 'respawn', 'test', 'off'] as const;
-export type RunMode = (typeof RUN_MODES)[number];
+/**
+ * A health check: run every `interval` while its group is settled at a level that includes it
+ * (options after commas in the mode field: `monitor,interval=5s,timeout=2s,failures=3`).
+ */
+export const MONITOR_MODE = 'monitor';
+/** Every mode a cltab entry may have. */
+export const MODES = [...RUN_MODES, MONITOR_MODE] as const;
+export type RunMode = (typeof MODES)[number];
+
+/** A `monitor` entry's options; the restart limits fall back to the engine's timings when unset. */
+export interface HealthCheck {
+  /** Between the end of one check and the start of the next. */
+  readonly intervalMs: number;
+  /** A check still running after this long is killed and counts as failed. */
+  readonly timeoutMs: number;
+  /** This many consecutive failed checks restart the group here. */
+  readonly failures: number;
+  /** More restarts than this within `windowMs` and this node gives the group up. */
+  readonly maxRestarts?: number;
+  readonly windowMs?: number;
+}
+
+export const HEALTH_DEFAULTS = { intervalMs: 10_000, timeoutMs: 5_000, failures: 3 } as const;
 
 export interface CltabEntry {
   readonly group: string;
@@ -14,6 +38,8 @@ export interface CltabEntry {
   /** Every level the entry is active at (literal strings, compared with ===). */
   readonly levels: readonly string[];
   readonly mode: RunMode;
+  /** Only for mode `monitor`: its check options (defaults filled in, except the restart limits). */
+  readonly health?: HealthCheck;
   readonly command: string;
   readonly line: number;
 }
@@ -87,7 +113,75 @@ export function entryHasLevel(entry: CltabEntry, level: string): boolean {
 }
 
 function isRunMode(s: string): s is RunMode {
-  return (RUN_MODES as readonly string[]).includes(s);
+  return (MODES as readonly string[]).includes(s);
+}
+
+function optionDuration(name: string, value: string): number | { error: string } {
+  const ms = parseDuration(value);
+  if (typeof ms !== 'number') return { error: `monitor option ${name}=${printable(value)}: ${ms.error}` };
+  if (ms <= 0) return { error: `monitor option ${name}=${value}: must be more than 0` };
+  return ms;
+}
+
+function optionCount(name: string, value: string, min: number): number | { error: string } {
+  if (!/^\d{1,6}$/.test(value) || Number(value) < min) return { error: `monitor option ${name}=${printable(value)}: expected a whole number of at least ${min}` };
+  return Number(value);
+}
+
+const HEALTH_OPTIONS = ['interval', 'timeout', 'failures', 'max_restarts', 'window'] as const;
+
+/** The options of a `monitor` mode field (what follows `monitor,`), or why they are wrong. */
+export function parseHealthOptions(options: readonly string[]): { health: HealthCheck } | { error: string } {
+  let intervalMs: number = HEALTH_DEFAULTS.intervalMs;
+  let timeoutMs: number = HEALTH_DEFAULTS.timeoutMs;
+  let failures: number = HEALTH_DEFAULTS.failures;
+  let maxRestarts: number | undefined;
+  let windowMs: number | undefined;
+  const seen = new Set<string>();
+  for (const option of options) {
+    const eq = option.indexOf('=');
+    const name = eq < 0 ? option : option.slice(0, eq);
+    const value = eq < 0 ? '' : option.slice(eq + 1);
+    if (!(HEALTH_OPTIONS as readonly string[]).includes(name)) {
+      return { error: `unknown monitor option ${printable(option)}: expected name=value with name one of ${HEALTH_OPTIONS.join(', ')}` };
+    }
+    if (eq < 0 || value === '') return { error: `monitor option ${name}: expected ${name}=VALUE` };
+    if (seen.has(name)) return { error: `monitor option ${name} given twice` };
+    seen.add(name);
+    const r = name === 'failures' ? optionCount(name, value, 1) : name === 'max_restarts' ? optionCount(name, value, 0) : optionDuration(name, value);
+    if (typeof r !== 'number') return r;
+    if (name === 'interval') intervalMs = r;
+    else if (name === 'timeout') timeoutMs = r;
+    else if (name === 'failures') failures = r;
+    else if (name === 'max_restarts') maxRestarts = r;
+    else windowMs = r;
+  }
+  return { health: { intervalMs, timeoutMs, failures, ...(maxRestarts !== undefined ? { maxRestarts } : {}), ...(windowMs !== undefined ? { windowMs } : {}) } };
+}
+
+function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/** The mode field of an entry as it could be written back (`monitor,interval=5s,…` with every option). */
+export function formatMode(entry: Pick<CltabEntry, 'mode' | 'health'>): string {
+  const h = entry.health;
+  if (entry.mode !== MONITOR_MODE || !h) return entry.mode;
+  const opts = [`interval=${formatMs(h.intervalMs)}`, `timeout=${formatMs(h.timeoutMs)}`, `failures=${h.failures}`];
+  if (h.maxRestarts !== undefined) opts.push(`max_restarts=${h.maxRestarts}`);
+  if (h.windowMs !== undefined) opts.push(`window=${formatMs(h.windowMs)}`);
+  return [MONITOR_MODE, ...opts].join(',');
+}
+
+/** Whether two entries' check options are the same (both absent for every mode but `monitor`). */
+export function sameHealth(a: Pick<CltabEntry, 'health'>, b: Pick<CltabEntry, 'health'>): boolean {
+  const x = a.health;
+  const y = b.health;
+  if (!x || !y) return x === y;
+  return x.intervalMs === y.intervalMs && x.timeoutMs === y.timeoutMs && x.failures === y.failures && x.maxRestarts === y.maxRestarts && x.windowMs === y.windowMs;
 }
 
 function printable(s: string, max = 40): string {
@@ -145,7 +239,10 @@ export function parseCltab(text: string, file: string): CltabResult {
       err(n, `expected "group:tag:levels:mode:command" (5 fields), found ${parts.length}`);
       continue;
     }
-    const [group = '', tag = '', levelField = '', mode = ''] = parts;
+    const [group = '', tag = '', levelField = '', modeField = ''] = parts;
+    // Only `monitor` takes options, after commas: `monitor,interval=5s,timeout=2s`.
+    const [modeName = '', ...modeOptions] = modeField.split(',');
+    const mode = isRunMode(modeName) ? modeName : modeField;
     const command = parts.slice(4).join(':');
     const fields: Array<[string, string]> = [['group', group], ['tag', tag]];
     let bad = false;
@@ -164,8 +261,18 @@ export function parseCltab(text: string, file: string): CltabResult {
       err(n, levels.error);
       bad = true;
     }
+    let health: HealthCheck | undefined;
     if (!isRunMode(mode)) {
-      err(n, `unknown mode ${printable(mode)}: expected one of ${RUN_MODES.join(', ')}`);
+      err(n, `unknown mode ${printable(mode)}: expected one of ${MODES.join(', ')}`);
+      bad = true;
+    } else if (mode === MONITOR_MODE) {
+      const h = parseHealthOptions(modeOptions);
+      if ('error' in h) {
+        err(n, h.error);
+        bad = true;
+      } else health = h.health;
+    } else if (modeOptions.length > 0) {
+      err(n, `mode ${printable(modeField)}: only ${MONITOR_MODE} takes options after a comma`);
       bad = true;
     }
     if (command.trim() === '' && mode !== 'off') {
@@ -180,7 +287,7 @@ export function parseCltab(text: string, file: string): CltabResult {
     }
     if (bad || 'error' in levels || !isRunMode(mode)) continue;
     groups.add(group);
-    entries.push({ group, tag, levelField, levels: levels.levels, mode, command, line: n });
+    entries.push({ group, tag, levelField, levels: levels.levels, mode, ...(health ? { health } : {}), command, line: n });
   }
 
   if (errors.length > 0) return { ok: false, errors };

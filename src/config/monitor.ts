@@ -6,7 +6,10 @@ import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import type { ConfigError } from './cltab.js';
+import { DURATION_HINT, formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
 import { validNodeName } from './names.js';
+
+export { formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
 
 export { formatError, type ConfigError } from './cltab.js';
 
@@ -28,8 +31,6 @@ export const QUORUM_POLICIES: readonly QuorumPolicy[] = ['majority', 'adaptive',
 
 export const MIN_CYCLE_MS = 100;
 export const MAX_CYCLE_MS = 60_000;
-/** Longest duration a Node timer can wait (setTimeout clamps anything longer to 1 ms). */
-export const MAX_DURATION_MS = 2 ** 31 - 1;
 export const MAX_CONFIG_BYTES = 256 * 1024;
 /** Slack between the watchdog's clean-up deadline and the peers' takeover (kill, scheduling). */
 export const STOP_MARGIN_MS = 100;
@@ -159,32 +160,6 @@ export interface MonitorOverrides {
   readonly cycle?: string | undefined;
   readonly timeout?: string | undefined;
   readonly stopTimeout?: string | undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Durations
-
-const DURATION = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m)?$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
-const DURATION_HINT = 'expected a duration such as 500ms, 2s, 1m, 1.5s or a number of seconds';
-
-/** `500ms`, `2s`, `1m`, `1.5s`, or a plain number of seconds → integer milliseconds. */
-export function parseDuration(text: string): number | { error: string } {
-  if (typeof text !== 'string') return { error: DURATION_HINT };
-  const t = text.trim();
-  if (t.startsWith('-') && DURATION.test(t.slice(1))) return { error: 'must not be negative' };
-  const m = DURATION.exec(t);
-  if (!m) return { error: DURATION_HINT };
-  const ms = Math.round(Number(m[1]) * (UNIT_MS[m[2] ?? 's'] ?? 1000));
-  if (!Number.isFinite(ms) || ms > MAX_DURATION_MS) return { error: `is too long (at most ${formatDuration(MAX_DURATION_MS)})` };
-  return ms;
-}
-
-/** Integer milliseconds in parseDuration syntax (`1m`, `1.5s`, `500ms`); parses back exactly. */
-export function formatDuration(ms: number): string {
-  if (ms !== 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms === 0 || ms >= 1000) return `${ms / 1000}s`;
-  return `${ms}ms`;
 }
 
 function checkCycle(ms: number): string | null {

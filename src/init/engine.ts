@@ -2,21 +2,30 @@
 // exits, timers) and carries out the effects the pure machines return. Used by the standalone
 // `peerha init` daemon and, in-process, by the cluster monitor.
 
-import type { Cltab, CltabEntry } from '../config/cltab.js';
+import { sameHealth, type Cltab, type CltabEntry } from '../config/cltab.js';
 import {
   DEFAULT_TIMINGS,
+  FRESH_RECOVERY,
   SETTLED_GROUP_STATES,
   groupNext,
   groupReact,
   levelEntries,
   newProc,
   procStep,
+  recoveryLimits,
+  recoveryStep,
+  restartsInWindow,
   type GroupEffect,
   type GroupState,
   type Proc,
   type ProcEffect,
   type ProcEvent,
+  type ProcTimer,
   type ProcView,
+  type Recovery,
+  type RecoveryEffect,
+  type RecoveryEvent,
+  type RecoveryPhase,
   type Timings,
 } from './machines.js';
 import type { ProcessHandle, Runner } from './runner.js';
@@ -45,7 +54,9 @@ interface ProcRuntime {
   proc: Proc;
   handle: ProcessHandle | null;
   startedAt: number;
-  timers: Partial<Record<'escalate' | 'respawn', unknown>>;
+  timers: Partial<Record<ProcTimer, unknown>>;
+  /** Monitor entries: wall-clock time (ISO) the last check finished. */
+  lastCheckAt: string | null;
   /** Bumped on every spawn so late callbacks of an earlier instance are told apart. */
   generation: number;
   /** Generations whose leftovers are being swept; the entry is not idle until they are gone. */
@@ -66,6 +77,10 @@ interface GroupRuntime {
   stopTimer: unknown;
   changedAt: number;
   transitions: Array<{ at: string; level: string | null; state: GroupState }>;
+  /** Local restarts after failing checks or crash loops, and giving the group up (pure machine). */
+  recovery: Recovery;
+  /** Recovery events raised by process changes, fed in by the next reaction. */
+  recoveryQueue: RecoveryEvent[];
 }
 
 export interface ProcStatus {
@@ -75,15 +90,35 @@ export interface ProcStatus {
   readonly pgid: number | null;
   readonly note: string | null;
   readonly lastExit: { readonly code: number | null; readonly signal: string | null } | null;
+  /** Monitor entries only: their health checks. */
+  readonly check?: CheckStatus;
+}
+
+export interface CheckStatus {
+  /** When the last check finished (ISO), or null before the first. */
+  readonly lastAt: string | null;
+  readonly lastResult: 'ok' | 'failed' | 'timeout' | null;
+  /** Checks failed in a row, and how many restart the group. */
+  readonly failures: number;
+  readonly threshold: number;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
 }
 
 export interface GroupStatus {
   readonly group: string;
+  /** During a local restart (or while being given up): the level it is restarted at. */
   readonly level: string | null;
   readonly state: GroupState;
   readonly notes: readonly string[];
   readonly procs: readonly ProcStatus[];
   readonly transitions: ReadonlyArray<{ at: string; level: string | null; state: GroupState }>;
+  /** Local restarts (failing checks, crash-loop backoffs) within the restart window. */
+  readonly restarts?: number;
+  readonly maxRestarts?: number;
+  /** This node gave the group up (too many restarts): FAILED at its level, its stop level run. */
+  readonly givenUp?: boolean;
+  readonly recovery?: RecoveryPhase;
 }
 
 export type TellResult = { ok: true; message: string } | { ok: false; message: string };
@@ -104,6 +139,14 @@ export interface EngineOptions {
    */
   stopLevel?: string;
   stopTimeoutMs?: number;
+  /**
+   * A respawn entry entering crash-loop backoff counts as a restart of its group (timings
+   * maxRestarts / restartWindowMs, or its monitor entries' max_restarts / window); past the limit
+   * the group is given up (FAILED at its level, its stop level run). Default: when a stopLevel is
+   * set — under the cluster monitor, where another node can take the group over. Standalone
+   * `peerha init` keeps Cluster::Init's rule: a crash loop backs off and is retried for ever.
+   */
+  crashLoopsCount?: boolean;
 }
 
 /** Whether two entry lists would run the same processes (a cltab edit that changed nothing here). */
@@ -111,7 +154,7 @@ function sameEntries(a: readonly CltabEntry[], b: readonly CltabEntry[]): boolea
   if (a.length !== b.length) return false;
   return a.every((e, i) => {
     const o = b[i]!;
-    return e.tag === o.tag && e.mode === o.mode && e.command === o.command && e.levels.join(',') === o.levels.join(',');
+    return e.tag === o.tag && e.mode === o.mode && e.command === o.command && e.levels.join(',') === o.levels.join(',') && sameHealth(e, o);
   });
 }
 
@@ -156,6 +199,11 @@ export class Engine {
         g.stoppingForRemoval = false;
         const entries = cltab.entries.filter((e) => e.group === g.name);
         if (!opts.reconcile || g.level === null || g.state === 'CONFIGURED' || g.state === 'HALTING' || sameEntries(entries, g.entries)) continue;
+        if (g.recovery.phase === 'GIVEN_UP') {
+          // Given up here: it runs nothing; a new configuration waits for the next tell.
+          g.entries = entries;
+          continue;
+        }
         this.opts.logger.info({ group: g.name, level: g.level }, 'cltab changed: reconciling the group at its level');
         g.entries = entries;
         this.fire(g, 'TELL');
@@ -163,6 +211,7 @@ export class Engine {
       }
       if (g.removing) continue;
       g.removing = true;
+      this.recover(g, { type: 'TOLD' });
       const stop = this.opts.stopLevel;
       if (stop !== undefined && g.state !== 'CONFIGURED' && g.state !== 'HALTING' && g.level !== stop) {
         this.opts.logger.info({ group: g.name, level: stop }, 'group removed from cltab: running its stop level, then forgetting it');
@@ -183,9 +232,24 @@ export class Engine {
     if (entries.length === 0) return { ok: false, message: `no such group: ${group}` };
     let g = this.groups.get(group);
     if (!g) {
-      g = { name: group, state: 'CONFIGURED', level: null, entries, procs: new Map(), removing: false, stoppingForRemoval: false, stopTimer: undefined, changedAt: 0, transitions: [] };
+      g = {
+        name: group,
+        state: 'CONFIGURED',
+        level: null,
+        entries,
+        procs: new Map(),
+        removing: false,
+        stoppingForRemoval: false,
+        stopTimer: undefined,
+        changedAt: 0,
+        transitions: [],
+        recovery: FRESH_RECOVERY,
+        recoveryQueue: [],
+      };
       this.groups.set(group, g);
     }
+    // A tell from outside starts afresh: restarts are counted from here, a given-up group runs again.
+    this.recover(g, { type: 'TOLD' });
     g.entries = entries;
     g.removing = false;
     g.stoppingForRemoval = false;
@@ -201,7 +265,10 @@ export class Engine {
    * too, synchronously (a driver in virtual time cannot wait for a promise).
    */
   haltAll(done?: () => void): Promise<void> {
-    for (const g of this.groups.values()) this.fire(g, 'HALT');
+    for (const g of this.groups.values()) {
+      this.recover(g, { type: 'TOLD' });
+      this.fire(g, 'HALT');
+    }
     return new Promise((resolve) => {
       this.haltWaiters.push(() => {
         done?.();
@@ -213,29 +280,59 @@ export class Engine {
 
   /** Groups with processes or state, in name order. */
   status(): GroupStatus[] {
+    const now = this.clock.now();
     return [...this.groups.values()]
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      .map((g) => ({
-        group: g.name,
-        level: g.level,
-        state: g.state,
-        notes: [...g.procs.values()].filter((p) => p.proc.note).map((p) => `${p.entry.tag}: ${p.proc.note}`),
-        procs: [...g.procs.values()].map((p) => ({
-          tag: p.entry.tag,
-          mode: p.entry.mode,
-          state: p.proc.state,
-          pgid: p.proc.groupAlive && p.handle ? p.handle.pgid : null,
-          note: p.proc.note,
-          lastExit: p.proc.lastExit,
-        })),
-        transitions: [...g.transitions],
-      }));
+      .map((g) => {
+        const r = g.recovery;
+        // While restarting (or being given up), the group is in transition at its level: that is what
+        // the cluster monitor must see (a leave or lost quorum then tells it stop, which ends the restart).
+        const releasing = r.phase === 'RESTARTING' || r.phase === 'GIVING_UP';
+        const level = releasing && r.level !== null ? r.level : g.level;
+        const limits = recoveryLimits(g.entries, level, this.timings);
+        const procNotes = [...g.procs.values()].filter((p) => p.proc.note).map((p) => `${p.entry.tag}: ${p.proc.note}`);
+        const restarts = restartsInWindow(r, now, limits.windowMs).length;
+        // A note on past restarts lasts as long as they count.
+        const note = r.note !== null && (r.phase !== 'IDLE' || restarts > 0) ? r.note : null;
+        return {
+          group: g.name,
+          level,
+          state: g.state,
+          notes: note !== null ? [note, ...procNotes] : procNotes,
+          procs: [...g.procs.values()].map((p): ProcStatus => ({
+            tag: p.entry.tag,
+            mode: p.entry.mode,
+            state: p.proc.state,
+            pgid: p.proc.groupAlive && p.handle ? p.handle.pgid : null,
+            note: p.proc.note,
+            lastExit: p.proc.lastExit,
+            ...(p.proc.check && p.proc.health
+              ? {
+                  check: {
+                    lastAt: p.lastCheckAt,
+                    lastResult: p.proc.check.last === null ? null : p.proc.check.last.ok ? 'ok' : p.proc.check.last.timedOut ? 'timeout' : 'failed',
+                    failures: p.proc.check.failures,
+                    threshold: p.proc.health.failures,
+                    intervalMs: p.proc.health.intervalMs,
+                    timeoutMs: p.proc.health.timeoutMs,
+                  },
+                }
+              : {}),
+          })),
+          transitions: [...g.transitions],
+          restarts,
+          maxRestarts: limits.maxRestarts,
+          givenUp: r.phase === 'GIVEN_UP' || r.phase === 'GIVING_UP',
+          recovery: r.phase,
+        };
+      });
   }
 
   /** The entries `group` runs at `level`, from its last tell (or the current cltab), file order. */
   entriesAt(group: string, level: string): CltabEntry[] {
     const entries = this.groups.get(group)?.entries ?? this.cltab?.entries.filter((e) => e.group === group) ?? [];
-    return levelEntries(entries, level);
+    // A monitor entry checks; it does nothing a level needs run (e.g. after a crash).
+    return levelEntries(entries, level).filter((e) => e.mode !== 'monitor');
   }
 
   groupStatus(group: string): GroupStatus | undefined {
@@ -326,6 +423,7 @@ export class Engine {
         this.opts.logger.info({ group: g.name }, 'group removed');
         return;
       }
+      if (this.advanceRecovery(g)) continue;
       if (!changed && state === before) {
         this.recordTransition(g);
         return;
@@ -333,6 +431,62 @@ export class Engine {
     }
     this.recordTransition(g);
     this.opts.logger.error({ group: g.name }, 'group machine did not settle; will retry on the next event');
+  }
+
+  /**
+   * Feed the recovery machine what happened since the last reaction (failed checks, crash loops,
+   * a finished stop level) and carry out its effects. True when the group's level or state changed.
+   */
+  private advanceRecovery(g: GroupRuntime): boolean {
+    const ev = g.recoveryQueue.shift();
+    if (ev) return this.recover(g, ev) || true;
+    const phase = g.recovery.phase;
+    if (phase !== 'RESTARTING' && phase !== 'GIVING_UP') return false;
+    const stop = this.opts.stopLevel;
+    const released = g.state === 'CONFIGURED' || (stop !== undefined && g.level === stop && SETTLED_GROUP_STATES.includes(g.state));
+    return released ? this.recover(g, { type: 'RELEASED' }) : false;
+  }
+
+  /** One recovery event; its effects change the group's level and state (the caller reacts). */
+  private recover(g: GroupRuntime, ev: RecoveryEvent): boolean {
+    const level = ev.type === 'UNHEALTHY' || ev.type === 'CRASHLOOP' ? ev.level : g.level;
+    const { recovery, effects } = recoveryStep(g.recovery, ev, { now: this.clock.now(), limits: recoveryLimits(g.entries, level, this.timings) });
+    const from = g.recovery.phase;
+    g.recovery = recovery;
+    if (recovery.phase !== from) this.opts.logger.info({ group: g.name, from, to: recovery.phase, note: recovery.note }, 'group recovery');
+    for (const eff of effects) this.applyRecoveryEffect(g, eff);
+    return effects.length > 0;
+  }
+
+  private applyRecoveryEffect(g: GroupRuntime, eff: RecoveryEffect): void {
+    const log = { group: g.name, level: g.level, note: g.recovery.note };
+    switch (eff.type) {
+      case 'release': {
+        const stop = this.opts.stopLevel;
+        if (stop !== undefined && g.level !== stop) {
+          this.opts.logger.warn({ ...log, stopLevel: stop }, g.recovery.phase === 'GIVING_UP' ? 'giving the group up: running its stop level' : 'restarting the group: running its stop level');
+          g.level = stop;
+          this.armStopTimer(g);
+          this.setGroupState(g, groupNext(g.state, 'TELL'));
+        } else {
+          this.opts.logger.warn(log, g.recovery.phase === 'GIVING_UP' ? 'giving the group up: stopping it' : 'restarting the group: stopping it');
+          this.setGroupState(g, groupNext(g.state, 'HALT'));
+        }
+        return;
+      }
+      case 'retell':
+        this.opts.logger.info({ ...log, level: eff.level }, 'restarting the group: its level again');
+        g.level = eff.level;
+        this.armStopTimer(g);
+        this.setGroupState(g, groupNext(g.state, 'TELL'));
+        return;
+      case 'giveUp':
+        this.opts.logger.error({ ...log, level: eff.level }, 'group given up on this node');
+        g.level = eff.level;
+        this.armStopTimer(g);
+        this.setGroupState(g, groupNext(g.state, 'GIVE_UP'));
+        return;
+    }
   }
 
   private applyGroupEffect(g: GroupRuntime, eff: GroupEffect): boolean {
@@ -352,7 +506,7 @@ export class Engine {
         if (!entry) return false;
         let p = rt;
         if (!p) {
-          p = { entry, proc: newProc(entry.mode), handle: null, startedAt: 0, timers: {}, generation: 0, sweeping: new Set() };
+          p = { entry, proc: newProc(entry.mode, entry.health), handle: null, startedAt: 0, timers: {}, lastCheckAt: null, generation: 0, sweeping: new Set() };
           g.procs.set(eff.tag, p);
         }
         this.procEvent(g, p, { type: 'START' });
@@ -366,8 +520,18 @@ export class Engine {
     const before = rt.proc.state;
     const { proc, effects } = procStep(rt.proc, event, { now: this.clock.now(), random: this.random(), timings: this.timings });
     rt.proc = proc;
-    if (proc.state !== before) this.opts.logger.info({ group: g.name, tag: rt.entry.tag, from: before, to: proc.state }, 'process state');
+    if (proc.state !== before && rt.entry.mode !== 'monitor') this.opts.logger.info({ group: g.name, tag: rt.entry.tag, from: before, to: proc.state }, 'process state');
+    // A respawn entry entering crash-loop backoff counts as a restart of its group.
+    const counts = this.opts.crashLoopsCount ?? this.opts.stopLevel !== undefined;
+    if (counts && proc.state === 'BACKOFF' && before !== 'BACKOFF' && g.level !== null && g.level !== this.opts.stopLevel) {
+      g.recoveryQueue.push({ type: 'CRASHLOOP', level: g.level, why: `${rt.entry.tag} is crash-looping (${proc.note ?? 'backoff'})` });
+    }
     for (const eff of effects) this.applyProcEffect(g, rt, eff);
+  }
+
+  /** A monitor entry checks only while its group is settled at its level and not being restarted. */
+  private checkReady(g: GroupRuntime, rt: ProcRuntime): boolean {
+    return g.state === 'DONE' && g.recovery.phase === 'IDLE' && g.level !== null && rt.entry.levels.includes(g.level);
   }
 
   private applyProcEffect(g: GroupRuntime, rt: ProcRuntime, eff: ProcEffect): void {
@@ -385,11 +549,18 @@ export class Engine {
         rt.timers[eff.name] = this.clock.setTimer(eff.ms, () => {
           delete rt.timers[eff.name];
           if (g.procs.get(rt.entry.tag) !== rt || rt.generation !== generation) return;
-          this.procEvent(g, rt, { type: eff.name === 'escalate' ? 'ESCALATE' : 'RESPAWN' });
+          const event: ProcEvent =
+            eff.name === 'escalate' ? { type: 'ESCALATE' } : eff.name === 'respawn' ? { type: 'RESPAWN' } : eff.name === 'timeout' ? { type: 'TIMEOUT' } : { type: 'CHECK', ready: this.checkReady(g, rt) };
+          this.procEvent(g, rt, event);
           this.react(g);
         });
         return;
       }
+      case 'unhealthy':
+        if (g.level !== null && this.checkReady(g, rt)) {
+          g.recoveryQueue.push({ type: 'UNHEALTHY', level: g.level, why: `${rt.entry.tag} failed ${eff.failures} checks in a row` });
+        }
+        return;
       case 'cancelTimer':
         this.clearTimer(rt, eff.name);
         return;
@@ -414,8 +585,11 @@ export class Engine {
       },
       {
         onExit: (code, signal) => {
-          this.opts.logger.info({ ...log, code, signal }, 'process exited');
+          if (rt.entry.mode === 'monitor') {
+            if (code !== 0) this.opts.logger.warn({ ...log, code, signal }, 'health check failed');
+          } else this.opts.logger.info({ ...log, code, signal }, 'process exited');
           if (!current()) return;
+          if (rt.entry.mode === 'monitor' && rt.proc.state === 'PROBING') rt.lastCheckAt = new Date().toISOString();
           this.procEvent(g, rt, { type: 'EXIT', code, signal, uptimeMs: this.clock.now() - rt.startedAt });
           this.react(g);
         },
@@ -432,10 +606,10 @@ export class Engine {
       },
     );
     rt.handle = handle;
-    this.opts.logger.info({ ...log, pgid: handle.pgid, mode: rt.entry.mode }, 'process started');
+    if (rt.entry.mode !== 'monitor') this.opts.logger.info({ ...log, pgid: handle.pgid, mode: rt.entry.mode }, 'process started');
   }
 
-  private clearTimer(rt: ProcRuntime, name: 'escalate' | 'respawn'): void {
+  private clearTimer(rt: ProcRuntime, name: ProcTimer): void {
     const t = rt.timers[name];
     if (t !== undefined) this.clock.clearTimer(t);
     delete rt.timers[name];
@@ -444,6 +618,8 @@ export class Engine {
   private clearTimers(rt: ProcRuntime): void {
     this.clearTimer(rt, 'escalate');
     this.clearTimer(rt, 'respawn');
+    this.clearTimer(rt, 'check');
+    this.clearTimer(rt, 'timeout');
   }
 
   private checkHalted(): void {

@@ -113,11 +113,15 @@ export function holdsResources(i: Instance): boolean {
   return isActive(i) && i.level !== PLAN && i.level !== TEST;
 }
 
-/** How far along an instance is: the one furthest along survives a conflict. */
+/**
+ * How far along an instance is: the one furthest along survives a conflict. FAILED at a real level
+ * (given up there) is on its way out, like a stop: it never makes a healthy instance give way.
+ */
 export function rank(i: Instance): number {
   if (i.level === PLAN) return 1;
   if (i.level === TEST) return 2;
   if (i.level === STOP) return 0;
+  if (i.state === 'FAILED') return 0;
   return 3;
 }
 
@@ -180,6 +184,19 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   };
   const note = (group: string, text: string): void => {
     notes.push({ group, note: text });
+  };
+  /**
+   * Remember that the group failed here (a test, or FAILED at its level): no plan here for a
+   * cooldown that doubles with each failure in a row. Returns how many in a row.
+   */
+  const recordFailure = (group: string, allowed: readonly string[] | null): number => {
+    const count = (failed.get(group)?.count ?? 0) + 1;
+    // Long enough at most for every other candidate to probe the group once in between.
+    const candidates = allowed ? allowed.filter((n) => view.nodes.get(n)?.state === 'up').length : liveCount;
+    const cap = Math.max(cfg.failCooldownMs * 2 ** MAX_FAIL_DOUBLINGS, candidates * (cfg.planWindowMs + 4 * cfg.cycleMs));
+    const cooldown = Math.min(cfg.failCooldownMs * 2 ** (count - 1), cap);
+    failed.set(group, { until: now + cooldown, configVersion: view.configVersion, count });
+    return count;
   };
 
   // Failed-test memory does not survive a configuration change.
@@ -245,6 +262,17 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       homelessSince.set(group, homelessBefore.get(group) ?? now);
     }
 
+    // FAILED at its level (the engine gave it up after too many restarts, or a test entry of the
+    // level failed): a failed test here. Stop it so that another node takes it over, and do not
+    // plan it here again for the cooldown. Before the conflict rule: a node that plans it meanwhile
+    // must not give way to this instance.
+    if (localActive && local.level === want.level && local.state === 'FAILED' && local.level !== PLAN && local.level !== TEST && local.level !== STOP) {
+      const count = recordFailure(group, allowed);
+      planSince.delete(group);
+      tell(group, STOP, `FAILED at ${local.level} here${count > 1 ? ` (${count} times in a row)` : ''}: stopping it so that another node takes it`);
+      continue;
+    }
+
     // 2. Conflict: the instance furthest along stays; only the others stop and back off.
     if (localActive && others.length > 0) {
       const winner = conflictWinner([{ node: view.me, instance: local }, ...others], allowed);
@@ -265,12 +293,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
 
     if (localActive && local.level === TEST) {
       if (local.state === 'FAILED') {
-        const count = (failed.get(group)?.count ?? 0) + 1;
-        // Long enough at most for every other candidate to probe the group once in between.
-        const candidates = allowed ? allowed.filter((n) => view.nodes.get(n)?.state === 'up').length : liveCount;
-        const cap = Math.max(cfg.failCooldownMs * 2 ** MAX_FAIL_DOUBLINGS, candidates * (cfg.planWindowMs + 4 * cfg.cycleMs));
-        const cooldown = Math.min(cfg.failCooldownMs * 2 ** (count - 1), cap);
-        failed.set(group, { until: now + cooldown, configVersion: view.configVersion, count });
+        const count = recordFailure(group, allowed);
         tell(group, STOP, count > 1 ? `test failed here (${count} times in a row)` : 'test failed here');
         continue;
       }

@@ -25,6 +25,17 @@ function fenceStatus(state: MonitorState, n: string): Pick<HastatNode, 'fencedBy
   return { ...(by ? { fencedBy: by.by } : {}), ...(last ? { lastFence: last } : {}) };
 }
 
+/** A group this node runs, as its engine reports it: entries (with their health checks), transitions, restarts. */
+function localOf(g: GroupStatus): NonNullable<HastatGroup['local']> {
+  const entries = g.procs.map((p) => ({ tag: p.tag, mode: p.mode, state: p.state, note: p.note, ...(p.check ? { check: { ...p.check } } : {}) }));
+  const health = g.procs.some((p) => p.check) || (g.restarts ?? 0) > 0 || g.givenUp === true;
+  return {
+    entries,
+    transitions: g.transitions,
+    ...(health ? { restarts: g.restarts ?? 0, ...(g.maxRestarts !== undefined ? { maxRestarts: g.maxRestarts } : {}), givenUp: g.givenUp ?? false } : {}),
+  };
+}
+
 /** This cycle's hastat; also counts failovers (a group seen running on another node than before). */
 export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string, NodeView>, errors: readonly string[], notes: ReadonlyArray<{ group: string; note: string }>): Hastat {
   const state = t.state;
@@ -76,7 +87,7 @@ export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string,
     if (running === 1 && runningOn !== seen.node) seen = { node: runningOn!, failovers: seen.node === '' ? seen.failovers : seen.failovers + 1 };
     owners.set(g, seen);
     const group: HastatGroup = { want: want?.level ?? null, nodes: want?.nodes ?? null, instances, ...(groupNotes.length ? { notes: groupNotes } : {}), failovers: seen.failovers };
-    groups[g] = mineNow && instances[t.me] ? { ...group, local: { entries: mineNow.procs.map((p) => ({ tag: p.tag, mode: p.mode, state: p.state, note: p.note })), transitions: mineNow.transitions } } : group;
+    groups[g] = mineNow && instances[t.me] ? { ...group, local: localOf(mineNow) } : group;
   }
   state.owners = owners;
   return {

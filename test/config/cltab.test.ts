@@ -507,7 +507,7 @@ describe('formatError', () => {
 
   it('formats parser errors with the file name that was passed in', () => {
     const errors = bad('g:t:1:nope:true', 'examples/cltab');
-    expect(formatError(errors[0]!)).toMatch(/^examples\/cltab:1: unknown mode "nope": expected one of wait, once, respawn, test, off$/);
+    expect(formatError(errors[0]!)).toMatch(/^examples\/cltab:1: unknown mode "nope": expected one of wait, once, respawn, test, off, monitor$/);
   });
 });
 

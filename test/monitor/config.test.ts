@@ -153,6 +153,7 @@ describe('durations', () => {
     ['0', 0],
     ['0ms', 0],
     ['1.5m', 90_000],
+    ['1h', 3_600_000],
     ['2.0005s', 2001],
     ['1.1s', 1100],
     [' 3s ', 3000],
@@ -161,7 +162,7 @@ describe('durations', () => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  it.each(['', 's', 'ms', '2x', '2 s', '2S', '1h', '1e3', '0x10', '+2', '1.', '1,5s', 'Infinity', 'NaN', '-1', '-1s', '--1', '1s2', '2ms ms', '3000000000ms', '99999999m'])(
+  it.each(['', 's', 'ms', '2x', '2 s', '2S', '1d', '1e3', '0x10', '+2', '1.', '1,5s', 'Infinity', 'NaN', '-1', '-1s', '--1', '1s2', '2ms ms', '3000000000ms', '99999999m'])(
     'parseDuration(%j) is an error',
     (text) => {
       const r = parseDuration(text);

@@ -301,6 +301,71 @@ describe('decide: fixes found by the cluster simulator', () => {
   });
 });
 
+describe('decide: a group FAILED at its level (given up by the engine after failing health checks or a crash loop)', () => {
+  it('counts as a failed test here: stop it and do not plan it again for the cooldown', () => {
+    const w = { web: 'start' };
+    const d = decide(view('a', [node('a', { web: 'start FAILED' }), node('b', {})], w), cfg, 10_000, always);
+    expect(d.actions).toEqual([{ type: 'tell', group: 'web', level: 'stop', reason: 'FAILED at start here: stopping it so that another node takes it' }]);
+    expect(d.memory.failed.get('web')).toEqual({ until: 10_000 + cfg.failCooldownMs, configVersion: 'v1', count: 1 });
+    // stopped here: not planned again during the cooldown, even as the designated planner
+    const stopped = [node('a', { web: 'stop DONE' }), node('b', { x: 'start DONE' })];
+    const again = decide(view('a', stopped, w, { memory: d.memory }), cfg, 12_000, always);
+    expect(again.actions).toEqual([]);
+    expect(again.notes).toContainEqual({ group: 'web', note: 'test failed here; not planning for 8 s' });
+    // only while its stop level runs is it told nothing more
+    expect(tells(view('a', [node('a', { web: 'stop STOPPING' })], w, { memory: d.memory }), 10_500)).toEqual([]);
+  });
+
+  it('another node leaves it alone while it is FAILED there, and takes it once it is stopped', () => {
+    const w = { web: 'start' };
+    expect(tells(view('b', [node('a', { web: 'start FAILED' }), node('b', {})], w))).toEqual([]);
+    // (a runs another group here, so b is the designated planner; else b plans after the grace)
+    expect(tells(view('b', [node('a', { web: 'stop DONE', x: 'start DONE' }), node('b', {})], { ...w, x: 'start' }), 10_000, always)).toEqual(['web plan']);
+  });
+
+  it('stops at once even when another node already plans it (it does not win the conflict as the furthest along)', () => {
+    const w = { web: 'start' };
+    expect(tells(view('a', [node('a', { web: 'start FAILED' }), node('b', { web: 'plan DONE' })], w))).toEqual(['web stop']);
+    // and the planner does not give way to the FAILED instance: it stays, as against a stopping one
+    expect(tells(view('b', [node('a', { web: 'start FAILED' }), node('b', { web: 'plan DONE' })], w))).toEqual([]);
+    expect(tells(view('b', [node('a', { web: 'stop STOPPING' }), node('b', { web: 'plan DONE' })], w))).toEqual([]);
+    // nor does a healthy instance at the level, whatever the name order
+    expect(tells(view('b', [node('a', { web: 'start FAILED' }), node('b', { web: 'start DONE' })], w))).toEqual([]);
+    expect(conflictWinner([{ node: 'a', instance: { level: 'start', state: 'FAILED' } }, { node: 'b', instance: { level: 'plan', state: 'DONE' } }], null)?.node).toBe('b');
+  });
+
+  it('consecutive give-ups here double the cooldown like failed tests', () => {
+    const c = { ...cfg, failCooldownMs: 1000 };
+    const w = { web: 'start' };
+    let mem = EMPTY_MEMORY;
+    mem = decide(view('a', [node('a', { web: 'start FAILED' }), node('b', {})], w, { memory: mem }), c, 10_000, always).memory;
+    expect(mem.failed.get('web')).toMatchObject({ until: 11_000, count: 1 });
+    mem = decide(view('a', [node('a', { web: 'start FAILED' }), node('b', {})], w, { memory: mem }), c, 20_000, always).memory;
+    expect(mem.failed.get('web')).toMatchObject({ until: 22_000, count: 2 });
+  });
+
+  it('only at its wanted level: FAILED at another real level moves to the wanted one; FAILED stop, plan or test keep their own rules', () => {
+    expect(tells(view('a', [node('a', { web: 'maint FAILED' })], { web: 'start' }))).toEqual(['web start']);
+    // a stop level that failed is stopped: planned again like any stopped group, no failure counted
+    const stopFailed = decide(view('a', [node('a', { web: 'stop FAILED' })], { web: 'start' }), cfg, 10_000, always);
+    expect(stopFailed.actions.map((x) => x.level)).toEqual(['plan']);
+    expect(stopFailed.memory.failed.has('web')).toBe(false);
+    const test = decide(view('a', [node('a', { web: 'test FAILED' })], { web: 'start' }), cfg, 10_000, always);
+    expect(test.actions.map((x) => x.reason)).toEqual(['test failed here']);
+    // a plan is never FAILED in practice; if it were, it is not taken for a failure at the level
+    expect(tells(view('a', [node('a', { web: 'plan FAILED' })], { web: 'start' }))).toEqual([]);
+  });
+
+  it('no quorum and hactl changes come first: stop without recording a failure', () => {
+    const d = decide(view('a', [node('a', { web: 'start FAILED' })], { web: 'start' }, { quorum: false }), cfg, 10_000, always);
+    expect(d.actions.map((x) => x.level)).toEqual(['stop']);
+    expect(d.memory.failed.has('web')).toBe(false);
+    const unwanted = decide(view('a', [node('a', { web: 'start FAILED' })], { web: 'stop' }), cfg, 10_000, always);
+    expect(unwanted.actions.map((x) => x.reason)).toEqual(['hactl wants it stopped']);
+    expect(unwanted.memory.failed.has('web')).toBe(false);
+  });
+});
+
 describe('view: pieces of the monitor loop (src/monitor/view.ts)', () => {
   it('a torn clstat read (no final newline) counts as unreadable: its cut-off group lines would look stopped', () => {
     const whole = '# peerha node=b pid=1 seq=7 time=x\nCluster::Init::Group web start DONE\n';
