@@ -804,6 +804,35 @@ function stopEntryFailover(backend, n, cycle, timeout, released) {
   });
 }
 
+/**
+ * A service that stops answering: its health check (every 250 ms, 2 failures, no local restart)
+ * starts failing on the owner → web start DONE on another node.
+ */
+function healthFailover(backend, n, cycle, timeout) {
+  const healthy = (c, node) => join(dirname(c.root), `healthy.${node}`);
+  const cltab = `${WEB}web:web-check:start:monitor,interval=250ms,timeout=1s,failures=2,max_restarts=0:test -e "$PEERHA_ROOT/../healthy.$PEERHA_NODE"\n`;
+  return trials(backend, n, cycle, timeout, 'web start\n', {
+    cltab,
+    setup: (c) => {
+      for (let i = 1; i <= n; i++) writeFileSync(healthy(c, `n${i}`), '');
+    },
+    async trial(c) {
+      const owner = await waitFor('web running', () => c.owner('web'), trialLimit(c), c.pollMs);
+      await sleep(500); // past its first checks
+      await atRandomPhase(c);
+      const t0 = performance.now();
+      rmSync(healthy(c, owner), { force: true });
+      await waitFor('web elsewhere', () => {
+        const o = c.owner('web');
+        return o && o !== owner ? o : null;
+      }, trialLimit(c), c.pollMs);
+      const ms = performance.now() - t0;
+      writeFileSync(healthy(c, owner), '');
+      return ms;
+    },
+  });
+}
+
 /** Graceful handover: SIGTERM of the owner's monitor → web start DONE on another node. */
 function handover(backend, n, cycle, timeout) {
   return trials(backend, n, cycle, timeout, 'web start\n', {
@@ -1061,6 +1090,13 @@ async function clusterRows(backendName, make) {
         const r = await timed(() => stopEntryFailover(make(), n, cycle, timeout, released));
         const limit = t + 2 * c + 300;
         addRow({ name: 'failover (kill -9 of the monitor, stop entry)', ...base(n), xs: r.times, target: `≤ ${limit} ms`, limit, error: r.error, extra: { ...healthOf(r), note: `old marker released after ${Math.round(median(released))} ms (median)`, releasedMs: released } });
+      }
+    }
+    if (wants('resources') && backendName === 'local') {
+      for (const n of sizesFor('resources', backendName)) {
+        log(`failover on a failing health check [${backendName}] ${cfgText(n, cycle, timeout)} …`);
+        const r = await timed(() => healthFailover(make(), n, cycle, timeout));
+        addRow({ name: 'failover (health check fails; interval 250ms, failures 2, max_restarts 0)', ...base(n), xs: r.times, error: r.error, extra: healthOf(r) });
       }
     }
     if (wants('handover') && backendName === 'local') {
