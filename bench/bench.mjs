@@ -810,6 +810,7 @@ function stopEntryFailover(backend, n, cycle, timeout, released) {
  */
 function healthFailover(backend, n, cycle, timeout) {
   const healthy = (c, node) => join(dirname(c.root), `healthy.${node}`);
+  let trialNo = 0;
   const cltab = `${WEB}web:web-check:start:monitor,interval=250ms,timeout=1s,failures=2,max_restarts=0:test -e "$PEERHA_ROOT/../healthy.$PEERHA_NODE"\n`;
   return trials(backend, n, cycle, timeout, 'web start\n', {
     cltab,
@@ -828,6 +829,11 @@ function healthFailover(backend, n, cycle, timeout) {
       }, trialLimit(c), c.pollMs);
       const ms = performance.now() - t0;
       writeFileSync(healthy(c, owner), '');
+      // A configuration change clears every node's failed-test memory: each trial starts from a
+      // cluster where no node has failed web before (else later trials measure cooldowns).
+      await c.nextMtimeSecond();
+      c.setHactl(`web start\n# trial ${++trialNo}\n`);
+      await sleep(3 * c.cycleMs);
       return ms;
     },
   });
