@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import type { ConfigError } from './cltab.js';
-import { DURATION_HINT, formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
+import { DURATION_HINT, formatDuration, parseDuration } from './duration.js';
 import { validNodeName } from './names.js';
 
 export { formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
