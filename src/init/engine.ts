@@ -213,6 +213,11 @@ export class Engine {
       g.removing = true;
       this.recover(g, { type: 'TOLD' });
       const stop = this.opts.stopLevel;
+      if (stop !== undefined && g.level === stop && g.state !== 'CONFIGURED' && g.state !== 'HALTING' && !SETTLED_GROUP_STATES.includes(g.state)) {
+        // Already running its stop level: let it finish, then forget it.
+        g.stoppingForRemoval = true;
+        continue;
+      }
       if (stop !== undefined && g.state !== 'CONFIGURED' && g.state !== 'HALTING' && g.level !== stop) {
         this.opts.logger.info({ group: g.name, level: stop }, 'group removed from cltab: running its stop level, then forgetting it');
         g.stoppingForRemoval = true;
@@ -357,6 +362,14 @@ export class Engine {
     g.stopTimer = this.clock.setTimer(stopTimeoutMs, () => {
       g.stopTimer = undefined;
       if (this.groups.get(g.name) !== g || g.level !== stopLevel || SETTLED_GROUP_STATES.includes(g.state) || g.state === 'CONFIGURED') return;
+      if (g.state === 'STOPPING') {
+        // The old processes outlived the bound: kill them; the stop entries still run (their own bound).
+        this.opts.logger.warn({ group: g.name, level: stopLevel, stopTimeoutMs }, 'stop level: old processes outlived stop_timeout: killing them; the stop entries run next');
+        for (const rt of g.procs.values()) this.procEvent(g, rt, { type: 'KILL' });
+        this.armStopTimer(g);
+        this.react(g);
+        return;
+      }
       this.opts.logger.warn({ group: g.name, level: stopLevel, stopTimeoutMs }, 'stop level did not finish within stop_timeout: killing what still runs');
       this.setGroupState(g, groupNext(g.state, 'HALT'));
       for (const rt of g.procs.values()) this.procEvent(g, rt, { type: 'KILL' });
@@ -407,6 +420,8 @@ export class Engine {
       const before = g.state;
       const { state, effects } = groupReact({ state: g.state, level: g.level, entries: g.entries }, views);
       if (state !== before) {
+        // The stop entries get stop_timeout of their own once the old processes are gone.
+        if (before === 'STOPPING' && state !== 'STOPPING' && g.level === this.opts.stopLevel) this.armStopTimer(g);
         this.setGroupState(g, state);
         this.opts.logger.info({ group: g.name, level: g.level, state }, 'group state');
       }

@@ -346,7 +346,13 @@ function hastatWritten(t: Turn, results: Results): void {
   endCycle(t, false);
 }
 
+/**
+ * Pet the watchdog as of the last clstat that went out, not as of now: peers time this node from
+ * its last heartbeat, so the watchdog must fire timeout/2 after that (then its stop entries end
+ * before peers take over at timeout), however long after the publish this pet comes.
+ */
 export function pet(t: Turn): void {
-  t.state.lastPet = t.now;
-  if (t.state.watchdog) t.emit({ type: 'watchdog', action: 'pet', limitMs: Math.floor(t.state.settings.timeoutMs / 2) });
+  const asOf = Math.min(t.now, t.state.lastPublishOk);
+  t.state.lastPet = asOf;
+  if (t.state.watchdog) t.emit({ type: 'watchdog', action: 'pet', limitMs: Math.floor(t.state.settings.timeoutMs / 2), ageMs: Math.max(0, Math.round(t.now - asOf)) });
 }

@@ -138,7 +138,7 @@ export class MonitorDaemon {
         return;
       case 'watchdog':
         if (e.action === 'start') this.watchdog.start(e.limitMs);
-        else if (e.action === 'pet') this.watchdog.pet();
+        else if (e.action === 'pet') this.watchdog.pet(e.ageMs ?? 0);
         else this.watchdog.stop();
         return;
       case 'killGroups':

@@ -62,7 +62,8 @@ export type MonitorEffect =
   | { readonly type: 'timer'; readonly name: TimerName; readonly at: number }
   | { readonly type: 'cancelTimer'; readonly name: TimerName }
   /** The self-fence sidecar: start it (limit = timeout/2), pet it, or let it go. */
-  | { readonly type: 'watchdog'; readonly action: 'start' | 'pet' | 'stop'; readonly limitMs: number }
+  /** A pet carries how long ago the last clstat went out: the watchdog counts from then. */
+  | { readonly type: 'watchdog'; readonly action: 'start' | 'pet' | 'stop'; readonly limitMs: number; readonly ageMs?: number }
   /** SIGKILL every recorded process group now, as the watchdog would. */
   | { readonly type: 'killGroups' }
   /** Kill what a previous run of this node left behind; answered by `cleaned`. */

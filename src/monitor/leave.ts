@@ -21,9 +21,10 @@ export function startLeave(t: Turn, why: string, handOver: boolean): void {
   for (const [group, i] of local) {
     if (isActive(i) && i.level !== STOP) t.emit({ type: 'tell', group, level: STOP, reason: `leaving (${why}): stop level` });
   }
-  // The engine bounds each stop level by stop_timeout; this bounds the whole leave if it cannot.
+  // The engine bounds each stop level (old processes, then its stop entries, stop_timeout each);
+  // this bounds the whole leave if it cannot.
   const timings = timingsOf(state.settings);
-  t.timer('leave-cap', t.now + state.settings.stopTimeoutMs + timings.killRepeatMs + 1000);
+  t.timer('leave-cap', t.now + 2 * state.settings.stopTimeoutMs + timings.killRepeatMs + 1000);
   stopLevelProgress(t);
 }
 

@@ -49,5 +49,8 @@ export const REAL_LOGIC: Logic = {
 
 /** May the engine start a process now? Never while the watchdog may be about to (or did) self-fence us, nor after leaving. */
 export function spawnAllowed(s: MonitorState, now: number, logic: Logic = REAL_LOGIC): boolean {
+  // Without a watchdog nothing may be killing this node's groups: only a leave refuses (else a
+  // self-fence's stop level "finishes" without running its stop entries, and nobody runs them).
+  if (!s.settings.selfFence) return s.phase !== 'stopped';
   return !logic.spawnRefused(now, s.lastPet, s.settings.timeoutMs, s.phase === 'stopped');
 }

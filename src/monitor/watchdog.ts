@@ -32,8 +32,9 @@ export class Watchdog {
     this.child = wd;
   }
 
-  pet(): void {
-    this.tell('pet');
+  /** The monitor's last heartbeat went out `ageMs` ago: the silence counts from then. */
+  pet(ageMs = 0): void {
+    this.tell(`pet ${Math.max(0, Math.round(ageMs))}`);
   }
 
   stop(): void {
@@ -41,7 +42,7 @@ export class Watchdog {
     this.child = null;
   }
 
-  private tell(line: 'pet' | 'bye'): void {
+  private tell(line: string): void {
     const wd = this.child;
     if (wd?.stdin && !wd.stdin.destroyed) wd.stdin.write(`${line}\n`);
   }

@@ -6,6 +6,10 @@
 //   --jobs J                  worker threads (default: CPUs)
 //   --drift F                 largest monotonic clock drift (fraction, default 0.02)
 //   --faults X                scale the number of faults (default 1)
+//   --timeout-cycles N        timeout = N cycles (default: drawn from 4, 5, 6, 8, 10)
+//   --slow-stops              every stop entry takes 50–90 % of stop_timeout (default: half of them)
+//   --stop-timeout F          stop_timeout = F × timeout (default timeout/2 − 100 ms; more is a
+//                             negative control: config refuses it)
 //   --max-failures K          stop after K failing seeds (default 5)
 //   --quiet                   only the summary
 //   --json                    the summary as one JSON object on the last stdout line, and nothing
@@ -14,7 +18,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { report, runSeed, type RunOptions, type RunResult } from './sim.js';
+import { replayCommand as replayFor, report, runSeed, type RunOptions, type RunResult } from './sim.js';
 
 interface Args {
   seed: number | null;
@@ -25,18 +29,21 @@ interface Args {
   trace: boolean;
   drift: number | undefined;
   faults: number | undefined;
+  timeoutCycles: number | undefined;
+  slowStops: boolean;
+  stopTimeout: number | undefined;
   maxFailures: number;
   quiet: boolean;
   json: boolean;
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`sim: ${msg}\nusage: npm run sim -- [--seed S [--trace]] [--seeds N] [--start S] [--nodes N|A-B] [--jobs J] [--drift F] [--faults X] [--max-failures K] [--quiet] [--json]\n`);
+  process.stderr.write(`sim: ${msg}\nusage: npm run sim -- [--seed S [--trace]] [--seeds N] [--start S] [--nodes N|A-B] [--jobs J] [--drift F] [--faults X] [--timeout-cycles N] [--slow-stops] [--stop-timeout F] [--max-failures K] [--quiet] [--json]\n`);
   process.exit(2);
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { seed: null, seeds: 1000, start: 1, nodes: undefined, jobs: availableParallelism(), trace: false, drift: undefined, faults: undefined, maxFailures: 5, quiet: false, json: false };
+  const a: Args = { seed: null, seeds: 1000, start: 1, nodes: undefined, jobs: availableParallelism(), trace: false, drift: undefined, faults: undefined, timeoutCycles: undefined, slowStops: false, stopTimeout: undefined, maxFailures: 5, quiet: false, json: false };
   const num = (v: string | undefined, what: string): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < 0) usage(`${what} needs a non-negative number`);
@@ -77,6 +84,18 @@ function parseArgs(argv: readonly string[]): Args {
         a.faults = num(v, k);
         i++;
         break;
+      case '--timeout-cycles':
+        a.timeoutCycles = num(v, k);
+        if (a.timeoutCycles < 2) usage('--timeout-cycles needs at least 2');
+        i++;
+        break;
+      case '--stop-timeout':
+        a.stopTimeout = num(v, k);
+        i++;
+        break;
+      case '--slow-stops':
+        a.slowStops = true;
+        break;
       case '--max-failures':
         a.maxFailures = Math.max(1, Math.floor(num(v, k)));
         i++;
@@ -98,12 +117,18 @@ function parseArgs(argv: readonly string[]): Args {
 }
 
 function runOptions(a: Args): RunOptions {
-  return { ...(a.nodes !== undefined ? { nodes: a.nodes } : {}), ...(a.drift !== undefined ? { maxDrift: a.drift } : {}), ...(a.faults !== undefined ? { faultRate: a.faults } : {}) };
+  return {
+    ...(a.nodes !== undefined ? { nodes: a.nodes } : {}),
+    ...(a.drift !== undefined ? { maxDrift: a.drift } : {}),
+    ...(a.faults !== undefined ? { faultRate: a.faults } : {}),
+    ...(a.timeoutCycles !== undefined ? { timeoutCycles: a.timeoutCycles } : {}),
+    ...(a.slowStops ? { slowStops: true } : {}),
+    ...(a.stopTimeout !== undefined ? { stopTimeoutFactor: a.stopTimeout } : {}),
+  };
 }
 
 function replayCommand(a: Args, seed: number): string {
-  const extra = [a.nodes !== undefined ? `--nodes ${Array.isArray(a.nodes) ? a.nodes.join('-') : a.nodes}` : '', a.drift !== undefined ? `--drift ${a.drift}` : '', a.faults !== undefined ? `--faults ${a.faults}` : ''].filter(Boolean).join(' ');
-  return `npm run sim -- --seed ${seed}${extra ? ' ' + extra : ''} --trace`;
+  return replayFor(seed, runOptions(a));
 }
 
 interface Summary {

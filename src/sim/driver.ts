@@ -4,13 +4,12 @@
 // events, in virtual time. A frozen monitor gets its events when it thaws; a dead one never.
 // Like src/monitor/daemon.ts it decides nothing: the same step() runs in both.
 
-import { defaultStopTimeoutMs } from '../config/monitor.js';
 import type { EventBody, MonitorEffect, MonitorEvent, TimerName } from '../monitor/events.js';
 import { spawnAllowed } from '../monitor/logic.js';
 import { guardedRunner, Machine } from '../monitor/machine.js';
 import { fenceWaitMs, initialState, localInstances, type LastDecision, type MonitorSettings, type MonitorState } from '../monitor/state.js';
 import { Engine, type Clock } from '../init/engine.js';
-import type { Instance } from '../monitor/decide.js';
+import { holdsResources, STOP, type Instance } from '../monitor/decide.js';
 import type { Handle, SimMonitor as WorldMonitor, SimNode, World } from './world.js';
 
 const NOOP_LOGGER = { info: (): void => undefined, warn: (): void => undefined, error: (): void => undefined };
@@ -23,7 +22,7 @@ export function simSettings(world: World, node: string): MonitorSettings {
     node,
     cycleMs: scenario.cycleMs,
     timeoutMs: scenario.timeoutMs,
-    stopTimeoutMs: defaultStopTimeoutMs(scenario.timeoutMs),
+    stopTimeoutMs: scenario.stopTimeoutMs,
     visibilityLagMs: scenario.visibilityLagMs,
     balance: scenario.balance,
     failCooldownCycles: scenario.failCooldownCycles,
@@ -42,6 +41,10 @@ export class SimMonitor implements WorldMonitor {
   private readonly timers = new Map<TimerName, Handle>();
   private lastDecision: LastDecision | null = null;
   private readonly lastTraced = new Map<string, string>();
+  /** Groups whose stop entries the node's stop record holds (daemon.ts recordedStops). */
+  private recordedStops = new Set<string>();
+  /** What this process last wrote to the record (StopRecord.last: an unchanged text is not rewritten). */
+  private lastStops: string | null = null;
 
   constructor(
     private readonly world: World,
@@ -58,7 +61,7 @@ export class SimMonitor implements WorldMonitor {
       },
     };
     const runner = guardedRunner({ spawn: (req, cb) => world.spawn(node, this.inc, req, cb) }, () => spawnAllowed(this.machine.state, node.local(), world.logic), () => undefined, (fn) => node.post(0, fn));
-    this.engine = new Engine({ runner, clock, random: () => node.rng.next(), timings: world.scenario.timings, logger: NOOP_LOGGER, onChange: () => this.engineChanged(), env: {}, stopLevel: 'stop', stopTimeoutMs: state.settings.stopTimeoutMs });
+    this.engine = new Engine({ runner, clock, random: () => node.rng.next(), timings: world.scenario.timings, logger: NOOP_LOGGER, onChange: () => this.engineChanged(), env: {}, stopLevel: STOP, stopTimeoutMs: state.settings.stopTimeoutMs });
   }
 
   get state(): MonitorState {
@@ -101,6 +104,7 @@ export class SimMonitor implements WorldMonitor {
   }
 
   private engineChanged(): void {
+    this.saveStops();
     this.machine.engineChanged(() => this.engine.status());
     if (!this.world.tracing) return;
     for (const [g, i] of localInstances({ ...this.state, local: this.engine.status() })) {
@@ -108,6 +112,25 @@ export class SimMonitor implements WorldMonitor {
       if (this.lastTraced.get(g) !== line) this.world.trace(this.node.name, `engine: ${g} ${line}`);
       this.lastTraced.set(g, line);
     }
+  }
+
+  /**
+   * daemon.ts saveStops(): record the stop entries of every group here that may hold resources
+   * (plus `starting`); while spawning is refused (the watchdog may be fencing) a group stays
+   * recorded until its stop entries can really run. An unchanged record is not rewritten.
+   */
+  private saveStops(starting?: string): void {
+    const { world, node } = this;
+    const groups = new Set(this.engine.status().filter((g) => g.level !== null && holdsResources({ level: g.level, state: g.state })).map((g) => g.group));
+    if (starting !== undefined) groups.add(starting);
+    if (!spawnAllowed(this.machine.state, node.local(), world.logic)) for (const g of this.recordedStops) groups.add(g);
+    this.recordedStops = groups;
+    const stopTimeoutMs = this.state.settings.stopTimeoutMs;
+    const record = new Map([...groups].sort().map((g): [string, string[]] => [g, this.engine.entriesAt(g, STOP).filter((e) => e.mode !== 'off').map((e) => e.tag)]));
+    const text = JSON.stringify([stopTimeoutMs, [...record]]);
+    if (text === this.lastStops) return;
+    this.lastStops = text;
+    node.stopRecord = { stopTimeoutMs, groups: record };
   }
 
   /** After every step: the world checks what a monitor decided against what its node runs. */
@@ -124,11 +147,14 @@ export class SimMonitor implements WorldMonitor {
       case 'io':
         return world.store.forNode(node.name).perform(e.ops, (results, error) => this.deliver({ type: 'io', tag: e.tag, results, ...(error ? { error } : {}) }));
       case 'tell': {
+        // Its stop entries are on disk before anything of it can start.
+        if (holdsResources({ level: e.level, state: 'STARTING' })) this.saveStops(e.group);
         const r = this.engine.tell(e.group, e.level);
         return machine.dispatch({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: r.ok, message: r.message, ...(e.cycle !== undefined ? { cycle: e.cycle } : {}) });
       }
       case 'configure':
-        return this.engine.setConfig(e.cltab, { reconcile: true });
+        this.engine.setConfig(e.cltab, { reconcile: true });
+        return this.saveStops();
       case 'haltGroups':
         return void this.engine.haltAll(() => machine.dispatch({ type: 'halted' }));
       case 'timer': {
@@ -149,14 +175,23 @@ export class SimMonitor implements WorldMonitor {
       }
       case 'watchdog':
         if (e.action === 'start') node.watchdogStart(e.limitMs);
-        else if (e.action === 'pet') node.watchdogPet();
+        else if (e.action === 'pet') node.watchdogPet(e.ageMs ?? 0);
         else node.watchdogBye();
         return;
       case 'killGroups':
         return node.killAll('self-fence: killing recorded process groups before publishing');
-      case 'cleanLeftovers':
+      case 'cleanLeftovers': {
+        // Kill what the previous run recorded, run the stop entries it recorded, then forget both.
         node.killAll('leftovers of a previous run');
-        return machine.dispatch({ type: 'cleaned' });
+        const boot = node.boot;
+        const ran = node.runRecordedStops('cleaning up after a previous run', () => {
+          if (node.boot === boot) node.stopRecord = null;
+          this.lastStops = null;
+          this.deliver({ type: 'cleaned' });
+        });
+        if (ran) world.stats.leftoverStopRuns++;
+        return;
+      }
       case 'fence':
         return world.runFence(node, e.node, e.method, e.action, e.timeoutMs, (outcome) => this.deliver({ type: 'fenced', node: e.node, incident: e.incident, outcome }));
       case 'log':
@@ -167,6 +202,8 @@ export class SimMonitor implements WorldMonitor {
         return;
       case 'exit':
         for (const t of this.timers.values()) t.cancelled = true;
+        // daemon.ts exit(): the records go with an orderly exit.
+        node.stopRecord = null;
         return node.monitorExited(e.code, e.message ?? e.reason);
     }
   }

@@ -1,7 +1,7 @@
 // A simulated history's setup, drawn from its seed: cluster size, timings, quorum and fencing
 // configuration, groups with per-node test results, per-node clocks, and a schedule of faults.
 
-import type { FenceConfig, FenceMethod, QuorumConfig } from '../config/monitor.js';
+import { defaultStopTimeoutMs, type FenceConfig, type FenceMethod, type QuorumConfig } from '../config/monitor.js';
 import type { Timings } from '../init/machines.js';
 import { DEFAULT_TIMINGS } from '../init/machines.js';
 import { Rng } from './rng.js';
@@ -16,6 +16,8 @@ export interface GroupSpec {
   readonly setupMs: readonly [number, number];
   /** How long its service takes to exit on SIGINT. */
   readonly stopMs: readonly [number, number];
+  /** How long its stop entry (the one that releases its resource) takes (local ms). */
+  readonly cleanMs: readonly [number, number];
   /** Probability that an instance ignores SIGINT (needs SIGTERM) / SIGTERM (needs SIGKILL). */
   readonly ignoreInt: number;
   readonly ignoreTerm: number;
@@ -68,6 +70,8 @@ export interface Scenario {
   readonly groups: readonly GroupSpec[];
   readonly cycleMs: number;
   readonly timeoutMs: number;
+  /** The monitors' stop_timeout (the longest config allows: timeout/2 − 100 ms, unless a control says otherwise). */
+  readonly stopTimeoutMs: number;
   /** The monitors' configured visibility_lag. */
   readonly visibilityLagMs: number;
   /** The store's real propagation delay (within the configured lag). */
@@ -98,10 +102,20 @@ export interface ScenarioOptions {
   readonly maxDrift?: number;
   /** Scale the number of faults (default 1; 0 = a fault-free history). */
   readonly faultRate?: number;
+  /**
+   * stop_timeout as a fraction of timeout (default: timeout/2 − 100 ms, the most `peerha monitor`
+   * accepts). Only negative controls set more: peers then take over before the watchdog's stop
+   * entries can have finished.
+   */
+  readonly stopTimeoutFactor?: number;
+  /** timeout as a number of cycles (default: drawn from 4, 5, 6, 8, 10). */
+  readonly timeoutCycles?: number;
+  /** Every group's stop entry takes 50–90 % of stop_timeout (default: half of them; the others ≤ cycle/2). */
+  readonly slowStops?: boolean;
 }
 
 /** The simulator's cltab: per group an optional test, an optional setup, a service, a stop-level cleanup. */
-export function cltabText(groups: readonly GroupSpec[], present: ReadonlySet<string>): string {
+export function cltabText(groups: ReadonlyArray<Pick<GroupSpec, 'name' | 'hasTest' | 'hasSetup'>>, present: ReadonlySet<string>): string {
   return (
     groups
       .filter((g) => present.has(g.name))
@@ -131,7 +145,8 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
   const n = typeof size === 'number' ? size : size ? rng.int(size[0], size[1]) : rng.weighted(CI_SIZES);
   const nodes = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const cycleMs = rng.pick([100, 200, 250, 500, 1000]);
-  const timeoutMs = cycleMs * rng.pick([4, 5, 6, 8, 10]);
+  const drawnTimeoutCycles = rng.pick([4, 5, 6, 8, 10]); // drawn either way: later draws stay as they were
+  const timeoutMs = cycleMs * (opts.timeoutCycles ?? drawnTimeoutCycles);
   const visibilityLagMs = Math.min(Math.round(cycleMs * rng.pick([0, 0, 0.1, 0.25, 0.5, 1, 2])), Math.floor(timeoutMs / 3));
   const storeLagMs = visibilityLagMs * rng.uniform(0.3, 1);
   const termAfterMs = Math.round(cycleMs * rng.uniform(1, 4));
@@ -145,7 +160,7 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
   for (const node of nodes) clocks.set(node, { base: rng.uniform(0, 1e7), rate: 1 + rng.uniform(-maxDrift, maxDrift), wallOffsetMs: rng.uniform(-3.6e6, 3.6e6) });
 
   const groupCount = rng.int(1, Math.max(1, Math.min(10, Math.ceil(n / 2) + 2)));
-  const groups: GroupSpec[] = [];
+  const groups: Array<Omit<GroupSpec, 'cleanMs'>> = [];
   for (let i = 1; i <= groupCount; i++) {
     const hasTest = rng.chance(0.7);
     const failRate = rng.pick([0, 0, 0.15, 0.5]);
@@ -307,12 +322,19 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
     priorityDelayMs: rng.chance(0.5) ? 0 : Math.round(cycleMs * rng.uniform(1, 6)),
     retryMaxMs: Math.round(cycleMs * rng.pick([8, 32, 120])),
   };
+  // Stop entries (and stop_timeout) come from a stream of their own, so that every earlier draw (and
+  // so the histories' faults) stayed as it was when they were added. Some release at once (`ip addr
+  // del`), some take most of stop_timeout (`umount` of a busy mount).
+  const stopTimeoutMs = opts.stopTimeoutFactor !== undefined ? Math.round(opts.stopTimeoutFactor * timeoutMs) : defaultStopTimeoutMs(timeoutMs);
+  const stopRng = new Rng(seed, 2);
+  const withStops: GroupSpec[] = groups.map((g) => ({ ...g, cleanMs: stopRng.chance(0.5) || opts.slowStops ? [0.5 * stopTimeoutMs, 0.9 * stopTimeoutMs] : [0, Math.min(cycleMs / 2, 0.9 * stopTimeoutMs)] }));
   return {
     seed,
     nodes,
-    groups,
+    groups: withStops,
     cycleMs,
     timeoutMs,
+    stopTimeoutMs,
     visibilityLagMs,
     storeLagMs,
     storeLatencyMs: [0.2, 2],
@@ -338,12 +360,12 @@ export function describeScenario(s: Scenario): string[] {
   const out = [
     `seed ${s.seed}: ${s.nodes.length} nodes, ${s.groups.length} groups; cycle ${s.cycleMs} ms, timeout ${s.timeoutMs} ms, visibility_lag ${s.visibilityLagMs} ms (store lag ${s.storeLagMs.toFixed(0)} ms)`,
     `quorum ${q.policy}${q.expected !== undefined ? ` expected=${q.expected}` : ''}${q.waitForAll ? ' wait_for_all' : ''}; self_fence ${s.selfFence}; fence methods ${s.fence.methods.length ? `${s.fence.methods.map((m) => m.kind).join(',')} (timeout ${s.fence.timeoutMs} ms, delay ${s.fence.delayBaseMs}+${s.fence.delayMaxMs}, priority ${s.fence.priorityDelayMs}, retry cap ${s.fence.retryMaxMs})` : 'none'}; balance ${s.balance}; fail_cooldown ${s.failCooldownCycles} cycles`,
-    `engine: SIGTERM after ${s.timings.termAfterMs} ms, SIGKILL after ${s.timings.killAfterMs} ms`,
+    `engine: SIGTERM after ${s.timings.termAfterMs} ms, SIGKILL after ${s.timings.killAfterMs} ms; stop_timeout ${s.stopTimeoutMs} ms`,
     `clocks: ${[...s.clocks].map(([n, c]) => `${n} ×${c.rate.toFixed(4)}`).join(' ')}`,
   ];
   for (const g of s.groups) {
     const fails = [...g.pass].filter(([, ok]) => !ok).map(([n]) => n);
-    out.push(`group ${g.name}: ${g.hasTest ? `test (fails on ${fails.length ? fails.join(',') : 'none'})` : 'no test'}${g.hasSetup ? ', setup' : ''}, svc stops in ≤${Math.round(g.stopMs[1])} ms${g.ignoreInt ? `, ignores SIGINT p=${g.ignoreInt}` : ''}${g.ignoreTerm ? `, ignores SIGTERM p=${g.ignoreTerm}` : ''}`);
+    out.push(`group ${g.name}: ${g.hasTest ? `test (fails on ${fails.length ? fails.join(',') : 'none'})` : 'no test'}${g.hasSetup ? ', setup' : ''}, svc stops in ≤${Math.round(g.stopMs[1])} ms, stop entry takes ≤${Math.round(g.cleanMs[1])} ms${g.ignoreInt ? `, ignores SIGINT p=${g.ignoreInt}` : ''}${g.ignoreTerm ? `, ignores SIGTERM p=${g.ignoreTerm}` : ''}`);
   }
   out.push(`hactl: ${s.hactl.trim().split('\n').join(' | ')}`);
   const late = s.nodes.filter((n) => !s.startAt.has(n));

@@ -4,13 +4,15 @@
 import { REAL_LOGIC, type Logic } from '../monitor/logic.js';
 import { describeScenario, drawScenario, type Scenario, type ScenarioOptions } from './scenario.js';
 import { SimMonitor } from './driver.js';
-import { World, type Violation } from './world.js';
+import { REAL_MODEL, World, type SimModel, type Violation } from './world.js';
 
 export interface RunOptions extends ScenarioOptions {
   /** Keep an event log (the replayable trace). */
   readonly trace?: boolean;
   /** Swap decision functions (default: the real ones). */
   readonly logic?: Partial<Logic>;
+  /** Switch off parts of the machinery outside the monitor (negative controls; default: all real). */
+  readonly model?: Partial<SimModel>;
 }
 
 export interface RunResult {
@@ -30,14 +32,40 @@ export interface RunResult {
   readonly mode: 'progress' | 'no quorum' | 'halted' | null;
   /** Set when a group stayed down for a known, reported reason (fence results are not shared). */
   readonly stats: World['stats'];
+  /** Whole-node freezes that overlapped a hold elsewhere: how long after the thaw each ended (ms). */
+  readonly thawOverlapsMs: readonly number[];
   readonly scenario: Scenario;
+  /** The scenario options it ran with (for the replay command). */
+  readonly options: ScenarioOptions;
   readonly trace: readonly string[];
+}
+
+const SCENARIO_KEYS = ['nodes', 'maxDrift', 'faultRate', 'stopTimeoutFactor', 'timeoutCycles', 'slowStops'] as const satisfies ReadonlyArray<keyof ScenarioOptions>;
+
+/** The scenario options among run options (what a replay needs). */
+function scenarioOptions(opts: RunOptions): ScenarioOptions {
+  const out: Record<string, unknown> = {};
+  for (const k of SCENARIO_KEYS) if (opts[k] !== undefined) out[k] = opts[k];
+  return out as ScenarioOptions;
+}
+
+/** The `npm run sim` command that replays a seed drawn with these scenario options. */
+export function replayCommand(seed: number, o: ScenarioOptions = {}): string {
+  const flags = [
+    o.nodes !== undefined ? `--nodes ${typeof o.nodes === 'number' ? o.nodes : o.nodes.join('-')}` : '',
+    o.maxDrift !== undefined ? `--drift ${o.maxDrift}` : '',
+    o.faultRate !== undefined ? `--faults ${o.faultRate}` : '',
+    o.timeoutCycles !== undefined ? `--timeout-cycles ${o.timeoutCycles}` : '',
+    o.slowStops ? '--slow-stops' : '',
+    o.stopTimeoutFactor !== undefined ? `--stop-timeout ${o.stopTimeoutFactor}` : '',
+  ].filter(Boolean);
+  return `npm run sim -- --seed ${seed}${flags.length ? ' ' + flags.join(' ') : ''} --trace`;
 }
 
 export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
   const scenario = drawScenario(seed, opts);
   const logic: Logic = { ...REAL_LOGIC, ...opts.logic };
-  const world = new World(scenario, logic, !!opts.trace, (w, node) => new SimMonitor(w, node));
+  const world = new World(scenario, logic, !!opts.trace, (w, node) => new SimMonitor(w, node), { ...REAL_MODEL, ...opts.model });
   const { sched } = world;
   for (const [node, at] of scenario.startAt) sched.at(at, () => world.nodes.get(node)!.startMonitor());
   for (const f of scenario.faults) sched.at(f.at, () => world.apply(f));
@@ -62,7 +90,9 @@ export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
     cycleMs: scenario.cycleMs,
     mode: world.progressMode,
     stats: world.stats,
+    thawOverlapsMs: world.thawOverlapsMs,
     scenario,
+    options: scenarioOptions(opts),
     trace: world.log,
   };
 }
@@ -72,7 +102,7 @@ export function report(r: RunResult, opts: { replay?: string; tail?: number } = 
   const lines = [
     r.ok ? `seed ${r.seed}: ok` : `seed ${r.seed}: VIOLATION of "${r.violation!.invariant}" at ${r.violation!.time.toFixed(1)} ms`,
     ...(r.violation ? [`  ${r.violation.detail}`] : []),
-    `replay: ${opts.replay ?? `npm run sim -- --seed ${r.seed} --trace`}`,
+    `replay: ${opts.replay ?? replayCommand(r.seed, r.options)}`,
     '',
     ...describeScenario(r.scenario),
   ];

@@ -1,13 +1,44 @@
-// The simulated cluster: nodes (machine, monitor, watchdog, processes), the shared store, the fence
-// hook, the fault schedule, and the invariants checked as the history unfolds.
+// The simulated cluster: nodes (machine, monitor, watchdog, processes, resources), the shared
+// store, the fence hook, the fault schedule, and the invariants checked as the history unfolds.
 //
-// Ground truth lives here, not in any monitor: which processes are actually alive on which node.
+// Ground truth lives here, not in any monitor: which processes are actually alive on which node,
+// and which node holds which group's resource (a VIP, a mount: it outlives processes).
+//
+// Resources: a group's resource is acquired on a node when one of its resource processes (its
+// setup entry, or its service when it has none) starts there; it is released only when one of the
+// group's stop entries (`<group>-clean`, level stop) runs to completion (exit 0) on that node — run
+// by the engine's stop level, by the watchdog after it fired, or by a restarted monitor's clean-up
+// — or when the machine goes down (crash, fence power-off). Killing the processes releases nothing;
+// a stop entry killed at stop_timeout releases nothing. The watchdog is modelled on
+// bin/peerha-watchdog: it wakes at its deadline (last pet + timeout/2), SIGKILLs the process groups
+// of the record (never the stop entries it runs itself), then runs the stop entries the monitor
+// recorded (driver.ts mirrors daemon.ts saveStops) within the record's stop_timeout, and SIGKILLs
+// what they left; when its monitor dies it does the same at once and then deletes the record. A
+// restarted monitor first kills what the record names and runs the recorded stop entries
+// (cleanLeftovers), then joins. The record lives in /run: gone with the machine.
+//
 // Invariants:
 //   1. never two owners — a group's resource processes (its setup and service entries) alive on two
 //      nodes at once, checked whenever one starts or a frozen node thaws;
+//   1b. never two holders — a group's resource held on two nodes at once, checked whenever one is
+//      acquired or a frozen node thaws. Tolerances (each one counted in stats, each one bounded):
+//      - one-sided views: as for owners, a double hold that begins while a one-sided view fault
+//        lasts (or within the bound after it) must end within the poison-pill bound of a stop
+//        level: SIGKILL time (the processes stop) + stop_timeout (the stop entries run) + 2
+//        cycles + visibility_lag, on the slowest clock (stats.pillHoldOverlaps);
+//      - whole-node freeze (VM pause): a frozen machine cannot act, so a peer may take the group
+//        over after `timeout` while it still holds the resource — the overlap only fencing closes
+//        (README, "Resources leave a node on every path"). A frozen machine's holds do not count
+//        while it is frozen; on thaw, each hold it had before must be gone within stop_timeout
+//        (its watchdog fires first on thaw and runs the stop entries) if another node holds the
+//        group, else it is a violation (stats.freezeOverlaps; how long after the thaw each
+//        overlap ended: World.thawOverlapsMs).
+//      No other overlap is tolerated: not after a kill -9, a monitor freeze, a self-fence, a leave,
+//      a halt, a restart.
 //   2. progress — once faults have healed and quorum holds, every wanted group in cltab with an
 //      eligible node runs on exactly one node (and every other group nowhere) within a stated
-//      bound; while DIR/halt stands, nothing runs and no monitor cycles;
+//      bound, and its resource is held on that node alone (nowhere for a group that runs nowhere);
+//      while DIR/halt stands, nothing runs, nothing is held and no monitor cycles;
 //   3. quorum-less nodes run nothing — a monitor that decided without quorum (or while
 //      self-fencing or leaving) has no group process left (stop-level cleanup aside) after
 //      killAfter + one cycle.
@@ -49,6 +80,9 @@ export interface Handle {
   cancelled: boolean;
 }
 
+/** How far past its deadline the watchdog wakes (local ms). */
+const WAKE_SLACK_MS = 0.01;
+
 /** Wall clocks are an epoch plus virtual time plus the node's offset (timestamps only). */
 const EPOCH_MS = 1.7e12;
 
@@ -68,10 +102,29 @@ export interface SimProc {
   deathAt: number;
   readonly ignoreInt: boolean;
   readonly ignoreTerm: boolean;
+  /** Not the engine's: a stop entry run by the watchdog or a restarted monitor (not in the process-group record). */
+  readonly outside: boolean;
+  /** Called once when it is gone (exit, kill, machine down). */
+  onGone: (() => void) | null;
 }
 
+/** The monitor's stop-entry record on the node's local disk (`<state_dir>/<node>.stops`). */
+export interface StopRecord {
+  readonly stopTimeoutMs: number;
+  /** Group → the tags of its stop entries, file order. */
+  readonly groups: ReadonlyMap<string, readonly string[]>;
+}
+
+/** What the simulated machinery outside the monitor does (negative controls switch parts off). */
+export interface SimModel {
+  /** The watchdog runs the recorded stop entries after it kills the groups (and then deletes the record). */
+  readonly watchdogStops: boolean;
+}
+
+export const REAL_MODEL: SimModel = { watchdogStops: true };
+
 export interface Violation {
-  readonly invariant: 'never two owners' | 'progress' | 'quorum-less nodes run nothing';
+  readonly invariant: 'never two owners' | 'never two holders' | 'progress' | 'quorum-less nodes run nothing';
   readonly time: number;
   readonly detail: string;
 }
@@ -96,7 +149,21 @@ export class SimNode {
   readonly procs = new Set<SimProc>();
   readonly fences = new Set<Fence>();
   readonly rng: Rng;
-  private wd = { active: false, lastPet: 0, token: 0 };
+  /**
+   * The watchdog sidecar: its last pet (local ms), whether it fired in this silence, whether
+   * it ran the stop entries in this silence, and its stop-entry child while that runs (callbacks
+   * waiting for it).
+   */
+  private wd = { active: false, lastPet: 0, token: 0, fired: false, stopsRan: false, stopper: null as Array<() => void> | null };
+  /** Resources this machine holds: group → since when (global ms). */
+  readonly held = new Map<string, number>();
+  /** The monitor's stop-entry record (local disk, /run: lost when the machine goes down). */
+  stopRecord: StopRecord | null = null;
+  /** Bumped when the machine goes down: what ran before (stop-entry runs, the watchdog) is gone. */
+  boot = 0;
+  /** After a whole-node freeze: the holds it had when it thawed, exempt until `thawGraceUntil`. */
+  thawHolds = new Map<string, number>();
+  thawGraceUntil = Number.NEGATIVE_INFINITY;
   noQuorumSince: number | null = null;
   noQuorumToken = 0;
   freezeToken = 0;
@@ -149,11 +216,14 @@ export class SimNode {
     return false;
   }
 
-  /** SIGKILL every process group of this node (watchdog, self-fence, leftovers at start). */
+  /**
+   * SIGKILL every process group in the record (watchdog, self-fence, leftovers at start): the
+   * engine's processes, not the stop entries the watchdog or a restarted monitor runs.
+   */
   killAll(why: string): void {
     let n = 0;
     for (const p of [...this.procs]) {
-      if (!p.alive) continue;
+      if (!p.alive || p.outside) continue;
       this.world.kill(p, 'SIGKILL');
       n++;
     }
@@ -166,21 +236,39 @@ export class SimNode {
 
   // ---------------------------------------------------------------------------- watchdog
 
+  /**
+   * As bin/peerha-watchdog: it sleeps until its deadline (last pet + limit, on this machine's
+   * monotonic clock) and looks again; past it, it SIGKILLs the recorded groups, once per silence
+   * runs the recorded stop entries (a child of its own), and keeps killing every tick (limit/4,
+   * at least 20 ms) while the silence lasts. A whole-node freeze holds its wake-up: on thaw it
+   * runs before anything else of the machine.
+   */
   watchdogStart(limit: number): void {
-    this.wd.active = true;
-    this.wd.lastPet = this.local();
     const token = ++this.wd.token;
-    const tick = Math.max(20, Math.floor(limit / 4));
+    this.wd = { ...this.wd, active: true, lastPet: this.local(), token, fired: false, stopsRan: false };
+    const tick = Math.max(20, limit / 4);
+    // It wakes just past its deadline (select() never returns early): by then the monitor, which
+    // petted it a little earlier, refuses to spawn (spawnRefused: more than timeout/2 since its pet).
     const loop = (): void => {
       if (!this.wd.active || this.wd.token !== token) return;
-      if (this.local() - this.wd.lastPet > limit) this.killAll('watchdog: monitor silent');
+      const left = this.wd.lastPet + limit - this.local();
+      if (left >= 0) return this.postNode((left + WAKE_SLACK_MS) / this.clock.rate, loop);
+      // Its stop-entry child reads the record right after the kill, before the monitor (a separate
+      // process, if it runs at all) can react to its processes' deaths and rewrite it.
+      const record = this.stopRecord;
+      this.killAll('watchdog: monitor silent');
+      if (!this.wd.fired) this.startStopper('watchdog: monitor silent', record);
+      this.wd.fired = true;
       this.postNode(tick / this.clock.rate, loop);
     };
-    this.postNode(tick / this.clock.rate, loop);
+    this.postNode((limit + WAKE_SLACK_MS) / this.clock.rate, loop);
   }
 
-  watchdogPet(): void {
-    if (this.wd.active) this.wd.lastPet = this.local();
+  watchdogPet(ageMs = 0): void {
+    if (!this.wd.active) return;
+    this.wd.lastPet = this.local() - ageMs;
+    this.wd.fired = false;
+    this.wd.stopsRan = false;
   }
 
   watchdogBye(): void {
@@ -188,11 +276,91 @@ export class SimNode {
     this.wd.token++;
   }
 
-  /** The monitor died: the watchdog sees the IPC channel close and kills every group. */
+  /** The watchdog's child that runs the recorded stop entries (one at a time, once per silence). */
+  private startStopper(why: string, record: StopRecord | null): void {
+    if (!this.world.model.watchdogStops || this.wd.stopper || this.wd.stopsRan) return;
+    this.wd.stopsRan = true;
+    const waiting: Array<() => void> = [];
+    this.wd.stopper = waiting;
+    const ran = this.runRecordedStops(
+      why,
+      () => {
+        if (this.wd.stopper === waiting) this.wd.stopper = null;
+        for (const fn of waiting) fn();
+      },
+      record,
+    );
+    if (ran) this.world.stats.watchdogStopRuns++;
+  }
+
+  /**
+   * The monitor died: the watchdog sees its stdin close, kills every recorded group, runs the stop
+   * entries (or waits for the run under way), deletes the record and exits.
+   */
   private watchdogDisconnect(): void {
     if (!this.wd.active) return;
     this.watchdogBye();
+    const record = this.stopRecord;
     this.killAll('watchdog: monitor gone');
+    if (!this.world.model.watchdogStops) return;
+    const boot = this.boot;
+    const unlink = (): void => {
+      if (this.boot === boot) this.stopRecord = null;
+    };
+    if (this.wd.stopper) this.wd.stopper.push(unlink);
+    else if (!this.wd.stopsRan) {
+      if (this.runRecordedStops('watchdog: monitor gone', unlink, record)) this.world.stats.watchdogStopRuns++;
+    } else unlink();
+  }
+
+  /**
+   * Run the stop entries of the record as it is now (each group's in file order, groups side by
+   * side), all within the record's stop_timeout; what still runs then is SIGKILLed. `done` is
+   * called when all finished or at that deadline (never if the machine went down meanwhile).
+   * False when the record had nothing to run (`done` was called at once).
+   */
+  runRecordedStops(why: string, done: () => void, rec: StopRecord | null = this.stopRecord): boolean {
+    const groups = rec ? [...rec.groups].filter(([, tags]) => tags.length > 0) : [];
+    if (!rec || groups.length === 0) {
+      done();
+      return false;
+    }
+    const boot = this.boot;
+    this.world.trace(this.name, `${why}: running the stop entries of ${groups.map(([g]) => g).join(',')} (stop_timeout ${rec.stopTimeoutMs} ms)`);
+    const live = new Set<SimProc>();
+    let running = groups.length;
+    let over = false;
+    const finish = (): void => {
+      if (over) return;
+      over = true;
+      if (this.boot === boot) done();
+    };
+    const next = (group: string, tags: readonly string[], i: number): void => {
+      if (over || this.boot !== boot) return;
+      if (i >= tags.length) {
+        if (--running === 0) finish();
+        return;
+      }
+      const p = this.world.spawnStopEntry(this, group, tags[i]!);
+      live.add(p);
+      p.onGone = () => {
+        live.delete(p);
+        next(group, tags, i + 1);
+      };
+    };
+    for (const [group, tags] of groups) next(group, tags, 0);
+    if (over) return true;
+    this.postNode(rec.stopTimeoutMs / this.clock.rate, () => {
+      if (over || this.boot !== boot) return;
+      over = true;
+      if (live.size > 0) {
+        this.world.stats.stopEntriesKilled += live.size;
+        this.world.trace(this.name, `${why}: stop entries did not finish within stop_timeout: SIGKILL ${live.size}`);
+      }
+      for (const p of [...live]) this.world.kill(p, 'SIGKILL');
+      done();
+    });
+    return true;
   }
 
   // ---------------------------------------------------------------------------- lifecycle
@@ -253,7 +421,15 @@ export class SimNode {
     this.nodeFrozen = false;
     this.deferredNode = [];
     this.watchdogBye();
+    this.wd.stopper = null;
+    this.boot++;
     for (const p of [...this.procs]) if (p.alive) this.world.kill(p, null);
+    // A machine that is off holds nothing (a VIP goes with it); /run and its records are gone.
+    if (this.held.size > 0) this.world.trace(this.name, `releases ${[...this.held.keys()].join(',')} (machine down)`);
+    this.world.stats.releasedByDown += this.held.size;
+    this.held.clear();
+    this.stopRecord = null;
+    this.thawHolds.clear();
     for (const f of [...this.fences]) {
       this.world.stats.fencerDied++;
       f.done = true;
@@ -282,6 +458,7 @@ export class SimNode {
       this.nodeFrozen = false;
       for (const fn of this.deferredNode.splice(0)) fn();
       this.world.checkOwnersOn(this);
+      this.world.thawedHolder(this);
     }
     this.monitorFrozen = false;
     for (const fn of this.deferred.splice(0)) {
@@ -320,7 +497,13 @@ export class World {
     spawns: 0, fences: 0, fenceEffects: 0, watchdogKills: 0, selfFenceKills: 0, fencerDied: 0, fenceFailed: 0, fenceTimedOut: 0, fenceSlow: 0, fenceMismatch: 0,
     manualConfirms: 0, agentFences: 0, commandFences: 0, halts: 0, haltExits: 0, cltabEdits: 0, cltabEditsPartitioned: 0, badEdits: 0, failedBatches: 0, cycleRetries: 0,
     viewsLost: 0, viewsStuck: 0, viewsCut: 0, pillOverlaps: 0, fullDisks: 0, clockSteps: 0, symlinks: 0,
+    // resources
+    acquired: 0, releasedByStop: 0, releasedByDown: 0, watchdogStopRuns: 0, leftoverStopRuns: 0, outsideStopEntries: 0, stopEntriesKilled: 0, pillHoldOverlaps: 0, freezeOverlaps: 0,
   };
+  /** Per whole-node-freeze overlap: how long after the thaw the thawed node's hold ended (ms). */
+  readonly thawOverlapsMs: number[] = [];
+  private readonly thawOverlapOpen = new Map<string, number>();
+  private readonly holdEpisodes = new Set<string>();
   /** When the last one-sided view fault ends (double runs within the poison-pill bound are allowed until then). */
   private viewFaultsUntil = Number.NEGATIVE_INFINITY;
   private readonly pillEpisodes = new Set<string>();
@@ -331,6 +514,7 @@ export class World {
     readonly tracing: boolean,
     /** Starts a monitor process on a node (the simulator's driver of step()). */
     readonly newMonitor: (world: World, node: SimNode) => SimMonitor,
+    readonly model: SimModel = REAL_MODEL,
   ) {
     this.rng = new Rng(scenario.seed, 7);
     this.store = new SimStore(this.sched, new Rng(scenario.seed, 8), scenario.storeLagMs, scenario.storeLatencyMs);
@@ -387,6 +571,21 @@ export class World {
     const env = req.env ?? {};
     const group = env.PEERHA_GROUP ?? '';
     const tag = env.PEERHA_TAG ?? '';
+    const p = this.newProc(node, inc, group, tag, env.PEERHA_LEVEL ?? '', cb, false);
+    return {
+      pgid: p.id,
+      signal: (sig: StopSignal) => this.signal(p, sig),
+      sweep: () => undefined,
+    };
+  }
+
+  /** A recorded stop entry run outside the engine (the watchdog, a restarted monitor's clean-up). */
+  spawnStopEntry(node: SimNode, group: string, tag: string): SimProc {
+    this.stats.outsideStopEntries++;
+    return this.newProc(node, -1, group, tag, 'stop', { onExit: () => undefined, onGone: () => undefined, onOutput: () => undefined }, true);
+  }
+
+  private newProc(node: SimNode, inc: number, group: string, tag: string, level: string, cb: SpawnCallbacks, outside: boolean): SimProc {
     const kind = tag.slice(group.length + 1) as ProcKind;
     const spec = this.groups.get(group)!;
     const p: SimProc = {
@@ -395,7 +594,7 @@ export class World {
       inc,
       group,
       kind,
-      level: env.PEERHA_LEVEL ?? '',
+      level,
       owner: kind === 'setup' || kind === 'svc',
       alive: true,
       since: this.sched.now,
@@ -404,21 +603,21 @@ export class World {
       deathAt: Number.POSITIVE_INFINITY,
       ignoreInt: node.rng.chance(spec.ignoreInt),
       ignoreTerm: node.rng.chance(spec.ignoreTerm),
+      outside,
+      onGone: null,
     };
     node.procs.add(p);
     this.alive.get(group)!.add(p);
     this.stats.spawns++;
-    this.trace(node.name, `spawn ${tag} (pid ${p.id}) at level ${p.level}`);
+    this.trace(node.name, `spawn ${tag} (pid ${p.id}) at level ${p.level}${outside ? ' (recorded stop entry)' : ''}`);
     const rate = node.clock.rate;
     if (kind === 'test') this.exitAfter(p, node.rng.uniform(spec.testMs[0], spec.testMs[1]) / rate, spec.pass.get(node.name) ? 0 : 1, null);
     else if (kind === 'setup') this.exitAfter(p, node.rng.uniform(spec.setupMs[0], spec.setupMs[1]) / rate, 0, null);
-    else if (kind === 'clean') this.exitAfter(p, node.rng.uniform(0, this.scenario.cycleMs / 2) / rate, 0, null);
+    else if (kind === 'clean') this.exitAfter(p, node.rng.uniform(spec.cleanMs[0], spec.cleanMs[1]) / rate, 0, null);
+    // Processes first: a double run is reported as one; "never two holders" catches what outlives them.
     this.checkSpawn(p);
-    return {
-      pgid: p.id,
-      signal: (sig: StopSignal) => this.signal(p, sig),
-      sweep: () => undefined,
-    };
+    if (p.owner) this.acquire(node, group);
+    return p;
   }
 
   private exitAfter(p: SimProc, ms: number, code: number | null, signal: string | null): void {
@@ -465,12 +664,17 @@ export class World {
     if (p.death) p.death.cancelled = true;
     p.node.procs.delete(p);
     this.alive.get(p.group)!.delete(p);
+    const gone = p.onGone;
+    p.onGone = null;
+    gone?.();
   }
 
   private die(p: SimProc, code: number | null, signal: string | null): void {
     if (!p.alive) return;
-    this.bury(p);
     this.trace(p.node.name, `exit ${p.group}-${p.kind} (pid ${p.id}) ${signal ?? `code ${code}`}`);
+    // A stop entry that ran to completion released the group's resource here.
+    if (p.kind === 'clean' && code === 0) this.release(p.node, p.group);
+    this.bury(p);
     const node = p.node;
     // The engine hears of it when its monitor runs (only the monitor incarnation that started it).
     if (node.inc === p.inc && node.monitor) {
@@ -532,6 +736,113 @@ export class World {
   checkOwnersOn(node: SimNode): void {
     const groups = new Set([...node.procs].filter((p) => p.alive && p.owner).map((p) => p.group));
     for (const g of groups) this.checkOwners(g);
+  }
+
+  // ---------------------------------------------------------------------------- resources
+
+  private acquire(node: SimNode, group: string): void {
+    if (!node.held.has(group)) {
+      node.held.set(group, this.sched.now);
+      this.stats.acquired++;
+      this.trace(node.name, `acquires ${group}'s resource`);
+    }
+    this.checkHolders(group);
+  }
+
+  private release(node: SimNode, group: string): void {
+    if (!node.held.delete(group)) return;
+    this.stats.releasedByStop++;
+    this.trace(node.name, `releases ${group}'s resource (stop entry ran)`);
+    const key = `${node.name} ${group}`;
+    const since = this.thawOverlapOpen.get(key);
+    if (since !== undefined) {
+      this.thawOverlapOpen.delete(key);
+      this.thawOverlapsMs.push(this.sched.now - since);
+    }
+  }
+
+  /** A hold that counts now: not on a frozen machine, not one a thawed machine still has grace for. */
+  private counts(node: SimNode, group: string): boolean {
+    const since = node.held.get(group);
+    if (since === undefined || node.nodeFrozen) return false;
+    return !(this.sched.now <= node.thawGraceUntil && node.thawHolds.get(group) === since);
+  }
+
+  /** Nodes whose hold of `group` counts now, with since when. */
+  holdersOf(group: string): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const n of this.nodes.values()) if (this.counts(n, group)) out.set(n.name, n.held.get(group)!);
+    return out;
+  }
+
+  private describeHolders(holders: ReadonlyMap<string, number>): string {
+    return [...holders].map(([n, since]) => `${n} (since ${since.toFixed(1)})`).join(', ');
+  }
+
+  private checkHolders(group: string): void {
+    const holders = this.holdersOf(group);
+    if (holders.size < 2) return;
+    const who = this.describeHolders(holders);
+    // Under a one-sided view the victim releases through its stop level once it reads the claim:
+    // the same pill episode as for processes, with the stop level's bound.
+    const bound = this.holdPillBoundMs();
+    if (this.inHoldPillWindow()) {
+      if (this.holdEpisodes.has(group)) return;
+      const first = new Map(holders);
+      this.holdEpisodes.add(group);
+      this.stats.pillHoldOverlaps++;
+      this.sched.after(bound, () => {
+        this.holdEpisodes.delete(group);
+        const still = [...this.holdersOf(group)].filter(([n, since]) => first.get(n) === since);
+        if (still.length >= 2) this.fail('never two holders', `group ${group}'s resource still held on ${still.length} nodes ${bound.toFixed(0)} ms (the poison-pill bound for a stop level) after a double hold began under a one-sided view: ${who}`);
+        else this.checkHolders(group);
+      });
+      return;
+    }
+    this.fail('never two holders', `group ${group}'s resource is held on ${holders.size} nodes: ${who}`);
+  }
+
+  /**
+   * How long a one-sided view may double-hold a resource: a cycle to read the claim, then the
+   * victim's stop level — its processes stop (within the SIGKILL time) and its stop entries run
+   * (within stop_timeout) — and slack for latency: the owners' bound plus stop_timeout.
+   */
+  private holdPillBoundMs(): number {
+    return (this.scenario.timings.killAfterMs + this.scenario.stopTimeoutMs + 2 * this.scenario.cycleMs + this.scenario.visibilityLagMs) / this.minRate();
+  }
+
+  private inHoldPillWindow(): boolean {
+    return this.sched.now <= this.viewFaultsUntil + this.holdPillBoundMs();
+  }
+
+  /**
+   * A whole-node freeze ended (the watchdog already ran its overdue wake-up): what the machine
+   * held through the freeze must be released within stop_timeout where another node holds it too.
+   */
+  thawedHolder(node: SimNode): void {
+    if (node.held.size === 0) return;
+    const bound = node.world.scenario.stopTimeoutMs / node.clock.rate + 1;
+    node.thawHolds = new Map(node.held);
+    node.thawGraceUntil = this.sched.now + bound;
+    const thawAt = this.sched.now;
+    const holds = new Map(node.held);
+    for (const g of holds.keys()) {
+      if (this.holdersOf(g).size === 0) continue;
+      this.stats.freezeOverlaps++;
+      this.thawOverlapOpen.set(`${node.name} ${g}`, thawAt);
+    }
+    this.sched.after(bound, () => {
+      for (const [g, since] of holds) {
+        this.thawOverlapOpen.delete(`${node.name} ${g}`);
+        if (node.held.get(g) !== since || node.nodeFrozen) continue;
+        const others = this.holdersOf(g);
+        others.delete(node.name);
+        if (others.size === 0) continue;
+        // A one-sided view may also have let a peer in: then its (longer) pill bound applies.
+        if (this.inHoldPillWindow()) this.checkHolders(g);
+        else this.fail('never two holders', `group ${g}'s resource still held on ${node.name} ${bound.toFixed(0)} ms (stop_timeout) after its whole-node freeze ended, and on ${this.describeHolders(others)}`);
+      }
+    });
   }
 
   private quorumBound(node: SimNode): number {
@@ -845,7 +1156,7 @@ export class World {
 
   /**
    * The progress bound, from the last disruption: detection (timeout), a restarted monitor's
-   * duplicate-id wait and settle time, a failed test's cooldown, a pending fence retry, 40 cycles of
+   * clean-up of its previous run (stop_timeout), duplicate-id wait and settle time, a failed test's cooldown, a pending fence retry, 40 cycles of
    * planning (random draws, collisions, backoff), the plan window, test and setup time, two stop
    * times (a conflict loser, a self-fence), and two probe rounds (plan window + test + 3 cycles) per
    * node whose test fails — all on the slowest clock.
@@ -867,7 +1178,8 @@ export class World {
     const failing = Math.max(0, ...scenario.groups.map((g) => [...g.pass.values()].filter((ok) => !ok).length));
     const probes = 2 * failing * (2 * c + 2 * lag + maxTest + 3 * c);
     // + 1 s: systemd restarts a monitor that exited for a halt or a refusal
-    const local = scenario.timeoutMs + fenceWait + 1000 + (2 * c + lag + 200) + (2 * c + lag) + scenario.failCooldownCycles * c + 40 * c + (2 * c + 2 * lag) + maxTest + maxSetup + 2 * scenario.timings.killAfterMs + 4 * lag + probes;
+    // + stop_timeout: a restarted monitor first runs the stop entries its previous run recorded
+    const local = scenario.timeoutMs + fenceWait + 1000 + scenario.stopTimeoutMs + (2 * c + lag + 200) + (2 * c + lag) + scenario.failCooldownCycles * c + 40 * c + (2 * c + 2 * lag) + maxTest + maxSetup + 2 * scenario.timings.killAfterMs + 4 * lag + probes;
     return local / this.minRate();
   }
 
@@ -908,6 +1220,8 @@ export class World {
     for (const g of this.groups.values()) {
       const owners = this.ownersOf(g.name);
       if (owners.size > 0) return `the cluster is halted, but ${g.name} still runs on ${[...owners.keys()].join(',')}`;
+      const holders = this.holdersOf(g.name);
+      if (holders.size > 0) return `the cluster is halted, but ${g.name}'s resource is still held on ${[...holders.keys()].join(',')}`;
     }
     return null;
   }
@@ -923,8 +1237,11 @@ export class World {
       const want = config.wants.get(g.name);
       const wanted = !!want && want.level !== 'stop' && config.groups.has(g.name);
       const eligible = wanted ? live.filter((n) => (!want.nodes || want.nodes.includes(n.name)) && g.pass.get(n.name)) : [];
+      const holders = this.holdersOf(g.name);
       if (eligible.length === 0) {
-        if (owners.size > 0) return `${g.name} is ${wanted ? 'wanted but has no eligible node' : config.groups.has(g.name) ? 'not wanted' : 'not in cltab'} and still runs on ${[...owners.keys()].join(',')}`;
+        const why = wanted ? 'wanted but has no eligible node' : config.groups.has(g.name) ? 'not wanted' : 'not in cltab';
+        if (owners.size > 0) return `${g.name} is ${why} and still runs on ${[...owners.keys()].join(',')}`;
+        if (holders.size > 0) return `${g.name} is ${why} and its resource is still held on ${[...holders.keys()].join(',')}`;
         continue;
       }
       const running = eligible.filter((n) => {
@@ -935,6 +1252,8 @@ export class World {
         const where = live.map((n) => `${n.name}:${inst.get(n.name)?.get(g.name) ? `${inst.get(n.name)!.get(g.name)!.level}/${inst.get(n.name)!.get(g.name)!.state}` : '-'}`).join(' ');
         return `${g.name} (wanted ${want!.level}, eligible ${eligible.map((n) => n.name).join(',')}) runs on ${running.length} node(s); resource processes on ${[...owners.keys()].join(',') || 'none'}; engines: ${where}`;
       }
+      const stray = [...holders.keys()].filter((n) => n !== running[0]!.name);
+      if (stray.length > 0) return `${g.name} runs on ${running[0]!.name}, but its resource is also held on ${stray.join(',')}`;
     }
     return null;
   }
