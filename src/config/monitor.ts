@@ -7,7 +7,7 @@ import { hostname as osHostname } from 'node:os';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import type { ConfigError } from './cltab.js';
 import { DURATION_HINT, formatDuration, parseDuration } from './duration.js';
-import { validNodeName } from './names.js';
+import { nameProblem, validNodeName } from './names.js';
 
 export { formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
 
@@ -32,6 +32,17 @@ export const QUORUM_POLICIES: readonly QuorumPolicy[] = ['majority', 'adaptive',
 export const MIN_CYCLE_MS = 100;
 export const MAX_CYCLE_MS = 60_000;
 export const MAX_CONFIG_BYTES = 256 * 1024;
+
+export interface StopLevels {
+  readonly default: string;
+  readonly groups: Readonly<Record<string, string>>;
+}
+export const DEFAULT_STOP_LEVELS: StopLevels = { default: 'stop', groups: {} };
+
+/** The level that releases `group`'s resources. */
+export function stopLevelOf(levels: StopLevels, group: string): string {
+  return levels.groups[group] ?? levels.default;
+}
 /** Slack between the watchdog's clean-up deadline and the peers' takeover (kill, scheduling). */
 export const STOP_MARGIN_MS = 100;
 
@@ -71,6 +82,8 @@ export interface MonitorConfig {
    * watchdog's clean-up after a crash); what still runs then is killed.
    */
   readonly stopTimeoutMs: number;
+  /** The level that releases a group's resources: `default` (`stop` unless set), or per group. */
+  readonly stopLevel: StopLevels;
   /** Propagation delay of the shared file system. */
   readonly visibilityLagMs: number;
   readonly balance: number;
@@ -124,6 +137,7 @@ export interface MonitorFileValues {
   cycleMs?: number;
   timeoutMs?: number;
   stopTimeoutMs?: number;
+  stopLevel?: StopLevels;
   visibilityLagMs?: number;
   balance?: number;
   failCooldownCycles?: number;
@@ -217,6 +231,35 @@ const readString =
     if (absolute && !s.startsWith('/')) return { error: `${show(s)}: expected an absolute path (starting with /)` };
     return { value: s };
   };
+
+/** A stop level must be a level name, and not one the monitor uses for something else. */
+function stopLevelProblem(level: string): string | null {
+  if (level === 'plan' || level === 'test') return `"${level}" is the monitor's ${level} level, not a stop level`;
+  const why = nameProblem('level', level);
+  return why === null ? null : `level ${show(level)} ${why}`;
+}
+
+/** `stop_level: LEVEL`, or a mapping `{ default: LEVEL, GROUP: LEVEL, … }`. */
+function readStopLevels(node: YNode, lineOf: (n: YNode) => number): { value: unknown } | { error: string } {
+  const one = scalarText(node);
+  if (one !== null && !isMap(node)) {
+    const why = stopLevelProblem(one);
+    return why === null ? { value: { default: one, groups: {} } satisfies StopLevels } : { error: why };
+  }
+  if (!isMap(node)) return { error: `${describe(node)}: expected a level, or a mapping of group: level (with default: level)` };
+  let def = DEFAULT_STOP_LEVELS.default;
+  const groups: Record<string, string> = {};
+  for (const item of node.items) {
+    const key = isScalar(item.key) ? String(item.key.value) : '';
+    const level = scalarText(item.value as YNode);
+    if (level === null) throw new MethodError(`stop_level.${key}: ${describe(item.value as YNode)}: expected a level`, lineOf(item.key as YNode));
+    const why = stopLevelProblem(level) ?? (key === 'default' ? null : nameProblem('group', key) === null ? null : `group ${show(key)} ${nameProblem('group', key)}`);
+    if (why !== null) throw new MethodError(`stop_level.${key}: ${why}`, lineOf(item.key as YNode));
+    if (key === 'default') def = level;
+    else groups[key] = level;
+  }
+  return { value: { default: def, groups } satisfies StopLevels };
+}
 
 const readNode: Read = (node) => {
   const s = scalarText(node);
@@ -340,6 +383,7 @@ const SCHEMA = new Map(Object.entries({
   cycle: leaf('cycleMs', readDuration(checkCycle)),
   timeout: leaf('timeoutMs', readDuration(checkPositive)),
   stop_timeout: leaf('stopTimeoutMs', readDuration()),
+  stop_level: leaf('stopLevel', readStopLevels),
   visibility_lag: leaf('visibilityLagMs', readDuration()),
   balance: leaf('balance', readNumber('a number more than 0', (n) => Number.isFinite(n) && n > 0)),
   fail_cooldown: leaf('failCooldownCycles', readNumber('a whole number of cycles (0 or more)', (n) => Number.isSafeInteger(n) && n >= 0)),
@@ -651,6 +695,7 @@ export function resolveMonitorConfig(
       cycleMs: cycle.ms,
       timeoutMs: timeout.ms,
       stopTimeoutMs: stopTimeout.ms,
+      stopLevel: f.stopLevel ?? DEFAULT_STOP_LEVELS,
       visibilityLagMs: f.visibilityLagMs ?? MONITOR_DEFAULTS.visibilityLagMs,
       balance: f.balance ?? MONITOR_DEFAULTS.balance,
       failCooldownCycles: f.failCooldownCycles ?? MONITOR_DEFAULTS.failCooldownCycles,

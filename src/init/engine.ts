@@ -137,7 +137,8 @@ export interface EngineOptions {
    * bounded: what still runs after stopTimeoutMs is killed and the group halted. A group removed
    * from cltab while active goes through it before it is forgotten.
    */
-  stopLevel?: string;
+  /** One level for every group, or one per group. */
+  stopLevel?: string | ((group: string) => string);
   stopTimeoutMs?: number;
   /**
    * A respawn entry entering crash-loop backoff counts as a restart of its group (timings
@@ -212,7 +213,7 @@ export class Engine {
       if (g.removing) continue;
       g.removing = true;
       this.recover(g, { type: 'TOLD' });
-      const stop = this.opts.stopLevel;
+      const stop = this.stopOf(g.name);
       if (stop !== undefined && g.level === stop && g.state !== 'CONFIGURED' && g.state !== 'HALTING' && !SETTLED_GROUP_STATES.includes(g.state)) {
         // Already running its stop level: let it finish, then forget it.
         g.stoppingForRemoval = true;
@@ -353,11 +354,18 @@ export class Engine {
 
   // ------------------------------------------------------------ internals
 
+  /** The level that releases this group's resources, if the engine has one. */
+  private stopOf(group: string): string | undefined {
+    const s = this.opts.stopLevel;
+    return typeof s === 'function' ? s(group) : s;
+  }
+
   /** A tell to the stop level is bounded; any other tell cancels that bound. */
   private armStopTimer(g: GroupRuntime): void {
     if (g.stopTimer !== undefined) this.clock.clearTimer(g.stopTimer);
     g.stopTimer = undefined;
-    const { stopLevel, stopTimeoutMs } = this.opts;
+    const stopLevel = this.stopOf(g.name);
+    const { stopTimeoutMs } = this.opts;
     if (stopLevel === undefined || stopTimeoutMs === undefined || g.level !== stopLevel) return;
     g.stopTimer = this.clock.setTimer(stopTimeoutMs, () => {
       g.stopTimer = undefined;
@@ -421,7 +429,7 @@ export class Engine {
       const { state, effects } = groupReact({ state: g.state, level: g.level, entries: g.entries }, views);
       if (state !== before) {
         // The stop entries get stop_timeout of their own once the old processes are gone.
-        if (before === 'STOPPING' && state !== 'STOPPING' && g.level === this.opts.stopLevel) this.armStopTimer(g);
+        if (before === 'STOPPING' && state !== 'STOPPING' && g.level === this.stopOf(g.name)) this.armStopTimer(g);
         this.setGroupState(g, state);
         this.opts.logger.info({ group: g.name, level: g.level, state }, 'group state');
       }
@@ -457,7 +465,7 @@ export class Engine {
     if (ev) return this.recover(g, ev) || true;
     const phase = g.recovery.phase;
     if (phase !== 'RESTARTING' && phase !== 'GIVING_UP') return false;
-    const stop = this.opts.stopLevel;
+    const stop = this.stopOf(g.name);
     const released = g.state === 'CONFIGURED' || (stop !== undefined && g.level === stop && SETTLED_GROUP_STATES.includes(g.state));
     return released ? this.recover(g, { type: 'RELEASED' }) : false;
   }
@@ -477,7 +485,7 @@ export class Engine {
     const log = { group: g.name, level: g.level, note: g.recovery.note };
     switch (eff.type) {
       case 'release': {
-        const stop = this.opts.stopLevel;
+        const stop = this.stopOf(g.name);
         if (stop !== undefined && g.level !== stop) {
           this.opts.logger.warn({ ...log, stopLevel: stop }, g.recovery.phase === 'GIVING_UP' ? 'giving the group up: running its stop level' : 'restarting the group: running its stop level');
           g.level = stop;
@@ -538,7 +546,7 @@ export class Engine {
     if (proc.state !== before && rt.entry.mode !== 'monitor') this.opts.logger.info({ group: g.name, tag: rt.entry.tag, from: before, to: proc.state }, 'process state');
     // A respawn entry entering crash-loop backoff counts as a restart of its group.
     const counts = this.opts.crashLoopsCount ?? this.opts.stopLevel !== undefined;
-    if (counts && proc.state === 'BACKOFF' && before !== 'BACKOFF' && g.level !== null && g.level !== this.opts.stopLevel) {
+    if (counts && proc.state === 'BACKOFF' && before !== 'BACKOFF' && g.level !== null && g.level !== this.stopOf(g.name)) {
       g.recoveryQueue.push({ type: 'CRASHLOOP', level: g.level, why: `${rt.entry.tag} is crash-looping (${proc.note ?? 'backoff'})` });
     }
     for (const eff of effects) this.applyProcEffect(g, rt, eff);

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsStore, groupId } from '../cluster/store.js';
 import type { Logger } from '../io/log.js';
-import { Engine } from '../init/engine.js';
+import { stopLevelOf } from '../config/monitor.js';
+import { Engine, type GroupStatus } from '../init/engine.js';
 import { killGroups, PgidRecord } from '../init/pgid-record.js';
 import { StopRecord, stopRecordText } from '../init/stop-record.js';
 import { RealRunner, type Runner } from '../init/runner.js';
@@ -76,10 +77,10 @@ export class MonitorDaemon {
       timings: timingsOf(settings),
       onChange: () => {
         this.saveStops();
-        this.machine.engineChanged(() => this.engine.status());
+        this.machine.engineChanged(() => this.groups());
       },
       env: this.env,
-      stopLevel: STOP,
+      stopLevel: (group) => this.stopLevelOf(group),
       stopTimeoutMs: settings.stopTimeoutMs,
     });
   }
@@ -115,7 +116,8 @@ export class MonitorDaemon {
       case 'tell': {
         // Its stop entries are on disk before anything of it can start.
         if (holdsResources({ level: e.level, state: 'STARTING' })) this.saveStops(e.group);
-        const r = this.engine.tell(e.group, e.level);
+        // The monitor says `stop`; the group releases its resources at its configured stop level.
+        const r = this.engine.tell(e.group, e.level === STOP ? this.stopLevelOf(e.group) : e.level);
         return dispatch({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: r.ok, message: r.message, ...(e.cycle !== undefined ? { cycle: e.cycle } : {}) });
       }
       case 'configure':
@@ -179,16 +181,28 @@ export class MonitorDaemon {
    * watchdog runs them.
    */
   private saveStops(starting?: string): void {
-    const groups = new Set(this.engine.status().filter((g) => g.level !== null && holdsResources({ level: g.level, state: g.state })).map((g) => g.group));
+    const groups = new Set(this.groups().filter((g) => g.level !== null && holdsResources({ level: g.level, state: g.state })).map((g) => g.group));
     if (starting !== undefined) groups.add(starting);
     if (!spawnAllowed(this.machine.state, performance.now())) for (const g of this.recordedStops) groups.add(g);
     this.recordedStops = groups;
-    const text = stopRecordText(this.settings.stopTimeoutMs, [...groups].sort().map((group) => ({ group, level: STOP, entries: this.engine.entriesAt(group, STOP) })));
+    const text = stopRecordText(this.settings.stopTimeoutMs, [...groups].sort().map((group) => {
+      const level = this.stopLevelOf(group);
+      return { group, level, entries: this.engine.entriesAt(group, level) };
+    }));
     try {
       this.stops.save(text);
     } catch (e) {
       this.log.error({ err: String(e) }, 'cannot write the stop-entry record');
     }
+  }
+
+  private stopLevelOf(group: string): string {
+    return stopLevelOf(this.settings.stopLevel, group);
+  }
+
+  /** The engine's groups as the monitor speaks of them: a group at its stop level is at `stop`. */
+  private groups(): GroupStatus[] {
+    return this.engine.status().map((g) => (g.level !== null && g.level !== STOP && g.level === this.stopLevelOf(g.group) ? { ...g, level: STOP } : g));
   }
 
   /** What a previous run left: kill its process groups, then run the stop entries it recorded. */

@@ -4,6 +4,7 @@
 // events, in virtual time. A frozen monitor gets its events when it thaws; a dead one never.
 // Like src/monitor/daemon.ts it decides nothing: the same step() runs in both.
 
+import { DEFAULT_STOP_LEVELS } from '../config/monitor.js';
 import type { EventBody, MonitorEffect, MonitorEvent, TimerName } from '../monitor/events.js';
 import { spawnAllowed } from '../monitor/logic.js';
 import { guardedRunner, Machine } from '../monitor/machine.js';
@@ -23,6 +24,7 @@ export function simSettings(world: World, node: string): MonitorSettings {
     cycleMs: scenario.cycleMs,
     timeoutMs: scenario.timeoutMs,
     stopTimeoutMs: scenario.stopTimeoutMs,
+    stopLevel: DEFAULT_STOP_LEVELS,
     visibilityLagMs: scenario.visibilityLagMs,
     balance: scenario.balance,
     failCooldownCycles: scenario.failCooldownCycles,

@@ -51,6 +51,7 @@ const DEFAULTS: MonitorConfig = {
   cycleMs: 1000,
   timeoutMs: 5000,
   stopTimeoutMs: 2400,
+  stopLevel: { default: 'stop', groups: {} },
   visibilityLagMs: 0,
   balance: 1.5,
   failCooldownCycles: 10,
@@ -103,6 +104,7 @@ describe('monitor config: defaults and values', () => {
         cycleMs: 500,
         timeoutMs: 3000,
         stopTimeoutMs: 1400,
+        stopLevel: { default: 'stop', groups: {} },
         visibilityLagMs: 1500,
         balance: 2,
         failCooldownCycles: 0,
@@ -288,6 +290,15 @@ describe('monitor config errors name file:line', () => {
     expect(ok('self_fence: false\nstop_timeout: 30s\n').stopTimeoutMs).toBe(30_000);
   });
 
+  it('stop_level: one level, or default plus per group; never plan or test', () => {
+    expect(ok('').stopLevel).toEqual({ default: 'stop', groups: {} });
+    expect(ok('stop_level: down\n').stopLevel).toEqual({ default: 'down', groups: {} });
+    expect(ok('stop_level:\n  default: off\n  web: web-down\n').stopLevel).toEqual({ default: 'off', groups: { web: 'web-down' } });
+    expect(ok('stop_level:\n  web: down\n').stopLevel).toEqual({ default: 'stop', groups: { web: 'down' } });
+    expect(errs('stop_level: test\n')).toEqual([`${FILE}:1: stop_level "test" is the monitor's test level, not a stop level`]);
+    expect(errs('x: 1\nstop_level:\n  web: a b\n')[1]).toMatch(/:3: stop_level.web: level "a b" must not contain whitespace/);
+  });
+
   it('YAML syntax errors', () => {
     const table: Array<[string, RegExp]> = [
       ['root: /x\nquorum: [1\n', /:3: YAML: Flow sequence/],
@@ -392,7 +403,7 @@ describe('loadMonitorConfig', () => {
 
     writeFileSync(path, 'root: /srv\n\nbogus: 1\n');
     const bad = loadMonitorConfig(path);
-    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, stop_timeout, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, state_dir, shared_group, log)`]);
+    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, stop_timeout, stop_level, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, state_dir, shared_group, log)`]);
   });
 
   it('a missing file is an error when given, the defaults when optional', () => {

@@ -45,9 +45,9 @@ class Markers {
     }
   }
 
-  /** cltab lines of a group holding a marker and running a locked workload. */
-  cltab(group: string): string {
-    return `${group}:${group}-vip:start:wait:sh $DIR/acquire.sh ${group}\n${group}:${group}-run:start:respawn:${lockedWorkload(this.cl.dir, group)}\n${group}:${group}-unvip:stop:wait:sh $DIR/release.sh ${group}\n`;
+  /** cltab lines of a group holding a marker and running a locked workload, released at `stopLevel`. */
+  cltab(group: string, stopLevel = 'stop'): string {
+    return `${group}:${group}-vip:start:wait:sh $DIR/acquire.sh ${group}\n${group}:${group}-run:start:respawn:${lockedWorkload(this.cl.dir, group)}\n${group}:${group}-unvip:${stopLevel}:wait:sh $DIR/release.sh ${group}\n`;
   }
 
   /** Nodes holding the group's marker now. */
@@ -226,6 +226,26 @@ describe('stop entries run on every exit path (marker resource)', () => {
     } finally {
       clearInterval(timer);
     }
+    await endsClean(cl, m);
+  }, 120_000);
+});
+
+describe('a configured stop level', () => {
+  it('stop_level per group (web: down): kill -9 and leave run the down entries, and clstat still says stop', async () => {
+    const cl = newCluster({ cycle: '200ms', timeout: '1500ms', yaml: 'stop_level:\n  default: stop\n  web: down\n' });
+    const m = new Markers(cl);
+    cl.writeRoot('cltab', m.cltab('web', 'down'));
+    cl.writeRoot('hactl', 'web start n1,n2,n3\n');
+    for (const n of ['n1', 'n2', 'n3']) await cl.startHeartbeating(n);
+    await waitFor('web on n1 holding its marker', () => cl.runningOn('web') === 'n1' && m.holders('web').join() === 'n1', 30_000);
+    cl.monitors.get('n1')!.proc.kill('SIGKILL'); // its watchdog runs the down entries
+    const to = await movedCleanly(cl, m, 'n1', ['n2', 'n3']);
+    cl.monitors.get(to)!.proc.kill('SIGTERM'); // the monitor runs them
+    expect(await cl.monitors.get(to)!.exited).toBe(0);
+    const last = to === 'n2' ? 'n3' : 'n2';
+    await movedCleanly(cl, m, to, [last]);
+    // The monitors speak of `stop` (the protocol level) whatever the group's own stop level is.
+    expect(cl.clstat(to)?.groups.some((g) => g.level === 'down')).toBe(false);
     await endsClean(cl, m);
   }, 120_000);
 });
