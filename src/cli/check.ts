@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isRefused, readRegularFile } from '../cluster/store.js';
 import { entryHasLevel, formatError, halfWritten, parseCltab, type Cltab, type ConfigError } from '../config/cltab.js';
 import { parseHactl, type Hactl } from '../config/hactl.js';
-import { parseMonitorConfig, resolveMonitorConfig } from '../config/monitor.js';
+import { parseMonitorConfig, resolveMonitorConfig, stopLevelOf, type StopLevels } from '../config/monitor.js';
 import { describeAgent } from '../fence/agent.js';
 import { validateFenceMethods } from '../fence/validate.js';
 
@@ -53,6 +53,13 @@ export function crossCheck(cltab: Cltab, hactl: Hactl): ConfigError[] {
   return out;
 }
 
+/** A group's own stop level (other than `stop`) wanted in hactl: the monitor would stop and replan it for ever. */
+export function stopLevelWanted(hactl: Hactl, levels: StopLevels): ConfigError[] {
+  return [...hactl.wants.values()]
+    .filter((w) => w.level !== 'stop' && w.level === stopLevelOf(levels, w.group))
+    .map((w) => ({ file: hactl.file, line: w.line, message: `level ${w.level} is group ${w.group}'s stop_level: want it stopped with "${w.group} stop"` }));
+}
+
 export async function runCheck(input: CheckInput): Promise<{ problems: ConfigError[]; checked: string[] }> {
   const problems: ConfigError[] = [];
   const checked: string[] = [];
@@ -96,6 +103,7 @@ export async function runCheck(input: CheckInput): Promise<{ problems: ConfigErr
     if (!resolved.ok) problems.push(...resolved.errors.filter((e) => e.file === input.config));
   }
   if (cltab && hactl) problems.push(...crossCheck(cltab, hactl));
+  if (hactl && config?.values.stopLevel) problems.push(...stopLevelWanted(hactl, config.values.stopLevel));
   return { problems, checked };
 }
 

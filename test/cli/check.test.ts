@@ -50,6 +50,13 @@ it('refuses what the monitor refuses across settings: timeout under 2 × cycle, 
   expect((await runCheck({ config })).problems).toEqual([]);
 });
 
+it('refuses a group wanted at its own stop_level', async () => {
+  const f = files('web:w1:start:respawn:sleep 1\nweb:w2:down:wait:true\n', 'web down\n');
+  const config = join(f.cltab, '..', 'peerha.yaml');
+  writeFileSync(config, 'stop_level:\n  web: down\n');
+  expect(formatProblems((await runCheck({ ...f, config })).problems)).toContain(`${f.hactl}:1: level down is group web's stop_level: want it stopped with "web stop"`);
+});
+
 it('checks the example monitor configuration clean', async () => {
   expect((await runCheck({ config: join(import.meta.dirname, '../../examples/peerha.yaml') })).problems).toEqual([]);
 });

@@ -221,7 +221,10 @@ describe('stop entries run on every exit path (marker resource)', () => {
     try {
       cl.writeRoot('hactl', 'web start n9,n1,n2,n3\n');
       await waitFor('n1 released web after losing the conflict', () => m.holders('web').length === 0 && m.last('release', 'web', 'n1') !== undefined, 20_000);
-      expect(cl.clstat('n1')?.groups.find((g) => g.group === 'web')).toMatchObject({ level: 'stop', state: 'DONE' });
+      await waitFor('n1 publishes web at stop DONE', () => {
+        const g = cl.clstat('n1')?.groups.find((x) => x.group === 'web');
+        return g?.level === 'stop' && g.state === 'DONE';
+      }, 10_000);
       expect(cl.monitors.get('n1')!.output()).toMatch(/conflict: n9 has it at start DONE/);
     } finally {
       clearInterval(timer);
