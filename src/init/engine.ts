@@ -488,9 +488,7 @@ export class Engine {
         const stop = this.stopOf(g.name);
         if (stop !== undefined && g.level !== stop) {
           this.opts.logger.warn({ ...log, stopLevel: stop }, g.recovery.phase === 'GIVING_UP' ? 'giving the group up: running its stop level' : 'restarting the group: running its stop level');
-          g.level = stop;
-          this.armStopTimer(g);
-          this.setGroupState(g, groupNext(g.state, 'TELL'));
+          this.moveTo(g, stop, 'TELL');
         } else {
           this.opts.logger.warn(log, g.recovery.phase === 'GIVING_UP' ? 'giving the group up: stopping it' : 'restarting the group: stopping it');
           this.setGroupState(g, groupNext(g.state, 'HALT'));
@@ -499,17 +497,20 @@ export class Engine {
       }
       case 'retell':
         this.opts.logger.info({ ...log, level: eff.level }, 'restarting the group: its level again');
-        g.level = eff.level;
-        this.armStopTimer(g);
-        this.setGroupState(g, groupNext(g.state, 'TELL'));
+        this.moveTo(g, eff.level, 'TELL');
         return;
       case 'giveUp':
         this.opts.logger.error({ ...log, level: eff.level }, 'group given up on this node');
-        g.level = eff.level;
-        this.armStopTimer(g);
-        this.setGroupState(g, groupNext(g.state, 'GIVE_UP'));
+        this.moveTo(g, eff.level, 'GIVE_UP');
         return;
     }
+  }
+
+  /** Recovery moves the group to a level itself (no outside tell): bound it as any stop level is. */
+  private moveTo(g: GroupRuntime, level: string, event: 'TELL' | 'GIVE_UP'): void {
+    g.level = level;
+    this.armStopTimer(g);
+    this.setGroupState(g, groupNext(g.state, event));
   }
 
   private applyGroupEffect(g: GroupRuntime, eff: GroupEffect): boolean {
