@@ -269,7 +269,8 @@ describe('whole-node freeze (VM pause): only fencing closes the window', () => {
     const thawAt = Date.now() / 1000;
     for (const pg of pgids) process.kill(-pg, 'SIGCONT');
     for (const p of all) process.kill(p, 'SIGCONT');
-    await waitFor('n1 released after the thaw', () => m.holders('web').join() === to, 15_000);
+    // The release script removes the marker, then logs the event: wait for both.
+    await waitFor('n1 released after the thaw', () => m.holders('web').join() === to && m.last('release', 'web', 'n1') !== undefined, 15_000);
     const released = m.last('release', 'web', 'n1')!;
     const overlap = released - m.last('acquire', 'web', to)!;
     const afterThaw = released - thawAt;
