@@ -68,6 +68,31 @@ export function procStartTime(pid: number): string | null {
   }
 }
 
+/** Process groups with a member that is not a zombie, from one scan of /proc (null: no /proc). */
+function scanLiveGroups(): Set<number> | null {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return null;
+  }
+  const live = new Set<number>();
+  for (const name of entries) {
+    if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] !== 'Z') live.add(Number(fields[2]));
+    } catch {
+      // process vanished while we looked
+    }
+  }
+  return live;
+}
+
+/** One /proc scan serves every check made in the same event-loop turn (a thousand groups exiting at once). */
+let scanned: Set<number> | null | undefined;
+
 /**
  * Whether a process group has a member that is not a zombie. Orphaned zombies can linger
  * where PID 1 does not reap, so signal-0 alone is not enough.
@@ -78,23 +103,16 @@ export function groupHasLiveMember(pgid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return true; // no /proc: trust signal 0
+  // A member seen in this turn's scan may have died since (asked again at the next poll); a group
+  // the scan missed may have gained a member after it, so a "no" is always asked afresh.
+  if (scanned?.has(pgid)) return true;
+  if (scanned === undefined) {
+    setImmediate(() => {
+      scanned = undefined;
+    });
   }
-  for (const name of entries) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[0] !== 'Z' && fields[2] === String(pgid)) return true;
-    } catch {
-      // process vanished while we looked
-    }
-  }
-  return false;
+  scanned = scanLiveGroups();
+  return scanned === null ? true : scanned.has(pgid);
 }
 
 export interface RealRunnerOptions {
@@ -175,4 +193,75 @@ export class RealRunner implements Runner {
       },
     };
   }
+}
+
+interface Queued {
+  readonly req: SpawnRequest;
+  readonly cb: SpawnCallbacks;
+  handle: ProcessHandle | null;
+  cancelled: boolean;
+}
+
+/**
+ * Spawns at most `budgetMs` worth of processes per event-loop turn and queues the rest for the
+ * next turns. A fork costs ~5 ms here; a thousand groups told to start at once would otherwise
+ * block the loop for seconds, and with it the heartbeat and the watchdog's pets. `inner` is asked
+ * only when the process really starts (a guard there sees the moment of the spawn). A process
+ * signalled before it started never starts: it "exits" by that signal.
+ */
+export function pacedRunner(inner: Runner, budgetMs = 4, now: () => number = () => performance.now()): Runner {
+  const queue: Queued[] = [];
+  let turnStart = -1;
+  let pumping = false;
+  const startOne = (q: Queued): void => {
+    q.handle = inner.spawn(q.req, q.cb);
+  };
+  const withinBudget = (): boolean => {
+    if (turnStart < 0) {
+      turnStart = now();
+      setImmediate(() => {
+        turnStart = -1;
+      });
+    }
+    return now() - turnStart < budgetMs;
+  };
+  const pump = (): void => {
+    pumping = false;
+    while (queue.length > 0 && withinBudget()) {
+      const q = queue.shift()!;
+      if (!q.cancelled) startOne(q);
+    }
+    if (queue.length > 0 && !pumping) {
+      pumping = true;
+      setImmediate(pump);
+    }
+  };
+  return {
+    spawn: (req, cb): ProcessHandle => {
+      const q: Queued = { req, cb, handle: null, cancelled: false };
+      if (queue.length === 0 && withinBudget()) startOne(q);
+      else {
+        queue.push(q);
+        if (!pumping) {
+          pumping = true;
+          setImmediate(pump);
+        }
+      }
+      const cancel = (signal: string): void => {
+        if (q.cancelled) return;
+        q.cancelled = true;
+        setImmediate(() => {
+          cb.onExit(null, signal);
+          cb.onGone();
+        });
+      };
+      return {
+        get pgid() {
+          return q.handle?.pgid ?? 0;
+        },
+        signal: (sig) => (q.handle ? q.handle.signal(sig) : cancel(sig)),
+        sweep: (graceMs) => q.handle?.sweep(graceMs),
+      };
+    },
+  };
 }

@@ -1,22 +1,18 @@
 // Files on the local disk (state_dir) only: the sync API is fine there, and the callers need the
-// file on disk before they go on.
+// file in place before they go on.
 
-import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /**
- * tmp + fsync + rename, synchronously: only for small files on the local disk (state_dir) that
- * must be on disk before a process starts. Never on the shared directory (Node aborts when a
- * sync close() fails on a FUSE mount).
+ * tmp + rename, synchronously: only for small files on the local disk (state_dir) that must be
+ * in place before a process starts. No fsync: these records (process groups, stop entries) matter
+ * only while this boot lasts — a crashed process leaves the page cache intact, and a power loss
+ * takes the processes with it — and a thousand groups starting would pay a thousand fsyncs.
+ * Never on the shared directory (Node aborts when a sync close() fails on a FUSE mount).
  */
 export function writeLocalFileAtomicSync(path: string, text: string): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   writeFileSync(tmp, text, { mode: 0o600 });
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
   renameSync(tmp, path);
 }
