@@ -1,6 +1,7 @@
 // The shared directory: `DIR/nodes/<node>/{cltab,hactl,clstat,hastat}` plus admin copies
 // `DIR/cltab` and `DIR/hactl`. Peers are found by listing `DIR/nodes` every cycle. Every write
-// is tmp + fsync + rename; readers treat missing or unreadable files as "not this cycle".
+// is tmp + rename (+ fsync, except the heartbeat files); readers treat missing or unreadable files
+// as "not this cycle".
 
 import fg from 'fast-glob';
 import { constants } from 'node:fs';
@@ -10,8 +11,14 @@ import { validNodeName } from '../config/names.js';
 import { isFull, realPathOf, rewriteInPlace, writeFileAtomic } from '../io/atomic.js';
 import { chooseCopy, contentHash, type Judged } from './replicate.js';
 
-/** Files whose readers detect a mixed old/new read (clstat: its checksum; hastat: JSON). */
-const IN_PLACE_WHEN_FULL = /^nodes\/[^/]+\/(clstat|hastat)$/;
+/**
+ * A node's heartbeat and its derived view, rewritten every cycle. Their readers detect a mixed
+ * old/new read (clstat: its checksum; hastat: JSON), so on a full filesystem they are rewritten in
+ * place. They are not fsynced: a lost last version is rewritten by the next cycle (and a dead
+ * node's last one only has to be read, not to survive a storage crash), while an fsync per
+ * heartbeat put the heartbeat's latency at the mercy of the disk (~250 ms under load here).
+ */
+const HEARTBEAT_FILE = /^nodes\/[^/]+\/(clstat|hastat)$/;
 
 /** Shared files hold what every node runs and who fences whom: owner only (or a configured group: 0640). */
 export const SHARED_FILE_MODE = 0o600;
@@ -226,10 +233,10 @@ export class FsStore implements Store, SharedStore {
     const path = this.inside(rel);
     const realPath = (await this.realOf(rel)) ?? undefined;
     try {
-      await writeFileAtomic(path, text, { mode: this.mode, mtimeMs, realPath, ...(this.gid !== undefined ? { gid: this.gid } : {}) });
+      await writeFileAtomic(path, text, { mode: this.mode, mtimeMs, realPath, durable: !HEARTBEAT_FILE.test(rel), ...(this.gid !== undefined ? { gid: this.gid } : {}) });
       return null;
     } catch (e) {
-      if (!isFull(e) || !IN_PLACE_WHEN_FULL.test(rel)) throw e;
+      if (!isFull(e) || !HEARTBEAT_FILE.test(rel)) throw e;
       await rewriteInPlace(path, text, realPath);
       return `${(e as NodeJS.ErrnoException).code}: the shared filesystem is full; ${rel} rewritten in place`;
     }

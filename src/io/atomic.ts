@@ -24,10 +24,15 @@ export interface AtomicOptions {
   readonly realPath?: string;
   /** A group to give the file (with a mode that lets it read). */
   readonly gid?: number;
+  /**
+   * false: no fsync of the file or its folder (still tmp + rename, so never torn). For files
+   * rewritten every cycle whose last version is worthless after a crash (heartbeats).
+   */
+  readonly durable?: boolean;
 }
 
 export async function writeFileAtomic(path: string, data: string, opts: AtomicOptions = {}): Promise<void> {
-  const { mode = 0o644, mtimeMs, realPath, gid } = opts;
+  const { mode = 0o644, mtimeMs, realPath, gid, durable = true } = opts;
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${++counter}.tmp`);
   // O_EXCL + O_NOFOLLOW: a symlink planted at the temp name is never followed.
@@ -40,7 +45,7 @@ export async function writeFileAtomic(path: string, data: string, opts: AtomicOp
     if (gid !== undefined) await fh.chown(process.getuid?.() ?? 0, gid);
     await fh.chmod(mode); // the umask must not widen or narrow what the caller asked for
     await fh.writeFile(data);
-    await fh.sync();
+    if (durable) await fh.sync();
   } catch (e) {
     await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
@@ -54,7 +59,7 @@ export async function writeFileAtomic(path: string, data: string, opts: AtomicOp
     await unlink(tmp).catch(() => undefined);
     throw e;
   }
-  await syncDir(dir);
+  if (durable) await syncDir(dir);
 }
 
 /** The filesystem is full (or the quota is): a new file cannot be written. */
