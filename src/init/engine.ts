@@ -44,6 +44,8 @@ export const realClock: Clock = {
 };
 
 export interface EngineLogger {
+  /** Chatter a thousand groups would flood a journal with (every tell, every process state). */
+  debug?(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
@@ -168,7 +170,11 @@ function idle(p: ProcRuntime): boolean {
 
 export class Engine {
   private readonly groups = new Map<string, GroupRuntime>();
+  /** The groups in name order, kept until one is added or removed (status() is asked often). */
+  private sorted: GroupRuntime[] | null = null;
   private cltab: Cltab | null = null;
+  /** The cltab's entries by group (a tell costs O(its entries), not O(the file)). */
+  private entriesByGroup = new Map<string, CltabEntry[]>();
   private readonly clock: Clock;
   private readonly random: () => number;
   readonly timings: Timings;
@@ -194,11 +200,17 @@ export class Engine {
    */
   setConfig(cltab: Cltab, opts: { reconcile?: boolean } = {}): void {
     this.cltab = cltab;
+    this.entriesByGroup = new Map();
+    for (const e of cltab.entries) {
+      const list = this.entriesByGroup.get(e.group);
+      if (list) list.push(e);
+      else this.entriesByGroup.set(e.group, [e]);
+    }
     for (const g of this.groups.values()) {
-      if (cltab.groups.includes(g.name)) {
+      const entries = this.entriesByGroup.get(g.name);
+      if (entries) {
         g.removing = false;
         g.stoppingForRemoval = false;
-        const entries = cltab.entries.filter((e) => e.group === g.name);
         if (!opts.reconcile || g.level === null || g.state === 'CONFIGURED' || g.state === 'HALTING' || sameEntries(entries, g.entries)) continue;
         if (g.recovery.phase === 'GIVEN_UP') {
           // Given up here: it runs nothing; a new configuration waits for the next tell.
@@ -234,8 +246,8 @@ export class Engine {
 
   tell(group: string, level: string): TellResult {
     if (!this.cltab) return { ok: false, message: 'no configuration loaded' };
-    const entries = this.cltab.entries.filter((e) => e.group === group);
-    if (entries.length === 0) return { ok: false, message: `no such group: ${group}` };
+    const entries = this.entriesByGroup.get(group);
+    if (!entries) return { ok: false, message: `no such group: ${group}` };
     let g = this.groups.get(group);
     if (!g) {
       g = {
@@ -253,6 +265,7 @@ export class Engine {
         recoveryQueue: [],
       };
       this.groups.set(group, g);
+      this.sorted = null;
     }
     // A tell from outside starts afresh: restarts are counted from here, a given-up group runs again.
     this.recover(g, { type: 'TOLD' });
@@ -260,7 +273,7 @@ export class Engine {
     g.removing = false;
     g.stoppingForRemoval = false;
     g.level = level;
-    this.opts.logger.info({ group, level }, 'tell');
+    this.opts.logger.debug?.({ group, level }, 'tell');
     this.armStopTimer(g);
     this.fire(g, 'TELL');
     return { ok: true, message: 'level transition started' };
@@ -287,56 +300,55 @@ export class Engine {
   /** Groups with processes or state, in name order. */
   status(): GroupStatus[] {
     const now = this.clock.now();
-    return [...this.groups.values()]
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      .map((g) => {
-        const r = g.recovery;
-        // While restarting (or being given up), the group is in transition at its level: that is what
-        // the cluster monitor must see (a leave or lost quorum then tells it stop, which ends the restart).
-        const releasing = r.phase === 'RESTARTING' || r.phase === 'GIVING_UP';
-        const level = releasing && r.level !== null ? r.level : g.level;
-        const limits = recoveryLimits(g.entries, level, this.timings);
-        const procNotes = [...g.procs.values()].filter((p) => p.proc.note).map((p) => `${p.entry.tag}: ${p.proc.note}`);
-        const restarts = restartsInWindow(r, now, limits.windowMs).length;
-        // A note on past restarts lasts as long as they count.
-        const note = r.note !== null && (r.phase !== 'IDLE' || restarts > 0) ? r.note : null;
-        return {
-          group: g.name,
-          level,
-          state: g.state,
-          notes: note !== null ? [note, ...procNotes] : procNotes,
-          procs: [...g.procs.values()].map((p): ProcStatus => ({
-            tag: p.entry.tag,
-            mode: p.entry.mode,
-            state: p.proc.state,
-            pgid: p.proc.groupAlive && p.handle ? p.handle.pgid : null,
-            note: p.proc.note,
-            lastExit: p.proc.lastExit,
-            ...(p.proc.check && p.proc.health
-              ? {
-                  check: {
-                    lastAt: p.lastCheckAt,
-                    lastResult: p.proc.check.last === null ? null : p.proc.check.last.ok ? 'ok' : p.proc.check.last.timedOut ? 'timeout' : 'failed',
-                    failures: p.proc.check.failures,
-                    threshold: p.proc.health.failures,
-                    intervalMs: p.proc.health.intervalMs,
-                    timeoutMs: p.proc.health.timeoutMs,
-                  },
-                }
-              : {}),
-          })),
-          transitions: [...g.transitions],
-          restarts,
-          maxRestarts: limits.maxRestarts,
-          givenUp: r.phase === 'GIVEN_UP' || r.phase === 'GIVING_UP',
-          recovery: r.phase,
-        };
-      });
+    this.sorted ??= [...this.groups.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return this.sorted.map((g) => {
+      const r = g.recovery;
+      // While restarting (or being given up), the group is in transition at its level: that is what
+      // the cluster monitor must see (a leave or lost quorum then tells it stop, which ends the restart).
+      const releasing = r.phase === 'RESTARTING' || r.phase === 'GIVING_UP';
+      const level = releasing && r.level !== null ? r.level : g.level;
+      const limits = recoveryLimits(g.entries, level, this.timings);
+      const procNotes = [...g.procs.values()].filter((p) => p.proc.note).map((p) => `${p.entry.tag}: ${p.proc.note}`);
+      const restarts = restartsInWindow(r, now, limits.windowMs).length;
+      // A note on past restarts lasts as long as they count.
+      const note = r.note !== null && (r.phase !== 'IDLE' || restarts > 0) ? r.note : null;
+      return {
+        group: g.name,
+        level,
+        state: g.state,
+        notes: note !== null ? [note, ...procNotes] : procNotes,
+        procs: [...g.procs.values()].map((p): ProcStatus => ({
+          tag: p.entry.tag,
+          mode: p.entry.mode,
+          state: p.proc.state,
+          pgid: p.proc.groupAlive && p.handle ? p.handle.pgid : null,
+          note: p.proc.note,
+          lastExit: p.proc.lastExit,
+          ...(p.proc.check && p.proc.health
+            ? {
+                check: {
+                  lastAt: p.lastCheckAt,
+                  lastResult: p.proc.check.last === null ? null : p.proc.check.last.ok ? 'ok' : p.proc.check.last.timedOut ? 'timeout' : 'failed',
+                  failures: p.proc.check.failures,
+                  threshold: p.proc.health.failures,
+                  intervalMs: p.proc.health.intervalMs,
+                  timeoutMs: p.proc.health.timeoutMs,
+                },
+              }
+            : {}),
+        })),
+        transitions: [...g.transitions],
+        restarts,
+        maxRestarts: limits.maxRestarts,
+        givenUp: r.phase === 'GIVEN_UP' || r.phase === 'GIVING_UP',
+        recovery: r.phase,
+      };
+    });
   }
 
   /** The entries `group` runs at `level`, from its last tell (or the current cltab), file order. */
   entriesAt(group: string, level: string): CltabEntry[] {
-    const entries = this.groups.get(group)?.entries ?? this.cltab?.entries.filter((e) => e.group === group) ?? [];
+    const entries = this.groups.get(group)?.entries ?? this.entriesByGroup.get(group) ?? [];
     // A monitor entry checks; it does nothing a level needs run (e.g. after a crash).
     return levelEntries(entries, level).filter((e) => e.mode !== 'monitor');
   }
@@ -431,7 +443,9 @@ export class Engine {
         // The stop entries get stop_timeout of their own once the old processes are gone.
         if (before === 'STOPPING' && state !== 'STOPPING' && g.level === this.stopOf(g.name)) this.armStopTimer(g);
         this.setGroupState(g, state);
-        this.opts.logger.info({ group: g.name, level: g.level, state }, 'group state');
+        // Where a group settled is news; the steps on the way there are debug chatter.
+        if (SETTLED_GROUP_STATES.includes(state)) this.opts.logger.info({ group: g.name, level: g.level, state }, 'group state');
+        else this.opts.logger.debug?.({ group: g.name, level: g.level, state }, 'group state');
       }
       let changed = false;
       for (const eff of effects) changed = this.applyGroupEffect(g, eff) || changed;
@@ -443,6 +457,7 @@ export class Engine {
       }
       if (g.removing && g.state === 'CONFIGURED' && g.procs.size === 0) {
         this.groups.delete(g.name);
+        this.sorted = null;
         this.opts.logger.info({ group: g.name }, 'group removed');
         return;
       }
@@ -544,7 +559,7 @@ export class Engine {
     const before = rt.proc.state;
     const { proc, effects } = procStep(rt.proc, event, { now: this.clock.now(), random: this.random(), timings: this.timings });
     rt.proc = proc;
-    if (proc.state !== before && rt.entry.mode !== 'monitor') this.opts.logger.info({ group: g.name, tag: rt.entry.tag, from: before, to: proc.state }, 'process state');
+    if (proc.state !== before && rt.entry.mode !== 'monitor') this.opts.logger.debug?.({ group: g.name, tag: rt.entry.tag, from: before, to: proc.state }, 'process state');
     // A respawn entry entering crash-loop backoff counts as a restart of its group.
     const counts = this.opts.crashLoopsCount ?? this.opts.stopLevel !== undefined;
     if (counts && proc.state === 'BACKOFF' && before !== 'BACKOFF' && g.level !== null && g.level !== this.stopOf(g.name)) {
