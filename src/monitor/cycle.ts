@@ -13,6 +13,7 @@ import type { PeerObservation } from '../cluster/liveness.js';
 import type { Judged } from '../cluster/replicate.js';
 import type { FileRead, FileSignature, StoreResult } from '../cluster/store.js';
 import type { IoTag } from './events.js';
+import { holdsResources, isActive } from './decide.js';
 import { fenceTick, forgetRestarted } from './fence-duty.js';
 import { startLeave, stopLevelProgress } from './leave.js';
 import { requestPublish } from './publish.js';
@@ -60,22 +61,31 @@ export function cycleSoon(t: Turn): void {
   if (state.cycleTimerAt !== null && t.now + wait < state.cycleTimerAt) schedule(t, wait);
 }
 
-/** The engine changed: publish it; a finished test is decided on at once. */
+/**
+ * The engine changed: the next cycle publishes it (one clstat write per cycle however many groups
+ * changed); a finished test is decided on at once. While leaving (no more decisions), progress of
+ * the stop levels is published as it happens.
+ */
 export function engineChanged(t: Turn): void {
-  requestPublish(t, null);
-  if (t.state.leave) stopLevelProgress(t);
+  if (t.state.leave) {
+    requestPublish(t, null);
+    stopLevelProgress(t);
+  }
   if (testSettled(localInstances(t.state))) cycleSoon(t);
 }
 
 function endCycle(t: Turn, failed: boolean): void {
   const state = t.state;
   const settings = state.settings;
+  const began = state.cycle?.began ?? t.now;
   state.cycle = null;
   const again = state.cycleAgain && state.eventCycles < MAX_EVENT_CYCLES;
   state.eventCycles = again ? state.eventCycles + 1 : 0;
   if (failed) return schedule(t, settings.cycleMs);
   if (again) return schedule(t, EVENT_CYCLE_GAP_MS);
-  const period = settings.cycleMs * (0.9 + 0.2 * t.random());
+  // Counted from the cycle's beginning: heartbeats a period apart however slow the store is today
+  // (counted from its end, a 200 ms cycle at a 250 ms period left ~450 ms between heartbeats).
+  const period = began + settings.cycleMs * (0.9 + 0.2 * t.random()) - t.now;
   schedule(t, nextCycleDelayMs(t.now, period, minCycleGapMs(settings.cycleMs), dueTimes(state.peers, settings.timeoutMs, state.decideMemory, t.logic.decideConfig(settings))));
 }
 
@@ -84,6 +94,12 @@ export function failCycle(t: Turn, error: string): void {
   if (!t.state.cycle) return;
   t.log('error', 'cycle failed; retrying next cycle', { err: error });
   endCycle(t, true);
+}
+
+/** Some group here is active (told a level and not stopped): what a self-fence is for. */
+function holdsAnything(t: Turn): boolean {
+  for (const i of localInstances(t.state).values()) if (isActive(i)) return true;
+  return false;
 }
 
 // ------------------------------------------------------------------------------ stages
@@ -95,7 +111,7 @@ export function beginCycle(t: Turn): void {
   const id = state.cycleNo + 1;
   state.cycleNo = id;
   state.cycleAgain = false;
-  state.cycle = { id, stage: 'scan', tells: 0, selfFence: false, names: [], listed: false, paths: [], verdicts: new Map(), toRead: [] };
+  state.cycle = { id, stage: 'scan', began: t.now, tells: 0, selfFence: false, names: [], listed: false, paths: [], verdicts: new Map(), toRead: [] };
   t.io({ kind: 'cycle', id, stage: 'scan' }, [{ op: 'read', path: 'halt' }, { op: 'list' }]);
 }
 
@@ -111,8 +127,6 @@ export function cycleIo(t: Turn, tag: CycleTag, results: Results | null, error: 
       return peersRead(t, cycle, results);
     case 'copies':
       return copiesRead(t, cycle, results);
-    case 'hastat':
-      return hastatWritten(t, results);
   }
 }
 
@@ -133,8 +147,14 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   else state.lastNames = listed;
   // Also a freeze that hit the previous cycle after it began: that cycle did not pet, so the
   // watchdog may have fired and what the engine believes runs may be dead.
-  const fence = t.logic.selfFenceState({ now: t.now, lastCycleEnd: state.lastCycleEnd, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: settings.timeoutMs });
-  if (fence.frozen) t.log('warn', 'this monitor was frozen: stopping local groups and rejoining', { frozenMs: Math.round(Math.max(t.now - state.lastCycleEnd, t.now - state.lastPet)) });
+  const judged = t.logic.selfFenceState({ now: t.now, lastCycleEnd: state.lastCycleEnd, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: settings.timeoutMs });
+  const frozenMs = Math.round(Math.max(t.now - state.lastCycleEnd, t.now - state.lastPet));
+  // A freeze matters for what runs here (the watchdog may have killed it, peers may run it now). A
+  // node that runs nothing has nothing to fence: it only decides again from a fresh view (this
+  // cycle's reads), as after a start (a busy machine's first cycles are often that slow).
+  const fence = judged.frozen && !holdsAnything(t) ? { ...judged, frozen: false, selfFence: judged.publishFailing } : judged;
+  if (fence.frozen) t.log('warn', 'this monitor was frozen: stopping local groups and rejoining', { frozenMs });
+  else if (judged.frozen) t.log('info', 'this monitor was paused; nothing runs here, so nothing to fence', { frozenMs });
   const paths = copyPaths(names);
   state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, listed: listed !== null, paths };
   const peers = names.filter((n) => n !== t.me).map((n) => ({ op: 'read' as const, path: `nodes/${n}/clstat` }));
@@ -278,6 +298,8 @@ function decide(t: Turn, cycle: Cycle): void {
   state.decideMemory = decision.memory;
   state.lastView = nodes;
   const tells = state.leave ? [] : decision.actions;
+  const acquiring = tells.filter((a) => holdsResources({ level: a.level, state: 'STARTING' })).map((a) => a.group);
+  if (acquiring.length) t.emit({ type: 'recordStops', groups: acquiring });
   for (const a of tells) t.emit({ type: 'tell', group: a.group, level: a.level, reason: a.reason, cycle: cycle.id });
   const loggedNotes = new Map(state.loggedNotes);
   for (const n of decision.notes) {
@@ -317,24 +339,25 @@ function publishCycle(t: Turn): void {
   requestPublish(t, { kind: 'cycle', id: cycle.id });
 }
 
-/** The clstat carrying this cycle's decisions is out: write the hastat. */
+/**
+ * The clstat carrying this cycle's decisions is out: the cycle ends and the watchdog is petted.
+ * The hastat (a derived view for monitoring) is written beside it and never holds the heartbeat
+ * back: a slow hastat write is skipped over, not waited for.
+ */
 export function cyclePublished(t: Turn, id: number): void {
-  const cycle = t.state.cycle;
-  if (!cycle || cycle.id !== id || cycle.stage !== 'publish') return;
-  t.state.cycle = { ...cycle, stage: 'hastat' };
-  t.io({ kind: 'cycle', id, stage: 'hastat' }, [{ op: 'writeJson', path: t.own('hastat'), value: t.state.lastHastat }]);
-}
-
-function hastatWritten(t: Turn, results: Results): void {
   const state = t.state;
-  const cycle = state.cycle!;
-  const r = results[0];
-  if (r?.op === 'writeJson' && r.error !== null) t.log('warn', 'cannot write hastat', { err: r.error });
+  const cycle = state.cycle;
+  if (!cycle || cycle.id !== id || cycle.stage !== 'publish') return;
+  if (!state.hastatWriting) {
+    state.hastatWriting = true;
+    t.io({ kind: 'hastat' }, [{ op: 'writeJson', path: t.own('hastat'), value: state.lastHastat }]);
+  }
   state.lastCycleEnd = t.now;
   // Frozen (or stalled) after this cycle began: its view and decisions predate the gap, and the
   // watchdog may already have killed our groups. Petting now would hide the freeze from the next
   // cycle, which would then keep claiming (and respawn) groups a peer has taken over.
-  const petting = t.logic.petAfterCycle({ selfFence: cycle.selfFence, cycleEnd: t.now, now: t.now, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: state.settings.timeoutMs });
+  const judged = t.logic.petAfterCycle({ selfFence: cycle.selfFence, cycleEnd: t.now, now: t.now, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: state.settings.timeoutMs });
+  const petting = judged === 'frozen-during-cycle' && !holdsAnything(t) ? 'pet' : judged;
   if (petting === 'frozen-during-cycle') t.log('warn', 'frozen during a cycle: not petting the watchdog; the next cycle self-fences', { sincePetMs: Math.round(t.now - state.lastPet) });
   if (petting === 'pet') {
     pet(t);
@@ -344,6 +367,14 @@ function hastatWritten(t: Turn, results: Results): void {
     }
   }
   endCycle(t, false);
+}
+
+/** The background hastat write finished. */
+export function hastatWritten(t: Turn, results: Results | null, error: string | undefined): void {
+  t.state.hastatWriting = false;
+  const r = results?.[0];
+  const err = r?.op === 'writeJson' ? r.error : (error ?? 'store operation failed');
+  if (err !== null) t.log('warn', 'cannot write hastat', { err });
 }
 
 /**

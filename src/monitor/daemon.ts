@@ -12,7 +12,7 @@ import { stopLevelOf } from '../config/monitor.js';
 import { Engine, type GroupStatus } from '../init/engine.js';
 import { killGroups, PgidRecord } from '../init/pgid-record.js';
 import { StopRecord, stopRecordText } from '../init/stop-record.js';
-import { RealRunner, type Runner } from '../init/runner.js';
+import { pacedRunner, RealRunner, type Runner } from '../init/runner.js';
 import { methodName, runFenceMethod } from '../fence/fencer.js';
 import type { MonitorEffect, TimerName } from './events.js';
 import { spawnAllowed } from './logic.js';
@@ -21,6 +21,9 @@ import { releasePidLock, takePidLock } from './pidlock.js';
 import { holdsResources, STOP } from './decide.js';
 import { initialState, timingsOf, type MonitorSettings } from './state.js';
 import { runRecordedStops, Watchdog } from './watchdog.js';
+
+/** How long process events are gathered before the monitor sees them (see onChange). */
+const ENGINE_FLUSH_MS = 10;
 
 export class MonitorDaemon {
   private readonly store: FsStore;
@@ -36,6 +39,8 @@ export class MonitorDaemon {
   private refusedSpawn = false;
   /** Groups whose stop entries the stop record holds. */
   private recordedStops = new Set<string>();
+  private flushTimer: NodeJS.Timeout | null = null;
+  private changedSoon = false;
   private exited: ((code: number) => void) | null = null;
   private readonly signals: Array<[NodeJS.Signals, () => void]> = [];
 
@@ -72,12 +77,25 @@ export class MonitorDaemon {
       this.refusedSpawn = true;
     };
     this.engine = new Engine({
-      runner: guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord }), allowed, refused, setImmediate),
+      runner: pacedRunner(guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord }), allowed, refused, setImmediate)),
       logger: log,
       timings: timingsOf(settings),
       onChange: () => {
-        this.saveStops();
-        this.machine.engineChanged(() => this.groups());
+        // Inside a step (a tell) the machine takes the change at once, so that the clstat the
+        // cycle publishes shows what it told. Process events are gathered for up to
+        // ENGINE_FLUSH_MS: a thousand groups starting cost a few status snapshots and record
+        // updates, not a thousand (nothing waits on them for safety: the cycle decides).
+        if (this.machine.busy) this.machine.engineChanged(() => this.groups());
+        else this.changedSoon = true;
+        if (this.flushTimer) return;
+        this.flushTimer = setTimeout(() => {
+          this.flushTimer = null;
+          const groups = this.groups();
+          this.saveStops([], false, groups);
+          if (!this.changedSoon) return;
+          this.changedSoon = false;
+          this.machine.engineChanged(() => groups);
+        }, ENGINE_FLUSH_MS);
       },
       env: this.env,
       stopLevel: (group) => this.stopLevelOf(group),
@@ -113,16 +131,18 @@ export class MonitorDaemon {
     switch (e.type) {
       case 'io':
         return this.store.perform(e.ops, (results, error) => dispatch({ type: 'io', tag: e.tag, results, ...(error ? { error } : {}) }));
+      case 'recordStops':
+        return this.saveStops(e.groups);
       case 'tell': {
         // Its stop entries are on disk before anything of it can start.
-        if (holdsResources({ level: e.level, state: 'STARTING' })) this.saveStops(e.group);
+        if (holdsResources({ level: e.level, state: 'STARTING' }) && !this.recordedStops.has(e.group)) this.saveStops([e.group]);
         // The monitor says `stop`; the group releases its resources at its configured stop level.
         const r = this.engine.tell(e.group, e.level === STOP ? this.stopLevelOf(e.group) : e.level);
         return dispatch({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: r.ok, message: r.message, ...(e.cycle !== undefined ? { cycle: e.cycle } : {}) });
       }
       case 'configure':
         this.engine.setConfig(e.cltab, { reconcile: true });
-        return this.saveStops();
+        return this.saveStops([], true);
       case 'haltGroups':
         return void this.engine.haltAll(() => dispatch({ type: 'halted' }));
       case 'timer': {
@@ -178,12 +198,13 @@ export class MonitorDaemon {
    * Record the stop entries of every group here that may hold resources (plus `starting`). While
    * spawning is refused (the watchdog may be fencing) a group's stop level "finishes" without
    * running anything: it stays recorded until its stop entries can really run, so that the
-   * watchdog runs them.
+   * watchdog runs them. The same groups are not rewritten unless the entries may have changed.
    */
-  private saveStops(starting?: string): void {
-    const groups = new Set(this.groups().filter((g) => g.level !== null && holdsResources({ level: g.level, state: g.state })).map((g) => g.group));
-    if (starting !== undefined) groups.add(starting);
+  private saveStops(starting: readonly string[] = [], entriesChanged = false, status: readonly GroupStatus[] = this.groups()): void {
+    const groups = new Set(status.filter((g) => g.level !== null && holdsResources({ level: g.level, state: g.state })).map((g) => g.group));
+    for (const g of starting) groups.add(g);
     if (!spawnAllowed(this.machine.state, performance.now())) for (const g of this.recordedStops) groups.add(g);
+    if (!entriesChanged && groups.size === this.recordedStops.size && [...groups].every((g) => this.recordedStops.has(g))) return;
     this.recordedStops = groups;
     const text = stopRecordText(this.settings.stopTimeoutMs, [...groups].sort().map((group) => {
       const level = this.stopLevelOf(group);
@@ -227,6 +248,7 @@ export class MonitorDaemon {
 
   private exit(code: number, message?: string): void {
     if (message) process.stderr.write(`peerha monitor: ${message}\n`);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     for (const [sig, fn] of this.signals) process.off(sig, fn);

@@ -78,6 +78,11 @@ export interface DecideConfig {
   readonly planWindowMs: number;
   readonly balance: number;
   readonly failCooldownMs: number;
+  /**
+   * At most this many new plans per cycle (default unlimited): a thousand homeless groups are
+   * taken on in slices, so that no cycle runs a thousand tells in one go. Stops are never held back.
+   */
+  readonly maxPlansPerCycle?: number;
 }
 
 export type Action =
@@ -163,6 +168,25 @@ export function designatedPlanner(group: string, allowed: readonly string[] | nu
   return best?.node;
 }
 
+/**
+ * Designated planners for every homeless group at once, so that a cold start of G groups on N
+ * equal nodes spreads them within ±1 of G/N: groups in name order, each to the live node with the
+ * fewest active plus already assigned groups (ties: rendezvous hash). A group with a preference
+ * list goes to its first live node, and counts there. Every node with the same view computes the
+ * same assignment.
+ */
+export function designatedPlanners(groups: readonly string[], wants: ReadonlyMap<string, HactlWant>, nodes: ReadonlyMap<string, NodeView>, load: ReadonlyMap<string, number>): Map<string, string> {
+  const assigned = new Map(load);
+  const out = new Map<string, string>();
+  for (const group of groups) {
+    const node = designatedPlanner(group, wants.get(group)?.nodes ?? null, nodes, assigned);
+    if (node === undefined) continue;
+    out.set(group, node);
+    assigned.set(node, (assigned.get(node) ?? 0) + 1);
+  }
+  return out;
+}
+
 /** How long the other nodes leave a homeless group to its designated planner: its cycle, the lag, ours. */
 export function planGraceMs(cfg: DecideConfig): number {
   return cfg.planWindowMs + cfg.cycleMs;
@@ -213,7 +237,27 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     load.set(n.name, [...n.groups.values()].filter(isActive).length);
   }
 
-  for (const group of [...groups].sort()) {
+  const sorted = [...groups].sort();
+  // Homeless and plannable: wanted at a level, in cltab, active nowhere (a plan or test counts).
+  const activeSomewhere = new Set<string>();
+  for (const n of view.nodes.values()) {
+    if (n.released && n.name !== view.me) continue;
+    const groupsThere = n.name === view.me ? mine : n.groups;
+    for (const [g, i] of groupsThere) if (isActive(i)) activeSomewhere.add(g);
+  }
+  const planners = designatedPlanners(
+    sorted.filter((g) => {
+      const w = view.wants.get(g);
+      return w !== undefined && w.level !== STOP && view.cltabGroups.has(g) && !activeSomewhere.has(g);
+    }),
+    view.wants,
+    view.nodes,
+    load,
+  );
+  let plans = 0;
+  const planBudgetLeft = (): boolean => plans < (cfg.maxPlansPerCycle ?? Number.POSITIVE_INFINITY);
+
+  for (const group of sorted) {
     const want = view.wants.get(group);
     const local = mine.get(group);
     const localActive = local !== undefined && isActive(local);
@@ -375,8 +419,13 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     // draws and (when views agree) no collision. Every other node leaves it the time for its plan
     // to be seen, then plans with the balance probability: that covers a designated node that
     // cannot (its test failed there, it backs off, its view differs); collisions resolve as conflicts.
-    const designated = designatedPlanner(group, allowed, view.nodes, load);
+    if (!planBudgetLeft()) {
+      note(group, `needed; ${plans} groups planned here this cycle already (the rest next cycle)`);
+      continue;
+    }
+    const designated = planners.get(group) ?? designatedPlanner(group, allowed, view.nodes, load);
     if (designated === view.me && !failed.has(group)) {
+      plans++;
       tell(group, PLAN, allowed ? 'needed and running nowhere; preferred node' : 'needed and running nowhere; designated planner (least loaded)');
       continue;
     }
@@ -394,8 +443,10 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     // A node whose test of this group failed before probes it again, but rarely: others go first.
     const failedBefore = failed.has(group);
     const p = Math.min(1, cfg.balance / Math.max(1, eligible)) * (busier || failedBefore ? 0.25 : 1);
-    if (random() < p) tell(group, PLAN, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
-    else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
+    if (random() < p) {
+      plans++;
+      tell(group, PLAN, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
+    } else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
   }
 
   return { actions, memory: { planSince, failed, backoffUntil, homelessSince }, errors, notes };

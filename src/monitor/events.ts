@@ -12,8 +12,9 @@ import type { MonitorSettings } from './state.js';
 /** Which batch of store operations an `io` event answers. */
 export type IoTag =
   | { readonly kind: 'startup'; readonly stage: 'mkdir' | 'dup-first' | 'dup-again' | 'halt' }
-  | { readonly kind: 'cycle'; readonly id: number; readonly stage: 'scan' | 'peers' | 'copies' | 'hastat' }
+  | { readonly kind: 'cycle'; readonly id: number; readonly stage: 'scan' | 'peers' | 'copies' }
   | { readonly kind: 'clstat' }
+  | { readonly kind: 'hastat' }
   | { readonly kind: 'replica'; readonly file: 'cltab' | 'hactl'; readonly from: string }
   | { readonly kind: 'fence-log'; readonly stage: 'read' | 'write' }
   | { readonly kind: 'confirm'; readonly node: string; readonly incident: string; readonly polling: boolean };
@@ -52,6 +53,11 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export type MonitorEffect =
   | { readonly type: 'io'; readonly tag: IoTag; readonly ops: readonly StoreOp[] }
+  /**
+   * These groups are about to be told a level that may acquire resources: record their stop
+   * entries (once, however many) before any of them starts.
+   */
+  | { readonly type: 'recordStops'; readonly groups: readonly string[] }
   /** `cycle`: told by that cycle's decision, which waits for the answer (echoed in `told`). */
   | { readonly type: 'tell'; readonly group: string; readonly level: string; readonly reason: string; readonly cycle?: number }
   /** Give the engine a (valid) cltab. */

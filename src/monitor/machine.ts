@@ -30,6 +30,11 @@ export class Machine {
     private readonly observe?: (event: MonitorEvent, state: MonitorState) => void,
   ) {}
 
+  /** A step or its effects are being carried out now (an effect's callbacks run inside it). */
+  get busy(): boolean {
+    return this.draining;
+  }
+
   dispatch(event: EventBody): void {
     this.queue.push(() => event);
     this.drain();

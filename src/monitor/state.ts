@@ -37,7 +37,9 @@ export interface Heir {
 /** The cycle in flight: scan → peers → copies (when a replica changed) → telling → publish → hastat. */
 export interface Cycle {
   readonly id: number;
-  readonly stage: 'scan' | 'peers' | 'copies' | 'telling' | 'publish' | 'hastat';
+  readonly stage: 'scan' | 'peers' | 'copies' | 'telling' | 'publish';
+  /** When it began: the next one begins a period after this, however long this one took. */
+  readonly began: number;
   /** Tells not answered yet: the cycle's clstat must show what they did, so it waits for them. */
   readonly tells: number;
   /** Frozen or unable to publish when the cycle began: stop local groups, plan nothing. */
@@ -194,6 +196,8 @@ export interface MonitorState {
   readonly quorumOk: boolean | null;
   readonly lastDecision: LastDecision | null;
   readonly lastHastat: Hastat | null;
+  /** A hastat write is under way: the next cycle's view waits for the one after it. */
+  readonly hastatWriting: boolean;
 }
 
 export function initialState(settings: MonitorSettings, pid: number, seed: number): MonitorState {
@@ -242,6 +246,7 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     fenceLog: { lines: null, queued: [], busy: false },
     leave: null,
     owners: new Map(),
+    hastatWriting: false,
     loggedNotes: new Map(),
     loggedErrors: '',
     quorumOk: null,

@@ -7,7 +7,7 @@
 import { parseClstat } from '../config/clstat.js';
 import type { StoreResult } from '../cluster/store.js';
 import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js';
-import { beginCycle, cycleIo, cyclePublished, engineChanged, failCycle, pet, schedule, toldInCycle } from './cycle.js';
+import { beginCycle, cycleIo, cyclePublished, engineChanged, failCycle, hastatWritten, pet, schedule, toldInCycle } from './cycle.js';
 import { confirmationRead, fenceAnswered, fenceDelayOver, fenceLogDone, pollConfirmation } from './fence-duty.js';
 import { groupsStopped, leaveCap, leftPublished, startLeave } from './leave.js';
 import { REAL_LOGIC, type Logic } from './logic.js';
@@ -86,6 +86,8 @@ function io(t: Turn, tag: IoTag, results: readonly StoreResult[] | null, error: 
       return cycleIo(t, tag, results, error);
     case 'clstat':
       return clstatWritten(t, results, error, (w) => (w.kind === 'cycle' ? cyclePublished(t, w.id) : leftPublished(t)));
+    case 'hastat':
+      return hastatWritten(t, results, error);
     case 'replica':
       return replicaWritten(t, tag.file, tag.from, failure);
     case 'fence-log':

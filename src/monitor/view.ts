@@ -214,8 +214,16 @@ export function decideConfig(s: { readonly cycleMs: number; readonly visibilityL
     planWindowMs: planWindowMs(s.cycleMs, s.visibilityLagMs),
     balance: s.balance,
     failCooldownMs: s.failCooldownCycles * s.cycleMs,
+    maxPlansPerCycle: MAX_PLANS_PER_CYCLE,
   };
 }
+
+/**
+ * New plans per cycle and node. Each plan leads to a test and a start in the next cycles, and a
+ * tell costs up to a few ms of the event loop on a loaded machine: 64 keep a cycle's tells well
+ * inside timeout/2 while a node still takes on hundreds of groups a second at a 250 ms cycle.
+ */
+export const MAX_PLANS_PER_CYCLE = 64;
 
 // ------------------------------------------------------------------------------ self-fence
 

@@ -121,10 +121,10 @@ export class SimMonitor implements WorldMonitor {
    * (plus `starting`); while spawning is refused (the watchdog may be fencing) a group stays
    * recorded until its stop entries can really run. An unchanged record is not rewritten.
    */
-  private saveStops(starting?: string): void {
+  private saveStops(starting: readonly string[] = []): void {
     const { world, node } = this;
     const groups = new Set(this.engine.status().filter((g) => g.level !== null && holdsResources({ level: g.level, state: g.state })).map((g) => g.group));
-    if (starting !== undefined) groups.add(starting);
+    for (const g of starting) groups.add(g);
     if (!spawnAllowed(this.machine.state, node.local(), world.logic)) for (const g of this.recordedStops) groups.add(g);
     this.recordedStops = groups;
     const stopTimeoutMs = this.state.settings.stopTimeoutMs;
@@ -148,9 +148,11 @@ export class SimMonitor implements WorldMonitor {
     switch (e.type) {
       case 'io':
         return world.store.forNode(node.name).perform(e.ops, (results, error) => this.deliver({ type: 'io', tag: e.tag, results, ...(error ? { error } : {}) }));
+      case 'recordStops':
+        return this.saveStops(e.groups);
       case 'tell': {
         // Its stop entries are on disk before anything of it can start.
-        if (holdsResources({ level: e.level, state: 'STARTING' })) this.saveStops(e.group);
+        if (holdsResources({ level: e.level, state: 'STARTING' })) this.saveStops([e.group]);
         const r = this.engine.tell(e.group, e.level);
         return machine.dispatch({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: r.ok, message: r.message, ...(e.cycle !== undefined ? { cycle: e.cycle } : {}) });
       }

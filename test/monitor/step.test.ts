@@ -178,7 +178,7 @@ describe('step: a cycle', () => {
     // A plan's window is timed from the next cycle, which runs at once (5 ms later)...
     expect(x.timers.get('cycle')).toBe(x.now + 5);
     // ...so the clstat this cycle waited for before writing its hastat already shows the plan.
-    const hastatAt = x.effects.findLastIndex((e) => e.type === 'io' && e.tag.kind === 'cycle' && e.tag.stage === 'hastat');
+    const hastatAt = x.effects.findLastIndex((e) => e.type === 'io' && e.tag.kind === 'hastat');
     const published = x.effects.slice(0, hastatAt).findLast((e) => e.type === 'io' && e.tag.kind === 'clstat');
     expect(published?.type === 'io' && published.ops[0]?.op === 'write' && published.ops[0].text).toMatch(/^Cluster::Init::Group web plan DONE$/m);
   });
