@@ -171,6 +171,28 @@ describe('decide: takeover safety, quorum, balance, allowed nodes', () => {
     expect(designatedPlanner('web', null, new Map([['x', node('x', {}, 'stale')], ['y', node('y', {})]]), new Map())).toBe('y');
   });
 
+  it('balanced cold start: G homeless groups on N equal nodes are designated within ±1 of G/N, the same on every node', () => {
+    for (const [g, n] of [[10, 3], [1000, 3], [300, 16], [7, 8]] as const) {
+      const nodes = Array.from({ length: n }, (_, i) => node(`n${i + 1}`, {}));
+      const names = Array.from({ length: g }, (_, i) => `g${i + 1}`);
+      const cltabGroups = new Set(names);
+      const w = Object.fromEntries(names.map((x) => [x, 'start']));
+      const planned = nodes.map((me) => decide({ ...view(me.name, nodes, w), cltabGroups }, cfg, 10_000, never).actions.map((a) => a.group));
+      const counts = planned.map((p) => p.length);
+      expect(counts.reduce((a, b) => a + b), `${g} groups on ${n} nodes: every group planned once`).toBe(g);
+      expect(new Set(planned.flat()).size).toBe(g);
+      expect(Math.max(...counts) - Math.min(...counts), `${g} on ${n}: ${counts.join(',')}`).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('a cycle plans at most maxPlansPerCycle groups; the rest wait for the next cycle, stops are never held back', () => {
+    const names = Array.from({ length: 20 }, (_, i) => `g${i + 1}`);
+    const v = { ...view('a', [node('a', { web: 'start DONE' })], Object.fromEntries(names.map((x) => [x, 'start']))), cltabGroups: new Set([...names, 'web']) };
+    const d = decide(v, { ...cfg, maxPlansPerCycle: 5 }, 10_000, never);
+    expect(d.actions.map((a) => a.level).sort()).toEqual(['plan', 'plan', 'plan', 'plan', 'plan', 'stop']);
+    expect(d.notes.filter((x) => /planned here this cycle already/.test(x.note))).toHaveLength(15);
+  });
+
   it('balance: the others plan with probability min(1, balance/N) once the designated planner had its chance', () => {
     const nodes = ['a', 'b', 'c', 'd'].map((n) => node(n, {}));
     const v0 = view('a', nodes, { web: 'start' });
