@@ -11,7 +11,8 @@
 // Options:
 //   --quick              5 trials instead of 20, sizes ≤ 16, shorter idle windows
 //   --trials K           K trials per row (overrides --quick's 5 / the default 20)
-//   --only LIST          comma-separated parts: cold, failover, handover, resources, respawn, idle, sim
+//   --only LIST          comma-separated parts: cold, failover, handover, resources, respawn, idle,
+//                        scale (300 and 1,000 groups × 3 nodes, local), sim
 //   --local | --sshfs    only that backend (default: both; respawn, handover and sim are local only)
 //   --sizes LIST         cluster sizes for every cluster part (default: cold 3,16; failover 3,16,64
 //                        locally and 3,16 on sshfs; handover 3; idle 16,64,128 locally, 16 on sshfs)
@@ -39,7 +40,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'peerha');
 const LAB = resolve(ROOT, 'test', 'lab', 'sharedfs-lab.sh');
 const LAB_STATE = '/run/sharedfs-lab';
-const PARTS = ['cold', 'failover', 'handover', 'resources', 'respawn', 'idle', 'sim'];
+const PARTS = ['cold', 'failover', 'handover', 'resources', 'respawn', 'idle', 'scale', 'sim'];
 const PART_ALIASES = { 'cold-start': 'cold', coldstart: 'cold', simulator: 'sim' };
 
 function usage(msg) {
@@ -747,6 +748,42 @@ function coldStart(backend, n, cycle, timeout) {
   });
 }
 
+/**
+ * Scale: G groups × N nodes, cycle 250 ms / timeout 1 s. hactl wants all G at once; measured: until
+ * every group runs at start on exactly one node, self-fences (any, start-up included), and how the
+ * groups spread (max − min per node).
+ */
+async function scaleColdStart(backend, n, groups) {
+  const names = Array.from({ length: groups }, (_, i) => `g${i + 1}`);
+  const cltab = names.map((g) => `${g}:${g}-run:start:respawn:exec sleep 100000`).join('\n') + '\n';
+  let c = null;
+  try {
+    c = await Cluster.create(backend, n, { cycle: '250ms', timeout: '1s', cltab, hactl: '' });
+    await waitFor('every monitor up and seeing every other', () => c.settled(), 120_000, c.slowPollMs);
+    const t0 = performance.now();
+    c.setHactl(names.map((g) => `${g} start`).join('\n') + '\n');
+    let counts = [];
+    await waitFor(`all ${groups} groups running once`, () => {
+      const on = new Map();
+      for (const x of c.live()) {
+        for (const line of c.clstat(x.name).split('\n')) {
+          const f = line.split(' ');
+          if (f[0] === 'Cluster::Init::Group' && f[2] === 'start' && f[3] === 'DONE') on.set(f[1], [...(on.get(f[1]) ?? []), x.name]);
+        }
+      }
+      counts = c.live().map((x) => [...on.values()].filter((v) => v.length === 1 && v[0] === x.name).length);
+      return names.every((g) => on.get(g)?.length === 1);
+    }, 120_000, 100);
+    const ms = performance.now() - t0;
+    const fences = [...c.warnings].filter(([m]) => /frozen|self-fencing|monitor silent: self/.test(m)).reduce((a, [, k]) => a + k, 0);
+    return { times: [ms], fences, spread: Math.max(...counts) - Math.min(...counts), counts, ...c.health() };
+  } catch (e) {
+    return { times: [], error: e.message, ...(c ? c.health() : {}) };
+  } finally {
+    await c?.stop();
+  }
+}
+
 /** Failover: crash of the whole owner node → web start DONE on another node. */
 function failover(backend, n, cycle, timeout) {
   return trials(backend, n, cycle, timeout, 'web start\n', {
@@ -1135,6 +1172,19 @@ async function clusterRows(backendName, make) {
     }
   }
 }
+async function scaleRows() {
+  for (const [n, g] of [[3, 300], [3, 1000]]) {
+    log(`scale [local] ${g} groups × ${n} nodes, 250ms/1s …`);
+    const r = await timed(() => scaleColdStart(new LocalBackend(), n, g));
+    const config = `${g} groups × N=${n}, 250ms/1s`;
+    addRow({ name: 'cold start, every group running once', backend: 'local', config, nodes: n, cycle: '250ms', timeout: '1s', xs: r.times, target: '≤ 10000 ms', limit: 10_000, error: r.error, extra: healthOf(r) });
+    if (!r.error) {
+      addRow({ name: 'self-fences during that cold start', backend: 'local', config, nodes: n, unit: '', xs: [r.fences], target: '0', limit: 0 });
+      addRow({ name: 'spread (max − min groups per node)', backend: 'local', config, nodes: n, unit: '', xs: [r.spread], target: '≤ 1', limit: 1, extra: { note: `per node ${r.counts.join(', ')}` } });
+    }
+  }
+}
+
 const healthOf = (r) => ({ wallSeconds: r.wallSeconds, ...(r.health ? { health: r.health } : {}), ...(r.snapshot ? { snapshot: r.snapshot } : {}) });
 
 /** A backend that cannot run here: one failed row per measurement it would have made. */
@@ -1159,6 +1209,7 @@ async function main() {
       addRow({ name: 'respawn', backend: 'local', config: 'peerha init, SIGKILL of a respawn entry', xs: r.times, target: '≤ 50 ms', limit: 50, error: r.error, extra: { wallSeconds: r.wallSeconds } });
     }
     await clusterRows('local', () => new LocalBackend());
+    if (wants('scale')) await scaleRows();
   }
   if (OPT.backends.has('sshfs') && !OPT.backends.has('local') && ['respawn', 'handover', 'sim'].some(wants)) log('bench: respawn, handover and sim run on the local backend only (add --local)');
   if (OPT.backends.has('sshfs') && ['cold', 'failover', 'idle'].some(wants)) {
