@@ -5,10 +5,11 @@
 
 import fg from 'fast-glob';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readFile, realpath, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, realpath, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { validNodeName } from '../config/names.js';
 import { isFull, realPathOf, rewriteInPlace, writeFileAtomic } from '../io/atomic.js';
+import { CLAIMS_DIR, parseClaimName } from './claims.js';
 import { chooseCopy, contentHash, type Judged } from './replicate.js';
 
 /**
@@ -49,7 +50,12 @@ export async function signatureOf(path: string): Promise<FileSignature | null> {
 
 /** One operation on the shared directory; paths are relative to DIR. */
 export type StoreOp =
-  | { readonly op: 'list' }
+  /** The node folders, or (`dir: 'claims'`) the claim files. */
+  | { readonly op: 'list'; readonly dir?: 'claims' }
+  /** A new file that must not exist yet (O_EXCL), written and synced: a claim. */
+  | { readonly op: 'create'; readonly path: string; readonly text: string }
+  /** Remove a claim (an older epoch of one this node holds). */
+  | { readonly op: 'unlink'; readonly path: string }
   | { readonly op: 'read'; readonly path: string; readonly consistent?: boolean }
   | { readonly op: 'stat'; readonly path: string }
   | { readonly op: 'write'; readonly path: string; readonly text: string; readonly mtimeMs?: number }
@@ -65,7 +71,9 @@ export type StoreResult =
   | { readonly op: 'read'; readonly read: FileRead | null; readonly error?: string }
   | { readonly op: 'stat'; readonly sig: FileSignature | null }
   /** `degraded`: written, but not the usual way (the filesystem is full: rewritten in place). */
-  | { readonly op: 'write' | 'writeJson' | 'mkdir'; readonly error: string | null; readonly degraded?: string };
+  | { readonly op: 'write' | 'writeJson' | 'mkdir' | 'unlink'; readonly error: string | null; readonly degraded?: string }
+  /** `exists`: another node created it first (EEXIST): the claim is theirs. */
+  | { readonly op: 'create'; readonly error: string | null; readonly exists?: boolean };
 
 /**
  * The shared directory as a monitor driver uses it: a batch of operations runs at once and one
@@ -74,6 +82,11 @@ export type StoreResult =
  */
 export interface SharedStore {
   perform(ops: readonly StoreOp[], done: (results: readonly StoreResult[] | null, error?: string) => void): void;
+}
+
+/** `claims/<group>:<epoch>` and nothing else. */
+function isClaimPath(rel: string): boolean {
+  return rel.startsWith(`${CLAIMS_DIR}/`) && parseClaimName(rel.slice(CLAIMS_DIR.length + 1)) !== null && !rel.slice(CLAIMS_DIR.length + 1).includes('/');
 }
 
 /** A path relative to DIR that stays inside it: no absolute path, no `.`/`..` or empty segment. */
@@ -180,8 +193,17 @@ export class FsStore implements Store, SharedStore {
   }
 
   private async one(op: StoreOp): Promise<StoreResult> {
-    if (op.op === 'list') return { op: 'list', names: await this.listNodesOrFail().catch(() => null) };
+    if (op.op === 'list') return { op: 'list', names: await (op.dir === 'claims' ? this.listClaims() : this.listNodesOrFail()).catch(() => null) };
     switch (op.op) {
+      case 'create':
+        return this.createClaim(op.path, op.text);
+      case 'unlink': {
+        if (!isClaimPath(op.path)) throw new Error(`not a claim: ${op.path}`);
+        return unlink(this.inside(op.path)).then(
+          () => ({ op: 'unlink', error: null }),
+          (e: NodeJS.ErrnoException) => ({ op: 'unlink', error: e.code === 'ENOENT' ? null : String(e) }),
+        );
+      }
       case 'read': {
         const r = await this.readInside(op.path, op.consistent);
         return isRefused(r) ? { op: 'read', read: null, error: r.error } : { op: 'read', read: r };
@@ -191,8 +213,8 @@ export class FsStore implements Store, SharedStore {
       case 'write':
       case 'writeJson':
       case 'mkdir': {
-        // One writer per file: this node writes only inside its own folder.
-        if (!op.path.startsWith(`nodes/${this.me}/`) && op.path !== `nodes/${this.me}`) throw new Error(`not this node's file: ${op.path}`);
+        // One writer per file: this node writes only inside its own folder (and makes DIR/claims).
+        if (!op.path.startsWith(`nodes/${this.me}/`) && op.path !== `nodes/${this.me}` && !(op.op === 'mkdir' && op.path === CLAIMS_DIR)) throw new Error(`not this node's file: ${op.path}`);
         try {
           let degraded: string | null = null;
           if (op.op === 'write') degraded = await this.writeInside(op.path, op.text, op.mtimeMs);
@@ -249,6 +271,54 @@ export class FsStore implements Store, SharedStore {
     const want = await this.realOf(rel);
     const st = await lstat(path);
     if (!st.isDirectory() || (want !== null && (await realpath(path)) !== want)) throw new Error(`refused: ${path} is a symlink or reached through one`);
+  }
+
+  /**
+   * A claim: O_EXCL | O_NOFOLLOW create in DIR/claims (never through a symlinked folder), its
+   * content written and synced before it counts as won. Exactly one node's create of a name
+   * succeeds (measured on GlusterFS replica 3: 300 of 300 races; `mkdir` of one name split-brained
+   * the volume, so claims are files). A create that failed half-way removes what it made.
+   */
+  private async createClaim(rel: string, text: string): Promise<StoreResult> {
+    if (!isClaimPath(rel)) throw new Error(`not a claim: ${rel}`);
+    const path = this.inside(rel);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, this.mode);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return code === 'EEXIST' ? { op: 'create', error: null, exists: true } : { op: 'create', error: code ?? String(e) };
+    }
+    try {
+      const want = await this.realOf(rel);
+      const at = await realPathOf(fh);
+      if (want !== null && at !== null && at !== want) throw new Error(`refused: ${CLAIMS_DIR} is reached through a symlink (${at})`);
+      if (this.gid !== undefined) await fh.chown(process.getuid?.() ?? 0, this.gid);
+      await fh.chmod(this.mode);
+      await fh.writeFile(text);
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      return { op: 'create', error: null };
+    } catch (e) {
+      await fh?.close().catch(() => undefined);
+      // Ours, but not written: remove it, or readers would wait `timeout` on an unreadable claim.
+      await unlink(path).catch(() => undefined);
+      return { op: 'create', error: String(e) };
+    }
+  }
+
+  /** Claim file names in DIR/claims; [] when it does not exist yet; throws when it cannot be listed. */
+  private async listClaims(): Promise<string[]> {
+    const dir = join(this.root, CLAIMS_DIR);
+    const st = await lstat(dir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
+    if (st === null) return [];
+    if (!st.isDirectory()) throw new Error(`${dir} is not a folder (a symlink?): refused`);
+    const entries = await readdir(dir, { withFileTypes: true });
+    return entries.filter((d) => d.isFile() && parseClaimName(d.name) !== null).map((d) => d.name).sort();
   }
 
   nodeDir(node: string): string {

@@ -13,7 +13,8 @@ import type { PeerObservation } from '../cluster/liveness.js';
 import type { Judged } from '../cluster/replicate.js';
 import type { FileRead, FileSignature, StoreResult } from '../cluster/store.js';
 import type { IoTag } from './events.js';
-import { holdsResources, isActive } from './decide.js';
+import { claimName, formatClaimHolder, latestClaims, parseClaimHolder, parseClaimName, CLAIMS_DIR, type Claim, type HolderView } from '../cluster/claims.js';
+import { holdsResources, isActive, type Action, type ClaimView, type NodeView } from './decide.js';
 import { fenceTick, forgetRestarted } from './fence-duty.js';
 import { startLeave, stopLevelProgress } from './leave.js';
 import { requestPublish } from './publish.js';
@@ -112,7 +113,7 @@ export function beginCycle(t: Turn): void {
   state.cycleNo = id;
   state.cycleAgain = false;
   state.cycle = { id, stage: 'scan', began: t.now, tells: 0, selfFence: false, names: [], listed: false, paths: [], verdicts: new Map(), toRead: [] };
-  t.io({ kind: 'cycle', id, stage: 'scan' }, [{ op: 'read', path: 'halt' }, { op: 'list' }]);
+  t.io({ kind: 'cycle', id, stage: 'scan' }, [{ op: 'read', path: 'halt' }, { op: 'list' }, { op: 'list', dir: 'claims' }]);
 }
 
 /** A batch of this cycle's reads completed (a late answer to an abandoned cycle is dropped). */
@@ -127,6 +128,8 @@ export function cycleIo(t: Turn, tag: CycleTag, results: Results | null, error: 
       return peersRead(t, cycle, results);
     case 'copies':
       return copiesRead(t, cycle, results);
+    case 'claiming':
+      return claimed(t, cycle, results);
   }
 }
 
@@ -156,10 +159,15 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   if (fence.frozen) t.log('warn', 'this monitor was frozen: stopping local groups and rejoining', { frozenMs });
   else if (judged.frozen) t.log('info', 'this monitor was paused; nothing runs here, so nothing to fence', { frozenMs });
   const paths = copyPaths(names);
-  state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, listed: listed !== null, paths };
+  // Claims: the latest of each group; a claim's content is read once (it never changes).
+  const claimListing = results[2];
+  const claimNames = claimListing?.op === 'list' ? claimListing.names : null;
+  const claimReads = claimNames === null ? [] : [...latestClaims(claimNames).latest.values()].map((c) => c.name).filter((n) => !state.claimHolders.has(n));
+  state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, listed: listed !== null, paths, claimNames, claimReads };
   const peers = names.filter((n) => n !== t.me).map((n) => ({ op: 'read' as const, path: `nodes/${n}/clstat` }));
   const stats = paths.map((path) => ({ op: 'stat' as const, path }));
-  t.io({ kind: 'cycle', id: cycle.id, stage: 'peers' }, [...peers, ...stats]);
+  const claims = claimReads.map((n) => ({ op: 'read' as const, path: `${CLAIMS_DIR}/${n}` }));
+  t.io({ kind: 'cycle', id: cycle.id, stage: 'peers' }, [...peers, ...stats, ...claims]);
 }
 
 function peersRead(t: Turn, cycle: Cycle, results: Results): void {
@@ -167,7 +175,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   const settings = state.settings;
   const now = t.now;
   const peerNames = cycle.names.filter((n) => n !== t.me);
-  const kept = { lastGroups: new Map(state.lastGroups), fenceClaims: new Map(state.fenceClaims), staleClaims: new Map(state.staleClaims), handovers: new Map(state.handovers), pids: new Map(state.peerPids) };
+  const kept = { lastGroups: new Map(state.lastGroups), fenceClaims: new Map(state.fenceClaims), staleClaims: new Map(state.staleClaims), handovers: new Map(state.handovers), pids: new Map(state.peerPids), incs: new Map(state.peerIncs) };
   const seen = new Map<string, PeerObservation>();
   // Kept until a read works: an unknown node shows why it was last unreadable.
   const readErrors = new Map(state.readErrors);
@@ -188,7 +196,8 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   for (const n of kept.fenceClaims.keys()) if (!peers.has(n)) kept.fenceClaims.delete(n);
   for (const n of kept.staleClaims.keys()) if (!peers.has(n)) kept.staleClaims.delete(n);
   for (const n of readErrors.keys()) if (!peers.has(n)) readErrors.delete(n);
-  Object.assign(state, { peers, readErrors, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, staleClaims: kept.staleClaims, handovers: kept.handovers, peerPids: kept.pids });
+  Object.assign(state, { peers, readErrors, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, staleClaims: kept.staleClaims, handovers: kept.handovers, peerPids: kept.pids, peerIncs: kept.incs });
+  absorbClaims(t, cycle, results, peerNames.length + cycle.paths.length);
   state.lastLive = t.logic.liveness(peers, now, settings.timeoutMs);
   const seqOf = (n: string): number | null => peers.get(n)?.seq ?? null;
   forgetRestarted(state, seqOf);
@@ -241,6 +250,55 @@ function load(t: Turn, cltab: Replica, hactl: Replica): void {
   }
 }
 
+/** This cycle's claims listing and the claim contents read for it (a failed listing keeps the last). */
+function absorbClaims(t: Turn, cycle: Cycle, results: Results, offset: number): void {
+  const state = t.state;
+  const holders = new Map(state.claimHolders);
+  (cycle.claimReads ?? []).forEach((name, i) => {
+    const h = parseClaimHolder(readAt(results, offset + i)?.text ?? '');
+    if (h) holders.set(name, h);
+  });
+  if (cycle.claimNames === null || cycle.claimNames === undefined) {
+    state.claimHolders = holders;
+    return;
+  }
+  const { latest } = latestClaims(cycle.claimNames);
+  const claims = new Map<string, Claim>();
+  const unreadable = new Map<string, number>();
+  for (const [group, c] of latest) {
+    const holder = holders.get(c.name) ?? null;
+    claims.set(group, { group, epoch: c.epoch, name: c.name, holder });
+    if (holder === null) unreadable.set(c.name, state.claimUnreadable.get(c.name) ?? t.now);
+  }
+  // Keep what the listing still shows (older epochs too, until they are removed).
+  const listed = new Set(cycle.claimNames);
+  for (const n of holders.keys()) if (!listed.has(n)) holders.delete(n);
+  Object.assign(state, { claims, claimHolders: holders, claimUnreadable: unreadable });
+}
+
+/** Each group's latest claim as decide() sees it: who holds it, and whether it still stands. */
+function claimViews(t: Turn, nodes: ReadonlyMap<string, NodeView>): Map<string, ClaimView> {
+  const state = t.state;
+  const out = new Map<string, ClaimView>();
+  const local = localInstances(state);
+  for (const [group, c] of state.claims) {
+    const h = c.holder;
+    let view: HolderView | null = null;
+    if (h !== null && h.node === t.me) {
+      const i = local.get(group);
+      view = { known: true, released: false, unknown: false, inc: state.inc, seq: state.seq, showsGroup: i !== undefined && isActive(i) };
+    } else if (h !== null) {
+      const n = nodes.get(h.node);
+      const i = n?.groups.get(group);
+      view = n ? { known: true, released: n.released, unknown: n.state === 'unknown', inc: state.peerIncs.get(h.node) ?? null, seq: state.peers.get(h.node)?.seq ?? null, showsGroup: i !== undefined && isActive(i) } : { known: false, released: true, unknown: false, inc: null, seq: null, showsGroup: false };
+    }
+    const unreadableFor = h === null ? t.now - (state.claimUnreadable.get(c.name) ?? t.now) : 0;
+    const mine = h !== null && h.node === t.me && h.inc === state.inc;
+    out.set(group, { epoch: c.epoch, holder: h?.node ?? null, mine, released: t.logic.claimReleased(h, view, unreadableFor, state.settings.timeoutMs) });
+  }
+  return out;
+}
+
 /** Handovers from nodes that left recently enough that the heir can still act on them. */
 function liveHandovers(t: Turn): Map<string, string> {
   const settings = t.state.settings;
@@ -290,6 +348,7 @@ function decide(t: Turn, cycle: Cycle): void {
       settling: t.logic.isSettling(now, state.startedAt, settings.cycleMs, settings.visibilityLagMs),
       handovers: liveHandovers(t),
       complete: readComplete(state.lastLive, state.lastSeen, isFenced),
+      claims: claimViews(t, nodes),
     },
     t.logic.decideConfig(settings),
     now,
@@ -297,10 +356,9 @@ function decide(t: Turn, cycle: Cycle): void {
   );
   state.decideMemory = decision.memory;
   state.lastView = nodes;
-  const tells = state.leave ? [] : decision.actions;
-  const acquiring = tells.filter((a) => holdsResources({ level: a.level, state: 'STARTING' })).map((a) => a.group);
-  if (acquiring.length) t.emit({ type: 'recordStops', groups: acquiring });
-  for (const a of tells) t.emit({ type: 'tell', group: a.group, level: a.level, reason: a.reason, cycle: cycle.id });
+  const actions = state.leave ? [] : decision.actions;
+  const claiming = actions.flatMap((a) => (a.claim !== undefined ? [{ group: a.group, level: a.level, reason: a.reason, claim: a.claim }] : []));
+  const tells = actions.filter((a) => a.claim === undefined);
   const loggedNotes = new Map(state.loggedNotes);
   for (const n of decision.notes) {
     if (loggedNotes.get(n.group) !== n.note) t.log('debug', 'decide: no action', { group: n.group, note: n.note });
@@ -317,6 +375,57 @@ function decide(t: Turn, cycle: Cycle): void {
   const why = effective ? 'quorum' : !verdict.ok ? `no quorum (${verdict.reason})` : cycle.selfFence ? 'self-fencing' : poisoned ? `declared stale by ${poisoned}` : 'leaving';
   state.lastDecision = { cycle: cycle.id, actions: decision.actions, notes: decision.notes, errors, effective, why };
   state.lastHastat = buildHastat(t, verdict, nodes, errors, decision.notes);
+  if (claiming.length === 0) return tellAll(t, tells);
+  // Plans that claim first: the store says who won; only winners (and failed creates, which fall
+  // back to the plan window) are told. The seq is that of the next clstat, written after the tell.
+  const seq = state.seq + 1;
+  state.cycle = { ...cycle, stage: 'claiming', claiming, claimSeq: seq, waiting: tells, tells: 0 };
+  const text = formatClaimHolder({ node: t.me, inc: state.inc, seq });
+  t.io({ kind: 'cycle', id: cycle.id, stage: 'claiming' }, claiming.map((c) => ({ op: 'create', path: `${CLAIMS_DIR}/${claimName(c.group, c.claim)}`, text })));
+}
+
+/** The claims of this cycle were created (or not): tell the winners' plans and everything else. */
+function claimed(t: Turn, cycle: Cycle, results: Results): void {
+  const state = t.state;
+  const seq = cycle.claimSeq ?? state.seq + 1;
+  const tells = [...(cycle.waiting ?? [])];
+  const gc: string[] = [];
+  const holders = new Map(state.claimHolders);
+  const claims = new Map(state.claims);
+  (cycle.claiming ?? []).forEach((c, i) => {
+    const r = results[i];
+    const name = claimName(c.group, c.claim);
+    if (r?.op !== 'create' || state.leave) return;
+    if (r.exists) return t.log('info', 'claim lost: another node placed the group first', { group: c.group, claim: name });
+    if (r.error !== null) {
+      t.log('warn', 'cannot create a claim; planning with the plan window instead', { group: c.group, claim: name, err: r.error });
+      return tells.push({ type: 'tell', group: c.group, level: c.level, reason: `${c.reason}; claim failed, plan window` });
+    }
+    // A clstat formatted since the claim was made would not show the group: peers may already take
+    // the claim for released. Leave it so (it is), and do not plan.
+    if (state.seq >= seq) return t.log('warn', 'claim won too late (a clstat went out meanwhile): not planning', { group: c.group, claim: name });
+    const holder = { node: t.me, inc: state.inc, seq };
+    holders.set(name, holder);
+    claims.set(c.group, { group: c.group, epoch: c.claim, name, holder });
+    // Epochs before the previous one can go: a listing that misses the previous one shows them too.
+    for (const n of cycle.claimNames ?? []) {
+      const p = parseClaimName(n);
+      if (p && p.group === c.group && p.epoch <= c.claim - 2) gc.push(n);
+    }
+    tells.push({ type: 'tell', group: c.group, level: c.level, reason: `${c.reason}; claim ${name} won` });
+  });
+  Object.assign(state, { claimHolders: holders, claims });
+  if (gc.length) t.io({ kind: 'claims-gc' }, gc.map((n) => ({ op: 'unlink', path: `${CLAIMS_DIR}/${n}` })));
+  tellAll(t, tells);
+}
+
+/** Tell the engine this cycle's actions; the cycle publishes once all are answered. */
+function tellAll(t: Turn, tells: readonly Action[]): void {
+  const state = t.state;
+  const cycle = state.cycle!;
+  const acquiring = tells.filter((a) => holdsResources({ level: a.level, state: 'STARTING' })).map((a) => a.group);
+  if (acquiring.length) t.emit({ type: 'recordStops', groups: acquiring });
+  for (const a of tells) t.emit({ type: 'tell', group: a.group, level: a.level, reason: a.reason, cycle: cycle.id });
   state.cycle = { ...cycle, stage: 'telling', tells: tells.length };
   if (tells.length === 0) publishCycle(t);
 }

@@ -65,11 +65,26 @@ export interface View {
   /** Group → the node a leaving node handed it to (only while that handover is fresh). */
   readonly handovers?: ReadonlyMap<string, string>;
   /**
+   * The latest claim of each group (DIR/claims): who placed it last, and whether that claim
+   * still stands. Absent: no claims at all (a store without them; `peerha plan`).
+   */
+  readonly claims?: ReadonlyMap<string, ClaimView>;
+  /**
    * Every live peer's clstat was read this cycle (default true). A plan may only move on to test
    * in a cycle that saw every live peer: a node cut off from the store (reads failing) must not
    * take its unchanged, stale view for a plan that stood unchallenged.
    */
   readonly complete?: boolean;
+}
+
+export interface ClaimView {
+  readonly epoch: number;
+  /** The claimer (null: its content could not be read yet). */
+  readonly holder: string | null;
+  /** This monitor run holds it. */
+  readonly mine: boolean;
+  /** It no longer stands (see claimReleased): the next epoch may be claimed. */
+  readonly released: boolean;
 }
 
 export interface DecideConfig {
@@ -85,8 +100,9 @@ export interface DecideConfig {
   readonly maxPlansPerCycle?: number;
 }
 
+/** `claim`: a plan that first claims the group's next epoch; the plan is told only if the claim is won. */
 export type Action =
-  | { readonly type: 'tell'; readonly group: string; readonly level: string; readonly reason: string };
+  | { readonly type: 'tell'; readonly group: string; readonly level: string; readonly reason: string; readonly claim?: number };
 
 export interface Decision {
   readonly actions: readonly Action[];
@@ -206,6 +222,12 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   const tell = (group: string, level: string, reason: string): void => {
     actions.push({ type: 'tell', group, level, reason });
   };
+  /** A plan, claiming the group's next epoch first when the store keeps claims. */
+  const plan = (group: string, reason: string): void => {
+    plans++;
+    if (!view.claims) return tell(group, PLAN, reason);
+    actions.push({ type: 'tell', group, level: PLAN, reason, claim: (view.claims.get(group)?.epoch ?? 0) + 1 });
+  };
   const note = (group: string, text: string): void => {
     notes.push({ group, note: text });
   };
@@ -318,7 +340,11 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     }
 
     // 2. Conflict: the instance furthest along stays; only the others stop and back off.
-    if (localActive && others.length > 0) {
+    const claimHere = view.claims?.get(group);
+    if (localActive && others.length > 0 && local.level === PLAN && claimHere?.mine && !claimHere.released && others.every((o) => rank(o.instance) <= rank(local))) {
+      // Plans without this claim lose: theirs are failed creates or stale views.
+      note(group, `conflict with ${others.map((o) => o.node).join(',')}: this node holds the claim`);
+    } else if (localActive && others.length > 0) {
       const winner = conflictWinner([{ node: view.me, instance: local }, ...others], allowed);
       // A plan from a node whose test of this group failed before gives way to any other plan:
       // the name order would otherwise let it beat an eligible node every time it probes again.
@@ -351,8 +377,20 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     }
 
     if (localActive && local.level === PLAN) {
+      const claim = view.claims?.get(group);
+      if (claim && !claim.mine && !claim.released) {
+        tell(group, STOP, `claim lost: ${claim.holder ?? 'another node'} holds ${group}:${claim.epoch}`);
+        planSince.delete(group);
+        continue;
+      }
       if (local.state !== 'DONE') {
         note(group, 'planning');
+        continue;
+      }
+      if (claim?.mine) {
+        // The store gave this node the group's claim: nobody else can place it now, no window needed.
+        planSince.delete(group);
+        tell(group, TEST, `claim ${group}:${claim.epoch} won`);
         continue;
       }
       // The window starts at the first cycle that sees our plan, i.e. after the clstat carrying it
@@ -385,6 +423,11 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     // 3. Needed and running nowhere: plan it (balanced), unless barred here.
     if (others.length > 0) {
       note(group, `running on ${others.map((o) => o.node).join(',')}`);
+      continue;
+    }
+    const standing = view.claims?.get(group);
+    if (standing && !standing.released && !standing.mine) {
+      note(group, `claimed by ${standing.holder ?? 'a node whose claim cannot be read yet'} (${group}:${standing.epoch})`);
       continue;
     }
     if (allowed && !allowed.includes(view.me)) {
@@ -425,8 +468,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     }
     const designated = planners.get(group) ?? designatedPlanner(group, allowed, view.nodes, load);
     if (designated === view.me && !failed.has(group)) {
-      plans++;
-      tell(group, PLAN, allowed ? 'needed and running nowhere; preferred node' : 'needed and running nowhere; designated planner (least loaded)');
+      plan(group, allowed ? 'needed and running nowhere; preferred node' : 'needed and running nowhere; designated planner (least loaded)');
       continue;
     }
     const homelessFor = now - (homelessSince.get(group) ?? now);
@@ -443,10 +485,8 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     // A node whose test of this group failed before probes it again, but rarely: others go first.
     const failedBefore = failed.has(group);
     const p = Math.min(1, cfg.balance / Math.max(1, eligible)) * (busier || failedBefore ? 0.25 : 1);
-    if (random() < p) {
-      plans++;
-      tell(group, PLAN, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
-    } else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
+    if (random() < p) plan(group, `needed and running nowhere (planning with p=${p.toFixed(2)})`);
+    else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
   }
 
   return { actions, memory: { planSince, failed, backoffUntil, homelessSince }, errors, notes };

@@ -12,7 +12,9 @@ import type { MonitorSettings } from './state.js';
 /** Which batch of store operations an `io` event answers. */
 export type IoTag =
   | { readonly kind: 'startup'; readonly stage: 'mkdir' | 'dup-first' | 'dup-again' | 'halt' }
-  | { readonly kind: 'cycle'; readonly id: number; readonly stage: 'scan' | 'peers' | 'copies' }
+  | { readonly kind: 'cycle'; readonly id: number; readonly stage: 'scan' | 'peers' | 'copies' | 'claiming' }
+  /** Older claims of a group this node just claimed: removed, nobody waits for it. */
+  | { readonly kind: 'claims-gc' }
   | { readonly kind: 'clstat' }
   | { readonly kind: 'hastat' }
   | { readonly kind: 'replica'; readonly file: 'cltab' | 'hactl'; readonly from: string }

@@ -7,6 +7,7 @@ import { quorum } from '../cluster/quorum.js';
 import { decide } from './decide.js';
 import { fenceTargets } from './fencing.js';
 import type { MonitorState } from './state.js';
+import { claimReleased } from '../cluster/claims.js';
 import { declaredStaleBy, decideConfig, fencedPeers, haltRequested, isReleased, isSettling, petAfterCycle, publishFenced, readPeerClstat, selfFenceState, spawnRefused } from './view.js';
 
 export interface Logic {
@@ -26,6 +27,7 @@ export interface Logic {
   readonly readPeerClstat: typeof readPeerClstat;
   readonly declaredStaleBy: typeof declaredStaleBy;
   readonly haltRequested: typeof haltRequested;
+  readonly claimReleased: typeof claimReleased;
 }
 
 export const REAL_LOGIC: Logic = {
@@ -45,6 +47,7 @@ export const REAL_LOGIC: Logic = {
   readPeerClstat,
   declaredStaleBy,
   haltRequested,
+  claimReleased,
 };
 
 /** May the engine start a process now? Never while the watchdog may be about to (or did) self-fence us, nor after leaving. */

@@ -29,7 +29,7 @@ function startWrite(t: Turn): void {
   if (fenced) t.emit({ type: 'killGroups' });
   state.seq += 1;
   const text = formatClstat({
-    header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, left },
+    header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, inc: state.inc, left },
     groups: left || fenced ? [] : state.local.filter((g) => g.level !== null).map((g) => ({ group: g.group, level: g.level!, state: g.state })),
     notes: state.local.flatMap((g) => g.notes.map((text) => ({ group: g.group, text }))),
     handovers: p.left ?? [],

@@ -1,6 +1,7 @@
 // The monitor's whole state, as one immutable value that step() maps to the next. Drivers hold it
 // and may read it (through the queries at the bottom), never change it.
 
+import type { Claim, ClaimHolder } from '../cluster/claims.js';
 import type { FencedLine, StaleLine } from '../config/clstat.js';
 import type { Cltab } from '../config/cltab.js';
 import type { Hactl } from '../config/hactl.js';
@@ -37,7 +38,7 @@ export interface Heir {
 /** The cycle in flight: scan → peers → copies (when a replica changed) → telling → publish → hastat. */
 export interface Cycle {
   readonly id: number;
-  readonly stage: 'scan' | 'peers' | 'copies' | 'telling' | 'publish';
+  readonly stage: 'scan' | 'peers' | 'copies' | 'claiming' | 'telling' | 'publish';
   /** When it began: the next one begins a period after this, however long this one took. */
   readonly began: number;
   /** Tells not answered yet: the cycle's clstat must show what they did, so it waits for them. */
@@ -53,6 +54,13 @@ export interface Cycle {
   readonly verdicts: ReadonlyMap<string, Judged | null>;
   /** Copies that changed and are read in stage `copies`. */
   readonly toRead: readonly string[];
+  /** The claims listing of this cycle (null: it failed; the last one stands), and whose content it reads. */
+  readonly claimNames?: readonly string[] | null;
+  readonly claimReads?: readonly string[];
+  /** Plans of this cycle waiting for their claims to be created, the seq the claims name, and the other tells (told after). */
+  readonly claiming?: ReadonlyArray<{ readonly group: string; readonly level: string; readonly reason: string; readonly claim: number }>;
+  readonly claimSeq?: number;
+  readonly waiting?: readonly Action[];
 }
 
 /** A replica copy as last seen: its signature, since when unchanged, and the verdict on its text. */
@@ -163,6 +171,16 @@ export interface MonitorState {
   /** The node folders as the last listing that worked showed them. */
   readonly lastNames: readonly string[];
   readonly peerPids: ReadonlyMap<string, number>;
+  /** Each peer's monitor incarnation, from its clstat header. */
+  readonly peerIncs: ReadonlyMap<string, string>;
+  /** This monitor run's incarnation (random per start): in its clstat header and its claims. */
+  readonly inc: string;
+  /** The latest claim of each group, as the last claims listing that worked showed it. */
+  readonly claims: ReadonlyMap<string, Claim>;
+  /** Claim contents read so far, by file name (a claim's content never changes). */
+  readonly claimHolders: ReadonlyMap<string, ClaimHolder>;
+  /** Latest claims whose content could not be read, since when (monotonic). */
+  readonly claimUnreadable: ReadonlyMap<string, number>;
   readonly lastGroups: ReadonlyMap<string, ReadonlyMap<string, Instance>>;
   readonly fenceClaims: ReadonlyMap<string, readonly FencedLine[]>;
   /** Per peer, the nodes it holds stale (`# stale` lines of its clstat). */
@@ -224,6 +242,11 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     peers: new Map(),
     lastNames: [],
     peerPids: new Map(),
+    peerIncs: new Map(),
+    inc: (seed >>> 0).toString(36),
+    claims: new Map(),
+    claimHolders: new Map(),
+    claimUnreadable: new Map(),
     lastGroups: new Map(),
     fenceClaims: new Map(),
     staleClaims: new Map(),

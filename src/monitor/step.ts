@@ -4,6 +4,7 @@
 // function and only carry out what it asks for. Start-up, signals and configuration reloads are
 // here; a cycle is in cycle.ts, fencing in fence-duty.ts, leaving in leave.ts.
 
+import { CLAIMS_DIR } from '../cluster/claims.js';
 import { parseClstat } from '../config/clstat.js';
 import type { StoreResult } from '../cluster/store.js';
 import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js';
@@ -35,7 +36,8 @@ function handle(t: Turn, ev: MonitorEvent): void {
       t.state.startedAt = t.now;
       return t.emit({ type: 'cleanLeftovers' });
     case 'cleaned':
-      if (t.state.phase === 'starting') t.io({ kind: 'startup', stage: 'mkdir' }, [{ op: 'mkdir', path: `nodes/${t.me}` }]);
+      // DIR/claims too (made by whoever comes first; without it claims fail and plans wait a window).
+      if (t.state.phase === 'starting') t.io({ kind: 'startup', stage: 'mkdir' }, [{ op: 'mkdir', path: `nodes/${t.me}` }, { op: 'mkdir', path: CLAIMS_DIR }]);
       return;
     case 'timer':
       return timer(t, ev.name);
@@ -88,6 +90,8 @@ function io(t: Turn, tag: IoTag, results: readonly StoreResult[] | null, error: 
       return clstatWritten(t, results, error, (w) => (w.kind === 'cycle' ? cyclePublished(t, w.id) : leftPublished(t)));
     case 'hastat':
       return hastatWritten(t, results, error);
+    case 'claims-gc':
+      return;
     case 'replica':
       return replicaWritten(t, tag.file, tag.from, failure);
     case 'fence-log':

@@ -76,6 +76,8 @@ export interface Scenario {
   readonly visibilityLagMs: number;
   /** The store's real propagation delay (within the configured lag). */
   readonly storeLagMs: number;
+  /** Probability that the store later loses a claim it created (0 in most histories). */
+  readonly claimLoss: number;
   readonly storeLatencyMs: readonly [number, number];
   readonly balance: number;
   readonly failCooldownCycles: number;
@@ -337,6 +339,8 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
     stopTimeoutMs,
     visibilityLagMs,
     storeLagMs,
+    // Its own stream: drawing it leaves every other draw of the seed as it was.
+    claimLoss: ((r) => (r.chance(0.25) ? r.uniform(0.05, 0.5) : 0))(new Rng(seed, 9)),
     storeLatencyMs: [0.2, 2],
     balance: rng.pick([1, 1.5, 1.5, 2, 3]),
     failCooldownCycles: rng.pick([2, 5, 10, 10, 20]),
@@ -358,7 +362,7 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
 export function describeScenario(s: Scenario): string[] {
   const q = s.quorum;
   const out = [
-    `seed ${s.seed}: ${s.nodes.length} nodes, ${s.groups.length} groups; cycle ${s.cycleMs} ms, timeout ${s.timeoutMs} ms, visibility_lag ${s.visibilityLagMs} ms (store lag ${s.storeLagMs.toFixed(0)} ms)`,
+    `seed ${s.seed}: ${s.nodes.length} nodes, ${s.groups.length} groups; cycle ${s.cycleMs} ms, timeout ${s.timeoutMs} ms, visibility_lag ${s.visibilityLagMs} ms (store lag ${s.storeLagMs.toFixed(0)} ms)${s.claimLoss > 0 ? `; the store loses ${Math.round(100 * s.claimLoss)} % of claims` : ''}`,
     `quorum ${q.policy}${q.expected !== undefined ? ` expected=${q.expected}` : ''}${q.waitForAll ? ' wait_for_all' : ''}; self_fence ${s.selfFence}; fence methods ${s.fence.methods.length ? `${s.fence.methods.map((m) => m.kind).join(',')} (timeout ${s.fence.timeoutMs} ms, delay ${s.fence.delayBaseMs}+${s.fence.delayMaxMs}, priority ${s.fence.priorityDelayMs}, retry cap ${s.fence.retryMaxMs})` : 'none'}; balance ${s.balance}; fail_cooldown ${s.failCooldownCycles} cycles`,
     `engine: SIGTERM after ${s.timings.termAfterMs} ms, SIGKILL after ${s.timings.killAfterMs} ms; stop_timeout ${s.stopTimeoutMs} ms`,
     `clocks: ${[...s.clocks].map(([n, c]) => `${n} ×${c.rate.toFixed(4)}`).join(' ')}`,

@@ -65,6 +65,12 @@ export class SimStore {
   onRead: ((reader: string, path: string) => void) | null = null;
   writes = 0;
   reads = 0;
+  /** Probability that a claim, once created, is later lost by the store. */
+  claimLoss = 0;
+  /** false: a negative control, a store whose exclusive create never refuses. */
+  exclusiveClaims = true;
+  claimsCreated = 0;
+  claimsLost = 0;
   failedBatches = 0;
 
   constructor(
@@ -134,7 +140,29 @@ export class SimStore {
   private apply(node: string, op: StoreOp, ok: boolean): StoreResult {
     switch (op.op) {
       case 'list':
-        return { op: 'list', names: ok ? this.listNodes() : null };
+        return { op: 'list', names: ok ? (op.dir === 'claims' ? this.listClaims() : this.listNodes()) : null };
+      case 'create': {
+        // The store arbitrates at once, whatever each reader's lag: one create of a name wins.
+        if (!ok) return { op: 'create', error: 'EIO (partition)' };
+        if (this.exclusiveClaims && this.latest(op.path)?.text != null) return { op: 'create', error: null, exists: true };
+        if (this.full) return { op: 'create', error: 'ENOSPC (simulated)' };
+        this.put(op.path, op.text);
+        this.claimsCreated++;
+        if (this.claimLoss > 0 && this.rng.chance(this.claimLoss)) {
+          // A store that loses a claim (a heal gone wrong): it vanishes a while after it was made.
+          this.sched.after(this.rng.uniform(0, 4 * this.lagMs + 200), () => {
+            if (this.latest(op.path)?.text != null) {
+              this.put(op.path, null);
+              this.claimsLost++;
+            }
+          });
+        }
+        return { op: 'create', error: null };
+      }
+      case 'unlink':
+        if (!ok) return { op: 'unlink', error: 'EIO (partition)' };
+        if (this.latest(op.path)?.text != null) this.put(op.path, null);
+        return { op: 'unlink', error: null };
       case 'read': {
         if (ok && this.links.has(op.path)) return { op: 'read', read: null, error: 'a symlink: refused' };
         const read = ok ? this.read(node, op.path) : null;
@@ -186,6 +214,24 @@ export class SimStore {
   latest(path: string): Version | null {
     const vs = this.files.get(path);
     return vs?.[vs.length - 1] ?? null;
+  }
+
+  /** Claim files as a listing `lag` ms old shows them. */
+  listClaims(): string[] {
+    const t = this.sched.now - this.rng.uniform(0, this.lagMs);
+    const out: string[] = [];
+    for (const [path, vs] of this.files) {
+      if (!path.startsWith('claims/')) continue;
+      let v: Version | undefined;
+      for (let i = vs.length - 1; i >= 0; i--) {
+        if (vs[i]!.at <= t) {
+          v = vs[i];
+          break;
+        }
+      }
+      if (v && v.text !== null) out.push(path.slice('claims/'.length));
+    }
+    return out.sort();
   }
 
   listNodes(): string[] {

@@ -119,9 +119,11 @@ export interface StopRecord {
 export interface SimModel {
   /** The watchdog runs the recorded stop entries after it kills the groups (and then deletes the record). */
   readonly watchdogStops: boolean;
+  /** The store's O_EXCL create lets one node win a name (false: every create of a claim succeeds). */
+  readonly exclusiveClaims: boolean;
 }
 
-export const REAL_MODEL: SimModel = { watchdogStops: true };
+export const REAL_MODEL: SimModel = { watchdogStops: true, exclusiveClaims: true };
 
 export interface Violation {
   readonly invariant: 'never two owners' | 'never two holders' | 'progress' | 'quorum-less nodes run nothing';
@@ -519,6 +521,8 @@ export class World {
     this.rng = new Rng(scenario.seed, 7);
     this.store = new SimStore(this.sched, new Rng(scenario.seed, 8), scenario.storeLagMs, scenario.storeLatencyMs);
     this.store.onRead = (reader, path) => this.watchConfirmations(reader, path);
+    this.store.claimLoss = scenario.claimLoss;
+    this.store.exclusiveClaims = model.exclusiveClaims;
     for (const g of scenario.groups) {
       this.groups.set(g.name, g);
       this.alive.set(g.name, new Set());

@@ -54,7 +54,7 @@ it('plan agrees with the monitor during a conflict it wins, a failed-test cooldo
   c = new Cluster({ cycle: '1s', timeout: '4s', yaml: 'fail_cooldown: 20\n' });
   c.writeRoot(
     'cltab',
-    ['web:web-run:start:respawn:exec sleep 100000', 'db:db-test:test:test:false', 'db:db-run:start:respawn:exec sleep 100000', 'api:api-test:test:test:true', 'api:api-run:start:respawn:exec sleep 100000'].join('\n') + '\n',
+    ['web:web-run:start:respawn:exec sleep 100000', 'db:db-test:test:test:false', 'db:db-run:start:respawn:exec sleep 100000', 'api:api-test:test:test:sleep 1', 'api:api-run:start:respawn:exec sleep 100000'].join('\n') + '\n',
   );
   c.writeRoot('hactl', 'web start n1,n9\n');
   const claims = new Map<string, { level: string; state: GroupState }>();
@@ -81,14 +81,15 @@ it('plan agrees with the monitor during a conflict it wins, a failed-test cooldo
   expect(tells(cooling.plan, 'db')).toEqual([]);
   expect(cooling.plan.ageMs).toBeLessThan(1000);
 
-  // 3. A lost conflict: when n1 plans api, n9 claims it at test (further along): n1 stops it and
-  // backs off for 1–4 cycles; n9 then drops it. While n1 shows the backoff, plan does not plan it.
-  // (A backoff shorter than n1's next cycle never shows: then n1 plans again and we retry.)
+  // 3. A lost conflict: while n1 tests api (its claim won, its test takes a second), n9 shows it
+  // running (further along): n1 stops it and backs off for 1–4 cycles; n9 then drops it. While n1
+  // shows the backoff, plan does not plan it. (A backoff shorter than n1's next cycle never shows:
+  // then n1 plans again and we retry.)
   c.writeRoot('hactl', 'web start n1,n9\ndb start n1\napi start n1,n9\n');
   let compared = 0;
   for (let attempt = 0; attempt < 6 && compared === 0; attempt++) {
-    await waitFor('n1 plans api', () => c!.clstat('n1')?.groups.some((g) => g.group === 'api' && g.level === 'plan'), 30_000, 10);
-    claims.set('api', { level: 'test', state: 'STARTING' });
+    await waitFor('n1 tests api', () => c!.clstat('n1')?.groups.some((g) => g.group === 'api' && g.level === 'test'), 30_000, 10);
+    claims.set('api', { level: 'start', state: 'DONE' });
     await waitFor('n1 loses the conflict and stops api', () => !c!.clstat('n1')?.groups.some((g) => g.group === 'api' && g.level !== 'stop'), 15_000, 10);
     claims.delete('api');
     const seen = await waitFor('a backoff, or a new plan', () => (notesOf(c!, 'api').includes('backing off after a conflict') ? 'backoff' : c!.clstat('n1')?.groups.some((g) => g.group === 'api' && g.level === 'plan') ? 'planned' : null), 15_000, 5);

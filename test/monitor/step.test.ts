@@ -64,7 +64,15 @@ class Script {
   private apply(op: StoreOp): StoreResult {
     switch (op.op) {
       case 'list':
-        return { op: 'list', names: [...this.dirs].map((d) => d.slice('nodes/'.length)).sort() };
+        if (op.dir === 'claims') return { op: 'list', names: [...this.files.keys()].filter((p) => p.startsWith('claims/')).map((p) => p.slice('claims/'.length)).sort() };
+        return { op: 'list', names: [...this.dirs].filter((d) => d.startsWith('nodes/')).map((d) => d.slice('nodes/'.length)).sort() };
+      case 'create':
+        if (this.files.has(op.path)) return { op: 'create', error: null, exists: true };
+        this.files.set(op.path, op.text);
+        return { op: 'create', error: null };
+      case 'unlink':
+        this.files.delete(op.path);
+        return { op: 'unlink', error: null };
       case 'read': {
         const text = this.files.get(op.path);
         return { op: 'read', read: text === undefined ? null : { text, mtimeMs: 1 } };
@@ -159,7 +167,7 @@ describe('step: a cycle', () => {
     x.clear();
     x.fire('cycle');
     // Each batch answers before the next stage asks (the scripted store answers at once, in order).
-    expect(x.types().filter((t) => t !== 'log')).toEqual(['io:cycle:scan', 'io:cycle:peers', 'io:cycle:copies', 'io:replica', 'io:replica', 'configure', 'io:clstat', 'io:cycle:hastat', 'watchdog', 'ready', 'timer:cycle']);
+    expect(x.types().filter((t) => t !== 'log')).toEqual(['io:cycle:scan', 'io:cycle:peers', 'io:cycle:copies', 'io:replica', 'io:replica', 'configure', 'io:clstat', 'io:hastat', 'watchdog', 'ready', 'timer:cycle']);
     expect(x.logs()).toEqual(expect.arrayContaining(['cltab loaded', 'hactl loaded', 'quorum', 'replicated', 'decide: no action']));
     expect(x.files.get('nodes/n1/cltab')).toBe(x.files.get('cltab'));
     expect(parseClstat(x.files.get('nodes/n1/clstat')!).header).toMatchObject({ node: 'n1', pid: 4242, seq: 1, lines: 0 });

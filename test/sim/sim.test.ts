@@ -110,9 +110,9 @@ describe('cluster simulator', () => {
     console.log(`[measured] ${name}: caught at seed ${r!.seed}: ${r!.violation!.detail}`);
   };
 
-  it('catches a decide() with no plan dwell (plan window 0 while the store lags): two owners', () => {
-    const logic: Partial<Logic> = { decideConfig: (s) => ({ ...decideConfig(s), planWindowMs: 0 }) };
-    caught('plan window 0', logic, 'never two owners');
+  it('catches a decide() with neither claims nor plan dwell (every claim counts as released, plan window 0): two owners', () => {
+    const logic: Partial<Logic> = { claimReleased: () => true, decideConfig: (s) => ({ ...decideConfig(s), planWindowMs: 0 }) };
+    caught('no claims, plan window 0', logic, 'never two owners');
     const replay = report(runSeed(firstViolation(logic, 'never two owners')!.seed, { trace: true, logic }));
     expect(replay).toMatch(/VIOLATION of "never two owners"/);
     expect(replay).toMatch(/npm run sim -- --seed \d+ --trace/);
