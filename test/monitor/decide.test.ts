@@ -185,6 +185,39 @@ describe('decide: takeover safety, quorum, balance, allowed nodes', () => {
     }
   });
 
+  describe('claims', () => {
+    const claims = (spec: Record<string, Partial<{ epoch: number; holder: string | null; mine: boolean; released: boolean }>>): View['claims'] =>
+      new Map(Object.entries(spec).map(([g, c]) => [g, { epoch: 1, holder: 'b', mine: false, released: false, ...c }]));
+    const nodes = [node('a', {}), node('b', {})];
+    const plans = (v: View): Array<{ group: string; level: string; claim?: number }> => decide(v, cfg, 10_000, always).actions.map(({ group, level, claim }) => ({ group, level, ...(claim !== undefined ? { claim } : {}) }));
+    const a = (extra: Partial<View> = {}): View => ({ ...view('a', nodes, { web: 'start a,b' }), ...extra });
+
+    it('a plan claims the next epoch: 1 with none yet, one more than a released one', () => {
+      expect(plans(a({ claims: new Map() }))).toEqual([{ group: 'web', level: 'plan', claim: 1 }]);
+      expect(plans(a({ claims: claims({ web: { epoch: 4, released: true } }) }))).toEqual([{ group: 'web', level: 'plan', claim: 5 }]);
+      expect(plans(a())).toEqual([{ group: 'web', level: 'plan' }]); // a store without claims: the plan window
+    });
+
+    it('a standing claim of another node: no plan', () => {
+      const d = decide(a({ claims: claims({ web: { holder: 'b' } }) }), cfg, 10_000, always);
+      expect(d.actions).toEqual([]);
+      expect(d.notes).toContainEqual({ group: 'web', note: 'claimed by b (web:1)' });
+    });
+
+    it('a won claim tests at once (no window); a plan whose claim another holds stops', () => {
+      const planning = (c: View['claims']): View => ({ ...view('a', [node('a', { web: 'plan DONE' }), node('b', {})], { web: 'start a,b' }), claims: c });
+      expect(plans(planning(claims({ web: { holder: 'a', mine: true } })))).toEqual([{ group: 'web', level: 'test' }]);
+      expect(plans(planning(claims({ web: { holder: 'b' } })))).toEqual([{ group: 'web', level: 'stop' }]);
+      // a released claim of another (not ours): the plan window as before
+      expect(plans(planning(claims({ web: { holder: 'b', released: true } })))).toEqual([]);
+    });
+
+    it('among plans, the claim holder stays whatever the preference order', () => {
+      const v: View = { ...view('b', [node('a', { web: 'plan DONE' }), node('b', { web: 'plan DONE' })], { web: 'start a,b' }), claims: claims({ web: { holder: 'b', mine: true } }) };
+      expect(plans(v)).toEqual([{ group: 'web', level: 'test' }]);
+    });
+  });
+
   it('a cycle plans at most maxPlansPerCycle groups; the rest wait for the next cycle, stops are never held back', () => {
     const names = Array.from({ length: 20 }, (_, i) => `g${i + 1}`);
     const v = { ...view('a', [node('a', { web: 'start DONE' })], Object.fromEntries(names.map((x) => [x, 'start']))), cltabGroups: new Set([...names, 'web']) };
