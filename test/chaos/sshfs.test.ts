@@ -56,13 +56,14 @@ const SEED = Number(process.env.PEERHA_CHAOS_SEED ?? (Date.now() ^ (process.pid 
 // - TIMEOUT 5 s: a node that cannot publish (or is frozen) is self-fenced by its watchdog — a
 //   separate process that needs no I/O — timeout/2 = 2.5 s after its last successful publish, i.e.
 //   no later than ~3.1 s with the watchdog's tick, however long sshfs keeps the monitor blocked.
-//   Peers take over no earlier than timeout + plan window = 6.4 s after its last heartbeat: ≥ 3 s of
-//   margin. And 6.4 s outlasts the longest single blocked sshfs operation (~6 s), so a clstat write
-//   that was in flight when the link died has failed (or landed) before anyone takes over. 2.5 s
+//   Peers take over (by claim, no plan window) no earlier than timeout = 5 s after its last
+//   heartbeat: ≥ 1.9 s of margin. A clstat write that was in flight when the link died can land
+//   later (a blocked sshfs operation lasts up to ~6 s): it shows what ran before the self-fence,
+//   a conflict the taker may lose once; it never revives the killed processes. 2.5 s
 //   of self-fence slack also keeps a healthy node, whose every cycle is network I/O, from fencing
 //   itself when the machine is loaded.
 // - VISIBILITY_LAG 200 ms: visibility across mounts is ≤ 5 ms; 200 ms covers SFTP round trips
-//   under CPU load. Plan window = 2 × cycle + 2 × lag = 1.4 s.
+//   under CPU load. Plan window (only when a claim cannot be created) = 2 × cycle + 2 × lag = 1.4 s.
 // Measured with these settings (some 160 rounds): a faulted node's group processes are dead
 // 2.1–3.1 s after a partition or SIGSTOP, every peer calls it stale at 5.2–6.4 s, and its groups run
 // elsewhere at 7.7–14.7 s (median ~8.5 s; the slow ones under the full suite's load). A 1.6 s link

@@ -33,8 +33,8 @@ describe('ENOSPC on the shared filesystem', () => {
     mounted = cl.root;
     cl.writeRoot('cltab', ['W1', 'W2'].map((g) => `${g}:${g}w:start:respawn:${lockedWorkload(cl!.dir, g)}`).join('\n') + '\n');
     cl.writeRoot('hactl', 'W1 start n1,n2,n3\nW2 start n2,n3,n1\n');
-    await cl.startHeartbeating('n1');
-    for (const n of ['n2', 'n3']) cl.start(n);
+    // Every node heartbeats before the disk fills (claims place groups before a slow start ends).
+    for (const n of ['n1', 'n2', 'n3']) await cl.startHeartbeating(n);
     const owner1 = await waitFor('W1 running', () => cl!.runningOn('W1'), 20_000);
     const owner2 = await waitFor('W2 running', () => cl!.runningOn('W2'), 20_000);
 
