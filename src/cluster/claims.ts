@@ -5,8 +5,8 @@
 // that shows the group. Every node derives the name from the same facts (one more than the highest epoch
 // of the group in the listing), so exactly one create succeeds; the others get EEXIST, or see the
 // claim in their next listing. Claim k+1 may be tried only once claim k is released: its holder
-// left, went stale past its self-fence, was fenced, restarted (another incarnation), or published a clstat
-// (seq at least the claim's) that no longer shows the group. Group names never contain ':'.
+// left, went stale past its self-fence, was fenced, or published a clstat (seq at least the
+// claim's, also after a restart) that no longer shows the group. Group names never contain ':'.
 
 /** A claim as the listing and its (immutable) content show it. */
 export interface Claim {
@@ -74,10 +74,11 @@ export interface HolderView {
   readonly known: boolean;
   /** Left, stale past its self-fence, or fenced: nothing of it counts any more. */
   readonly released: boolean;
+  /** Released because it left (its last clstat said so). */
+  readonly left?: boolean;
   /** Its clstat could not be read lately: its groups still count. */
   readonly unknown: boolean;
-  /** Its clstat as last read: incarnation and seq (null: never read), and whether it shows the group. */
-  readonly inc: string | null;
+  /** Its clstat as last read: seq (null: never read), and whether it shows the group. */
   readonly seq: number | null;
   readonly showsGroup: boolean;
 }
@@ -90,8 +91,13 @@ export interface HolderView {
 export function claimReleased(holder: ClaimHolder | null, view: HolderView | null, unreadableForMs: number, timeoutMs: number): boolean {
   if (holder === null) return unreadableForMs >= timeoutMs;
   if (view === null || !view.known) return true;
+  // A leave seen before the claim was made says nothing of it: the node came back and claimed.
+  if (view.left) return view.seq !== null && view.seq >= holder.seq;
+  // Silent past its self-fence bound, or fenced: whatever it claimed is dead.
   if (view.released) return true;
   if (view.unknown) return false;
-  if (view.inc !== null && view.inc !== holder.inc) return true; // restarted: a new incarnation holds nothing
+  // A clstat at least as new as the claim that does not show the group. Seqs keep growing across
+  // a node's restarts (they start from the wall clock's ms), so a restarted holder releases its
+  // old run's claims with its first clstat; an older clstat read after a restart never does.
   return view.seq !== null && view.seq >= holder.seq && !view.showsGroup;
 }

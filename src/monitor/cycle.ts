@@ -175,7 +175,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   const settings = state.settings;
   const now = t.now;
   const peerNames = cycle.names.filter((n) => n !== t.me);
-  const kept = { lastGroups: new Map(state.lastGroups), fenceClaims: new Map(state.fenceClaims), staleClaims: new Map(state.staleClaims), handovers: new Map(state.handovers), pids: new Map(state.peerPids), incs: new Map(state.peerIncs) };
+  const kept = { lastGroups: new Map(state.lastGroups), fenceClaims: new Map(state.fenceClaims), staleClaims: new Map(state.staleClaims), handovers: new Map(state.handovers), pids: new Map(state.peerPids) };
   const seen = new Map<string, PeerObservation>();
   // Kept until a read works: an unknown node shows why it was last unreadable.
   const readErrors = new Map(state.readErrors);
@@ -196,7 +196,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   for (const n of kept.fenceClaims.keys()) if (!peers.has(n)) kept.fenceClaims.delete(n);
   for (const n of kept.staleClaims.keys()) if (!peers.has(n)) kept.staleClaims.delete(n);
   for (const n of readErrors.keys()) if (!peers.has(n)) readErrors.delete(n);
-  Object.assign(state, { peers, readErrors, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, staleClaims: kept.staleClaims, handovers: kept.handovers, peerPids: kept.pids, peerIncs: kept.incs });
+  Object.assign(state, { peers, readErrors, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, staleClaims: kept.staleClaims, handovers: kept.handovers, peerPids: kept.pids });
   absorbClaims(t, cycle, results, peerNames.length + cycle.paths.length);
   state.lastLive = t.logic.liveness(peers, now, settings.timeoutMs);
   const seqOf = (n: string): number | null => peers.get(n)?.seq ?? null;
@@ -265,14 +265,17 @@ function absorbClaims(t: Turn, cycle: Cycle, results: Results, offset: number): 
   const { latest } = latestClaims(cycle.claimNames);
   const claims = new Map<string, Claim>();
   const unreadable = new Map<string, number>();
+  const ours = (c: Claim | undefined): boolean => c?.holder?.node === t.me && c.holder.inc === state.inc;
   for (const [group, c] of latest) {
     const holder = holders.get(c.name) ?? null;
     claims.set(group, { group, epoch: c.epoch, name: c.name, holder });
     if (holder === null) unreadable.set(c.name, state.claimUnreadable.get(c.name) ?? t.now);
   }
-  // Keep what the listing still shows (older epochs too, until they are removed).
+  // A listing that lags behind a claim this run won (created moments ago) does not roll it back.
+  for (const [group, c] of state.claims) if (ours(c) && c.epoch > (claims.get(group)?.epoch ?? 0)) claims.set(group, c);
+  // Keep what the listing still shows (older epochs too, until they are removed), and our own.
   const listed = new Set(cycle.claimNames);
-  for (const n of holders.keys()) if (!listed.has(n)) holders.delete(n);
+  for (const [n, h] of holders) if (!listed.has(n) && !(h.node === t.me && h.inc === state.inc)) holders.delete(n);
   Object.assign(state, { claims, claimHolders: holders, claimUnreadable: unreadable });
 }
 
@@ -286,11 +289,11 @@ function claimViews(t: Turn, nodes: ReadonlyMap<string, NodeView>): Map<string, 
     let view: HolderView | null = null;
     if (h !== null && h.node === t.me) {
       const i = local.get(group);
-      view = { known: true, released: false, unknown: false, inc: state.inc, seq: state.seq, showsGroup: i !== undefined && isActive(i) };
+      view = { known: true, released: false, unknown: false, seq: state.seq, showsGroup: i !== undefined && isActive(i) };
     } else if (h !== null) {
       const n = nodes.get(h.node);
       const i = n?.groups.get(group);
-      view = n ? { known: true, released: n.released, unknown: n.state === 'unknown', inc: state.peerIncs.get(h.node) ?? null, seq: state.peers.get(h.node)?.seq ?? null, showsGroup: i !== undefined && isActive(i) } : { known: false, released: true, unknown: false, inc: null, seq: null, showsGroup: false };
+      view = n ? { known: true, released: n.released, left: n.state === 'left', unknown: n.state === 'unknown', seq: state.peers.get(h.node)?.seq ?? null, showsGroup: i !== undefined && isActive(i) } : { known: false, released: true, unknown: false, seq: null, showsGroup: false };
     }
     const unreadableFor = h === null ? t.now - (state.claimUnreadable.get(c.name) ?? t.now) : 0;
     const mine = h !== null && h.node === t.me && h.inc === state.inc;

@@ -454,8 +454,10 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       continue;
     }
     if (heir === view.me) {
-      // The leaving owner chose this node: no plan round needed (a late planner loses to test).
-      tell(group, TEST, 'handed over by its leaving owner');
+      // The leaving owner chose this node: no plan round needed (a late planner loses to test). It
+      // claims the group first, so that a node that cannot see this one still cannot place it.
+      if (view.claims) actions.push({ type: 'tell', group, level: TEST, reason: 'handed over by its leaving owner', claim: (view.claims.get(group)?.epoch ?? 0) + 1 });
+      else tell(group, TEST, 'handed over by its leaving owner');
       continue;
     }
     // One designated planner plans at once, so that a takeover or a cold start costs no random

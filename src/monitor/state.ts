@@ -171,8 +171,6 @@ export interface MonitorState {
   /** The node folders as the last listing that worked showed them. */
   readonly lastNames: readonly string[];
   readonly peerPids: ReadonlyMap<string, number>;
-  /** Each peer's monitor incarnation, from its clstat header. */
-  readonly peerIncs: ReadonlyMap<string, string>;
   /** This monitor run's incarnation (random per start): in its clstat header and its claims. */
   readonly inc: string;
   /** The latest claim of each group, as the last claims listing that worked showed it. */
@@ -242,7 +240,6 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     peers: new Map(),
     lastNames: [],
     peerPids: new Map(),
-    peerIncs: new Map(),
     inc: (seed >>> 0).toString(36),
     claims: new Map(),
     claimHolders: new Map(),

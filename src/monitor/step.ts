@@ -151,6 +151,11 @@ function begin(t: Turn): void {
   const settings = state.settings;
   if (state.waitedForHalt) state.startedAt = t.now;
   state.phase = 'running';
+  // Heartbeat seqs continue from the wall clock's ms: every seq of this run exceeds every seq of
+  // the node's previous runs (they advanced one per cycle, far slower than ms), so a clstat of this
+  // run that no longer shows a group releases that group's claims of earlier runs too. Only as a
+  // counter base: no time is ever measured with it.
+  state.seq = Math.max(state.seq, Math.floor(t.event.wall));
   // The start-up checks (the duplicate-id wait is 2 cycles + lag) are no freeze: time from here.
   state.lastCycleEnd = state.lastPublishOk = state.lastPet = t.now;
   if (settings.selfFence) startWatchdog(t);

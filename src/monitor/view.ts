@@ -20,8 +20,6 @@ export interface PeerRead {
   /** Its seq, monitor pid and handovers when it had a header. */
   readonly seq: number | null;
   readonly pid: number | null;
-  /** Its monitor's incarnation (null: no header, or a writer without one). */
-  readonly inc: string | null;
   readonly handovers: ReadonlyArray<{ readonly group: string; readonly node: string }> | null;
   /** The nodes it says it fenced (`# fenced` lines) when it had a header. */
   readonly fenced: readonly FencedLine[] | null;
@@ -52,13 +50,12 @@ const PEER_READS = new Map<string, PeerRead>();
 function peerRead(text: string | null, parse: (text: string) => Clstat): PeerRead {
   const parsed = text !== null && text.endsWith('\n') ? parse(text) : null;
   const c = parsed && isWhole(text!, parsed) ? parsed : null;
-  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, pid: null, inc: null, handovers: null, fenced: null, stale: null };
+  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, pid: null, handovers: null, fenced: null, stale: null };
   return {
     obs: { seq: c.header.seq, left: !!c.header.left },
     groups: new Map(c.groups.map((g) => [g.group, { level: g.level, state: g.state }])),
     seq: c.header.seq,
     pid: c.header.pid,
-    inc: c.header.inc ?? null,
     handovers: c.header.left && c.handovers ? c.handovers : null,
     fenced: c.fenced ?? [],
     stale: c.stale ?? [],
@@ -73,14 +70,12 @@ export interface PeerState {
   readonly staleClaims: Map<string, readonly StaleLine[]>;
   readonly handovers: Map<string, HandoverRecord>;
   readonly pids: Map<string, number>;
-  readonly incs: Map<string, string>;
 }
 
 /** Fold one read of `node`'s clstat into what is kept of it (an unread one keeps what was seen). */
 export function absorbPeerRead(st: PeerState, node: string, r: PeerRead, now: number): void {
   if (r.groups) st.lastGroups.set(node, r.groups);
   if (r.pid !== null) st.pids.set(node, r.pid);
-  if (r.inc !== null) st.incs.set(node, r.inc);
   if (r.fenced) st.fenceClaims.set(node, r.fenced);
   if (r.stale) st.staleClaims.set(node, r.stale);
   const h = nextHandover(st.handovers.get(node), r, now);

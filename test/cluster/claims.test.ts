@@ -37,16 +37,19 @@ describe('claim names and content', () => {
 
 describe('claimReleased', () => {
   const holder = { node: 'n1', inc: 'a', seq: 10 };
-  const up = (x: Partial<HolderView>): HolderView => ({ known: true, released: false, unknown: false, inc: 'a', seq: 10, showsGroup: true, ...x });
+  const up = (x: Partial<HolderView>): HolderView => ({ known: true, released: false, unknown: false, seq: 10, showsGroup: true, ...x });
   it('stands while its holder shows the group, or has not published since the claim, or cannot be read', () => {
     expect(claimReleased(holder, up({}), 0, 1000)).toBe(false);
     expect(claimReleased(holder, up({ seq: 9, showsGroup: false }), 0, 1000)).toBe(false); // the clstat from before the claim
     expect(claimReleased(holder, up({ unknown: true, showsGroup: false, seq: 20 }), 0, 1000)).toBe(false);
   });
-  it('is released when the holder dropped the group, restarted, left or is past its bound, or its folder is gone', () => {
+  it('is released when the holder dropped the group (also after a restart: seqs keep growing), left or is past its bound, or its folder is gone', () => {
     expect(claimReleased(holder, up({ showsGroup: false }), 0, 1000)).toBe(true);
-    expect(claimReleased(holder, up({ inc: 'b' }), 0, 1000)).toBe(true);
+    expect(claimReleased(holder, up({ seq: 1_796_000_000_000, showsGroup: false }), 0, 1000)).toBe(true);
     expect(claimReleased(holder, up({ released: true }), 0, 1000)).toBe(true);
+    expect(claimReleased(holder, up({ released: true, left: true, seq: 11, showsGroup: false }), 0, 1000)).toBe(true);
+    // a leave seen before the claim (the node came back and claimed; we cannot read it now): stands
+    expect(claimReleased(holder, up({ released: true, left: true, seq: 9, showsGroup: false }), 0, 1000)).toBe(false);
     expect(claimReleased(holder, { ...up({}), known: false }, 0, 1000)).toBe(true);
   });
   it('an unreadable claim stands for a timeout (its creator died between create and write), then is released', () => {
