@@ -97,7 +97,7 @@ export function claimReleased(holder: ClaimHolder | null, view: HolderView | nul
   if (view.released) return true;
   if (view.unknown) return false;
   // A clstat at least as new as the claim that does not show the group. Seqs keep growing across
-  // a node's restarts (they start from the wall clock's ms), so a restarted holder releases its
-  // old run's claims with its first clstat; an older clstat read after a restart never does.
+  // a node's restarts (a run goes on from its previous clstat and its old claims), so a restarted
+  // holder releases its old run's claims with its first clstat; an older clstat never does.
   return view.seq !== null && view.seq >= holder.seq && !view.showsGroup;
 }

@@ -20,7 +20,7 @@ import { startLeave, stopLevelProgress } from './leave.js';
 import { requestPublish } from './publish.js';
 import { copyPaths, judgeRead, replicate, sourceName, unchangedVerdict, type Replica } from './replication.js';
 import { buildHastat } from './snapshot.js';
-import { localInstances, type Cycle } from './state.js';
+import { localInstances, shownInstances, timingsOf, type Cycle } from './state.js';
 import type { Turn } from './turn.js';
 import { absorbPeerRead, dueTimes, EVENT_CYCLE_GAP_MS, freshHandovers, handoverTtlMs, liveCount, MAX_EVENT_CYCLES, minCycleGapMs, nextCycleDelayMs, nodeViews, readComplete, testSettled } from './view.js';
 
@@ -99,7 +99,7 @@ export function failCycle(t: Turn, error: string): void {
 
 /** Some group here is active (told a level and not stopped): what a self-fence is for. */
 function holdsAnything(t: Turn): boolean {
-  for (const i of localInstances(t.state).values()) if (isActive(i)) return true;
+  for (const i of shownInstances(t.state, t.now).values()) if (isActive(i)) return true;
   return false;
 }
 
@@ -156,6 +156,14 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   // node that runs nothing has nothing to fence: it only decides again from a fresh view (this
   // cycle's reads), as after a start (a busy machine's first cycles are often that slow).
   const fence = judged.frozen && !holdsAnything(t) ? { ...judged, frozen: false, selfFence: judged.publishFailing } : judged;
+  if (fence.selfFence && settings.selfFence) {
+    // The watchdog fires timeout/2 after the last heartbeat that went out and then runs the stop
+    // entries within stop_timeout: until then what ran here may still hold its resources.
+    const until = state.lastPet + settings.timeoutMs / 2 + settings.stopTimeoutMs + timingsOf(settings).killRepeatMs;
+    const releasing = new Map(state.releasing);
+    for (const [g, i] of localInstances(state)) if (holdsResources(i)) releasing.set(g, Math.max(releasing.get(g) ?? 0, until));
+    state.releasing = releasing;
+  }
   if (fence.frozen) t.log('warn', 'this monitor was frozen: stopping local groups and rejoining', { frozenMs });
   else if (judged.frozen) t.log('info', 'this monitor was paused; nothing runs here, so nothing to fence', { frozenMs });
   const paths = copyPaths(names);
@@ -271,6 +279,9 @@ function absorbClaims(t: Turn, cycle: Cycle, results: Results, offset: number): 
     claims.set(group, { group, epoch: c.epoch, name: c.name, holder });
     if (holder === null) unreadable.set(c.name, state.claimUnreadable.get(c.name) ?? t.now);
   }
+  // Claims of this node's earlier runs: this run's seqs must exceed theirs, so that its clstats
+  // (which show what it runs now) release them.
+  for (const c of claims.values()) if (c.holder?.node === t.me && c.holder.inc !== state.inc) state.seq = Math.max(state.seq, c.holder.seq);
   // A listing that lags behind a claim this run won (created moments ago) does not roll it back.
   for (const [group, c] of state.claims) if (ours(c) && c.epoch > (claims.get(group)?.epoch ?? 0)) claims.set(group, c);
   // Keep what the listing still shows (older epochs too, until they are removed), and our own.
@@ -283,7 +294,7 @@ function absorbClaims(t: Turn, cycle: Cycle, results: Results, offset: number): 
 function claimViews(t: Turn, nodes: ReadonlyMap<string, NodeView>): Map<string, ClaimView> {
   const state = t.state;
   const out = new Map<string, ClaimView>();
-  const local = localInstances(state);
+  const local = shownInstances(state, t.now);
   for (const [group, c] of state.claims) {
     const h = c.holder;
     let view: HolderView | null = null;
@@ -323,7 +334,7 @@ function decide(t: Turn, cycle: Cycle): void {
   load(t, cltab, hactl);
 
   const isFenced = (n: string): boolean => state.fencedNow.has(n);
-  const nodes = nodeViews(t.me, localInstances(state), state.lastLive, state.lastGroups, isFenced, settings.selfFence, { isReleased: t.logic.isReleased });
+  const nodes = nodeViews(t.me, shownInstances(state, now), state.lastLive, state.lastGroups, isFenced, settings.selfFence, { isReleased: t.logic.isReleased });
   const count = liveCount(state.lastLive, isFenced);
   const leftInOrder = [...state.lastLive.values()].filter((v) => v.state === 'left').length;
   const verdict = t.logic.quorum(count, settings.quorum, state.quorumMemory, leftInOrder);

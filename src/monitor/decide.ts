@@ -387,8 +387,10 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
         note(group, 'planning');
         continue;
       }
-      if (claim?.mine) {
-        // The store gave this node the group's claim: nobody else can place it now, no window needed.
+      if (claim?.mine && view.complete !== false) {
+        // The store gave this node the group's claim: nobody else can place it now, no window
+        // needed. Unless a live peer could not be read this cycle: a store can lose a claim, and a
+        // peer we cannot see may run the group; then the plan window (and its rule) applies.
         planSince.delete(group);
         tell(group, TEST, `claim ${group}:${claim.epoch} won`);
         continue;

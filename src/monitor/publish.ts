@@ -2,9 +2,10 @@
 // when it starts, so it always shows the engine as it is then; requests made meanwhile become one
 // more write. A self-fenced node claims nothing (and kills what it recorded, as its watchdog would).
 
-import { formatClstat } from '../config/clstat.js';
+import { formatClstat, type GroupState } from '../config/clstat.js';
+import type { Instance } from './decide.js';
 import type { StoreResult } from '../cluster/store.js';
-import type { Heir, PublishWaiter } from './state.js';
+import { shownInstances, type Heir, type PublishWaiter } from './state.js';
 import type { Turn } from './turn.js';
 
 /** Ask for a clstat write; `waiter` is told when a write started after this request completes. */
@@ -30,7 +31,7 @@ function startWrite(t: Turn): void {
   state.seq += 1;
   const text = formatClstat({
     header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, inc: state.inc, left },
-    groups: left || fenced ? [] : state.local.filter((g) => g.level !== null).map((g) => ({ group: g.group, level: g.level!, state: g.state })),
+    groups: published(t, left || fenced),
     notes: state.local.flatMap((g) => g.notes.map((text) => ({ group: g.group, text }))),
     handovers: p.left ?? [],
     fenced: [...state.fencing.fenced.values()],
@@ -39,6 +40,19 @@ function startWrite(t: Turn): void {
   });
   state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left };
   t.io({ kind: 'clstat' }, [{ op: 'write', path: t.own('clstat'), text }]);
+}
+
+/**
+ * The group lines: the engine's (none when left or self-fenced), plus `stop STOPPING` for groups
+ * the watchdog may still be releasing — rank 0, so they never win a conflict, but their claims
+ * stand and nobody starts them before their stop entries are done.
+ */
+function published(t: Turn, none: boolean): Array<{ group: string; level: string; state: GroupState }> {
+  const state = t.state;
+  const releasing = new Map([...state.releasing].filter(([, until]) => until > t.now));
+  if (releasing.size !== state.releasing.size) state.releasing = releasing;
+  const shown = none ? new Map<string, Instance>([...releasing.keys()].map((g) => [g, { level: 'stop', state: 'STOPPING' }])) : shownInstances(state, t.now);
+  return [...shown].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([group, i]) => ({ group, level: i.level, state: i.state }));
 }
 
 /** A clstat write completed: the heartbeat counts from here; tell its waiters; start the next one. */

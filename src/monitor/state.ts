@@ -13,7 +13,7 @@ import type { FileSignature } from '../cluster/store.js';
 import type { Judged } from '../cluster/replicate.js';
 import type { GroupStatus } from '../init/engine.js';
 import { DEFAULT_TIMINGS, type Timings } from '../init/machines.js';
-import { EMPTY_MEMORY, type Action, type DecideMemory, type Instance, type NodeView } from './decide.js';
+import { EMPTY_MEMORY, isActive, type Action, type DecideMemory, type Instance, type NodeView } from './decide.js';
 import type { FenceIncident } from './fencing.js';
 import type { FencedBy, HandoverRecord } from './view.js';
 
@@ -179,6 +179,12 @@ export interface MonitorState {
   readonly claimHolders: ReadonlyMap<string, ClaimHolder>;
   /** Latest claims whose content could not be read, since when (monotonic). */
   readonly claimUnreadable: ReadonlyMap<string, number>;
+  /**
+   * Groups the watchdog may still be releasing after a self-fence (its stop entries run within
+   * stop_timeout after it fired), until when (monotonic): shown as `stop STOPPING`, so that their
+   * claims stand and nobody (this node included) places them before the stop entries are done.
+   */
+  readonly releasing: ReadonlyMap<string, number>;
   readonly lastGroups: ReadonlyMap<string, ReadonlyMap<string, Instance>>;
   readonly fenceClaims: ReadonlyMap<string, readonly FencedLine[]>;
   /** Per peer, the nodes it holds stale (`# stale` lines of its clstat). */
@@ -244,6 +250,7 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     claims: new Map(),
     claimHolders: new Map(),
     claimUnreadable: new Map(),
+    releasing: new Map(),
     lastGroups: new Map(),
     fenceClaims: new Map(),
     staleClaims: new Map(),
@@ -293,6 +300,16 @@ export function timingsOf(s: MonitorSettings): Timings {
 export function localInstances(s: MonitorState): Map<string, Instance> {
   const m = new Map<string, Instance>();
   for (const g of s.local) if (g.level !== null) m.set(g.group, { level: g.level, state: g.state });
+  return m;
+}
+
+/** This node's groups as it shows them: the engine's, and those its watchdog may still be releasing. */
+export function shownInstances(s: MonitorState, now: number): Map<string, Instance> {
+  const m = localInstances(s);
+  for (const [g, until] of s.releasing) {
+    const i = m.get(g);
+    if (until > now && (!i || !isActive(i))) m.set(g, { level: 'stop', state: 'STOPPING' });
+  }
   return m;
 }
 

@@ -116,6 +116,9 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       return t.io({ kind: 'startup', stage: 'dup-first' }, [{ op: 'read', path: t.own('clstat') }]);
     case 'dup-first': {
       const h = text === null ? null : parseClstat(text).header;
+      // Seqs go on from the previous run's last clstat (no clock involved): a clstat of this run
+      // is newer than every claim the previous one made (see absorbClaims for claims without one).
+      if (h) state.seq = Math.max(state.seq, h.seq);
       if (!h || h.left) return checkHalt(t);
       state.dupSeq = h.seq;
       return t.timer('dup-check', t.now + 2 * settings.cycleMs + settings.visibilityLagMs + 200);
@@ -151,11 +154,6 @@ function begin(t: Turn): void {
   const settings = state.settings;
   if (state.waitedForHalt) state.startedAt = t.now;
   state.phase = 'running';
-  // Heartbeat seqs continue from the wall clock's ms: every seq of this run exceeds every seq of
-  // the node's previous runs (they advanced one per cycle, far slower than ms), so a clstat of this
-  // run that no longer shows a group releases that group's claims of earlier runs too. Only as a
-  // counter base: no time is ever measured with it.
-  state.seq = Math.max(state.seq, Math.floor(t.event.wall));
   // The start-up checks (the duplicate-id wait is 2 cycles + lag) are no freeze: time from here.
   state.lastCycleEnd = state.lastPublishOk = state.lastPet = t.now;
   if (settings.selfFence) startWatchdog(t);
