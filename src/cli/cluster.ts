@@ -2,6 +2,7 @@
 // hastat) and set (edit hactl under a lock).
 
 import lockfile from 'proper-lockfile';
+import { close, open, realpath, rmdir, stat, unlink, utimes } from 'node:fs';
 import { join } from 'node:path';
 import { formatError, formatMode, parseCltab, type Cltab, type CltabEntry } from '../config/cltab.js';
 import { formatHactl, parseHactl, type HactlWant } from '../config/hactl.js';
@@ -189,6 +190,29 @@ export function setArgumentProblem(group: string, level: string | null, nodes: r
 }
 
 /**
+ * The filesystem proper-lockfile works through, with its lock a file instead of a folder: it
+ * takes a lock with mkdir, and on GlusterFS (replica 3) concurrent mkdirs of one name put the
+ * volume root into split-brain, while exclusive creates of one name gave exactly one winner. So
+ * "mkdir" is an O_EXCL create here, "rmdir" an unlink (a folder left by an older version is
+ * removed as a folder). Its exit hook's rmdirSync does nothing: the sync API never touches the
+ * shared directory (a failing close() on a FUSE mount aborts Node 20); a lock left by a killed
+ * `set` goes stale after 30 s as before.
+ */
+const FILE_LOCK_FS = {
+  mkdir: (path: string, cb: (err: NodeJS.ErrnoException | null) => void): void =>
+    open(path, 'wx', 0o600, (err, fd) => {
+      if (err) return cb(err);
+      close(fd, (e) => cb(e));
+    }),
+  rmdir: (path: string, cb: (err: NodeJS.ErrnoException | null) => void): void =>
+    unlink(path, (err) => (err && (err.code === 'EISDIR' || err.code === 'EPERM') ? rmdir(path, cb) : cb(err))),
+  rmdirSync: (): void => undefined,
+  stat,
+  utimes,
+  realpath,
+};
+
+/**
  * Set GROUP's wanted level in DIR/hactl (level `stop` keeps the line; `--remove` style deletion
  * is `level === null`). Written as the next generation: strictly the newest copy, whatever the
  * mtime granularity of the filesystem.
@@ -199,6 +223,7 @@ export async function setWant(root: string, group: string, level: string | null,
   const release = await lockfile.lock(root, {
     lockfilePath: join(root, '.hactl.lock'),
     realpath: false,
+    fs: FILE_LOCK_FS,
     stale: 30_000,
     update: 5_000,
     retries: { retries: 30, minTimeout: 200, maxTimeout: 2_000 },

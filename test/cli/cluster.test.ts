@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -30,6 +30,25 @@ describe('peerha set', () => {
     expect(cands[0]!.mtimeMs).toBeLessThan(future.getTime());
     expect(pickNewest(cands)?.source).toBe(join(r, 'hactl'));
   });
+
+  it('concurrent sets from separate processes lose no edit; the lock is a file (never a folder: mkdir races split-brained GlusterFS), gone afterwards', async () => {
+    const r = root();
+    const { spawn } = await import('node:child_process');
+    const run = (g: string): Promise<number> =>
+      new Promise((resolve) => spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'peerha'), 'set', g, 'start', '--root', r], { stdio: 'ignore' }).on('exit', (c) => resolve(c ?? 1)));
+    const groups = Array.from({ length: 8 }, (_, i) => `g${i + 1}`);
+    expect(await Promise.all(groups.map(run))).toEqual(groups.map(() => 0));
+    const text = readFileSync(join(r, 'hactl'), 'utf8');
+    for (const g of groups) expect(text).toMatch(new RegExp(`^${g} start$`, 'm'));
+    expect(text.startsWith('# generation 8\n')).toBe(true);
+    expect(existsSync(join(r, '.hactl.lock'))).toBe(false);
+    // a lock folder an older version left behind (stale) is removed as a folder
+    mkdirSync(join(r, '.hactl.lock'));
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(r, '.hactl.lock'), old, old);
+    await setWant(r, 'g9', 'start', null);
+    expect(readFileSync(join(r, 'hactl'), 'utf8')).toMatch(/^g9 start$/m);
+  }, 60_000);
 
   it('adds allowed nodes and removes a group', async () => {
     const r = root();
