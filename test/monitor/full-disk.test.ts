@@ -41,7 +41,7 @@ describe('ENOSPC on the shared filesystem', () => {
     fill(join(cl.root, 'filler'));
     await waitFor('the full filesystem in hastat', () => cl!.hastat('n1')?.errors.some((e) => /ENOSPC: the shared filesystem is full/.test(e)), 15_000);
     // Many timeouts on a full filesystem: heartbeats keep coming, nothing moves, nobody self-fences.
-    for (const n of ['n1', 'n2', 'n3']) await cl.cyclesPass(n, 16);
+    for (const n of ['n1', 'n2', 'n3']) await cl.cyclesPass(n, 16, 30_000);
     expect(cl.runningOn('W1')).toBe(owner1);
     expect(cl.runningOn('W2')).toBe(owner2);
     for (const n of ['n1', 'n2', 'n3']) expect(cl.hastat('n1')?.nodes[n]?.state, n).toBe('up');
