@@ -2,7 +2,7 @@
 // hastat) and set (edit hactl under a lock).
 
 import lockfile from 'proper-lockfile';
-import { close, open, realpath, rmdir, stat, unlink, utimes } from 'node:fs';
+import { open, realpath, rmdir, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatError, formatMode, parseCltab, type Cltab, type CltabEntry } from '../config/cltab.js';
 import { formatHactl, parseHactl, type HactlWant } from '../config/hactl.js';
@@ -198,18 +198,23 @@ export function setArgumentProblem(group: string, level: string | null, nodes: r
  * shared directory (a failing close() on a FUSE mount aborts Node 20); a lock left by a killed
  * `set` goes stale after 30 s as before.
  */
+type Done<T = void> = (err: NodeJS.ErrnoException | null, value?: T) => void;
+/** A promise's outcome, as proper-lockfile's callback-style fs expects it. */
+const settle = <T>(p: Promise<T>, cb: Done<T>): void => void p.then((v) => cb(null, v), (e: NodeJS.ErrnoException) => cb(e));
 const FILE_LOCK_FS = {
-  mkdir: (path: string, cb: (err: NodeJS.ErrnoException | null) => void): void =>
-    open(path, 'wx', 0o600, (err, fd) => {
-      if (err) return cb(err);
-      close(fd, (e) => cb(e));
-    }),
-  rmdir: (path: string, cb: (err: NodeJS.ErrnoException | null) => void): void =>
-    unlink(path, (err) => (err && (err.code === 'EISDIR' || err.code === 'EPERM') ? rmdir(path, cb) : cb(err))),
+  mkdir: (path: string, cb: Done): void => settle(open(path, 'wx', 0o600).then((fh) => fh.close()), cb),
+  rmdir: (path: string, cb: Done): void =>
+    settle(
+      unlink(path).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'EISDIR' || e.code === 'EPERM') return rmdir(path);
+        throw e;
+      }),
+      cb,
+    ),
   rmdirSync: (): void => undefined,
-  stat,
-  utimes,
-  realpath,
+  stat: (path: string, cb: Done<Awaited<ReturnType<typeof stat>>>): void => settle(stat(path), cb),
+  utimes: (path: string, atime: Date, mtime: Date, cb: Done): void => settle(utimes(path, atime, mtime), cb),
+  realpath: (path: string, cb: Done<string>): void => settle(realpath(path), cb),
 };
 
 /**
