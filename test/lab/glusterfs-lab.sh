@@ -69,6 +69,7 @@
 #   connection of a client it cannot reach within ~3 s (default ~40 s); see stale_on_brick.
 set -euo pipefail
 
+LAB_NAME=glusterfs-lab
 P=${GFL_PREFIX:-gfl}
 NET=${GFL_NET:-10.213.8}
 PING=${GFL_PING_TIMEOUT:-1}
@@ -79,19 +80,14 @@ helper() { local f; for f in /usr/lib/*/glusterfs/"$1" /usr/libexec/glusterfs/"$
 HEAL=$(helper glfsheal)
 GSYNCD=$(helper gsyncd)
 
-die() { echo "glusterfs-lab: $*" >&2; exit 1; }
-log() { echo "glusterfs-lab: $*" >&2; }
-need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
+# die, log, need_root, ns_node, is_mounted, load_state, alive, check_k, check_up, install_pkgs,
+# reap_orphans, protect_mp, drop_mp, link_down, link_up, cmd_exec.
+. "$(dirname "${BASH_SOURCE[0]}")/lab-common.sh"
 ns_sw() { echo "$P-sw"; }
 ns_stor() { echo "$P-s$1"; }
-ns_node() { echo "$P-n$1"; }
 ns_view() { echo "$P-v"; }
+node_env() { printf '%s\n' "GFL_NODE=$1" "GFL_SHARE=$DIR/node-$1" "GFL_VIEW=$DIR/view"; }
 in_ns() { local ns=$1; shift; nsenter --net=/run/netns/"$ns" "$@"; }
-is_mounted() { awk -v m="$1" '$5 == m {f=1} END {exit !f}' /proc/self/mountinfo; }  # never stats the mount
-load_state() { [ -f "$STATE/lab.env" ] || die "no lab '$P' is up"; . "$STATE/lab.env"; }
-# Process exists and is not a zombie (daemons are reparented to init, which may reap late).
-alive() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) && [ -n "$st" ] && [ "$st" != Z ]; }
-check_k() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$N" ] || die "node must be 1..$N"; }
 check_j() { [[ "$1" =~ ^[1-3]$ ]] || die "storage node must be 1..3"; }
 brick() { echo "$NET.$1:$DIR/bricks/s$1"; }
 ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -104,19 +100,7 @@ ensure_pkgs() {
   command -v nsenter >/dev/null || missing+=(util-linux)
   command -v chattr >/dev/null || missing+=(e2fsprogs)
   command -v getfattr >/dev/null || missing+=(attr)
-  [ ${#missing[@]} = 0 ] && return 0
-  [ "${GFL_NO_INSTALL:-0}" = 1 ] && die "missing packages: ${missing[*]}"
-  log "installing ${missing[*]}"
-  # Keep glusterfs-server's postinst from starting a system glusterd (on *:24007, /var/lib/glusterd).
-  local guard=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; fi
-  local apt=(apt-get -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends)
-  local rc=0
-  { ls /var/lib/apt/lists/*Packages* >/dev/null 2>&1 || apt-get -q -o DPkg::Lock::Timeout=300 update; } >&2 || rc=$?
-  [ $rc = 0 ] && { DEBIAN_FRONTEND=noninteractive "${apt[@]}" install "${missing[@]}" >&2 ||
-    { apt-get -q -o DPkg::Lock::Timeout=300 update >&2 && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install "${missing[@]}" >&2; } || rc=$?; }
-  [ $guard = 1 ] && rm -f /usr/sbin/policy-rc.d
-  [ $rc = 0 ] || die "apt-get failed"
+  install_pkgs "${GFL_NO_INSTALL:-0}" "${missing[@]}"
 }
 
 # ---- storage ------------------------------------------------------------------------------------
@@ -324,9 +308,7 @@ client_pid() {
 mount_at() {
   local ns=$1 mp=$2 name=$3 servers="" j
   mkdir -p "$mp"
-  # Immutable mount point: if the client ever dies, writes to the mount point fail with EPERM
-  # instead of silently landing on the local disk.
-  is_mounted "$mp" || chattr +i "$mp" 2>/dev/null || log "chattr +i $mp failed (unprotected mount point)"
+  protect_mp "$mp"
   # Any live glusterd serves the volfile: the others are backup-volfile-servers.
   for j in 1 2 3; do [ -e "$STATE/s$j.killed" ] || servers="$servers $NET.$j"; done
   set -- $servers
@@ -389,27 +371,12 @@ add_port() {  # add_port NS PORT ADDR
   ip -n "$1" link set eth0 up
 }
 
-# Labs whose owner process is gone (a killed test run) are taken down by the next `up`.
-reap_orphans() {
-  local d owner
-  for d in /run/glusterfs-lab/*/; do
-    [ -f "$d/lab.env" ] || continue
-    owner=$(sed -n 's/^OWNER=//p' "$d/lab.env")
-    [ -n "$owner" ] && [ "$owner" != "''" ] || continue
-    alive "$owner" && continue
-    log "taking down lab $(basename "$d") (its owner, pid $owner, is gone)"
-    GFL_PREFIX=$(basename "$d") bash "$0" down >&2 || true
-  done
-}
-
 cmd_up() {
   need_root
   local n=${1:-} dir=${2:-} k j
-  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 200 ] || die "usage: up N DIR (1 <= N <= 200)"
-  [ -n "$dir" ] || die "usage: up N DIR"
-  [[ "$dir" =~ [[:space:]] ]] && die "DIR must not contain whitespace"
+  check_up "$n" "$dir"
   [[ "$P" =~ ^[a-z][a-z0-9]{0,11}$ ]] || die "GFL_PREFIX must be 1-12 of [a-z0-9], starting with a letter"
-  reap_orphans
+  reap_orphans GFL_PREFIX
   [ -e "$STATE/lab.env" ] && die "lab '$P' is already up (run: $0 down)"
   # Leftovers of a lab whose state is gone (namespaces, processes): clear them first.
   ip netns list 2>/dev/null | awk '{print $1}' | grep -qE "^$P-(sw|v|s[0-9]+|n[0-9]+)\$" && cmd_down >/dev/null
@@ -474,22 +441,10 @@ cmd_up() {
   for ((k = 1; k <= N; k++)); do echo "GFL_NODE_$k=$DIR/node-$k ns=$(ns_node "$k") ip=$NET.$((10 + k))"; done
 }
 
-cmd_exec() {
-  need_root; load_state
-  local k=${1:-}; check_k "$k"; shift
-  [ $# -gt 0 ] || die "usage: exec K CMD..."
-  exec nsenter --net=/run/netns/"$(ns_node "$k")" \
-    env GFL_NODE="$k" GFL_SHARE="$DIR/node-$k" GFL_VIEW="$DIR/view" "$@"
-}
-
 cmd_partition() {
   need_root; load_state
   local k=${1:-} mode=${2:-link}; check_k "$k"
-  case $mode in
-    link) ip -n "$(ns_node "$k")" link set eth0 down ;;
-    cut) ip -n "$(ns_sw)" link set "n$k" down ;;
-    *) die "mode must be link or cut" ;;
-  esac
+  link_down "$(ns_node "$k")" "$(ns_sw)" "n$k" "$mode"
   touch "$STATE/n$k.cut"
   echo "node $k partitioned ($mode)"
 }
@@ -498,8 +453,7 @@ cmd_heal() {
   need_root; load_state
   local k=${1:-} mp i; check_k "$k"; mp=$DIR/node-$k
   wait_no_stale || true
-  ip -n "$(ns_sw)" link set "n$k" up
-  ip -n "$(ns_node "$k")" link set eth0 up
+  link_up "$(ns_node "$k")" "$(ns_sw)" "n$k"
   rm -f "$STATE/n$k.cut"
   # The client reconnects by itself (its reconnect timer is 3 s); remount only when it died.
   for ((i = 0; i < 100; i++)); do
@@ -541,11 +495,7 @@ cmd_storage_start() {
 cmd_storage_partition() {
   need_root; load_state
   local j=${1:-} mode=${2:-link}; check_j "$j"
-  case $mode in
-    link) ip -n "$(ns_stor "$j")" link set eth0 down ;;
-    cut) ip -n "$(ns_sw)" link set "s$j" down ;;
-    *) die "mode must be link or cut" ;;
-  esac
+  link_down "$(ns_stor "$j")" "$(ns_sw)" "s$j" "$mode"
   touch "$STATE/s$j.cut"
   echo "storage node $j partitioned ($mode)"
 }
@@ -554,8 +504,7 @@ cmd_storage_heal() {
   need_root; load_state
   local j=${1:-}; check_j "$j"
   wait_no_stale || true
-  ip -n "$(ns_sw)" link set "s$j" up
-  ip -n "$(ns_stor "$j")" link set eth0 up
+  link_up "$(ns_stor "$j")" "$(ns_sw)" "s$j"
   rm -f "$STATE/s$j.cut"
   # Server quorum may have stopped the isolated brick; glusterd restarts it once it sees its peers.
   wait_brick "$j" 600 || die "brick of storage node $j not online 60 s after heal"
@@ -624,7 +573,7 @@ cmd_down() {
   done
   if [ -f "$STATE/lab.env" ]; then
     for mp in "$DIR/view" $(for ((k = 1; k <= N; k++)); do echo "$DIR/node-$k"; done); do
-      is_mounted "$mp" || { chattr -i "$mp" 2>/dev/null; rmdir "$mp" 2>/dev/null; } || true
+      drop_mp "$mp"
     done
     # Bricks (with their .glusterfs metadata) belong to the lab; their logs are named after them.
     local b

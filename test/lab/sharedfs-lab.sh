@@ -27,9 +27,12 @@
 # sshfs reconnect (EIO): reopen files for every read/write.
 # Env: SFL_PREFIX (default sfl; use distinct prefixes and DIRs for labs that
 #      run side by side), SFL_NET (first 3 octets, default 10.213.7),
-#      SFL_PORT (2222), SFL_SSHFS_OPTS (default below), SFL_NO_INSTALL=1.
+#      SFL_PORT (2222), SFL_SSHFS_OPTS (default below), SFL_OWNER_PID (the lab
+#      belongs to this process: once it is gone, the next `up` of any lab takes
+#      this one down), SFL_NO_INSTALL=1.
 set -euo pipefail
 
+LAB_NAME=sharedfs-lab
 P=${SFL_PREFIX:-sfl}
 NET=${SFL_NET:-10.213.7}
 PORT=${SFL_PORT:-2222}
@@ -40,17 +43,11 @@ STATE=/run/sharedfs-lab/$P
 # reconnect: the next file operation after that dials again.
 SSHFS_OPTS=${SFL_SSHFS_OPTS:-dir_cache=no,attr_timeout=0,entry_timeout=0,negative_timeout=0,reconnect,ServerAliveInterval=1,ServerAliveCountMax=3,ConnectTimeout=3}
 
-die() { echo "sharedfs-lab: $*" >&2; exit 1; }
-log() { echo "sharedfs-lab: $*" >&2; }
-need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
+# die, log, need_root, ns_node, is_mounted, load_state, alive, check_k, check_up, install_pkgs,
+# reap_orphans, protect_mp, drop_mp, link_down, link_up, cmd_exec.
+. "$(dirname "${BASH_SOURCE[0]}")/lab-common.sh"
 ns_stor() { echo "$P-stor"; }
-ns_node() { echo "$P-n$1"; }
-is_mounted() { awk -v m="$1" '$5 == m {f=1} END {exit !f}' /proc/self/mountinfo; }  # never stats the mount
-load_state() { [ -f "$STATE/lab.env" ] || die "no lab '$P' is up"; . "$STATE/lab.env"; }
-# Process exists and is not a zombie (our daemons are reparented to init,
-# which may reap late, so `kill -0` alone would wait on corpses).
-alive() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) && [ -n "$st" ] && [ "$st" != Z ]; }
-check_k() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$N" ] || die "node must be 1..$N"; }
+node_env() { printf '%s\n' "SFL_NODE=$1" "SFL_SHARE=$DIR/node-$1" "SFL_EXPORT=$DIR/export"; }
 
 ensure_pkgs() {
   local missing=()
@@ -60,19 +57,7 @@ ensure_pkgs() {
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v nsenter >/dev/null || missing+=(util-linux)
-  [ ${#missing[@]} = 0 ] && return 0
-  [ "${SFL_NO_INSTALL:-0}" = 1 ] && die "missing packages: ${missing[*]}"
-  log "installing ${missing[*]}"
-  # Keep openssh-server's postinst from starting a system sshd on *:22.
-  local guard=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; fi
-  local apt=(apt-get -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends)
-  local rc=0
-  { ls /var/lib/apt/lists/*Packages* >/dev/null 2>&1 || apt-get -q -o DPkg::Lock::Timeout=300 update; } >&2 || rc=$?
-  [ $rc = 0 ] && { DEBIAN_FRONTEND=noninteractive "${apt[@]}" install "${missing[@]}" >&2 ||
-    { apt-get -q -o DPkg::Lock::Timeout=300 update >&2 && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install "${missing[@]}" >&2; } || rc=$?; }
-  [ $guard = 1 ] && rm -f /usr/sbin/policy-rc.d
-  [ $rc = 0 ] || die "apt-get failed"
+  install_pkgs "${SFL_NO_INSTALL:-0}" "${missing[@]}"
 }
 
 # Wait (bounded) until TCP connect from netns $1 to the storage sshd succeeds.
@@ -89,9 +74,7 @@ wait_tcp() {
 mount_node() {
   local k=$1 mp=$DIR/node-$1 i pid
   mkdir -p "$mp"
-  # Immutable mount point: if sshfs ever exits, writes to DIR/node-K fail with
-  # EPERM instead of silently landing on the local disk under the mount point.
-  is_mounted "$mp" || chattr +i "$mp" 2>/dev/null || log "chattr +i $mp failed (unprotected mount point)"
+  protect_mp "$mp"
   setsid nsenter --net=/run/netns/"$(ns_node "$k")" \
     sshfs -f "root@$NET.1:$DIR/export" "$mp" -p "$PORT" \
     -o "IdentityFile=$STATE/client_key,UserKnownHostsFile=/dev/null,StrictHostKeyChecking=no,BatchMode=yes,LogLevel=ERROR,fsname=$P-node-$k,$SSHFS_OPTS" \
@@ -124,15 +107,14 @@ umount_node() {
 cmd_up() {
   need_root
   local n=${1:-} dir=${2:-} k
-  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 200 ] || die "usage: up N DIR (1 <= N <= 200)"
-  [ -n "$dir" ] || die "usage: up N DIR"
-  [[ "$dir" =~ [[:space:]] ]] && die "DIR must not contain whitespace"
+  check_up "$n" "$dir"
+  reap_orphans SFL_PREFIX
   [ -e "$STATE/lab.env" ] && die "lab '$P' is already up (run: $0 down)"
   ensure_pkgs
   [ -e /dev/fuse ] || modprobe fuse 2>/dev/null || die "/dev/fuse missing"
   mkdir -p "$dir/export" "$STATE" /run/sshd
   DIR=$(realpath "$dir"); N=$n
-  printf 'DIR=%q\nN=%q\nNET=%q\nPORT=%q\nSSHFS_OPTS=%q\n' "$DIR" "$N" "$NET" "$PORT" "$SSHFS_OPTS" >"$STATE/lab.env"
+  printf 'DIR=%q\nN=%q\nNET=%q\nPORT=%q\nSSHFS_OPTS=%q\nOWNER=%q\n' "$DIR" "$N" "$NET" "$PORT" "$SSHFS_OPTS" "${SFL_OWNER_PID:-}" >"$STATE/lab.env"
   trap 'rc=$?; [ $rc = 0 ] || { log "up failed; tearing down"; cmd_down >/dev/null 2>&1; }; exit $rc' EXIT
 
   ssh-keygen -q -t ed25519 -N '' -f "$STATE/host_key" <<<y >/dev/null
@@ -186,30 +168,17 @@ EOF
   for ((k = 1; k <= N; k++)); do echo "SFL_NODE_$k=$DIR/node-$k ns=$(ns_node "$k") ip=$NET.$((10 + k))"; done
 }
 
-cmd_exec() {
-  need_root; load_state
-  local k=${1:-}; check_k "$k"; shift
-  [ $# -gt 0 ] || die "usage: exec K CMD..."
-  exec nsenter --net=/run/netns/"$(ns_node "$k")" \
-    env SFL_NODE="$k" SFL_SHARE="$DIR/node-$k" SFL_EXPORT="$DIR/export" "$@"
-}
-
 cmd_partition() {
   need_root; load_state
   local k=${1:-} mode=${2:-link}; check_k "$k"
-  case $mode in
-    link) ip -n "$(ns_node "$k")" link set eth0 down ;;
-    cut) ip -n "$(ns_stor)" link set "s$k" down ;;
-    *) die "mode must be link or cut" ;;
-  esac
+  link_down "$(ns_node "$k")" "$(ns_stor)" "s$k" "$mode"
   echo "node $k partitioned ($mode)"
 }
 
 cmd_heal() {
   need_root; load_state
   local k=${1:-}; check_k "$k"
-  ip -n "$(ns_stor)" link set "s$k" up
-  ip -n "$(ns_node "$k")" link set eth0 up
+  link_up "$(ns_node "$k")" "$(ns_stor)" "s$k"
   wait_tcp "$(ns_node "$k")" 100 || die "node $k still cannot reach storage"
   local pid; pid=$(cat "$STATE/sshfs-$k.pid" 2>/dev/null || true)
   # Remount when sshfs is gone or the mount does not answer within 10 s.
@@ -247,7 +216,7 @@ cmd_down() {
       for ((k = 0; k < 60; k++)); do alive "$spid" || break; sleep 0.05; done
     fi
     for ((k = 1; k <= N; k++)); do
-      is_mounted "$DIR/node-$k" || { chattr -i "$DIR/node-$k" 2>/dev/null; rmdir "$DIR/node-$k" 2>/dev/null; } || true
+      drop_mp "$DIR/node-$k"
     done
   fi
   # Whatever still runs in the lab's namespaces (sshd sessions, commands started
