@@ -1,14 +1,15 @@
-// The shared directory: `DIR/nodes/<node>/{cltab,hactl,clstat,hastat}` plus admin copies
+// The shared directory: `DIR/nodes/<node>/{cltab,hactl,clstat,hastat}`, `DIR/beats/` (beats.ts), `DIR/claims/`, plus admin copies
 // `DIR/cltab` and `DIR/hactl`. Peers are found by listing `DIR/nodes` every cycle. Every write
 // is tmp + rename (+ fsync, except the heartbeat files); readers treat missing or unreadable files
 // as "not this cycle".
 
 import fg from 'fast-glob';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, realpath, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { validNodeName } from '../config/names.js';
 import { isFull, realPathOf, rewriteInPlace, writeFileAtomic } from '../io/atomic.js';
+import { BEATS_DIR, isOwnBeatPath, parseBeatName } from './beats.js';
 import { CLAIMS_DIR, parseClaimName } from './claims.js';
 import { chooseCopy, contentHash, type Judged } from './replicate.js';
 
@@ -50,11 +51,13 @@ export async function signatureOf(path: string): Promise<FileSignature | null> {
 
 /** One operation on the shared directory; paths are relative to DIR. */
 export type StoreOp =
-  /** The node folders, or (`dir: 'claims'`) the claim files. */
-  | { readonly op: 'list'; readonly dir?: 'claims' }
+  /** The node folders, or the claim files, or the heartbeats (beats.ts). */
+  | { readonly op: 'list'; readonly dir?: 'claims' | 'beats' }
+  /** This node's clstat written, then its beat renamed `from` → `to` (created when `from` is gone). */
+  | { readonly op: 'heartbeat'; readonly path: string; readonly text: string; readonly from: string | null; readonly to: string }
   /** A new file that must not exist yet (O_EXCL), written and synced: a claim. */
   | { readonly op: 'create'; readonly path: string; readonly text: string }
-  /** Remove a claim (an older epoch of one this node holds). */
+  /** Remove a claim (an older epoch of one this node holds) or one of this node's outdated beats. */
   | { readonly op: 'unlink'; readonly path: string }
   | { readonly op: 'read'; readonly path: string; readonly consistent?: boolean }
   | { readonly op: 'stat'; readonly path: string }
@@ -71,7 +74,7 @@ export type StoreResult =
   | { readonly op: 'read'; readonly read: FileRead | null; readonly error?: string }
   | { readonly op: 'stat'; readonly sig: FileSignature | null }
   /** `degraded`: written, but not the usual way (the filesystem is full: rewritten in place). */
-  | { readonly op: 'write' | 'writeJson' | 'mkdir' | 'unlink'; readonly error: string | null; readonly degraded?: string }
+  | { readonly op: 'write' | 'writeJson' | 'mkdir' | 'unlink' | 'heartbeat'; readonly error: string | null; readonly degraded?: string }
   /** `exists`: another node created it first (EEXIST): the claim is theirs. */
   | { readonly op: 'create'; readonly error: string | null; readonly exists?: boolean };
 
@@ -193,12 +196,12 @@ export class FsStore implements Store, SharedStore {
   }
 
   private async one(op: StoreOp): Promise<StoreResult> {
-    if (op.op === 'list') return { op: 'list', names: await (op.dir === 'claims' ? this.listClaims() : this.listNodesOrFail()).catch(() => null) };
+    if (op.op === 'list') return { op: 'list', names: await (op.dir === 'claims' ? this.listClaims() : op.dir === 'beats' ? this.listBeats() : this.listNodesOrFail()).catch(() => null) };
     switch (op.op) {
       case 'create':
         return this.createClaim(op.path, op.text);
       case 'unlink': {
-        if (!isClaimPath(op.path)) throw new Error(`not a claim: ${op.path}`);
+        if (!isClaimPath(op.path) && !isOwnBeatPath(op.path, this.me)) throw new Error(`not a claim or this node's beat: ${op.path}`);
         return unlink(this.inside(op.path)).then(
           () => ({ op: 'unlink', error: null }),
           (e: NodeJS.ErrnoException) => ({ op: 'unlink', error: e.code === 'ENOENT' ? null : String(e) }),
@@ -210,6 +213,16 @@ export class FsStore implements Store, SharedStore {
       }
       case 'stat':
         return { op: 'stat', sig: await signatureOf(this.inside(op.path)) };
+      case 'heartbeat': {
+        if (op.path !== `nodes/${this.me}/clstat`) throw new Error(`not this node's clstat: ${op.path}`);
+        try {
+          const degraded = await this.writeInside(op.path, op.text);
+          await this.beat(op.from, op.to);
+          return degraded ? { op: 'heartbeat', error: null, degraded } : { op: 'heartbeat', error: null };
+        } catch (e) {
+          return { op: 'heartbeat', error: String(e) };
+        }
+      }
       case 'write':
       case 'writeJson':
       case 'mkdir': {
@@ -311,8 +324,20 @@ export class FsStore implements Store, SharedStore {
   }
 
   /** Claim file names in DIR/claims; [] when it does not exist yet; throws when it cannot be listed. */
-  private async listClaims(): Promise<string[]> {
-    const dir = join(this.root, CLAIMS_DIR);
+  private listClaims(): Promise<string[]> {
+    return this.listFiles(CLAIMS_DIR, (name) => parseClaimName(name) !== null);
+  }
+
+  /** Beat file names in DIR/beats; [] when it does not exist yet; throws when it cannot be listed. */
+  private listBeats(): Promise<string[]> {
+    return this.listFiles(BEATS_DIR, (name) => parseBeatName(name) !== null).catch((e: unknown) => {
+      this.beatsChecked = false; // replaced (by a symlink?): checked again before the next beat
+      throw e;
+    });
+  }
+
+  private async listFiles(rel: string, wanted: (name: string) => boolean): Promise<string[]> {
+    const dir = join(this.root, rel);
     const st = await lstat(dir).catch((e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') return null;
       throw e;
@@ -320,7 +345,36 @@ export class FsStore implements Store, SharedStore {
     if (st === null) return [];
     if (!st.isDirectory()) throw new Error(`${dir} is not a folder (a symlink?): refused`);
     const entries = await readdir(dir, { withFileTypes: true });
-    return entries.filter((d) => d.isFile() && parseClaimName(d.name) !== null).map((d) => d.name).sort();
+    return entries.filter((d) => d.isFile() && wanted(d.name)).map((d) => d.name).sort();
+  }
+
+  /** DIR/beats was made or checked (a real folder inside DIR) since its listing last failed. */
+  private beatsChecked = false;
+
+  /**
+   * Rename this node's beat to its next name: one atomic operation, so a listing shows the old
+   * name or the new one, never neither. Created anew when there is none (first beat, removed).
+   */
+  private async beat(from: string | null, to: string): Promise<void> {
+    for (const name of [from, to]) if (name !== null && !isOwnBeatPath(`${BEATS_DIR}/${name}`, this.me)) throw new Error(`not this node's beat: ${name}`);
+    if (!this.beatsChecked) {
+      await this.mkdirInside(BEATS_DIR);
+      this.beatsChecked = true;
+    }
+    const target = this.inside(`${BEATS_DIR}/${to}`);
+    if (from !== null && from !== to) {
+      try {
+        return await rename(this.inside(`${BEATS_DIR}/${from}`), target);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+    try {
+      await (await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, this.mode)).close();
+    } catch (e) {
+      this.beatsChecked = false;
+      throw e;
+    }
   }
 
   nodeDir(node: string): string {

@@ -35,6 +35,11 @@ export interface ClstatHeader {
   readonly time: string;
   /** This monitor run's random incarnation: a restart (even with the same pid) is a new one. */
   readonly inc?: string;
+  /**
+   * The seq of the first clstat with this body (everything but seq and time): the heartbeat in
+   * DIR/beats names it, so readers read a clstat again only when its gen changed.
+   */
+  readonly gen?: number;
   /** Orderly exit: this node runs nothing any more and is gone at once. */
   readonly left?: boolean;
   /** How many lines follow the header (absent in files of older writers): a shorter file is torn. */
@@ -103,7 +108,7 @@ export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatL
   for (const h of c.handovers ?? []) body.push(`# handover ${h.group} ${h.node}`);
   for (const f of c.fenced ?? []) body.push(`# fenced ${f.node} ${f.seq ?? '-'} ${f.time || '-'} ${f.method.replace(/\s+/g, '_') || '-'}`);
   for (const x of c.stale ?? []) body.push(`# stale ${x.node} ${x.seq ?? '-'} ${x.pid ?? '-'}`);
-  const head = `# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.inc ? ` inc=${h.inc}` : ''}${h.left ? ' left=1' : ''} lines=${body.length} sum=${bodySum(body)}`;
+  const head = `# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.inc ? ` inc=${h.inc}` : ''}${h.gen !== undefined ? ` gen=${h.gen}` : ''}${h.left ? ' left=1' : ''} lines=${body.length} sum=${bodySum(body)}`;
   return [head, ...body].join('\n') + '\n';
 }
 
@@ -140,8 +145,9 @@ export function parseClstat(text: string): Clstat {
       const seq = Number(kv.get('seq'));
       const pid = Number(kv.get('pid'));
       const count = Number(kv.get('lines'));
+      const gen = Number(kv.get('gen'));
       if (kv.has('node') && Number.isSafeInteger(seq)) {
-        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '', ...(kv.has('inc') ? { inc: kv.get('inc')! } : {}), ...(kv.get('left') === '1' ? { left: true } : {}), ...(kv.has('lines') && Number.isSafeInteger(count) ? { lines: count } : {}), ...(kv.has('sum') ? { sum: kv.get('sum')! } : {}) };
+        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '', ...(kv.has('inc') ? { inc: kv.get('inc')! } : {}), ...(kv.has('gen') && Number.isSafeInteger(gen) ? { gen } : {}), ...(kv.get('left') === '1' ? { left: true } : {}), ...(kv.has('lines') && Number.isSafeInteger(count) ? { lines: count } : {}), ...(kv.has('sum') ? { sum: kv.get('sum')! } : {}) };
         headerAt = i;
       }
       continue;

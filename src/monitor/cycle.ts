@@ -1,6 +1,6 @@
 // One monitor cycle as pure steps, each answering a batch of reads:
-//   scan    DIR/halt and the node folders          → halt (leave), or read the peers
-//   peers   every peer's clstat, every replica stat → liveness, fence claims; read changed copies
+//   scan    DIR/halt, node folders, beats, claims   → halt (leave), or read the peers
+//   peers   changed clstats, replica stats, claims  → liveness, fence claims; read changed copies
 //   copies  the changed cltab/hactl copies          → replicate, view, quorum, decide, tells, fences
 //   telling the engine's answers to the tells       → publish the clstat showing what was told
 //   publish that clstat written                     → write hastat
@@ -9,6 +9,7 @@
 
 import { parseCltab } from '../config/cltab.js';
 import { parseHactl } from '../config/hactl.js';
+import { BEATS_DIR, latestBeats, parseBeatName, type Beat } from '../cluster/beats.js';
 import type { PeerObservation } from '../cluster/liveness.js';
 import type { Judged } from '../cluster/replicate.js';
 import type { FileRead, FileSignature, StoreResult } from '../cluster/store.js';
@@ -20,9 +21,9 @@ import { startLeave, stopLevelProgress } from './leave.js';
 import { requestPublish } from './publish.js';
 import { copyPaths, judgeRead, replicate, sourceName, unchangedVerdict, type Replica } from './replication.js';
 import { buildHastat } from './snapshot.js';
-import { localInstances, shownInstances, timingsOf, type Cycle } from './state.js';
-import type { Turn } from './turn.js';
-import { absorbPeerRead, dueTimes, EVENT_CYCLE_GAP_MS, freshHandovers, handoverTtlMs, liveCount, MAX_EVENT_CYCLES, minCycleGapMs, nextCycleDelayMs, nodeViews, readComplete, testSettled } from './view.js';
+import { localInstances, shownInstances, timingsOf, type CopySeen, type Cycle, type MonitorState, type PeerContent } from './state.js';
+import type { Draft, Turn } from './turn.js';
+import { absorbPeerRead, readPeerClstat, type PeerRead, dueTimes, EVENT_CYCLE_GAP_MS, freshHandovers, handoverTtlMs, liveCount, MAX_EVENT_CYCLES, minCycleGapMs, nextCycleDelayMs, nodeViews, readComplete, testSettled } from './view.js';
 
 type Results = readonly StoreResult[];
 export type CycleTag = Extract<IoTag, { kind: 'cycle' }>;
@@ -113,7 +114,7 @@ export function beginCycle(t: Turn): void {
   state.cycleNo = id;
   state.cycleAgain = false;
   state.cycle = { id, stage: 'scan', began: t.now, tells: 0, selfFence: false, names: [], listed: false, paths: [], verdicts: new Map(), toRead: [] };
-  t.io({ kind: 'cycle', id, stage: 'scan' }, [{ op: 'read', path: 'halt' }, { op: 'list' }, { op: 'list', dir: 'claims' }]);
+  t.io({ kind: 'cycle', id, stage: 'scan' }, [{ op: 'read', path: 'halt' }, { op: 'list' }, { op: 'list', dir: 'claims' }, { op: 'list', dir: 'beats' }]);
 }
 
 /** A batch of this cycle's reads completed (a late answer to an abandoned cycle is dropped). */
@@ -171,11 +172,92 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   const claimListing = results[2];
   const claimNames = claimListing?.op === 'list' ? claimListing.names : null;
   const claimReads = claimNames === null ? [] : [...latestClaims(claimNames).latest.values()].map((c) => c.name).filter((n) => !state.claimHolders.has(n));
-  state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, listed: listed !== null, paths, claimNames, claimReads };
-  const peers = names.filter((n) => n !== t.me).map((n) => ({ op: 'read' as const, path: `nodes/${n}/clstat` }));
-  const stats = paths.map((path) => ({ op: 'stat' as const, path }));
+  const beatListing = results[3];
+  const beatNames = beatListing?.op === 'list' ? beatListing.names : null;
+  const beats = beatNames === null ? undefined : latestBeats(beatNames).latest;
+  const outdated = beatNames === null ? [] : ownOutdatedBeats(state, beatNames, t.me);
+  const clstatReads = names.filter((n) => n !== t.me && !contentKnown(state, beats?.get(n), n, t.now));
+  const statPaths = paths.filter((path, i) => !copyKnown(state, beats, path, (cycle.id + i) % COPY_RECHECK_CYCLES === 0, t.now));
+  state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, listed: listed !== null, paths, claimNames, claimReads, clstatReads, statPaths, ...(beats ? { beats } : {}) };
+  const peers = clstatReads.map((n) => ({ op: 'read' as const, path: `nodes/${n}/clstat` }));
+  const stats = statPaths.map((path) => ({ op: 'stat' as const, path }));
   const claims = claimReads.map((n) => ({ op: 'read' as const, path: `${CLAIMS_DIR}/${n}` }));
-  t.io({ kind: 'cycle', id: cycle.id, stage: 'peers' }, [...peers, ...stats, ...claims]);
+  const unlinks = outdated.map((name) => ({ op: 'unlink' as const, path: `${BEATS_DIR}/${name}` }));
+  t.io({ kind: 'cycle', id: cycle.id, stage: 'peers' }, [...peers, ...stats, ...claims, ...unlinks]);
+}
+
+/** Every replica copy is stat'ed at least this often, whatever the beats say (a copy edited by hand). */
+const COPY_RECHECK_CYCLES = 10;
+
+/**
+ * Its clstat as last read is the one its beat announces (same gen), and its beat moved lately: no
+ * need to read it. A beat that stood still for a while is checked against the clstat itself, so
+ * staleness is only ever concluded from clstat reads (a listing a client caches — sshfs, NFS
+ * attribute caching — then costs reads, never a false stale).
+ */
+function contentKnown(state: MonitorState, beat: Beat | undefined, node: string, now: number): boolean {
+  if (beat === undefined || state.peerContent.get(node)?.gen !== beat.gen) return false;
+  const lastChange = state.peers.get(node)?.lastChange ?? Number.NEGATIVE_INFINITY;
+  return now - lastChange < Math.min(2 * state.settings.cycleMs, state.settings.timeoutMs / 2);
+}
+
+/**
+ * A replica copy whose verdict stands without a stat this cycle: a peer's copy, settled and
+ * judged, whose node's beat says it wrote no copy since the last stat. Admin copies, this node's
+ * own, and the copies of a peer without a beat are stat'ed every cycle.
+ */
+function copyKnown(state: MonitorState, beats: ReadonlyMap<string, Beat> | undefined, path: string, recheck: boolean, now: number): boolean {
+  const node = /^nodes\/([^/]+)\//.exec(path)?.[1];
+  if (recheck || node === undefined || node === state.settings.node) return false;
+  const beat = beats?.get(node);
+  if (beat === undefined || state.peerCopies.get(node) !== beat.copies) return false;
+  return settled(state.copies.get(path), now, state.settings.visibilityLagMs);
+}
+
+function settled(seen: CopySeen | undefined, now: number, visibilityLagMs: number): boolean {
+  return !!seen?.sig && !!seen.judged && now - seen.since >= copySettleMs(visibilityLagMs);
+}
+
+const copySettleMs = (visibilityLagMs: number): number => 2000 + visibilityLagMs;
+
+/**
+ * This node's beats the listing shows that are older than its current one (a heartbeat that
+ * failed half-way, an earlier run): removed. A newer one (an earlier run's, whose clstat was
+ * lost) moves this run's seqs past it, or peers would read this node as silent.
+ */
+function ownOutdatedBeats(state: Draft, names: readonly string[], me: string): string[] {
+  const current = state.beat.name === null ? null : parseBeatName(state.beat.name);
+  const out: string[] = [];
+  for (const name of names) {
+    const b = parseBeatName(name);
+    if (b?.node !== me || name === state.beat.name) continue;
+    if (b.seq > state.seq) state.seq = b.seq;
+    else if (current && b.seq < current.seq) out.push(name);
+  }
+  return out;
+}
+
+/** A peer's read as of its beat: the content last read (same gen), at the beat's seq. */
+function atBeat(read: PeerRead, beat: Beat | undefined): PeerRead {
+  if (!beat || read.seq === null || beat.seq <= read.seq) return read;
+  return { ...read, seq: beat.seq, obs: { seq: beat.seq, left: read.obs.left } };
+}
+
+/**
+ * This cycle's read of a peer. With a beat, its clstat must carry at least the beat's gen: an
+ * older one (a frozen or lagging view of its folder) says nothing about what it runs now, so
+ * the peer counts as unread (it may become unknown, never stale on that evidence).
+ */
+function peerReadOf(t: Turn, cycle: Cycle, results: Results, node: string, index: number | undefined, contents: Map<string, PeerContent>): { read: PeerRead; error: string | null } {
+  const beat = cycle.beats?.get(node);
+  if (index === undefined) return { read: atBeat(t.state.peerContent.get(node)!.read, beat), error: null };
+  const text = readAt(results, index)?.text ?? null;
+  const read = t.logic.readPeerClstat(text);
+  if (read.seq === null) return { read, error: text === null ? (readErrorAt(results, index) ?? 'unreadable') : 'torn or without a header' };
+  if (!beat) return { read, error: null };
+  if (read.gen === null || read.gen < beat.gen) return { read: readPeerClstat(null), error: 'clstat older than its heartbeat' };
+  contents.set(node, { gen: read.gen, read });
+  return { read: atBeat(read, beat), error: null };
 }
 
 function peersRead(t: Turn, cycle: Cycle, results: Results): void {
@@ -187,11 +269,13 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   const seen = new Map<string, PeerObservation>();
   // Kept until a read works: an unknown node shows why it was last unreadable.
   const readErrors = new Map(state.readErrors);
-  peerNames.forEach((n, i) => {
-    const text = readAt(results, i)?.text ?? null;
-    const r = t.logic.readPeerClstat(text);
-    if (r.seq !== null) readErrors.delete(n);
-    else readErrors.set(n, text === null ? (readErrorAt(results, i) ?? 'unreadable') : 'torn or without a header');
+  const reads = cycle.clstatReads ?? peerNames;
+  const readIndex = new Map(reads.map((n, i) => [n, i]));
+  const contents = new Map(state.peerContent);
+  peerNames.forEach((n) => {
+    const { read: r, error } = peerReadOf(t, cycle, results, n, readIndex.get(n), contents);
+    if (error === null) readErrors.delete(n);
+    else readErrors.set(n, error);
     seen.set(n, r.obs);
     absorbPeerRead(kept, n, r, now);
   });
@@ -204,8 +288,10 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   for (const n of kept.fenceClaims.keys()) if (!peers.has(n)) kept.fenceClaims.delete(n);
   for (const n of kept.staleClaims.keys()) if (!peers.has(n)) kept.staleClaims.delete(n);
   for (const n of readErrors.keys()) if (!peers.has(n)) readErrors.delete(n);
-  Object.assign(state, { peers, readErrors, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, staleClaims: kept.staleClaims, handovers: kept.handovers, peerPids: kept.pids });
-  absorbClaims(t, cycle, results, peerNames.length + cycle.paths.length);
+  for (const n of contents.keys()) if (!peers.has(n)) contents.delete(n);
+  Object.assign(state, { peers, readErrors, peerContent: contents, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, staleClaims: kept.staleClaims, handovers: kept.handovers, peerPids: kept.pids });
+  const statPaths = cycle.statPaths ?? cycle.paths;
+  absorbClaims(t, cycle, results, reads.length + statPaths.length);
   state.lastLive = t.logic.liveness(peers, now, settings.timeoutMs);
   const seqOf = (n: string): number | null => peers.get(n)?.seq ?? null;
   forgetRestarted(state, seqOf);
@@ -215,12 +301,23 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   const copies = new Map(state.copies);
   const verdicts = new Map<string, Judged | null>();
   const toRead: string[] = [];
-  const settleMs = 2000 + settings.visibilityLagMs;
-  cycle.paths.forEach((path, i) => {
-    const v = unchangedVerdict(copies, path, statAt(results, peerNames.length + i), now, settleMs);
+  const settleMs = copySettleMs(settings.visibilityLagMs);
+  const statIndex = new Map(statPaths.map((path, i) => [path, reads.length + i]));
+  for (const path of cycle.paths) {
+    const i = statIndex.get(path);
+    const v = i === undefined ? copies.get(path)!.judged : unchangedVerdict(copies, path, statAt(results, i), now, settleMs);
     if (v === undefined) toRead.push(path);
     else verdicts.set(path, v);
-  });
+  }
+  // Copies stat'ed as of these beats: a peer's next copy write shows as a new `copies`.
+  const peerCopies = new Map<string, number>();
+  for (const [n, b] of cycle.beats ?? []) {
+    const both = statIndex.has(`nodes/${n}/cltab`) && statIndex.has(`nodes/${n}/hactl`);
+    const before = state.peerCopies.get(n);
+    if (both) peerCopies.set(n, b.copies);
+    else if (before !== undefined) peerCopies.set(n, before);
+  }
+  state.peerCopies = peerCopies;
   state.copies = copies;
   state.cycle = { ...cycle, verdicts, toRead, stage: toRead.length ? 'copies' : 'telling' };
   if (toRead.length) t.io({ kind: 'cycle', id: cycle.id, stage: 'copies' }, toRead.map((path) => ({ op: 'read', path, consistent: true })));

@@ -4,6 +4,7 @@
 
 import { formatClstat, type GroupState } from '../config/clstat.js';
 import type { Instance } from './decide.js';
+import { beatName } from '../cluster/beats.js';
 import type { StoreResult } from '../cluster/store.js';
 import { shownInstances, type Heir, type PublishWaiter } from './state.js';
 import type { Turn } from './turn.js';
@@ -29,17 +30,21 @@ function startWrite(t: Turn): void {
   // fresh seq with old claims would beat a peer's healthy instance in a conflict.
   if (fenced) t.emit({ type: 'killGroups' });
   state.seq += 1;
-  const text = formatClstat({
-    header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, inc: state.inc, left },
+  const content = {
     groups: published(t, left || fenced),
     notes: state.local.flatMap((g) => g.notes.map((text) => ({ group: g.group, text }))),
     handovers: p.left ?? [],
     fenced: [...state.fencing.fenced.values()],
     // Who this node holds stale or gone (and may take groups from): read by them as the poison pill.
     stale: [...state.lastLive].filter(([, v]) => v.state === 'stale' || v.state === 'left').map(([node, v]) => ({ node, seq: v.seq, pid: state.peerPids.get(node) ?? null })),
-  });
-  state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left };
-  t.io({ kind: 'clstat' }, [{ op: 'write', path: t.own('clstat'), text }]);
+  };
+  // A new gen when anything but seq and time changed: only then do peers read this clstat again.
+  const body = formatClstat({ header: { node: t.me, pid: state.pid, seq: 0, time: '', inc: state.inc, left }, ...content });
+  const gen = body === state.beat.body ? state.beat.gen : state.seq;
+  const text = formatClstat({ header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, inc: state.inc, gen, left }, ...content });
+  const to = beatName(t.me, state.seq, gen, state.beat.copies);
+  state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left, beat: { name: to, gen, body, copies: state.beat.copies } };
+  t.io({ kind: 'clstat' }, [{ op: 'heartbeat', path: t.own('clstat'), text, from: state.beat.name, to }]);
 }
 
 /**
@@ -59,11 +64,19 @@ function published(t: Turn, none: boolean): Array<{ group: string; level: string
 export function clstatWritten(t: Turn, results: readonly StoreResult[] | null, error: string | undefined, onWaiter: (w: PublishWaiter) => void): void {
   const state = t.state;
   const r = results?.[0];
-  const err = r && r.op === 'write' ? r.error : (error ?? 'store operation failed');
-  if (err === null) state.lastPublishOk = t.now;
-  else t.log('error', 'cannot publish clstat', { err });
+  const err = r && r.op === 'heartbeat' ? r.error : (error ?? 'store operation failed');
+  const beat = state.publish.beat;
+  if (err === null) {
+    state.lastPublishOk = t.now;
+    // A replica written while this heartbeat was in flight is announced by the next one.
+    if (beat) state.beat = { ...beat, copies: Math.max(beat.copies, state.beat.copies) };
+  } else {
+    t.log('error', 'cannot publish clstat', { err });
+    // Where the beat is now is unknown (renamed or not): the next heartbeat creates a new one.
+    state.beat = { ...state.beat, name: null };
+  }
   // Written, but only in place (a full filesystem): say so until a normal write works again.
-  const degraded = err === null && r?.op === 'write' ? (r.degraded ?? '') : state.publishDegraded;
+  const degraded = err === null && r?.op === 'heartbeat' ? (r.degraded ?? '') : state.publishDegraded;
   if (degraded !== state.publishDegraded) {
     if (degraded) t.log('error', 'shared filesystem full: heartbeat rewritten in place; groups keep running', { why: degraded });
     else t.log('info', 'heartbeat written normally again', {});

@@ -1,5 +1,6 @@
-// Replication of cltab and hactl, as pure steps on what the cycle stat'ed and read: every copy
-// (DIR/file and each node's replica) is stat'ed each cycle, only a changed one is read again, the
+// Replication of cltab and hactl, as pure steps on what the cycle stat'ed and read: the admin
+// copies are stat'ed each cycle, a node's replicas when its beat says it wrote them (and every few
+// cycles anyway), only a changed one is read again, the
 // newest valid one wins (cluster/replicate.ts), and this node copies the winner into its folder.
 
 import { formatError, halfWritten, parseCltab, type ConfigError } from '../config/cltab.js';
@@ -116,6 +117,8 @@ export function replicaWritten(t: Turn, file: ReplicatedFile, from: string, erro
   const replicating = new Set(t.state.replicating);
   replicating.delete(file);
   t.state.replicating = replicating;
+  // Announced in the next beat: peers stat this node's copies only when that number changes.
+  t.state.beat = { ...t.state.beat, copies: t.state.seq + 1 };
   if (error === null) t.log('info', 'replicated', { file, from });
   else t.log('warn', 'replication failed; retrying next cycle', { file, err: error });
 }

@@ -1,6 +1,7 @@
 // The monitor's whole state, as one immutable value that step() maps to the next. Drivers hold it
 // and may read it (through the queries at the bottom), never change it.
 
+import type { Beat } from '../cluster/beats.js';
 import type { Claim, ClaimHolder } from '../cluster/claims.js';
 import type { FencedLine, StaleLine } from '../config/clstat.js';
 import type { Cltab } from '../config/cltab.js';
@@ -15,7 +16,7 @@ import type { GroupStatus } from '../init/engine.js';
 import { DEFAULT_TIMINGS, type Timings } from '../init/machines.js';
 import { EMPTY_MEMORY, isActive, type Action, type DecideMemory, type Instance, type NodeView } from './decide.js';
 import type { FenceIncident } from './fencing.js';
-import type { FencedBy, HandoverRecord } from './view.js';
+import type { FencedBy, HandoverRecord, PeerRead } from './view.js';
 
 export interface MonitorSettings extends Omit<MonitorConfig, 'logLevel' | 'configFile' | 'quorum'> {
   readonly quorum: QuorumConfig;
@@ -54,6 +55,13 @@ export interface Cycle {
   readonly verdicts: ReadonlyMap<string, Judged | null>;
   /** Copies that changed and are read in stage `copies`. */
   readonly toRead: readonly string[];
+  /**
+   * The peers whose clstat this cycle reads (absent: all), their beats in this cycle's listing
+   * (absent: not listed), and the copies it stats (absent: all of `paths`).
+   */
+  readonly clstatReads?: readonly string[];
+  readonly beats?: ReadonlyMap<string, Beat>;
+  readonly statPaths?: readonly string[];
   /** The claims listing of this cycle (null: it failed; the last one stands), and whose content it reads. */
   readonly claimNames?: readonly string[] | null;
   readonly claimReads?: readonly string[];
@@ -61,6 +69,23 @@ export interface Cycle {
   readonly claiming?: ReadonlyArray<{ readonly group: string; readonly level: string; readonly reason: string; readonly claim: number }>;
   readonly claimSeq?: number;
   readonly waiting?: readonly Action[];
+}
+
+/** This node's beat (beats.ts): its current file name, and the gen and body key of its clstat. */
+export interface OwnBeat {
+  /** null: none yet, or the last heartbeat failed (the next one creates a new beat). */
+  readonly name: string | null;
+  readonly gen: number;
+  /** The last clstat written, but for its seq and time: a different one starts a new gen. */
+  readonly body: string;
+  /** The seq of this node's last write of its own replica copies. */
+  readonly copies: number;
+}
+
+/** A peer's clstat as last read, by the gen it carried: reused while its beat shows that gen. */
+export interface PeerContent {
+  readonly gen: number;
+  readonly read: PeerRead;
 }
 
 /** A replica copy as last seen: its signature, since when unchanged, and the verdict on its text. */
@@ -82,6 +107,8 @@ export interface Publishing {
   readonly riding: readonly PublishWaiter[];
   /** The final write: the left marker and these heirs. */
   readonly left: readonly Heir[] | null;
+  /** The beat of the write in flight: this node's beat once it succeeded. */
+  readonly beat?: OwnBeat;
 }
 
 /** One fence agent/command/manual attempt in progress for an incident. */
@@ -171,6 +198,10 @@ export interface MonitorState {
   /** The node folders as the last listing that worked showed them. */
   readonly lastNames: readonly string[];
   readonly peerPids: ReadonlyMap<string, number>;
+  readonly beat: OwnBeat;
+  readonly peerContent: ReadonlyMap<string, PeerContent>;
+  /** Per peer, the `copies` of its beat when its replica copies were last stat'ed. */
+  readonly peerCopies: ReadonlyMap<string, number>;
   /** This monitor run's incarnation (random per start): in its clstat header and its claims. */
   readonly inc: string;
   /** The latest claim of each group, as the last claims listing that worked showed it. */
@@ -246,6 +277,9 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     peers: new Map(),
     lastNames: [],
     peerPids: new Map(),
+    beat: { name: null, gen: 0, body: '', copies: 0 },
+    peerContent: new Map(),
+    peerCopies: new Map(),
     inc: (seed >>> 0).toString(36),
     claims: new Map(),
     claimHolders: new Map(),

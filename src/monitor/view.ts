@@ -19,6 +19,8 @@ export interface PeerRead {
   readonly groups: ReadonlyMap<string, Instance> | null;
   /** Its seq, monitor pid and handovers when it had a header. */
   readonly seq: number | null;
+  /** The gen in its header (null: none, an older writer). */
+  readonly gen: number | null;
   readonly pid: number | null;
   readonly handovers: ReadonlyArray<{ readonly group: string; readonly node: string }> | null;
   /** The nodes it says it fenced (`# fenced` lines) when it had a header. */
@@ -50,11 +52,12 @@ const PEER_READS = new Map<string, PeerRead>();
 function peerRead(text: string | null, parse: (text: string) => Clstat): PeerRead {
   const parsed = text !== null && text.endsWith('\n') ? parse(text) : null;
   const c = parsed && isWhole(text!, parsed) ? parsed : null;
-  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, pid: null, handovers: null, fenced: null, stale: null };
+  if (!c?.header) return { obs: { seq: null, left: false }, groups: null, seq: null, gen: null, pid: null, handovers: null, fenced: null, stale: null };
   return {
     obs: { seq: c.header.seq, left: !!c.header.left },
     groups: new Map(c.groups.map((g) => [g.group, { level: g.level, state: g.state }])),
     seq: c.header.seq,
+    gen: c.header.gen ?? null,
     pid: c.header.pid,
     handovers: c.header.left && c.handovers ? c.handovers : null,
     fenced: c.fenced ?? [],

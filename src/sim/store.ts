@@ -49,6 +49,9 @@ export interface NodeStoreState {
 
 const NO_FAULTS: ReadFaults = { torn: 0, missing: 0, reorder: 0 };
 
+/** Where a stuck view keeps the peer's beat name it froze. */
+const FROZEN_BEAT = 'beats/';
+
 export class SimStore {
   private readonly files = new Map<string, Version[]>();
   private readonly dirs = new Map<string, number>();
@@ -140,7 +143,7 @@ export class SimStore {
   private apply(node: string, op: StoreOp, ok: boolean): StoreResult {
     switch (op.op) {
       case 'list':
-        return { op: 'list', names: ok ? (op.dir === 'claims' ? this.listClaims() : this.listNodes()) : null };
+        return { op: 'list', names: ok ? (op.dir === 'claims' ? this.listClaims() : op.dir === 'beats' ? this.listBeats(node) : this.listNodes()) : null };
       case 'create': {
         // The store arbitrates at once, whatever each reader's lag: one create of a name wins.
         if (!ok) return { op: 'create', error: 'EIO (partition)' };
@@ -170,6 +173,16 @@ export class SimStore {
       }
       case 'stat':
         return { op: 'stat', sig: ok && !this.links.has(op.path) ? this.stat(node, op.path) : null };
+      case 'heartbeat': {
+        // As FsStore: the clstat (in place on a full filesystem), then the beat renamed at once.
+        const written = this.apply(node, { op: 'write', path: op.path, text: op.text }, ok);
+        if (written.op !== 'write' || written.error !== null) return { op: 'heartbeat', error: written.op === 'write' ? written.error : 'write failed' };
+        const from = op.from === null || this.latest(`beats/${op.from}`)?.text == null ? null : `beats/${op.from}`;
+        if (from === null && this.full) return { op: 'heartbeat', error: 'ENOSPC (simulated)' };
+        if (from !== null && from !== `beats/${op.to}`) this.put(from, null);
+        this.put(`beats/${op.to}`, '');
+        return written.degraded ? { op: 'heartbeat', error: null, degraded: written.degraded } : { op: 'heartbeat', error: null };
+      }
       case 'write':
       case 'writeJson': {
         if (!ok) return { op: op.op, error: 'EIO (partition)' };
@@ -218,10 +231,22 @@ export class SimStore {
 
   /** Claim files as a listing `lag` ms old shows them. */
   listClaims(): string[] {
-    const t = this.sched.now - this.rng.uniform(0, this.lagMs);
+    return this.listFolder('claims/', this.sched.now - this.rng.uniform(0, this.lagMs)).sort();
+  }
+
+  /** Names in a folder as of time `t`. */
+  private listFolder(prefix: string, t: number): string[] {
     const out: string[] = [];
+    const horizon = this.sched.now - this.lagMs - 1;
     for (const [path, vs] of this.files) {
-      if (!path.startsWith('claims/')) continue;
+      if (!path.startsWith(prefix)) continue;
+      // A beat renamed away long enough ago that no listing can show it: forgotten (every
+      // heartbeat is a new name; kept, they would make every listing slower).
+      const last = vs[vs.length - 1]!;
+      if (prefix === 'beats/' && last.text === null && last.at <= horizon) {
+        this.files.delete(path);
+        continue;
+      }
       let v: Version | undefined;
       for (let i = vs.length - 1; i >= 0; i--) {
         if (vs[i]!.at <= t) {
@@ -229,8 +254,21 @@ export class SimStore {
           break;
         }
       }
-      if (v && v.text !== null) out.push(path.slice('claims/'.length));
+      if (v && v.text !== null) out.push(path.slice(prefix.length));
     }
+    return out;
+  }
+
+  /**
+   * Beat files as a listing `lag` ms old shows them to `reader`, with its one-sided view faults:
+   * a lost peer's beats are missing, a stuck peer's beat stands still where the fault froze it.
+   */
+  listBeats(reader: string): string[] {
+    const views = this.nodes.get(reader)?.views;
+    const names = this.listFolder('beats/', this.sched.now - this.rng.uniform(0, this.lagMs));
+    if (!views?.size) return names.sort();
+    const out = names.filter((n) => !views.has(n.slice(0, n.indexOf('@'))));
+    for (const view of views.values()) if (view !== 'lost' && view.has(FROZEN_BEAT)) out.push(view.get(FROZEN_BEAT)!.text!);
     return out.sort();
   }
 
@@ -252,6 +290,9 @@ export class SimStore {
         const v = p.startsWith(`nodes/${peer}/`) ? this.files.get(p)?.find((x) => x.idx === idx) : undefined;
         if (v) frozen.set(p, v);
       }
+      // Its heartbeat stands still too, at the last seq this reader saw (never ahead of the clstat).
+      const beat = this.listFolder('beats/', this.sched.now - this.lagMs).filter((n) => n.startsWith(`${peer}@`)).sort((a, b) => Number(a.split('@')[1]) - Number(b.split('@')[1])).pop();
+      if (beat !== undefined) frozen.set(FROZEN_BEAT, { idx: 0, at: this.sched.now, text: beat, mtimeMs: 0, ino: 0 });
       views.set(peer, frozen);
     }
   }

@@ -1,6 +1,7 @@
 // One-sided faults with real monitors: a node that cannot read a peer's folder (a tmpfs mounted
 // over it in that node's own mount namespace) must not take the peer for dead; one that holds a
-// live peer stale says so in its clstat, and the peer stops its groups (the poison pill).
+// live peer stale says so in its clstat, and the peer stops its groups (the poison pill). The
+// faults cover DIR/beats too: with the peer's beats still moving, its clstat is not even read.
 
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -36,6 +37,7 @@ describe('one-sided read loss (mount namespace)', () => {
     const { cl, n3pid } = await threeNodes(false);
     await cl.cyclesPass('n3', 4);
     inNamespaceOf(n3pid, 'mount', '-t', 'tmpfs', 'none', join(cl.root, 'nodes', 'n1'));
+    inNamespaceOf(n3pid, 'mount', '-t', 'tmpfs', 'none', join(cl.root, 'beats'));
     await waitFor('n1 unknown to n3, with the error', () => {
       const n1 = cl.hastat('n3')?.nodes.n1;
       return n1?.state === 'unknown' && /ENOENT/.test(n1.readError ?? '');
@@ -50,6 +52,7 @@ describe('one-sided read loss (mount namespace)', () => {
     expect(cl.overlaps()).toEqual([]);
     expect(cl.hastat('n2')?.nodes.n1?.state).toBe('up'); // the others see n1 fine
     inNamespaceOf(n3pid, 'umount', join(cl.root, 'nodes', 'n1'));
+    inNamespaceOf(n3pid, 'umount', join(cl.root, 'beats'));
     await waitFor('n1 up again for n3', () => cl.hastat('n3')?.nodes.n1?.state === 'up', 15_000);
     expect(cl.runningOn('W')).toBe('n1');
     expect(cl.overlaps()).toEqual([]);
@@ -67,16 +70,21 @@ describe('one-sided read loss (mount namespace)', () => {
     // n3's view says why, and what to do if n1 were really gone
     const view = cl.hastat('n3')!;
     expect(view.nodes.n1).toMatchObject({ state: 'unknown', seq: null, readError: 'ENOENT' });
-    expect(renderStatus(view)).toMatch(/n1: never read .*remove its folder: rm -r DIR\/nodes\/n1/);
+    expect(renderStatus(view)).toMatch(/n1: never read .*remove its folder and beats: rm -r DIR\/nodes\/n1 DIR\/beats\/n1@\*/);
   }, 120_000);
 
   it('a node that reads a frozen copy of n1 (a stale cache) holds it stale and says so; n1 stops W (poison pill) before n3 starts it', async () => {
     const { cl, n3pid } = await threeNodes(false);
     await cl.cyclesPass('n3', 4);
-    // A snapshot of n1's folder bound over it, in n3's mount namespace only: n3 reads n1's old clstat.
+    // Snapshots of n1's folder and of the beats bound over them, in n3's mount namespace only: n3
+    // reads n1's old clstat and sees every beat stand still (n3's own beats go to its snapshot,
+    // so the others read its clstat instead, and see it alive).
     const snap = join(cl.dir, 'n1-snapshot');
+    const beats = join(cl.dir, 'beats-snapshot');
     execFileSync('cp', ['-a', join(cl.root, 'nodes', 'n1'), snap]);
+    execFileSync('cp', ['-a', join(cl.root, 'beats'), beats]);
     inNamespaceOf(n3pid, 'mount', '--bind', snap, join(cl.root, 'nodes', 'n1'));
+    inNamespaceOf(n3pid, 'mount', '--bind', beats, join(cl.root, 'beats'));
     await waitFor('n3 holds n1 stale in its clstat', () => cl.clstat('n3')?.stale?.some((s) => s.node === 'n1'), 15_000);
     await waitFor('n1 knows it is held stale', () => /n3/.test(cl.hastat('n1')?.nodes.n1?.declaredStaleBy ?? ''), 15_000);
     // W leaves n1 and runs on exactly one other node; n1 runs nothing while n3 holds it stale.
@@ -92,6 +100,7 @@ describe('one-sided read loss (mount namespace)', () => {
     expect(st.stdout).toMatch(/poison pill:\n\s+n1 is held stale by n3/);
     // Healed: n3 reads n1 again, drops its claim, n1 may run groups again; W still runs once.
     inNamespaceOf(n3pid, 'umount', join(cl.root, 'nodes', 'n1'));
+    inNamespaceOf(n3pid, 'umount', join(cl.root, 'beats'));
     await waitFor('n1 no longer held stale', () => cl.hastat('n1') && !cl.hastat('n1')!.nodes.n1?.declaredStaleBy, 15_000);
     await cl.cyclesPass('n1', 8);
     expect(cl.runningOn('W')).not.toBeNull();

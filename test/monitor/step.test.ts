@@ -64,7 +64,7 @@ class Script {
   private apply(op: StoreOp): StoreResult {
     switch (op.op) {
       case 'list':
-        if (op.dir === 'claims') return { op: 'list', names: [...this.files.keys()].filter((p) => p.startsWith('claims/')).map((p) => p.slice('claims/'.length)).sort() };
+        if (op.dir) return { op: 'list', names: [...this.files.keys()].filter((p) => p.startsWith(`${op.dir}/`)).map((p) => p.slice(op.dir!.length + 1)).sort() };
         return { op: 'list', names: [...this.dirs].filter((d) => d.startsWith('nodes/')).map((d) => d.slice('nodes/'.length)).sort() };
       case 'create':
         if (this.files.has(op.path)) return { op: 'create', error: null, exists: true };
@@ -84,6 +84,11 @@ class Script {
       case 'write':
         this.files.set(op.path, op.text);
         return { op: 'write', error: null };
+      case 'heartbeat':
+        this.files.set(op.path, op.text);
+        if (op.from !== null) this.files.delete(`beats/${op.from}`);
+        this.files.set(`beats/${op.to}`, '');
+        return { op: 'heartbeat', error: null };
       case 'writeJson':
         this.files.set(op.path, JSON.stringify(op.value));
         return { op: 'writeJson', error: null };
@@ -106,6 +111,20 @@ class Script {
   peer(node: string, seq: number, groups: string[] = []): void {
     this.dirs.add(`nodes/${node}`);
     this.files.set(`nodes/${node}/clstat`, formatClstat({ header: { node, pid: 100 + seq, seq, time: 'x' }, groups: groups.map((g) => ({ group: g, level: 'start', state: 'DONE' })) }));
+  }
+
+  /** A peer that heartbeats by its beat (beats.ts); its clstat is rewritten only when `clstat` is given. */
+  beat(node: string, seq: number, gen: number, clstat?: { seq: number; groups: string[] }): void {
+    this.dirs.add(`nodes/${node}`);
+    for (const p of [...this.files.keys()]) if (p.startsWith(`beats/${node}@`)) this.files.delete(p);
+    this.files.set(`beats/${node}@${seq}@${gen}@0`, '');
+    if (clstat) this.files.set(`nodes/${node}/clstat`, formatClstat({ header: { node, pid: 77, seq: clstat.seq, time: 'x', gen }, groups: clstat.groups.map((g) => ({ group: g, level: 'start', state: 'DONE' })) }));
+  }
+
+  /** The paths this node read in the last cycle's `peers` batch. */
+  peerReads(): string[] {
+    const e = this.effects.findLast((x) => x.type === 'io' && x.tag.kind === 'cycle' && 'stage' in x.tag && x.tag.stage === 'peers');
+    return e?.type === 'io' ? e.ops.flatMap((op) => (op.op === 'read' ? [op.path] : [])) : [];
   }
 
   types(): string[] {
@@ -188,7 +207,57 @@ describe('step: a cycle', () => {
     // ...so the clstat this cycle waited for before writing its hastat already shows the plan.
     const hastatAt = x.effects.findLastIndex((e) => e.type === 'io' && e.tag.kind === 'hastat');
     const published = x.effects.slice(0, hastatAt).findLast((e) => e.type === 'io' && e.tag.kind === 'clstat');
-    expect(published?.type === 'io' && published.ops[0]?.op === 'write' && published.ops[0].text).toMatch(/^Cluster::Init::Group web plan DONE$/m);
+    expect(published?.type === 'io' && published.ops[0]?.op === 'heartbeat' && published.ops[0].text).toMatch(/^Cluster::Init::Group web plan DONE$/m);
+  });
+
+  it('beats: a peer\'s clstat is read only when its gen changes; a clstat behind its beat is unread (unknown), never stale', () => {
+    const x = started();
+    x.beat('n2', 1, 1, { seq: 1, groups: ['web'] });
+    x.fire('cycle');
+    expect(x.peerReads()).toContain('nodes/n2/clstat');
+    expect([...x.files.keys()].filter((p) => p.startsWith('beats/'))).toEqual(expect.arrayContaining(['beats/n1@1@1@0']));
+    // The beat advances with the same gen: no read, and n2 stays up (its groups as last read).
+    for (let seq = 2; seq < 12; seq++) {
+      x.beat('n2', seq, 1);
+      x.clear();
+      x.fire('cycle');
+      expect(x.peerReads()).not.toContain('nodes/n2/clstat');
+    }
+    expect(x.state.lastLive.get('n2')).toMatchObject({ state: 'up', seq: 11 });
+    expect(x.state.lastGroups.get('n2')?.get('web')).toMatchObject({ level: 'start', state: 'DONE' });
+    // Our own beat: renamed each cycle, one name at a time; our clstat carries its gen.
+    expect([...x.files.keys()].filter((p) => p.startsWith('beats/n1@'))).toHaveLength(1);
+    expect(parseClstat(x.files.get('nodes/n1/clstat')!).header?.gen).toBeGreaterThan(0);
+    // A new gen: read again.
+    x.beat('n2', 12, 12, { seq: 12, groups: [] });
+    x.clear();
+    x.fire('cycle');
+    expect(x.peerReads()).toContain('nodes/n2/clstat');
+    expect(x.state.lastGroups.get('n2')?.has('web')).toBe(false);
+    // A clstat that stays behind its beat's gen (a frozen view of n2's folder): unread, so n2
+    // goes unknown after a timeout, never stale (its groups would be taken over on no evidence).
+    for (let seq = 13; seq < 30; seq++) {
+      x.beat('n2', seq, 13);
+      x.fire('cycle');
+    }
+    expect(x.state.readErrors.get('n2')).toBe('clstat older than its heartbeat');
+    expect(x.state.lastLive.get('n2')?.state).toBe('unknown');
+  });
+
+  it('beats: a beat that stands still (a cached listing) is checked against the clstat, whose seq counts', () => {
+    const x = started();
+    x.beat('n2', 5, 5, { seq: 5, groups: ['web'] });
+    x.fire('cycle');
+    let reads = 0;
+    for (let seq = 6; seq < 30; seq++) {
+      // The clstat moves on; the listing still shows beat 5.
+      x.files.set('nodes/n2/clstat', formatClstat({ header: { node: 'n2', pid: 77, seq, time: 'x', gen: 5 }, groups: [{ group: 'web', level: 'start', state: 'DONE' }] }));
+      x.fire('cycle');
+      if (x.peerReads().includes('nodes/n2/clstat')) reads++;
+    }
+    // Read every few cycles (whenever the beat stood still for two), and up all along.
+    expect(reads).toBeGreaterThanOrEqual(6);
+    expect(x.state.lastLive.get('n2')?.state).toBe('up');
   });
 
   it('a failed store batch ends the cycle without a decision and retries a cycle later; its late answers are dropped', () => {
