@@ -2,27 +2,36 @@
 //
 // Measures cold start, failover (crash of the owner node: its monitor, watchdog and group
 // processes SIGKILLed at once), graceful handover, local respawn latency, idle CPU and RSS per
-// monitor and simulator throughput, on two backends:
+// monitor and simulator throughput, on three backends:
 //   local  the monitors share a directory on this machine's disk;
 //   sshfs  the shared-filesystem lab (test/lab/sharedfs-lab.sh, needs root): one network
 //          namespace and one sshfs mount of a common export per node, so every file operation of
 //          a monitor on the share is an SFTP round trip. The bench reads the export directly.
+//   gluster  the GlusterFS lab (test/lab/glusterfs-lab.sh, needs root): a replica-3 volume on three
+//          storage namespaces, a FUSE client per node; cold start and failover at N = 3 only.
 //
 // Options:
 //   --quick              5 trials instead of 20, sizes ≤ 16, shorter idle windows
 //   --trials K           K trials per row (overrides --quick's 5 / the default 20)
 //   --only LIST          comma-separated parts: cold, failover, handover, resources, respawn, idle,
+//                        keepalived (failover at keepalived's matched settings, local N = 3),
 //                        scale (300 and 1,000 groups × 3 nodes, local), sim
-//   --local | --sshfs    only that backend (default: both; respawn, handover and sim are local only)
+//   --local | --sshfs | --gluster  only these backends (default: all three; respawn, handover,
+//                        keepalived, scale and sim are local only)
 //   --sizes LIST         cluster sizes for every cluster part (default: cold 3,16; failover 3,16,64
-//                        locally and 3,16 on sshfs; handover 3; idle 16,64,128 locally, 16 on sshfs)
+//                        locally (and 128 at 1s/5s) and 3,16 on sshfs; handover 3; idle 16,64,128
+//                        locally, 16 on sshfs; 3 on gluster)
 //   --timings LIST       CYCLE/TIMEOUT pairs for cold start, failover and handover (default
 //                        250ms/1s,1s/5s; idle always runs at 1s/5s)
 //   --visibility-lag D   visibility_lag for every monitor (default: the monitor's default, 0)
 //   --json               the results as JSON on stdout (progress and the table on stderr)
-// Targets: failover median ≤ timeout + 2×cycle + 300 ms (N ≤ 16), cold start median ≤ 3×cycle +
-// 300 ms, respawn median ≤ 50 ms, idle ≤ 2 % CPU and ≤ 80 MB RSS per monitor (median over the
-// monitors; the max is reported too). A target counts as met (✓, "met": true) only when the row
+// Targets (issue 13): failover median ≤ timeout + 100 ms + 50 ms for the group's start (its test
+// and start entries: two forks) at N ≤ 16, ≤ timeout + 2×cycle above; at keepalived's matched
+// settings also below keepalived's failover measured on this machine (KEEPALIVED below); cold
+// start median ≤ 3×cycle + 300 ms; respawn median ≤ 50 ms; idle ≤ 1 % CPU and ≤ 60 MB RSS per
+// monitor (its watchdog, a small Perl process, reported apart) at N ≤ 64 (median over the
+// monitors; the max is reported too); 1,000 groups × 3 nodes running within 10 s with 0
+// self-fences; the simulator ≥ 1,000 64-node histories per minute. A target counts as met (✓, "met": true) only when the row
 // was measured in full by a stable cluster: no monitor past its start-up self-fenced or froze, no
 // healthy node called a healthy peer stale, no hactl write of ours was lost ("health" in the JSON
 // says which; "withinTarget" is the bare median comparison). A configuration that cannot be
@@ -40,11 +49,20 @@ const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'peerha');
 const LAB = resolve(ROOT, 'test', 'lab', 'sharedfs-lab.sh');
 const LAB_STATE = '/run/sharedfs-lab';
-const PARTS = ['cold', 'failover', 'handover', 'resources', 'respawn', 'idle', 'scale', 'sim'];
-const PART_ALIASES = { 'cold-start': 'cold', coldstart: 'cold', simulator: 'sim' };
+const GLUSTER_LAB = resolve(ROOT, 'test', 'lab', 'glusterfs-lab.sh');
+const PARTS = ['cold', 'failover', 'keepalived', 'handover', 'resources', 'respawn', 'idle', 'scale', 'sim'];
+const PART_ALIASES = { 'cold-start': 'cold', coldstart: 'cold', simulator: 'sim', 'vs-keepalived': 'keepalived' };
+/**
+ * keepalived 2.2.7's failover measured on this machine (issue 13: VIP only, kill -9 of the master,
+ * 10 trials each), at the peerha settings that match its advert_int.
+ */
+const KEEPALIVED = [
+  { cycle: '100ms', timeout: '300ms', ms: 300, setting: 'advert_int 0.1' },
+  { cycle: '1s', timeout: '3s', ms: 3260, setting: 'advert_int 1' },
+];
 
 function usage(msg) {
-  process.stderr.write(`bench: ${msg}\nusage: node bench/bench.mjs [--quick] [--trials K] [--only ${PARTS.join(',')}] [--local|--sshfs] [--sizes 3,16] [--timings 250ms/1s,1s/5s] [--visibility-lag D] [--json]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: node bench/bench.mjs [--quick] [--trials K] [--only ${PARTS.join(',')}] [--local|--sshfs|--gluster] [--sizes 3,16] [--timings 250ms/1s,1s/5s] [--visibility-lag D] [--json]\n`);
   process.exit(2);
 }
 
@@ -62,6 +80,7 @@ function parseArgs(argv) {
       case '--quick': o.quick = true; break;
       case '--local': o.backends.add('local'); break;
       case '--sshfs': o.backends.add('sshfs'); break;
+      case '--gluster': o.backends.add('gluster'); break;
       case '--trials':
         o.trials = Number(v);
         if (!Number.isInteger(o.trials) || o.trials < 1) usage('--trials needs a positive integer');
@@ -101,7 +120,7 @@ function parseArgs(argv) {
         usage(`unknown argument ${k}`);
     }
   }
-  if (o.backends.size === 0) { o.backends.add('local'); o.backends.add('sshfs'); }
+  if (o.backends.size === 0) for (const b of ['local', 'sshfs', 'gluster']) o.backends.add(b);
   return o;
 }
 
@@ -233,9 +252,9 @@ class LocalBackend {
   downSync() {}
 }
 
-function labRun(prefix, args, timeoutMs) {
+function labRun(prefix, args, timeoutMs, script = LAB, env = { SFL_PREFIX: prefix }) {
   return new Promise((res) => {
-    execFile('bash', [LAB, ...args], { env: { ...process.env, SFL_PREFIX: prefix }, timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile('bash', [script, ...args], { env: { ...process.env, ...env }, timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
       res({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out: `${stdout}${stderr}` });
     });
   });
@@ -293,6 +312,57 @@ class SshfsBackend {
   downSync() {
     if (!this.isUp) return;
     spawnSync('bash', [LAB, 'down'], { env: { ...process.env, SFL_PREFIX: this.prefix }, timeout: 120_000, stdio: 'ignore' });
+    this.isUp = false;
+  }
+}
+
+class GlusterBackend {
+  static count = 0;
+  name = 'gluster';
+  prefix = `pgb${process.pid % 100000}x${++GlusterBackend.count}`;
+  isUp = false;
+
+  static problem() {
+    if (process.getuid?.() !== 0) return 'needs root (network namespaces, FUSE, glusterd)';
+    if (!existsSync(GLUSTER_LAB)) return `lab script not found at ${GLUSTER_LAB}`;
+    if (!existsSync('/dev/fuse')) return '/dev/fuse missing';
+    return null;
+  }
+
+  /** The lab's environment: its prefix, owned by this process (a later `up` reaps it once we are gone). */
+  env() {
+    return { GFL_PREFIX: this.prefix, GFL_NET: '10.213.77', GFL_OWNER_PID: String(process.pid) };
+  }
+
+  async up(n, dir) {
+    this.isUp = true;
+    const r = await labRun(this.prefix, ['up', String(n), dir], 600_000, GLUSTER_LAB, this.env());
+    if (r.code !== 0) throw new Error(`glusterfs-lab.sh up ${n} failed (${r.code}): ${r.out.trim().split('\n').slice(-3).join(' | ')}`);
+    // The bench reads through the observer's mount (never faulted), as the chaos test does.
+    this.root = join(dir, 'view', 'cluster');
+    mkdirSync(this.root, { recursive: true });
+  }
+  spawnMonitor(k, argv, env) {
+    return spawn('bash', [GLUSTER_LAB, 'exec', String(k), '/bin/sh', '-c', 'exec "$@" --root "$GFL_SHARE/cluster"', 'sh', process.execPath, BIN, ...argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...env, ...this.env() },
+    });
+  }
+  fsPids() {
+    return [];
+  }
+  storagePids() {
+    return [];
+  }
+  async down() {
+    if (!this.isUp) return;
+    const r = await labRun(this.prefix, ['down'], 120_000, GLUSTER_LAB, this.env());
+    if (r.code !== 0) log(`bench: glusterfs-lab.sh down (${this.prefix}) failed: ${r.out}`);
+    else this.isUp = false;
+  }
+  downSync() {
+    if (!this.isUp) return;
+    spawnSync('bash', [GLUSTER_LAB, 'down'], { env: { ...process.env, ...this.env() }, timeout: 120_000, stdio: 'ignore' });
     this.isUp = false;
   }
 }
@@ -950,6 +1020,27 @@ async function respawn() {
  * Idle monitors over a quiet window: CPU % and RSS per monitor (monitor + watchdog), the cycle
  * period they actually achieve, and on the lab the sshfs client per node and the storage sshd.
  */
+const FILE_SYSCALLS = 'openat,statx,newfstatat,lstat,rename,renameat2,getdents64,unlink,readlink,mkdir,fsync,fdatasync,read,write,close';
+
+/**
+ * File syscalls of one monitor over MS (strace -c), per cycle it published meanwhile: what the
+ * shared directory serves per monitor. read/write/close count every fd (pipes to its children too).
+ */
+function fileSyscalls(c, name, ms) {
+  const n = c.nodes.get(name);
+  if (!n || spawnSync('strace', ['-V']).status !== 0) return Promise.resolve(null);
+  const seq0 = header(c.clstat(name))?.seq ?? 0;
+  return new Promise((res) => {
+    execFile('timeout', ['-s', 'INT', String(ms / 1000), 'strace', '-c', '-f', '-e', `trace=${FILE_SYSCALLS}`, '-p', String(n.proc.pid)], { encoding: 'utf8' }, (_err, _out, stderr) => {
+      const cycles = (header(c.clstat(name))?.seq ?? 0) - seq0;
+      const total = /(\d+)\s+(?:\d+\s+)?total\s*$/m.exec(stderr ?? '');
+      if (!total || cycles <= 0) return res(null);
+      const calls = Object.fromEntries([...(stderr ?? '').matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/gm)].map((m) => [m[2], Number(m[1])]));
+      res({ perCycle: Number(total[1]) / cycles, cycles, note: `${cycles} cycles: ${Object.entries(calls).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / cycles).toFixed(1)}`).join(', ')}` });
+    });
+  });
+}
+
 async function idle(backend, n, cycle, timeout) {
   let c = null;
   try {
@@ -961,21 +1052,26 @@ async function idle(backend, n, cycle, timeout) {
     const nodes = c.live().map((x) => ({ name: x.name, mon: [x.proc.pid, ...c.watchdogs(x.name)], fs: backend.fsPids(x.k) }));
     const storage = backend.storagePids();
     const t0 = performance.now();
-    const before = nodes.map((x) => ({ mon: ticksOf(x.mon), fs: ticksOf(x.fs) }));
+    const before = nodes.map((x) => ({ mon: ticksOf(x.mon), monitor: ticksOf(x.mon.slice(0, 1)), fs: ticksOf(x.fs) }));
     const st0 = ticksOf(storage);
-    await sleep(QUICK ? 5_000 : 15_000);
+    const idleMs = QUICK ? 5_000 : 15_000;
+    await sleep(idleMs);
     const secs = (performance.now() - t0) / 1000;
     const pct = (ticks) => ticks / secs; // 100 ticks/s = 100 %
     const per = nodes.map((x, i) => ({
-      cpu: pct(ticksOf(x.mon) - before[i].mon),
+      cpu: pct(ticksOf(x.mon.slice(0, 1)) - before[i].monitor),
+      cpuWithWatchdog: pct(ticksOf(x.mon) - before[i].mon),
       rss: x.mon.reduce((s, p) => s + rssMb(p), 0),
       rssMonitor: rssMb(x.mon[0]),
       fsCpu: pct(ticksOf(x.fs) - before[i].fs),
       fsRss: x.fs.reduce((s, p) => s + rssMb(p), 0),
     }));
     const storageNow = backend.storagePids();
+    const fileOps = await fileSyscalls(c, 'n1', Math.min(10_000, idleMs));
     return {
       per,
+      idleSeconds: Math.round(idleMs / 1000) + 5,
+      fileOps,
       storage: storage.length ? { cpu: pct(ticksOf(storage) - st0), rss: storageNow.reduce((s, p) => s + rssMb(p), 0), processes: storageNow.length } : null,
       ...c.health(),
     };
@@ -986,12 +1082,11 @@ async function idle(backend, n, cycle, timeout) {
   }
 }
 
-function simThroughput() {
+function simThroughput(seeds = QUICK ? 200 : 2000, extra = []) {
   const cli = join(ROOT, 'dist', 'sim', 'cli.js');
-  const seeds = QUICK ? 200 : 2000;
   if (!existsSync(cli)) return Promise.resolve({ seeds, error: 'dist/sim/cli.js not built (npm run build)' });
   return new Promise((res) => {
-    execFile(process.execPath, [cli, '--seeds', String(seeds), '--json'], { encoding: 'utf8', timeout: 1_200_000, maxBuffer: 64 << 20 }, (_err, stdout, stderr) => {
+    execFile(process.execPath, [cli, '--seeds', String(seeds), ...extra, '--json'], { encoding: 'utf8', timeout: 1_200_000, maxBuffer: 64 << 20 }, (_err, stdout, stderr) => {
       try {
         res(JSON.parse(stdout.trim().split('\n').pop()));
       } catch {
@@ -1085,17 +1180,22 @@ function printTable() {
 
 const TIMINGS = OPT.timings;
 const wants = (part) => OPT.only.has(part);
-function sizesFor(part, backend) {
+function sizesFor(part, backend, timeout = null) {
   if (OPT.sizes) return OPT.sizes;
+  if (backend === 'gluster') return [3];
   const d = {
     cold: [3, 16],
-    failover: backend === 'local' ? [3, 16, 64] : [3, 16],
+    // 128 monitors at the relaxed setting only: the issue's target for them is 1s/5s.
+    failover: backend === 'local' ? (timeout === '5s' ? [3, 16, 64, 128] : [3, 16, 64]) : [3, 16],
     handover: [3],
     resources: [3],
     idle: backend === 'local' ? [16, 64, 128] : [16],
   }[part];
   return QUICK ? d.filter((n) => n <= 16) : d;
 }
+/** Failover target: timeout + 100 ms + the group's start (50 ms) at N ≤ 16, timeout + 2 × cycle above. */
+const failoverLimit = (n, c, t) => (n <= 16 ? t + 150 : t + 2 * c);
+const failoverTarget = (n, c, t) => `≤ ${failoverLimit(n, c, t)} ms${n <= 16 ? ' (timeout + 150)' : ' (timeout + 2 cycles)'}`;
 const cfgText = (n, cycle, timeout) => `N=${n} cycle ${cycle} timeout ${timeout}`;
 
 /** Run FN and note how long it took (r.wallSeconds), for planning full runs. */
@@ -1106,8 +1206,8 @@ async function timed(fn) {
   return r;
 }
 
-async function clusterRows(backendName, make) {
-  for (const [cycle, timeout] of TIMINGS) {
+async function clusterRows(backendName, make, timings = TIMINGS) {
+  for (const [cycle, timeout] of timings) {
     const c = parseDuration(cycle);
     const t = parseDuration(timeout);
     const base = (n) => ({ backend: backendName, config: cfgText(n, cycle, timeout), nodes: n, cycle, timeout });
@@ -1119,11 +1219,10 @@ async function clusterRows(backendName, make) {
       }
     }
     if (wants('failover')) {
-      for (const n of sizesFor('failover', backendName)) {
+      for (const n of sizesFor('failover', backendName, timeout)) {
         log(`failover [${backendName}] ${cfgText(n, cycle, timeout)} …`);
         const r = await timed(() => failover(make(), n, cycle, timeout));
-        const limit = n <= 16 ? t + 2 * c + 300 : null;
-        addRow({ name: 'failover (crash)', ...base(n), xs: r.times, target: limit === null ? null : `≤ ${limit} ms`, limit, error: r.error, extra: healthOf(r) });
+        addRow({ name: 'failover (crash)', ...base(n), xs: r.times, target: failoverTarget(n, c, t), limit: failoverLimit(n, c, t), error: r.error, extra: healthOf(r) });
       }
     }
     if (wants('resources') && backendName === 'local') {
@@ -1132,7 +1231,7 @@ async function clusterRows(backendName, make) {
         const released = [];
         const r = await timed(() => stopEntryFailover(make(), n, cycle, timeout, released));
         const limit = t + 2 * c + 300;
-        addRow({ name: 'failover (kill -9 of the monitor, stop entry)', ...base(n), xs: r.times, target: `≤ ${limit} ms`, limit, error: r.error, extra: { ...healthOf(r), note: `old marker released after ${Math.round(median(released))} ms (median)`, releasedMs: released } });
+        addRow({ name: 'failover (kill -9 of the monitor, stop entry; it waits for the watchdog)', ...base(n), xs: r.times, target: `≤ ${limit} ms`, limit, error: r.error, extra: { ...healthOf(r), note: `old marker released after ${Math.round(median(released))} ms (median)`, releasedMs: released } });
       }
     }
     if (wants('resources') && backendName === 'local') {
@@ -1150,15 +1249,19 @@ async function clusterRows(backendName, make) {
       }
     }
   }
-  if (wants('idle')) {
+  if (wants('idle') && backendName !== 'gluster') {
     const [cycle, timeout] = ['1s', '5s'];
     for (const n of sizesFor('idle', backendName)) {
       log(`idle [${backendName}] ${cfgText(n, cycle, timeout)} …`);
       const r = await timed(() => idle(make(), n, cycle, timeout));
-      const b = { backend: backendName, config: `${cfgText(n, cycle, timeout)}, per monitor (+ watchdog)`, nodes: n, cycle, timeout };
-      addRow({ name: 'idle CPU', ...b, unit: '%', digits: 2, xs: r.per.map((x) => x.cpu), target: '≤ 2 %', limit: 2, error: r.error, extra: healthOf(r) });
-      const split = r.per.length ? { monitorOnlyMb: Math.round(median(r.per.map((x) => x.rssMonitor))), watchdogMb: Math.round(median(r.per.map((x) => x.rss - x.rssMonitor))) } : {};
-      addRow({ name: 'idle RSS', ...b, unit: 'MB', xs: r.per.map((x) => x.rss), target: '≤ 80 MB', limit: 80, error: r.error, extra: { ...healthOf(r), ...split, ...(r.per.length ? { note: `monitor ${split.monitorOnlyMb} MB + watchdog ${split.watchdogMb} MB` } : {}) } });
+      const b = { backend: backendName, config: `${cfgText(n, cycle, timeout)}, per monitor`, nodes: n, cycle, timeout };
+      // Targets up to N = 64; 128 monitors on two cores are measured for stability (below).
+      const judged = n <= 64;
+      addRow({ name: 'idle CPU', ...b, unit: '%', digits: 2, xs: r.per.map((x) => x.cpu), target: judged ? '≤ 1 %' : null, limit: judged ? 1 : null, error: r.error, extra: { ...healthOf(r), note: r.per.length ? `monitor + watchdog ${median(r.per.map((x) => x.cpuWithWatchdog)).toFixed(2)} %` : '' } });
+      const split = r.per.length ? { withWatchdogMb: Math.round(median(r.per.map((x) => x.rss))), watchdogMb: Math.round(median(r.per.map((x) => x.rss - x.rssMonitor))) } : {};
+      addRow({ name: 'idle RSS', ...b, unit: 'MB', xs: r.per.map((x) => x.rssMonitor), target: judged ? '≤ 60 MB' : null, limit: judged ? 60 : null, error: r.error, extra: { ...healthOf(r), ...split, ...(r.per.length ? { note: `+ watchdog ${split.watchdogMb} MB` } : {}) } });
+      addRow({ name: 'stable while idle (self-fences + false stale calls)', ...b, config: `${cfgText(n, cycle, timeout)}, ${r.idleSeconds ?? '?'} s`, unit: '', xs: r.health ? [r.health.fenceEvents + r.health.falseStale] : [], target: '0', limit: 0, error: r.error, extra: healthOf(r) });
+      if (r.fileOps) addRow({ name: 'file syscalls per monitor per cycle (strace -c of n1)', ...b, unit: '', digits: 1, xs: [r.fileOps.perCycle], extra: { note: r.fileOps.note } });
       if (backendName === 'sshfs' && !r.error) {
         const fb = { ...b, config: `${cfgText(n, cycle, timeout)}, per node (sshfs + ssh)` };
         addRow({ name: 'idle sshfs client CPU', ...fb, unit: '%', digits: 2, xs: r.per.map((x) => x.fsCpu) });
@@ -1172,8 +1275,20 @@ async function clusterRows(backendName, make) {
     }
   }
 }
+/** Failover at keepalived's matched settings (local, N = 3), beside keepalived's measured figure. */
+async function keepalivedRows() {
+  for (const k of KEEPALIVED) {
+    const c = parseDuration(k.cycle);
+    const t = parseDuration(k.timeout);
+    log(`failover vs keepalived [local] ${cfgText(3, k.cycle, k.timeout)} …`);
+    const r = await timed(() => failover(new LocalBackend(), 3, k.cycle, k.timeout));
+    const limit = Math.min(failoverLimit(3, c, t), k.ms);
+    addRow({ name: `failover (crash) vs keepalived ${k.setting}: ${k.ms} ms`, backend: 'local', config: cfgText(3, k.cycle, k.timeout), nodes: 3, cycle: k.cycle, timeout: k.timeout, xs: r.times, target: `≤ ${limit} ms (timeout + 150, and keepalived's ${k.ms})`, limit, error: r.error, extra: { ...healthOf(r), keepalivedMs: k.ms } });
+  }
+}
+
 async function scaleRows() {
-  for (const [n, g] of [[3, 300], [3, 1000]]) {
+  for (const [n, g] of (process.env.PEERHA_BENCH_SCALE ?? "300,1000").split(",").map((g) => [3, Number(g)])) {
     log(`scale [local] ${g} groups × ${n} nodes, 250ms/1s …`);
     const r = await timed(() => scaleColdStart(new LocalBackend(), n, g));
     const config = `${g} groups × N=${n}, 250ms/1s`;
@@ -1189,14 +1304,14 @@ const healthOf = (r) => ({ wallSeconds: r.wallSeconds, ...(r.health ? { health: 
 
 /** A backend that cannot run here: one failed row per measurement it would have made. */
 function unavailableRows(backendName, why) {
-  for (const [cycle, timeout] of TIMINGS) {
+  for (const [cycle, timeout] of backendName === 'gluster' ? [['250ms', '1s']] : TIMINGS) {
     const c = parseDuration(cycle);
     const t = parseDuration(timeout);
     const base = (n) => ({ backend: backendName, config: cfgText(n, cycle, timeout), nodes: n, cycle, timeout, xs: [], error: why });
     if (wants('cold')) for (const n of sizesFor('cold', backendName)) addRow({ name: 'cold start', ...base(n), target: `≤ ${3 * c + 300} ms`, limit: 3 * c + 300 });
-    if (wants('failover')) for (const n of sizesFor('failover', backendName)) addRow({ name: 'failover (crash)', ...base(n), target: n <= 16 ? `≤ ${t + 2 * c + 300} ms` : null, limit: n <= 16 ? t + 2 * c + 300 : null });
+    if (wants('failover')) for (const n of sizesFor('failover', backendName, timeout)) addRow({ name: 'failover (crash)', ...base(n), target: failoverTarget(n, c, t), limit: failoverLimit(n, c, t) });
   }
-  if (wants('idle')) for (const n of sizesFor('idle', backendName)) addRow({ name: 'idle CPU', ...{ backend: backendName, config: cfgText(n, '1s', '5s'), nodes: n, cycle: '1s', timeout: '5s' }, unit: '%', xs: [], target: '≤ 2 %', limit: 2, error: why });
+  if (wants('idle') && backendName !== 'gluster') for (const n of sizesFor('idle', backendName)) addRow({ name: 'idle CPU', ...{ backend: backendName, config: cfgText(n, '1s', '5s'), nodes: n, cycle: '1s', timeout: '5s' }, unit: '%', xs: [], target: '≤ 1 %', limit: 1, error: why });
 }
 
 async function main() {
@@ -1209,6 +1324,7 @@ async function main() {
       addRow({ name: 'respawn', backend: 'local', config: 'peerha init, SIGKILL of a respawn entry', xs: r.times, target: '≤ 50 ms', limit: 50, error: r.error, extra: { wallSeconds: r.wallSeconds } });
     }
     await clusterRows('local', () => new LocalBackend());
+    if (wants('keepalived')) await keepalivedRows();
     if (wants('scale')) await scaleRows();
   }
   if (OPT.backends.has('sshfs') && !OPT.backends.has('local') && ['respawn', 'handover', 'sim'].some(wants)) log('bench: respawn, handover and sim run on the local backend only (add --local)');
@@ -1219,6 +1335,11 @@ async function main() {
       await reapLabs();
       await clusterRows('sshfs', () => new SshfsBackend());
     }
+  }
+  if (OPT.backends.has('gluster') && ['cold', 'failover'].some(wants)) {
+    const why = GlusterBackend.problem();
+    if (why) unavailableRows('gluster', why);
+    else await clusterRows('gluster', () => new GlusterBackend(), [['250ms', '1s']]);
   }
   if (OPT.backends.has('local') && wants('sim')) {
     log('simulator …');
@@ -1234,6 +1355,21 @@ async function main() {
       limit: null,
       error: sim.error,
       extra: sim.error ? { met: false } : { met: sim.failures === 0, note: `${sim.failures} failing, ${sim.wallSeconds} s wall${sim.convergenceCycles ? `, convergence p50/p99/max ${sim.convergenceCycles.p50}/${sim.convergenceCycles.p99}/${sim.convergenceCycles.max} cycles` : ''}` },
+    });
+    log('simulator, 64 nodes …');
+    const big = await simThroughput(QUICK ? 30 : 100, ['--nodes', '64', '--jobs', '2']);
+    results.sim64 = big;
+    const rate = big.historiesPerMinute;
+    addRow({
+      name: 'simulator throughput, 64-node histories',
+      backend: 'local',
+      config: `--seeds ${big.seeds ?? '?'} --nodes 64 --jobs 2`,
+      unit: 'histories/min',
+      xs: rate !== undefined ? [rate] : [],
+      target: '≥ 1000 /min, 0 failing',
+      limit: null,
+      error: big.error,
+      extra: big.error ? { met: false } : { met: big.failures === 0 && rate >= 1000, note: `${big.failures} failing, ${big.wallSeconds} s wall` },
     });
   }
   results.wallSeconds = Math.round((performance.now() - t0) / 1000);

@@ -66,6 +66,7 @@ export const MONITOR_DEFAULTS = {
   waitForAll: false,
   fenceTimeoutMs: 30_000,
   selfFence: true,
+  nice: -10,
   stateDir: '/run/peerha',
   logLevel: 'info' as LogLevel,
 } as const;
@@ -92,6 +93,12 @@ export interface MonitorConfig {
   readonly fence: FenceConfig;
   /** The local watchdog guarantees self-fencing. */
   readonly selfFence: boolean;
+  /**
+   * The monitor's (and its watchdog's) scheduling priority, as nice(1): heartbeats must not wait
+   * behind the groups' own work (corosync and keepalived run at raised priority too). Groups run
+   * at the normal priority. Applied when the monitor may (root); otherwise left as it is.
+   */
+  readonly nice: number;
   /** Local (non-shared) state. */
   readonly stateDir: string;
   /** A group (name or gid) that may read the shared files: written 0640 with it, else 0600. */
@@ -153,6 +160,7 @@ export interface MonitorFileValues {
   fenceRetryMaxMs?: number;
   fenceMethods?: FenceMethod[];
   selfFence?: boolean;
+  nice?: number;
   stateDir?: string;
   sharedGroup?: string;
   logLevel?: LogLevel;
@@ -403,6 +411,7 @@ const SCHEMA = new Map(Object.entries({
     methods: leaf('fenceMethods', (node, lineOf) => readFenceMethods(node, lineOf)),
   }),
   self_fence: leaf('selfFence', readBool),
+  nice: leaf('nice', readNumber('an integer from -20 to 19 (nice(1): lower runs first)', (n) => Number.isInteger(n) && n >= -20 && n <= 19)),
   state_dir: leaf('stateDir', readString('a local directory', true)),
   shared_group: leaf('sharedGroup', readString('a group name or gid that may read the shared files')),
   log: section({
@@ -715,6 +724,7 @@ export function resolveMonitorConfig(
         timeoutMs: f.fenceTimeoutMs ?? MONITOR_DEFAULTS.fenceTimeoutMs,
       },
       selfFence,
+      nice: f.nice ?? MONITOR_DEFAULTS.nice,
       stateDir: f.stateDir ?? MONITOR_DEFAULTS.stateDir,
       ...(f.sharedGroup !== undefined ? { sharedGroup: f.sharedGroup } : {}),
       logLevel: f.logLevel ?? MONITOR_DEFAULTS.logLevel,

@@ -3,7 +3,8 @@
 // whole group, and only while the group is known to have live members.
 
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { StopSignal } from './machines.js';
 
@@ -156,7 +157,10 @@ export class RealRunner implements Runner {
       poll();
     };
 
-    const child = spawn('/bin/sh', ['-c', req.command], {
+    // A monitor runs at raised priority (its `nice`); its groups' commands run at the normal one.
+    const raised = NICE === null ? 0 : -getPriority();
+    const [file, args] = raised > 0 ? [NICE!, ['-n', String(raised), '/bin/sh', '-c', req.command]] : ['/bin/sh', ['-c', req.command]];
+    const child = spawn(file, args, {
       detached: true, // setsid(): a new session and process group led by the shell
       stdio: ['ignore', 'pipe', 'pipe'],
       env: req.env ?? process.env,
@@ -194,6 +198,9 @@ export class RealRunner implements Runner {
     };
   }
 }
+
+/** nice(1), which execs the command at a lower priority (the same pid, so the same process group). */
+const NICE = ['/usr/bin/nice', '/bin/nice'].find((p) => existsSync(p)) ?? null;
 
 interface Queued {
   readonly req: SpawnRequest;

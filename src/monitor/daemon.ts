@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { FsStore, groupId } from '../cluster/store.js';
 import type { Logger } from '../io/log.js';
@@ -21,6 +22,20 @@ import { releasePidLock, takePidLock } from './pidlock.js';
 import { holdsResources, STOP } from './decide.js';
 import { initialState, timingsOf, type MonitorSettings } from './state.js';
 import { runRecordedStops, Watchdog } from './watchdog.js';
+
+/**
+ * Run at `nice` (below the default 0: before the groups' work) when allowed; the watchdog, started
+ * later, inherits it. A priority we may not take (not root) leaves things as they are.
+ */
+function raisePriority(nice: number, log: Logger): void {
+  if (nice >= getPriority()) return;
+  try {
+    setPriority(nice);
+    log.info({ nice }, 'monitor priority raised');
+  } catch (e) {
+    log.info({ nice, err: String(e) }, 'monitor priority left as it is (raising it needs root)');
+  }
+}
 
 /** How long process events are gathered before the monitor sees them (see onChange). */
 const ENGINE_FLUSH_MS = 10;
@@ -110,6 +125,7 @@ export class MonitorDaemon {
       process.stderr.write(`peerha monitor: another monitor for node ${this.settings.node} runs on this machine (${this.lock})\n`);
       return Promise.resolve(1);
     }
+    raisePriority(this.settings.nice, this.log);
     return new Promise<number>((resolve) => {
       this.exited = resolve;
       const on = (sig: NodeJS.Signals, fn: () => void): void => {

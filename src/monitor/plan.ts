@@ -63,7 +63,7 @@ export async function planFor(base: PlanBase, node: string, opts: { staleOk?: bo
     throw new PlanError(`${node}'s hastat is ${(ageMs / 1000).toFixed(1)} s old (timeout ${timeoutMs / 1000} s): its monitor is not running, or cannot write DIR. --stale-ok plans on it anyway`, 1);
   }
   const own = await store.readNodeFile(node, 'clstat');
-  let state: MonitorState = restoreState(h, { ...base, node, fence: base.fence, stopLevel: DEFAULT_STOP_LEVELS }, groupsFromClstat(own?.text ?? null), ageMs);
+  let state: MonitorState = restoreState(h, { ...base, node, fence: base.fence, stopLevel: DEFAULT_STOP_LEVELS, nice: 0 }, groupsFromClstat(own?.text ?? null), ageMs);
 
   // Planning is a random draw for a node that is not the designated planner: show the draw that plans.
   const logic: Logic = { ...REAL_LOGIC, decide: (v, c, now) => decide(v, c, now, () => 0) };

@@ -9,7 +9,7 @@ import type { Hactl } from '../config/hactl.js';
 import type { MonitorConfig, QuorumConfig } from '../config/monitor.js';
 import type { Hastat, HastatFence } from '../cluster/hastat.js';
 import type { LivenessView, PeerMemory, PeerObservation } from '../cluster/liveness.js';
-import { FRESH_QUORUM, type QuorumMemory } from '../cluster/quorum.js';
+import { FRESH_QUORUM, type QuorumMemory, type QuorumResult } from '../cluster/quorum.js';
 import type { FileSignature } from '../cluster/store.js';
 import type { Judged } from '../cluster/replicate.js';
 import type { GroupStatus } from '../init/engine.js';
@@ -164,6 +164,13 @@ export interface LastDecision {
   readonly why: string;
 }
 
+export interface HastatInputs {
+  readonly quorum: QuorumResult;
+  readonly nodes: ReadonlyMap<string, NodeView>;
+  readonly errors: readonly string[];
+  readonly notes: ReadonlyArray<{ readonly group: string; readonly note: string }>;
+}
+
 export interface Loaded<T> {
   readonly value: T;
   readonly hash: string;
@@ -251,6 +258,10 @@ export interface MonitorState {
   readonly lastHastat: Hastat | null;
   /** A hastat write is under way: the next cycle's view waits for the one after it. */
   readonly hastatWriting: boolean;
+  /** What the last decision saw, for the next hastat (built only when one is written). */
+  readonly hastatInputs: HastatInputs | null;
+  /** When the last hastat write began (monotonic). */
+  readonly lastHastatAt: number;
 }
 
 export function initialState(settings: MonitorSettings, pid: number, seed: number): MonitorState {
@@ -308,6 +319,8 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     leave: null,
     owners: new Map(),
     hastatWriting: false,
+    hastatInputs: null,
+    lastHastatAt: Number.NEGATIVE_INFINITY,
     loggedNotes: new Map(),
     loggedErrors: '',
     quorumOk: null,

@@ -28,6 +28,7 @@ export function simSettings(world: World, node: string): MonitorSettings {
     visibilityLagMs: scenario.visibilityLagMs,
     balance: scenario.balance,
     failCooldownCycles: scenario.failCooldownCycles,
+    nice: 0,
     quorum: scenario.quorum,
     fence: scenario.fence,
     selfFence: scenario.selfFence,

@@ -58,6 +58,7 @@ const DEFAULTS: MonitorConfig = {
   quorum: { policy: 'adaptive', waitForAll: false },
   fence: { timeoutMs: 30_000, action: 'off', delayBaseMs: 0, delayMaxMs: 0, priorityDelayMs: 0, retryMaxMs: 60_000, methods: [] },
   selfFence: true,
+  nice: -10,
   stateDir: '/run/peerha',
   logLevel: 'info',
   configFile: FILE,
@@ -91,10 +92,11 @@ describe('monitor config: defaults and values', () => {
       'log:',
       '  level: trace',
       'shared_group: monitoring',
+      'nice: 0',
       '',
     ].join('\n');
     const f = parse(text);
-    expect(Object.keys(f.lines)).toHaveLength(16);
+    expect(Object.keys(f.lines)).toHaveLength(17);
     expect(f.lines).toMatchObject({ root: 1, cycleMs: 3, quorumPolicy: 9, quorumWaitForAll: 11, fenceTimeoutMs: 14, logLevel: 18, sharedGroup: 19 });
     expect(resolveMonitorConfig(f, {}, {}, HOST)).toEqual({
       ok: true,
@@ -111,6 +113,7 @@ describe('monitor config: defaults and values', () => {
         quorum: { policy: 'none', expected: 4, waitForAll: true },
         fence: { ...DEFAULTS.fence, command: 'ipmitool -H bmc-$1 power off', timeoutMs: 60_000, methods: [{ kind: 'command', line: 13, command: 'ipmitool -H bmc-$1 power off' }] },
         selfFence: false,
+        nice: 0,
         stateDir: '/var/lib/peerha',
         sharedGroup: 'monitoring',
         logLevel: 'trace',
@@ -241,6 +244,8 @@ describe('monitor config errors name file:line', () => {
       ['fence: {command: [a]}', /:1: fence\.command a list: expected a shell command$/],
       ['fence:\n  timeout: 0s', /:2: fence\.timeout must be more than 0$/],
       ['self_fence: yes', /:1: self_fence "yes": expected true or false$/],
+      ['nice: -21', /:1: nice -21: expected an integer from -20 to 19/],
+      ['nice: 2.5', /:1: nice 2.5: expected an integer from -20 to 19/],
       ['quorum:\n  policy: most', /:2: quorum\.policy "most": expected one of majority, adaptive, none$/],
       ['quorum:\n  expected: 0', /:2: quorum\.expected 0: expected a whole number of nodes \(1 or more\)$/],
       ['quorum:\n  expected: "3"', /:2: quorum\.expected "3": expected a whole number of nodes/],
@@ -403,7 +408,7 @@ describe('loadMonitorConfig', () => {
 
     writeFileSync(path, 'root: /srv\n\nbogus: 1\n');
     const bad = loadMonitorConfig(path);
-    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, stop_timeout, stop_level, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, state_dir, shared_group, log)`]);
+    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, stop_timeout, stop_level, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, nice, state_dir, shared_group, log)`]);
   });
 
   it('a missing file is an error when given, the defaults when optional', () => {
@@ -428,7 +433,7 @@ describe('loadMonitorConfig', () => {
     const r = loadMonitorConfig(path);
     if (!r.ok) throw new Error(r.errors.map(formatError).join('\n'));
     expect(Object.keys(r.config.lines).sort()).toEqual(
-      ['root', 'node', 'cycleMs', 'timeoutMs', 'visibilityLagMs', 'balance', 'failCooldownCycles', 'quorumPolicy', 'quorumExpected', 'quorumWaitForAll', 'fenceCommand', 'fenceTimeoutMs', 'fenceAction', 'fenceDelayBaseMs', 'fenceDelayMaxMs', 'fencePriorityDelayMs', 'fenceRetryMaxMs', 'selfFence', 'stateDir', 'logLevel'].sort(),
+      ['root', 'node', 'cycleMs', 'timeoutMs', 'visibilityLagMs', 'balance', 'failCooldownCycles', 'quorumPolicy', 'quorumExpected', 'quorumWaitForAll', 'fenceCommand', 'fenceTimeoutMs', 'fenceAction', 'fenceDelayBaseMs', 'fenceDelayMaxMs', 'fencePriorityDelayMs', 'fenceRetryMaxMs', 'selfFence', 'nice', 'stateDir', 'logLevel'].sort(),
     );
     const c = resolveMonitorConfig(r.config, {}, {}, HOST);
     if (!c.ok) throw new Error(c.errors.map(formatError).join('\n'));
