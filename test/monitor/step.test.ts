@@ -260,6 +260,21 @@ describe('step: a cycle', () => {
     expect(x.state.lastLive.get('n2')?.state).toBe('up');
   });
 
+  it('the hastat is written every cycle, and with many groups every few (it is costly to build)', () => {
+    const hastats = (x: Script, cycles: number): number => {
+      x.clear();
+      for (let i = 0; i < cycles; i++) x.fire('cycle');
+      return x.types().filter((t) => t === 'io:hastat').length;
+    };
+    expect(hastats(started(), 8)).toBe(8);
+    const big = new Script();
+    big.files.set('cltab', Array.from({ length: 600 }, (_, i) => `g${i}:t${i}:start:respawn:sleep 9`).join('\n') + '\n');
+    big.files.set('hactl', 'g1 start\n');
+    big.send({ type: 'start' });
+    big.fire('cycle'); // loads the cltab
+    expect(hastats(big, 12)).toBeLessThanOrEqual(5);
+  });
+
   it('a failed store batch ends the cycle without a decision and retries a cycle later; its late answers are dropped', () => {
     const x = started();
     x.failing = true;
