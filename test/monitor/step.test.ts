@@ -14,7 +14,7 @@ import { step } from '../../src/monitor/step.js';
 const NO_FENCE: FenceConfig = { timeoutMs: 1000, action: 'off', delayBaseMs: 0, delayMaxMs: 0, priorityDelayMs: 0, retryMaxMs: 4000, methods: [] };
 
 function settings(extra: Partial<MonitorSettings> = {}): MonitorSettings {
-  return { root: '/srv/ha', node: 'n1', cycleMs: 100, timeoutMs: 400, stopTimeoutMs: 100, stopLevel: { default: 'stop', groups: {} }, visibilityLagMs: 0, balance: 1.5, failCooldownCycles: 10, quorum: { policy: 'none' }, fence: NO_FENCE, selfFence: true, stateDir: '/run/peerha', ...extra };
+  return { root: '/srv/ha', node: 'n1', cycleMs: 100, timeoutMs: 400, stopTimeoutMs: 100, stopLevel: { default: 'stop', groups: {} }, visibilityLagMs: 0, balance: 1.5, failCooldownCycles: 10, quorum: { policy: 'none' }, fence: NO_FENCE, selfFence: true, nice: 0, stateDir: '/run/peerha', ...extra };
 }
 
 /** Everything a Map or Set holds, in order: to compare a state before and after a step. */
