@@ -176,7 +176,11 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   const beatNames = beatListing?.op === 'list' ? beatListing.names : null;
   const beats = beatNames === null ? undefined : latestBeats(beatNames).latest;
   const outdated = beatNames === null ? [] : ownOutdatedBeats(state, beatNames, t.me);
-  const clstatReads = names.filter((n) => n !== t.me && !contentKnown(state, beats?.get(n), n, t.now));
+  // A group here at `plan` moves on to its test in this cycle, without a plan window when its
+  // claim was won and every peer was read: read every peer then (a listing may lag behind a
+  // read, and a store can lose a claim).
+  const placing = [...localInstances(state).values()].some((i) => i.level === 'plan');
+  const clstatReads = names.filter((n) => n !== t.me && (placing || !contentKnown(state, beats?.get(n), n, t.now)));
   const statPaths = paths.filter((path, i) => !copyKnown(state, beats, path, (cycle.id + i) % COPY_RECHECK_CYCLES === 0, t.now));
   state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, listed: listed !== null, paths, claimNames, claimReads, clstatReads, statPaths, ...(beats ? { beats } : {}) };
   const peers = clstatReads.map((n) => ({ op: 'read' as const, path: `nodes/${n}/clstat` }));

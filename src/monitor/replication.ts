@@ -42,6 +42,19 @@ function problems(file: ReplicatedFile, text: string, source: string): string[] 
 /** The last few copy texts that parsed without an error. */
 const VALID_TEXTS = new Set<string>();
 
+/** contentHash() memoized on the text (every node hashes the same few texts); at most 256. */
+function hashOf(text: string): string {
+  let h = HASHES.get(text);
+  if (h === undefined) {
+    h = contentHash(text);
+    if (HASHES.size >= 256) HASHES.delete(HASHES.keys().next().value!);
+    HASHES.set(text, h);
+  }
+  return h;
+}
+
+const HASHES = new Map<string, string>();
+
 /** Every copy of every replicated file, as paths relative to DIR: the admin copy first. */
 export function copyPaths(names: readonly string[]): readonly string[] {
   const key = names.join('/');
@@ -98,7 +111,7 @@ export function judgeRead(copies: Map<string, CopySeen>, path: string, source: s
   if (!read && error?.endsWith('refused')) judged = { source, text: '', mtimeMs: 0, hash: '', errors: [`${source}: ${error}`] };
   else if (read && prev && prev.mtimeMs === read.mtimeMs && prev.text === read.text) judged = prev;
   else if (read) {
-    const hash = contentHash(read.text);
+    const hash = hashOf(read.text);
     judged = prev && prev.hash === hash && prev.mtimeMs === read.mtimeMs ? prev : { source, text: read.text, mtimeMs: read.mtimeMs, hash, errors: problems(fileOf(path), read.text, source) };
   }
   copies.set(path, { sig: seen?.sig ?? null, since: seen?.since ?? 0, judged });

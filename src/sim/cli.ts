@@ -14,6 +14,10 @@
 //   --quiet                   only the summary
 //   --json                    the summary as one JSON object on the last stdout line, and nothing
 //                             else on stdout (failures and progress go to stderr)
+//   --help                    the usage line
+//
+// A campaign's workers take seeds from one shared counter as they finish (histories differ in
+// length many times over); each history is the same whichever worker runs it.
 
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -37,8 +41,10 @@ interface Args {
   json: boolean;
 }
 
+const USAGE = 'usage: npm run sim -- [--seed S [--trace]] [--seeds N] [--start S] [--nodes N|A-B] [--jobs J] [--drift F] [--faults X] [--timeout-cycles N] [--slow-stops] [--stop-timeout F] [--max-failures K] [--quiet] [--json] [--help]\n';
+
 function usage(msg: string): never {
-  process.stderr.write(`sim: ${msg}\nusage: npm run sim -- [--seed S [--trace]] [--seeds N] [--start S] [--nodes N|A-B] [--jobs J] [--drift F] [--faults X] [--timeout-cycles N] [--slow-stops] [--stop-timeout F] [--max-failures K] [--quiet] [--json]\n`);
+  process.stderr.write(`sim: ${msg}\n${USAGE}`);
   process.exit(2);
 }
 
@@ -109,6 +115,10 @@ function parseArgs(argv: readonly string[]): Args {
       case '--json':
         a.json = true;
         break;
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE + '(see the top of src/sim/cli.ts and docs/simulator.md for what each option does)\n');
+        process.exit(0);
       default:
         usage(`unknown argument ${k}`);
     }
@@ -185,11 +195,13 @@ async function campaign(a: Args): Promise<number> {
   };
   const jobs = Math.min(a.jobs, seeds.length);
   const self = fileURLToPath(import.meta.url);
+  // Workers take the next seed as they finish one (histories differ in length many times over):
+  // none sits idle while another still has a queue.
+  const next = new Int32Array(new SharedArrayBuffer(4));
   await new Promise<void>((resolve) => {
     let running = jobs;
     for (let j = 0; j < jobs; j++) {
-      const mine = seeds.filter((_, i) => i % jobs === j);
-      const w = new Worker(self, { workerData: { seeds: mine, options: runOptions(a), maxFailures: a.maxFailures } });
+      const w = new Worker(self, { workerData: { seeds, next, options: runOptions(a), maxFailures: a.maxFailures } });
       w.on('message', (m: Summary) => {
         onResult(m);
         if (failures.length >= a.maxFailures) void w.terminate();
@@ -263,9 +275,10 @@ function main(): void {
 
 if (isMainThread) main();
 else {
-  const { seeds, options, maxFailures } = workerData as { seeds: number[]; options: RunOptions; maxFailures: number };
+  const { seeds, next, options, maxFailures } = workerData as { seeds: number[]; next: Int32Array; options: RunOptions; maxFailures: number };
   let failures = 0;
-  for (const seed of seeds) {
+  for (let i = Atomics.add(next, 0, 1); i < seeds.length; i = Atomics.add(next, 0, 1)) {
+    const seed = seeds[i]!;
     let s: Summary;
     try {
       s = summarize(runSeed(seed, options));

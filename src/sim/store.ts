@@ -10,8 +10,14 @@
 // Per node: a partition makes its operations fail (listings empty, reads nothing, writes fail) or
 // hang (complete only after the partition heals: a write queued before it lands late); a slow
 // store adds latency to every operation; an I/O-error fault fails whole batches (as a thrown EIO).
+//
+// Speed (every node reads every peer's clstat and stats every replica each cycle: O(N²) operations
+// per cycle): one map lookup per operation finds the file's entry, which carries what is derived
+// from its path (a clstat? whose folder?) and what each reader last saw of it (an array indexed by
+// reader); a version carries its read and stat answers, built once and shared by every reader
+// (results are read-only to the monitor). The random draws are exactly those of the plain version.
 
-import type { FileRead, FileSignature, SharedStore, StoreOp, StoreResult } from '../cluster/store.js';
+import type { FileRead, SharedStore, StoreOp, StoreResult } from '../cluster/store.js';
 import type { Rng } from './rng.js';
 import type { Scheduler } from './scheduler.js';
 
@@ -24,9 +30,12 @@ export interface Version {
   readonly at: number;
   /** null: the file was removed. A JSON document is serialized when first read. */
   text: string | null;
-  json?: unknown;
+  json: unknown;
   readonly mtimeMs: number;
   readonly ino: number;
+  /** Its answers, built when first asked (a JSON document's stat changes once it is serialized). */
+  readResult: StoreResult | null;
+  statResult: StoreResult | null;
 }
 
 export interface ReadFaults {
@@ -47,16 +56,41 @@ export interface NodeStoreState {
   views: Map<string, 'lost' | Map<string, Version>>;
 }
 
+/** One file: its recent versions (oldest first) and what is derived from its path. */
+interface FileEntry {
+  readonly vs: Version[];
+  /** A peer heartbeat: subject to the read faults. */
+  readonly clstat: boolean;
+  /** `nodes/<peer>/…`: the folder a one-sided view fault hides or freezes. */
+  readonly peer: string | undefined;
+  /** Reader index → the newest version it has read (reads are monotonic per reader). */
+  readonly seen: Array<Version | undefined>;
+}
+
+/** A reader (a node's monitor): its index into FileEntry.seen, its state, its SharedStore. */
+interface Reader {
+  readonly name: string;
+  readonly idx: number;
+  readonly st: NodeStoreState;
+  store: SharedStore | null;
+}
+
 const NO_FAULTS: ReadFaults = { torn: 0, missing: 0, reorder: 0 };
+const STAT_NONE: StoreResult = { op: 'stat', sig: null };
+const READ_ENOENT: StoreResult = { op: 'read', read: null, error: 'ENOENT' };
+const READ_EIO: StoreResult = { op: 'read', read: null, error: 'EIO (partition)' };
+const READ_SYMLINK: StoreResult = { op: 'read', read: null, error: 'a symlink: refused' };
 
 /** Where a stuck view keeps the peer's beat name it froze. */
 const FROZEN_BEAT = 'beats/';
 
 export class SimStore {
-  private readonly files = new Map<string, Version[]>();
+  private readonly files = new Map<string, FileEntry>();
   private readonly dirs = new Map<string, number>();
-  /** reader → file → the newest version index it has read (reads are monotonic per reader). */
-  private readonly seen = new Map<string, Map<string, number>>();
+  /** The node folders (`nodes/X`), sorted by name as a listing returns them, and the newest one's creation time. */
+  private readonly nodeDirs: Array<{ readonly name: string; readonly at: number }> = [];
+  private nodeDirsLastAt = Number.NEGATIVE_INFINITY;
+  private readonly readers = new Map<string, Reader>();
   private nextIdx = 1;
   readonly nodes = new Map<string, NodeStoreState>();
   readonly faults: ReadFaults = { torn: 0, missing: 0, reorder: 0 };
@@ -94,6 +128,15 @@ export class SimStore {
     return s;
   }
 
+  private reader(node: string): Reader {
+    let r = this.readers.get(node);
+    if (!r) {
+      r = { name: node, idx: this.readers.size, st: this.state(node), store: null };
+      this.readers.set(node, r);
+    }
+    return r;
+  }
+
   /** Heal a partition: hung operations complete (after their latency), in order. */
   heal(node: string): void {
     const s = this.state(node);
@@ -102,8 +145,7 @@ export class SimStore {
     for (const fn of hung) fn();
   }
 
-  private opLatency(node: string): number {
-    const s = this.state(node);
+  private opLatency(s: NodeStoreState): number {
     let ms = this.rng.uniform(this.latency[0], this.latency[1]);
     if (s.slow) ms += this.rng.uniform(s.slow[0], s.slow[1]);
     return ms;
@@ -111,9 +153,12 @@ export class SimStore {
 
   /** One operation of `node`: `body(ok)` runs when it completes (ok=false: it failed). */
   op(node: string, body: (ok: boolean) => void): void {
+    this.opOf(this.reader(node).st, body);
+  }
+
+  private opOf(s: NodeStoreState, body: (ok: boolean) => void): void {
     const run = (): void => {
-      this.sched.after(this.opLatency(node), () => {
-        const s = this.state(node);
+      this.sched.after(this.opLatency(s), () => {
         if (s.partition === 'hang') {
           s.hung.push(() => body(true));
           return;
@@ -121,29 +166,34 @@ export class SimStore {
         body(s.partition !== 'fail');
       });
     };
-    const s = this.state(node);
     if (s.partition === 'hang') s.hung.push(run);
     else run();
   }
 
   /** The store as `node`'s monitor sees it: one batch, one operation's latency, all results at once. */
   forNode(node: string): SharedStore {
-    return {
+    const r = this.reader(node);
+    if (r.store) return r.store;
+    const store: SharedStore = {
       perform: (ops, done) =>
-        this.op(node, (ok) => {
-          if (ok && this.rng.chance(this.state(node).ioError)) {
+        this.opOf(r.st, (ok) => {
+          if (ok && this.rng.chance(r.st.ioError)) {
             this.failedBatches++;
             return done(null, 'EIO (simulated)');
           }
-          done(ops.map((op) => this.apply(node, op, ok)));
+          const results = new Array<StoreResult>(ops.length);
+          for (let i = 0; i < ops.length; i++) results[i] = this.apply(r, ops[i]!, ok);
+          done(results);
         }),
     };
+    r.store = store;
+    return store;
   }
 
-  private apply(node: string, op: StoreOp, ok: boolean): StoreResult {
+  private apply(r: Reader, op: StoreOp, ok: boolean): StoreResult {
     switch (op.op) {
       case 'list':
-        return { op: 'list', names: ok ? (op.dir === 'claims' ? this.listClaims() : op.dir === 'beats' ? this.listBeats(node) : this.listNodes()) : null };
+        return { op: 'list', names: ok ? (op.dir === 'claims' ? this.listClaims() : op.dir === 'beats' ? this.listBeats(r) : this.listNodes()) : null };
       case 'create': {
         // The store arbitrates at once, whatever each reader's lag: one create of a name wins.
         if (!ok) return { op: 'create', error: 'EIO (partition)' };
@@ -167,15 +217,19 @@ export class SimStore {
         if (this.latest(op.path)?.text != null) this.put(op.path, null);
         return { op: 'unlink', error: null };
       case 'read': {
-        if (ok && this.links.has(op.path)) return { op: 'read', read: null, error: 'a symlink: refused' };
-        const read = ok ? this.read(node, op.path) : null;
-        return read ? { op: 'read', read } : { op: 'read', read: null, error: ok ? 'ENOENT' : 'EIO (partition)' };
+        if (!ok) return READ_EIO;
+        if (this.links.has(op.path)) return READ_SYMLINK;
+        return this.readOf(r, op.path) ?? READ_ENOENT;
       }
-      case 'stat':
-        return { op: 'stat', sig: ok && !this.links.has(op.path) ? this.stat(node, op.path) : null };
+      case 'stat': {
+        if (!ok || this.links.has(op.path)) return STAT_NONE;
+        const v = this.visible(r, op.path, NO_FAULTS);
+        if (!v || v.text === null) return STAT_NONE;
+        return (v.statResult ??= { op: 'stat', sig: { mtimeMs: v.mtimeMs, size: v.json !== undefined ? -1 : v.text.length, ino: v.ino } });
+      }
       case 'heartbeat': {
         // As FsStore: the clstat (in place on a full filesystem), then the beat renamed at once.
-        const written = this.apply(node, { op: 'write', path: op.path, text: op.text }, ok);
+        const written = this.apply(r, { op: 'write', path: op.path, text: op.text }, ok);
         if (written.op !== 'write' || written.error !== null) return { op: 'heartbeat', error: written.op === 'write' ? written.error : 'write failed' };
         const from = op.from === null || this.latest(`beats/${op.from}`)?.text == null ? null : `beats/${op.from}`;
         if (from === null && this.full) return { op: 'heartbeat', error: 'ENOSPC (simulated)' };
@@ -203,19 +257,31 @@ export class SimStore {
   // ------------------------------------------------------------------ contents
 
   mkdir(path: string): void {
-    if (!this.dirs.has(path)) this.dirs.set(path, this.sched.now);
+    if (this.dirs.has(path)) return;
+    const at = this.sched.now;
+    this.dirs.set(path, at);
+    if (!path.startsWith('nodes/')) return;
+    // Kept sorted by name (what a listing returns), each with the time it was created.
+    const name = path.slice('nodes/'.length);
+    let i = this.nodeDirs.length;
+    while (i > 0 && this.nodeDirs[i - 1]!.name > name) i--;
+    this.nodeDirs.splice(i, 0, { name, at });
+    this.nodeDirsLastAt = Math.max(this.nodeDirsLastAt, at);
   }
 
   /** A completed write (or removal, text null): visible from now on, subject to each reader's lag. */
   put(path: string, text: string | null, mtimeMs?: number, json?: unknown): void {
     this.writes++;
-    let vs = this.files.get(path);
-    if (!vs) {
-      vs = [];
-      this.files.set(path, vs);
+    let e = this.files.get(path);
+    if (!e) {
+      const slash = path.indexOf('/', 6);
+      const peer = path.startsWith('nodes/') ? path.slice(6, slash < 0 ? undefined : slash) : undefined;
+      e = { vs: [], clstat: path.endsWith('/clstat'), peer, seen: [] };
+      this.files.set(path, e);
     }
+    const vs = e.vs;
     const idx = this.nextIdx++;
-    vs.push({ idx, at: this.sched.now, text, mtimeMs: mtimeMs ?? Math.round(EPOCH_MS + this.sched.now), ino: idx, ...(json !== undefined ? { json } : {}) });
+    vs.push({ idx, at: this.sched.now, text, json, mtimeMs: mtimeMs ?? Math.round(EPOCH_MS + this.sched.now), ino: idx, readResult: null, statResult: null });
     // Keep what a read may still return: everything inside the lag window plus the newest before it.
     const horizon = this.sched.now - this.lagMs - 1;
     let drop = 0;
@@ -225,7 +291,7 @@ export class SimStore {
 
   /** The newest version as of now, ignoring lag (what the writer knows it wrote). */
   latest(path: string): Version | null {
-    const vs = this.files.get(path);
+    const vs = this.files.get(path)?.vs;
     return vs?.[vs.length - 1] ?? null;
   }
 
@@ -238,7 +304,7 @@ export class SimStore {
   private listFolder(prefix: string, t: number): string[] {
     const out: string[] = [];
     const horizon = this.sched.now - this.lagMs - 1;
-    for (const [path, vs] of this.files) {
+    for (const [path, { vs }] of this.files) {
       if (!path.startsWith(prefix)) continue;
       // A beat renamed away long enough ago that no listing can show it: forgotten (every
       // heartbeat is a new name; kept, they would make every listing slower).
@@ -263,8 +329,8 @@ export class SimStore {
    * Beat files as a listing `lag` ms old shows them to `reader`, with its one-sided view faults:
    * a lost peer's beats are missing, a stuck peer's beat stands still where the fault froze it.
    */
-  listBeats(reader: string): string[] {
-    const views = this.nodes.get(reader)?.views;
+  listBeats(r: Reader): string[] {
+    const views = r.st.views;
     const names = this.listFolder('beats/', this.sched.now - this.rng.uniform(0, this.lagMs));
     if (!views?.size) return names.sort();
     const out = names.filter((n) => !views.has(n.slice(0, n.indexOf('@'))));
@@ -275,47 +341,61 @@ export class SimStore {
   listNodes(): string[] {
     const t = this.sched.now - this.rng.uniform(0, this.lagMs);
     const out: string[] = [];
-    for (const [d, at] of this.dirs) if (at <= t && d.startsWith('nodes/')) out.push(d.slice('nodes/'.length));
-    return out.sort();
+    if (this.nodeDirsLastAt <= t) {
+      for (const d of this.nodeDirs) out.push(d.name);
+    } else {
+      for (const d of this.nodeDirs) if (d.at <= t) out.push(d.name);
+    }
+    return out;
   }
 
   /** Start or end a one-sided view fault: `reader` loses `peer`'s folder, or sees it frozen as now. */
   setView(reader: string, peer: string, mode: 'lost' | 'stuck' | null): void {
-    const views = this.state(reader).views;
+    const r = this.reader(reader);
+    const views = r.st.views;
     if (mode === null) views.delete(peer);
     else if (mode === 'lost') views.set(peer, 'lost');
     else {
+      // What it last read of every file in that folder (a version no longer kept is not frozen).
       const frozen = new Map<string, Version>();
-      for (const [p, idx] of this.seen.get(reader) ?? []) {
-        const v = p.startsWith(`nodes/${peer}/`) ? this.files.get(p)?.find((x) => x.idx === idx) : undefined;
-        if (v) frozen.set(p, v);
+      for (const [p, e] of this.files) {
+        const v = e.peer === peer ? e.seen[r.idx] : undefined;
+        if (v && v.idx >= e.vs[0]!.idx) frozen.set(p, v);
       }
       // Its heartbeat stands still too, at the last seq this reader saw (never ahead of the clstat).
       const beat = this.listFolder('beats/', this.sched.now - this.lagMs).filter((n) => n.startsWith(`${peer}@`)).sort((a, b) => Number(a.split('@')[1]) - Number(b.split('@')[1])).pop();
-      if (beat !== undefined) frozen.set(FROZEN_BEAT, { idx: 0, at: this.sched.now, text: beat, mtimeMs: 0, ino: 0 });
+      if (beat !== undefined) frozen.set(FROZEN_BEAT, { idx: 0, at: this.sched.now, text: beat, json: undefined, mtimeMs: 0, ino: 0, readResult: null, statResult: null });
       views.set(peer, frozen);
     }
   }
 
-  private stat(reader: string, path: string): FileSignature | null {
-    const v = this.visible(reader, path, NO_FAULTS);
-    return v?.text == null ? null : { mtimeMs: v.mtimeMs, size: v.json !== undefined ? -1 : v.text.length, ino: v.ino };
+  /** One read by `reader` (not through a batch: no fault of its node applies). */
+  read(reader: string, path: string): FileRead | null {
+    const res = this.readOf(this.reader(reader), path);
+    return res?.op === 'read' ? res.read : null;
   }
 
-  /** One read by `reader`; clstat reads are subject to the torn/missing/reordered read faults. */
-  read(reader: string, path: string): FileRead | null {
+  /** One read; clstat reads are subject to the torn/missing/reordered read faults. */
+  private readOf(r: Reader, path: string): StoreResult | null {
     this.reads++;
-    this.onRead?.(reader, path);
-    const f = path.endsWith('/clstat') ? this.faults : NO_FAULTS;
+    this.onRead?.(r.name, path);
+    const faults = this.faults;
+    let f = NO_FAULTS;
+    if (faults.missing > 0 || faults.torn > 0 || faults.reorder > 0) {
+      const e = this.files.get(path);
+      if (e ? e.clstat : path.endsWith('/clstat')) f = faults;
+    }
     if (f.missing > 0 && this.rng.chance(f.missing)) return null;
-    const v = this.visible(reader, path, f);
+    const v = this.visible(r, path, f);
     if (!v || v.text === null) return null;
     if (v.json !== undefined) {
       v.text = JSON.stringify(v.json, null, 1) + '\n';
-      delete v.json;
+      v.json = undefined;
+      v.statResult = null;
     }
-    if (f.torn > 0 && v.text.length > 1 && this.rng.chance(f.torn)) return { text: v.text.slice(0, this.tearAt(v.text)), mtimeMs: v.mtimeMs };
-    return { text: v.text, mtimeMs: v.mtimeMs };
+    const text = v.text;
+    if (f.torn > 0 && text.length > 1 && this.rng.chance(f.torn)) return { op: 'read', read: { text: text.slice(0, this.tearAt(text)), mtimeMs: v.mtimeMs } };
+    return (v.readResult ??= { op: 'read', read: { text, mtimeMs: v.mtimeMs } });
   }
 
   /** Where a torn read ends: anywhere, or (as often) right after a line, where it looks whole. */
@@ -325,19 +405,19 @@ export class SimStore {
     return ends.length && this.rng.chance(0.5) ? this.rng.pick(ends) : this.rng.int(1, text.length - 1);
   }
 
-  private visible(reader: string, path: string, f: ReadFaults): Version | undefined {
-    const vs = this.files.get(path);
-    if (!vs || vs.length === 0) return undefined;
-    const view = path.startsWith('nodes/') ? this.nodes.get(reader)?.views.get(path.split('/')[1]!) : undefined;
-    if (view === 'lost') return undefined;
-    const frozen = view?.get(path);
-    if (frozen !== undefined) return frozen;
-    const now = this.sched.now;
-    let seen = this.seen.get(reader);
-    if (!seen) {
-      seen = new Map();
-      this.seen.set(reader, seen);
+  private visible(r: Reader, path: string, f: ReadFaults): Version | undefined {
+    const e = this.files.get(path);
+    if (!e) return undefined;
+    const vs = e.vs;
+    if (vs.length === 0) return undefined;
+    const views = r.st.views;
+    if (views.size > 0 && e.peer !== undefined) {
+      const view = views.get(e.peer);
+      if (view === 'lost') return undefined;
+      const frozen = view?.get(path);
+      if (frozen !== undefined) return frozen;
     }
+    const now = this.sched.now;
     if (f.reorder > 0 && this.rng.chance(f.reorder)) {
       // Any version that was the newest at some moment of the lag window.
       const horizon = now - this.lagMs;
@@ -352,9 +432,10 @@ export class SimStore {
         break;
       }
     }
-    const last = seen.get(path);
-    if (last !== undefined && (!v || v.idx < last)) v = vs.find((x) => x.idx === last) ?? v;
-    if (v) seen.set(path, v.idx);
+    // Never older than what this reader saw before (if that version is still kept).
+    const last = e.seen[r.idx];
+    if (last !== undefined && (!v || v.idx < last.idx) && last.idx >= vs[0]!.idx) v = last;
+    if (v) e.seen[r.idx] = v;
     return v;
   }
 }
