@@ -199,6 +199,10 @@ export class RealRunner implements Runner {
   }
 }
 
+/** While `held` (the monitor is in a cycle), spawns wait: at most this long at a time, retried this often. */
+const MAX_HOLD_MS = 250;
+const HELD_RETRY_MS = 5;
+
 /** nice(1), which execs the command at a lower priority (the same pid, so the same process group). */
 const NICE = ['/usr/bin/nice', '/bin/nice'].find((p) => existsSync(p)) ?? null;
 
@@ -210,49 +214,56 @@ interface Queued {
 }
 
 /**
- * Spawns at most `budgetMs` worth of processes per event-loop turn and queues the rest for the
- * next turns. A fork costs ~5 ms here; a thousand groups told to start at once would otherwise
- * block the loop for seconds, and with it the heartbeat and the watchdog's pets. `inner` is asked
- * only when the process really starts (a guard there sees the moment of the spawn). A process
- * signalled before it started never starts: it "exits" by that signal.
+ * Spawns at most `budgetMs` worth of processes per `windowMs` (at least one per window) and
+ * queues the rest. A fork costs 2–5 ms here (more under load); a thousand groups told to start at
+ * once would otherwise block the loop for seconds. Paced per event-loop turn instead, a spawn in
+ * every turn made each of the cycle's asynchronous file operations (several turns each) wait
+ * behind one: cycles took over timeout/2 and the watchdog fired. `inner` is asked only when the
+ * process really starts (a guard there sees the moment of the spawn). While `held()` (a monitor
+ * cycle is under way: its heartbeat comes first) spawns wait, up to MAX_HOLD_MS at a time. A process signalled before
+ * it started never starts: it "exits" by that signal.
  */
-export function pacedRunner(inner: Runner, budgetMs = 4, now: () => number = () => performance.now()): Runner {
+export function pacedRunner(inner: Runner, budgetMs = 4, windowMs = 12, held: () => boolean = () => false, now: () => number = () => performance.now()): Runner {
   const queue: Queued[] = [];
-  let turnStart = -1;
-  let pumping = false;
-  const startOne = (q: Queued): void => {
-    q.handle = inner.spawn(q.req, q.cb);
-  };
-  const withinBudget = (): boolean => {
-    if (turnStart < 0) {
-      turnStart = now();
-      setImmediate(() => {
-        turnStart = -1;
-      });
+  let windowStart = Number.NEGATIVE_INFINITY;
+  let used = 0;
+  let heldSince = -1;
+  let timer: NodeJS.Timeout | null = null;
+  const mayStart = (): boolean => {
+    const t = now();
+    if (held()) {
+      if (heldSince < 0) heldSince = t;
+      if (t - heldSince < MAX_HOLD_MS) return false;
+    } else heldSince = -1;
+    if (t - windowStart >= windowMs) {
+      windowStart = t;
+      used = 0;
     }
-    return now() - turnStart < budgetMs;
+    return used < budgetMs;
+  };
+  const startOne = (q: Queued): void => {
+    const t0 = now();
+    q.handle = inner.spawn(q.req, q.cb);
+    used += now() - t0;
+  };
+  const later = (): void => {
+    if (timer === null && queue.length > 0) timer = setTimeout(pump, heldSince >= 0 ? HELD_RETRY_MS : Math.max(1, windowStart + windowMs - now()));
   };
   const pump = (): void => {
-    pumping = false;
-    while (queue.length > 0 && withinBudget()) {
+    timer = null;
+    while (queue.length > 0 && mayStart()) {
       const q = queue.shift()!;
       if (!q.cancelled) startOne(q);
     }
-    if (queue.length > 0 && !pumping) {
-      pumping = true;
-      setImmediate(pump);
-    }
+    later();
   };
   return {
     spawn: (req, cb): ProcessHandle => {
       const q: Queued = { req, cb, handle: null, cancelled: false };
-      if (queue.length === 0 && withinBudget()) startOne(q);
+      if (queue.length === 0 && mayStart()) startOne(q);
       else {
         queue.push(q);
-        if (!pumping) {
-          pumping = true;
-          setImmediate(pump);
-        }
+        later();
       }
       const cancel = (signal: string): void => {
         if (q.cancelled) return;

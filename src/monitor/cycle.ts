@@ -119,9 +119,11 @@ export function beginCycle(t: Turn): void {
 
 /** A batch of this cycle's reads completed (a late answer to an abandoned cycle is dropped). */
 export function cycleIo(t: Turn, tag: CycleTag, results: Results | null, error: string | undefined): void {
-  const cycle = t.state.cycle;
-  if (!cycle || cycle.id !== tag.id || cycle.stage !== tag.stage) return;
+  const current = t.state.cycle;
+  if (!current || current.id !== tag.id || current.stage !== tag.stage) return;
   if (!results) return failCycle(t, error ?? 'store operation failed');
+  const cycle = { ...current, marks: `${current.marks ?? ''}${tag.stage} ${Math.round(t.now - current.began)}, ` };
+  t.state.cycle = cycle;
   switch (tag.stage) {
     case 'scan':
       return scanned(t, cycle, results);
@@ -171,7 +173,7 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   // Claims: the latest of each group; a claim's content is read once (it never changes).
   const claimListing = results[2];
   const claimNames = claimListing?.op === 'list' ? claimListing.names : null;
-  const claimReads = claimNames === null ? [] : [...latestClaims(claimNames).latest.values()].map((c) => c.name).filter((n) => !state.claimHolders.has(n));
+  const claimReads = claimNames === null ? [] : claimsToRead(state, [...latestClaims(claimNames).latest].map(([group, c]) => ({ group, name: c.name })));
   const beatListing = results[3];
   const beatNames = beatListing?.op === 'list' ? beatListing.names : null;
   const beats = beatNames === null ? undefined : latestBeats(beatNames).latest;
@@ -188,6 +190,21 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   const claims = claimReads.map((n) => ({ op: 'read' as const, path: `${CLAIMS_DIR}/${n}` }));
   const unlinks = outdated.map((name) => ({ op: 'unlink' as const, path: `${BEATS_DIR}/${name}` }));
   t.io({ kind: 'cycle', id: cycle.id, stage: 'peers' }, [...peers, ...stats, ...claims, ...unlinks]);
+}
+
+/** Claim contents read per cycle beyond those of homeless groups (a cold start of 1,000 groups made 1,000). */
+const CLAIM_READS_PER_CYCLE = 64;
+
+/**
+ * The latest claims whose content is not known yet: every one of a group that runs nowhere in the
+ * last view (this node may have to judge it now), and a few more (known before they matter).
+ */
+function claimsToRead(state: MonitorState, latest: ReadonlyArray<{ readonly group: string; readonly name: string }>): string[] {
+  const placed = new Set<string>();
+  for (const v of state.lastView.values()) for (const [g, i] of v.groups) if (isActive(i)) placed.add(g);
+  const unknown = latest.filter((c) => !state.claimHolders.has(c.name));
+  const later = unknown.filter((c) => placed.has(c.group)).slice(0, CLAIM_READS_PER_CYCLE);
+  return [...unknown.filter((c) => !placed.has(c.group)), ...later].map((c) => c.name);
 }
 
 /** Every replica copy is stat'ed at least this often, whatever the beats say (a copy edited by hand). */
@@ -559,7 +576,7 @@ export function toldInCycle(t: Turn, id: number | undefined): void {
 
 function publishCycle(t: Turn): void {
   const cycle = t.state.cycle!;
-  t.state.cycle = { ...cycle, stage: 'publish' };
+  t.state.cycle = { ...cycle, stage: 'publish', marks: `${cycle.marks ?? ''}told ${Math.round(t.now - cycle.began)}, ` };
   requestPublish(t, { kind: 'cycle', id: cycle.id });
 }
 
@@ -585,7 +602,7 @@ export function cyclePublished(t: Turn, id: number): void {
   // cycle, which would then keep claiming (and respawn) groups a peer has taken over.
   const judged = t.logic.petAfterCycle({ selfFence: cycle.selfFence, cycleEnd: t.now, now: t.now, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: state.settings.timeoutMs });
   const petting = judged === 'frozen-during-cycle' && !holdsAnything(t) ? 'pet' : judged;
-  if (petting === 'frozen-during-cycle') t.log('warn', 'frozen during a cycle: not petting the watchdog; the next cycle self-fences', { sincePetMs: Math.round(t.now - state.lastPet) });
+  if (petting === 'frozen-during-cycle') t.log('warn', 'frozen during a cycle: not petting the watchdog; the next cycle self-fences', { sincePetMs: Math.round(t.now - state.lastPet), cycleMs: Math.round(t.now - cycle.began), answers: `${cycle.marks ?? ''}published ${Math.round(t.now - cycle.began)}` });
   if (petting === 'pet') {
     pet(t);
     if (!state.readySent) {

@@ -75,12 +75,21 @@ export class MonitorDaemon {
     const offset = settings.clockOffsetMs ?? 0;
     this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e));
     this.watchdog = new Watchdog(this.record.path, this.stops.path, this.env, (code, signal) => this.machine.dispatch({ type: 'watchdog-exited', code, signal }));
+    // Saved once per synchronous turn, before the loop yields (a microtask): a burst of spawns or
+    // exits is one write, and the watchdog never misses a process that is already running.
+    let saving: ReadonlyMap<number, string> | null = null;
     const saveRecord = (live: ReadonlyMap<number, string>): void => {
-      try {
-        this.record.save(live);
-      } catch (e) {
-        log.error({ err: String(e) }, 'cannot write the process-group record');
-      }
+      if (saving === null)
+        queueMicrotask(() => {
+          const latest = saving!;
+          saving = null;
+          try {
+            this.record.save(latest);
+          } catch (e) {
+            log.error({ err: String(e) }, 'cannot write the process-group record');
+          }
+        });
+      saving = live;
     };
     const allowed = (): boolean => {
       const ok = spawnAllowed(this.machine.state, performance.now());
@@ -92,7 +101,8 @@ export class MonitorDaemon {
       this.refusedSpawn = true;
     };
     this.engine = new Engine({
-      runner: pacedRunner(guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord }), allowed, refused, setImmediate)),
+      // Spawns wait while a cycle is under way: its heartbeat must not queue behind forks.
+      runner: pacedRunner(guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord }), allowed, refused, setImmediate), 4, 12, () => this.machine.state.cycle !== null),
       logger: log,
       timings: timingsOf(settings),
       onChange: () => {

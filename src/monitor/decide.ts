@@ -184,6 +184,12 @@ export function designatedPlanner(group: string, allowed: readonly string[] | nu
   return best?.node;
 }
 
+/** A homeless group's designated planner, and how many of its other designated groups come first. */
+export interface Designated {
+  readonly node: string;
+  readonly rank: number;
+}
+
 /**
  * Designated planners for every homeless group at once, so that a cold start of G groups on N
  * equal nodes spreads them within ±1 of G/N: groups in name order, each to the live node with the
@@ -191,13 +197,16 @@ export function designatedPlanner(group: string, allowed: readonly string[] | nu
  * list goes to its first live node, and counts there. Every node with the same view computes the
  * same assignment.
  */
-export function designatedPlanners(groups: readonly string[], wants: ReadonlyMap<string, HactlWant>, nodes: ReadonlyMap<string, NodeView>, load: ReadonlyMap<string, number>): Map<string, string> {
+export function designatedPlanners(groups: readonly string[], wants: ReadonlyMap<string, HactlWant>, nodes: ReadonlyMap<string, NodeView>, load: ReadonlyMap<string, number>): Map<string, Designated> {
   const assigned = new Map(load);
-  const out = new Map<string, string>();
+  const ranks = new Map<string, number>();
+  const out = new Map<string, Designated>();
   for (const group of groups) {
     const node = designatedPlanner(group, wants.get(group)?.nodes ?? null, nodes, assigned);
     if (node === undefined) continue;
-    out.set(group, node);
+    const rank = ranks.get(node) ?? 0;
+    ranks.set(node, rank + 1);
+    out.set(group, { node, rank });
     assigned.set(node, (assigned.get(node) ?? 0) + 1);
   }
   return out;
@@ -470,13 +479,17 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       note(group, `needed; ${plans} groups planned here this cycle already (the rest next cycle)`);
       continue;
     }
-    const designated = planners.get(group) ?? designatedPlanner(group, allowed, view.nodes, load);
+    const d = planners.get(group);
+    const designated = d?.node ?? designatedPlanner(group, allowed, view.nodes, load);
     if (designated === view.me && !failed.has(group)) {
       plan(group, allowed ? 'needed and running nowhere; preferred node' : 'needed and running nowhere; designated planner (least loaded)');
       continue;
     }
     const homelessFor = now - (homelessSince.get(group) ?? now);
-    if (designated !== undefined && homelessFor < planGraceMs(cfg)) {
+    // A planner places at most maxPlansPerCycle groups a cycle: the others wait their turn in its
+    // backlog (two cycles a batch, for a busy one) before planning at random, which unbalances.
+    const backlogMs = d ? Math.floor(d.rank / (cfg.maxPlansPerCycle ?? Number.POSITIVE_INFINITY)) * 2 * cfg.cycleMs : 0;
+    if (designated !== undefined && homelessFor < planGraceMs(cfg) + backlogMs) {
       note(group, `needed; leaving it to ${designated} first`);
       continue;
     }

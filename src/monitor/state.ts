@@ -42,6 +42,8 @@ export interface Cycle {
   readonly stage: 'scan' | 'peers' | 'copies' | 'claiming' | 'telling' | 'publish';
   /** When it began: the next one begins a period after this, however long this one took. */
   readonly began: number;
+  /** When each stage's answers came (ms after it began), for the log of a cycle too slow to pet. */
+  readonly marks?: string;
   /** Tells not answered yet: the cycle's clstat must show what they did, so it waits for them. */
   readonly tells: number;
   /** Frozen or unable to publish when the cycle began: stop local groups, plan nothing. */
