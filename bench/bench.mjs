@@ -1357,7 +1357,7 @@ async function main() {
       extra: sim.error ? { met: false } : { met: sim.failures === 0, note: `${sim.failures} failing, ${sim.wallSeconds} s wall${sim.convergenceCycles ? `, convergence p50/p99/max ${sim.convergenceCycles.p50}/${sim.convergenceCycles.p99}/${sim.convergenceCycles.max} cycles` : ''}` },
     });
     log('simulator, 64 nodes …');
-    const big = await simThroughput(QUICK ? 30 : 100, ['--nodes', '64', '--jobs', '2']);
+    const big = await simThroughput(QUICK ? 10 : 30, ['--nodes', '64', '--jobs', '2']);
     results.sim64 = big;
     const rate = big.historiesPerMinute;
     addRow({

@@ -231,6 +231,22 @@ export class Cluster {
   }
 
   /** Process groups a node's engine has recorded as running (its `<state_dir>/<node>.pgids`). */
+  /**
+   * The recorded process groups once the record stood still for 400 ms: a group shows `start DONE`
+   * up to 250 ms before its process is forked (spawns wait while a monitor cycle runs).
+   */
+  async settledPgids(name: string, timeoutMs = 10_000): Promise<number[]> {
+    const deadline = Date.now() + timeoutMs;
+    let last = JSON.stringify(this.pgids(name));
+    let since = Date.now();
+    while (Date.now() - since < 400 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      const now = JSON.stringify(this.pgids(name));
+      if (now !== last) [last, since] = [now, Date.now()];
+    }
+    return JSON.parse(last) as number[];
+  }
+
   pgids(name: string): number[] {
     const m = this.monitors.get(name);
     const path = join(m?.stateDir ?? join(this.state, name), `${m?.node ?? name}.pgids`);

@@ -101,7 +101,7 @@ describe('peerha monitor: chaos', () => {
     const t = Date.parse(cl.clstat('n2')!.header!.time);
     expect(t - Date.now()).toBeGreaterThan(3_500_000);
     // Over 4 × timeout, every view shows every node up, and nothing moves.
-    const pg = { skew: cl.pgids('n2'), web: cl.pgids(web) };
+    const pg = { skew: await cl.settledPgids('n2'), web: await cl.settledPgids(web) };
     const until = Date.now() + 4 * 1500;
     let samples = 0;
     while (Date.now() < until) {
@@ -153,7 +153,7 @@ describe('peerha monitor: chaos', () => {
 
     const victims = ['n3', 'n4', 'n5'];
     const survivors = ['n1', 'n2'];
-    const survivorPgids = survivors.flatMap((n) => cl.pgids(n));
+    const survivorPgids = (await Promise.all(survivors.map((n) => cl.settledPgids(n)))).flat();
     expect(survivorPgids.length).toBeGreaterThanOrEqual(2);
     const t0 = Date.now();
     for (const n of victims) await cl.killNode(n);
@@ -189,7 +189,7 @@ describe('peerha monitor: chaos', () => {
     for (const n of nodes) cl.start(n);
     const owner = { web: await cl.waitRunning('web', 'start', 20_000, nodes), db: await cl.waitRunning('db', 'start', 20_000, nodes) };
     await waitFor('every node replicated both files', () => nodes.every((n) => existsSync(join(cl.root, 'nodes', n, 'hactl')) && existsSync(join(cl.root, 'nodes', n, 'cltab'))), 5_000);
-    const pg = new Map(nodes.map((n) => [n, cl.pgids(n)]));
+    const pg = new Map(await Promise.all(nodes.map(async (n) => [n, await cl.settledPgids(n)] as const)));
 
     /** Random bytes that do not happen to be a valid file of that kind (a valid one is a real edit). */
     const garbage = (file: 'hactl' | 'cltab'): Buffer => {
@@ -236,7 +236,7 @@ describe('peerha monitor: chaos', () => {
     for (const n of nodes) cl.start(n);
     const owner = await cl.waitRunning('web', 'start', 20_000, nodes);
     await waitFor('n2 replicated hactl', () => existsSync(join(cl.root, 'nodes', 'n2', 'hactl')), 5_000);
-    const pg = cl.pgids(owner);
+    const pg = await cl.settledPgids(owner);
     // A blocking open() of a FIFO would stall every monitor's cycle (and heartbeat) for good.
     const evil = join(cl.root, 'nodes', 'evil');
     mkdirSync(evil);

@@ -27,7 +27,7 @@ describe('wall-clock steps', () => {
     cl.writeRoot('hactl', 'W start\nclock start\n');
     cl.start('n1', { LD_PRELOAD: LIB, FAKETIME_TIMESTAMP_FILE: ts, FAKETIME_NO_CACHE: '1', DONT_FAKE_MONOTONIC: '1' });
     await waitFor('W and clock running', () => cl.runningOn('W') === 'n1' && cl.runningOn('clock') === 'n1', 20_000);
-    const pgids = cl.pgids('n1');
+    const pgids = await cl.settledPgids('n1');
     const seen = (): number => Number(readFileSync(wall, 'utf8').trim() || 0);
     for (const [offset, skew] of [['+3600', 3500], ['-3600', -3500], ['+3600', 3500], ['+0', 0]] as const) {
       step(offset);

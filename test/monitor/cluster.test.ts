@@ -157,7 +157,7 @@ describe('peerha monitor: three nodes', () => {
   it('kill -9 of the whole node running web (monitor, watchdog, groups): a survivor runs it within timeout + 2 s', async () => {
     const nodes = ['n1', 'n2', 'n3'];
     const { c: cl, owner } = await webCluster(nodes);
-    expect(cl.pgids(owner).length).toBeGreaterThan(0);
+    expect((await cl.settledPgids(owner)).length).toBeGreaterThan(0);
     expect(cl.watchdogPids(owner).length).toBe(1);
     const k = await cl.killNode(owner);
     const survivors = nodes.filter((n) => n !== owner);
@@ -176,7 +176,7 @@ describe('peerha monitor: three nodes', () => {
       // Four nodes, so the three survivors keep (adaptive) quorum.
       const nodes = ['n1', 'n2', 'n3', 'n4'];
       const { c: cl, owner } = await webCluster(nodes);
-      const ownerPgids = cl.pgids(owner);
+      const ownerPgids = await cl.settledPgids(owner);
       expect(ownerPgids.length).toBeGreaterThan(0);
       const survivors = nodes.filter((n) => n !== owner);
 
@@ -194,7 +194,7 @@ describe('peerha monitor: three nodes', () => {
       expect(startAt, `${next} told web start`).toBeDefined();
       expect(fenceAt!).toBeLessThan(startAt!);
       measured('watchdog self-fence → survivor tells start', startAt! - fenceAt!);
-      const nextPgids = cl.pgids(next);
+      const nextPgids = await cl.settledPgids(next);
 
       // Stay frozen for 3 × timeout in all (the duration of the fault, not a wait for a condition).
       await new Promise((r) => setTimeout(r, Math.max(0, t0 + 3 * TIMEOUT_MS - Date.now())));
@@ -251,7 +251,7 @@ describe('peerha monitor: three nodes', () => {
   it('duplicate node id: a second monitor with the same --node refuses to start (exit 1) while the first heartbeats', async () => {
     const { c: cl, owner } = await webCluster(['n1']);
     expect(owner).toBe('n1');
-    const pg = cl.pgids('n1');
+    const pg = await cl.settledPgids('n1');
     // A different state_dir, so only the shared directory can tell.
     const dup = cl.start('n1-dup', {}, { node: 'n1', stateDir: join(cl.dir, 'state-dup') });
     expect(await dup.exited).toBe(1);

@@ -258,7 +258,7 @@ describe('whole-node freeze (VM pause): only fencing closes the window', () => {
     const { cl, m } = await webOnN1();
     const mon = cl.monitors.get('n1')!;
     const watchdogs = cl.watchdogPids('n1');
-    const pgids = cl.pgids('n1');
+    const pgids = await cl.settledPgids('n1');
     const all = [mon.proc.pid!, ...watchdogs];
     for (const p of all) process.kill(p, 'SIGSTOP');
     for (const pg of pgids) process.kill(-pg, 'SIGSTOP');
