@@ -75,21 +75,14 @@ export class MonitorDaemon {
     const offset = settings.clockOffsetMs ?? 0;
     this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e));
     this.watchdog = new Watchdog(this.record.path, this.stops.path, this.env, (code, signal) => this.machine.dispatch({ type: 'watchdog-exited', code, signal }));
-    // Saved once per synchronous turn, before the loop yields (a microtask): a burst of spawns or
-    // exits is one write, and the watchdog never misses a process that is already running.
-    let saving: ReadonlyMap<number, string> | null = null;
+    // Saved at once, in the same call as the fork: a monitor frozen right after a spawn must not
+    // leave a running process its watchdog does not know of.
     const saveRecord = (live: ReadonlyMap<number, string>): void => {
-      if (saving === null)
-        queueMicrotask(() => {
-          const latest = saving!;
-          saving = null;
-          try {
-            this.record.save(latest);
-          } catch (e) {
-            log.error({ err: String(e) }, 'cannot write the process-group record');
-          }
-        });
-      saving = live;
+      try {
+        this.record.save(live);
+      } catch (e) {
+        log.error({ err: String(e) }, 'cannot write the process-group record');
+      }
     };
     const allowed = (): boolean => {
       const ok = spawnAllowed(this.machine.state, performance.now());

@@ -282,8 +282,10 @@ export class Cluster {
     signal(monitorPid, 'SIGSTOP');
     const watchdogPids = this.watchdogPids(name);
     for (const w of watchdogPids) signal(w, 'SIGSTOP');
-    // The monitor is frozen now, so the record cannot change under us.
-    const pgids = this.pgids(name);
+    // The monitor is frozen now, so the record cannot change under us. A fork it was in the middle
+    // of is not recorded yet: its child dies with the node too (a real crash takes everything).
+    const forked = allPids().filter((p) => procStat(p)?.ppid === monitorPid && !watchdogPids.includes(p));
+    const pgids = [...new Set([...this.pgids(name), ...forked.map((p) => procStat(p)?.pgrp ?? -1).filter((g) => g > 1)])];
     for (const pg of pgids) signal(-pg, 'SIGKILL');
     for (const w of watchdogPids) signal(w, 'SIGKILL');
     signal(monitorPid, 'SIGKILL');
