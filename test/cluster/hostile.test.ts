@@ -31,13 +31,18 @@ function setup(): { root: string; secret: string; outside: string } {
   return { root, secret, outside };
 }
 
-/** Every file under `d`, with its text. */
+/** Every file under `d` that still exists when read, with its text. */
 function everything(d: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const e of readdirSync(d, { withFileTypes: true, recursive: true })) {
     if (!e.isFile()) continue;
     const p = join(e.parentPath, e.name);
-    out.set(p, readFileSync(p, 'utf8'));
+    // Beats and tmp files are renamed under a live monitor: gone between the listing and the read.
+    try {
+      out.set(p, readFileSync(p, 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
   return out;
 }
