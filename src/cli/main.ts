@@ -44,10 +44,16 @@ Standalone group engine (one machine, like Cluster::Init):
   status     show group states (--local: this machine's engine)
   shutdown   stop every group and the daemon
 
-Run 'peerha <command> --help' for a command's options.
+Run 'peerha <command> --help' for a command's options; 'peerha --version' for the version.
 `;
 
 const EXIT_NO_DAEMON = 3;
+
+/** The installed package's version: dist/cli/main.js sits two levels below package.json. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}
 
 class UsageError extends Error {}
 
@@ -587,6 +593,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(USAGE);
     return name === undefined ? 1 : 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`peerha ${packageVersion()}\n`);
+    return 0;
   }
   const cmd = COMMANDS[name];
   if (!cmd) {
