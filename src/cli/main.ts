@@ -434,9 +434,12 @@ const demo: Command = async (argv) => {
 
 const CHECK_HELP = `Usage: peerha check [--root DIR [--node NAME]] [--cltab F] [--hactl F] [--config F]
 
-Validates cltab, hactl and the monitor configuration: syntax, duplicate tags, hactl groups
-missing from cltab, hactl levels no entry has, config values, and unsafe permissions (files
-writable by group or others: their commands run as root on every node).
+Validates cltab, hactl and the monitor configuration as the monitor would: syntax, duplicate
+tags, hactl groups missing from cltab and levels no entry has (on whatever parsed, even when a
+file has errors), a group on two hactl lines (the earlier one is shadowed), config values and
+settings together, and unsafe permissions (files writable by group or others, directories on
+their path writable by others: their commands run as root on every node; a running monitor
+refuses an admin copy writable by others).
 Prints every problem as file:line: message. Exit 0 when all is well, 1 otherwise.
 `;
 
