@@ -58,9 +58,13 @@ export function failoverLines(owners: MonitorState['owners']): FailoverLine[] {
   return [...owners].filter(([, o]) => o.failovers > 0 && o.node !== '').map(([group, o]) => ({ group, count: o.failovers, node: o.node }));
 }
 
-/** A previous run's failover records (its last clstat), to go on from after a restart. */
+/**
+ * A previous run's failover counts (its last clstat), to go on from after a restart. Not where the
+ * group ran: a placement after the whole cluster was down is no failover, and while peers are up
+ * their records (with the node) win the tie in clusterOwner.
+ */
 export function ownersFrom(lines: readonly FailoverLine[] | undefined): MonitorState['owners'] {
-  return new Map((lines ?? []).map((f) => [f.group, { node: f.node, failovers: f.count }]));
+  return new Map((lines ?? []).map((f) => [f.group, { node: '', failovers: f.count }]));
 }
 
 /** This cycle's hastat; also counts failovers (a group seen running on another node than before). */
@@ -100,6 +104,8 @@ export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string,
   const notesOf = new Map<string, string[]>();
   for (const n of notes) notesOf.set(n.group, [...(notesOf.get(n.group) ?? []), n.note]);
   const owners = new Map(state.owners);
+  // Live peers only: a clstat left behind (halt, a crash) names where the group ran back then.
+  const counters = [...state.peerContent].filter(([n]) => state.lastLive.get(n)?.state === 'up').map(([, c]) => c);
   const groups: Record<string, HastatGroup> = {};
   for (const g of [...instancesOf.keys()].sort()) {
     const want = wants.get(g);
@@ -115,7 +121,7 @@ export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string,
         runningOn = n;
       }
     }
-    let seen = clusterOwner(owners.get(g), g, state.peerContent.values());
+    let seen = clusterOwner(owners.get(g), g, counters);
     if (running === 1 && runningOn !== seen.node) seen = { node: runningOn!, failovers: seen.node === '' ? seen.failovers : seen.failovers + 1 };
     owners.set(g, seen);
     const group: HastatGroup = { want: want?.level ?? null, nodes: want?.nodes ?? null, instances, ...(groupNotes.length ? { notes: groupNotes } : {}), failovers: seen.failovers };

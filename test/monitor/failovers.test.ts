@@ -22,8 +22,12 @@ describe('failover counts', () => {
     await waitFor(`${owner}'s new view`, () => cl.hastat(owner)?.nodes[owner]?.state === 'up' && cl.hastat(owner)?.groups.web?.instances[heir] !== undefined, 15_000);
     await cl.cyclesPass(owner, 3);
     expect(count(owner)).toBe(1);
-    // Every monitor restarted (web keeps running nowhere meanwhile, then placed again): the count stays.
-    await cl.stopAll();
+    // The whole cluster down and up again (halt: web stops everywhere, no hand-over), then placed
+    // on whichever node — a cold start, no failover: the count stays.
+    const halt = await cl.cli(['halt', '--root', cl.root, '--wait=30']);
+    expect(halt.code, halt.stdout + halt.stderr).toBe(0);
+    for (const m of cl.monitors.values()) await m.exited;
+    expect((await cl.cli(['halt', '--undo', '--root', cl.root])).code).toBe(0);
     for (const n of ['n1', 'n2', 'n3']) cl.start(n);
     await cl.waitRunning('web');
     for (const n of ['n1', 'n2', 'n3']) await cl.cyclesPass(n, 3);
