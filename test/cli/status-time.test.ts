@@ -61,7 +61,7 @@ describe('status shows how old its view is', () => {
     view(r, 'n1', 200);
     const res = await peerha(['status', '--root', r]);
     expect(res.code, res.stderr).toBe(0);
-    expect(res.stdout).toMatch(/view of n1, 0\.\d s old \(written /);
+    expect(res.stdout).toMatch(/view of n1, \d\.\d s old \(written /); // 0.2 s, and however long this process took to start
   });
 
   it('no monitor wrote for its timeout: says so, ages every age in the view, exits non-zero', async () => {
@@ -70,10 +70,11 @@ describe('status shows how old its view is', () => {
     view(r, 'n2', 40_000);
     const res = await peerha(['status', '--root', r]);
     expect(res.code).toBe(3);
-    expect(res.stderr).toMatch(/no live monitor: newest view from n1, 27 s old/);
-    expect(res.stdout).toMatch(/^no live monitor: newest view from n1, 27 s old/);
+    // 27 s, or a little more on a loaded machine (the time this process took to start)
+    expect(res.stderr).toMatch(/no live monitor: newest view from n1, 2[789] s old/);
+    expect(res.stdout).toMatch(/^no live monitor: newest view from n1, 2[789] s old/);
     expect(res.stdout).not.toMatch(/0\.0s ago/);
-    expect(res.stdout).toMatch(/n3\s+up\s+27\.\ds ago/);
+    expect(res.stdout).toMatch(/n3\s+up\s+2[789]\.\ds ago/);
     const json = await peerha(['status', '--json', '--root', r]);
     expect(json.code).toBe(3);
     expect(json.stderr).toMatch(/no live monitor/);
