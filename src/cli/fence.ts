@@ -2,7 +2,8 @@
 
 import { parseClstat } from '../config/clstat.js';
 import { validNodeName } from '../config/names.js';
-import { FsStore } from '../cluster/store.js';
+import { parseHactl } from '../config/hactl.js';
+import { FsStore, newestValid } from '../cluster/store.js';
 import { describeAgent, listAgents } from '../fence/agent.js';
 import { testMethods, type FenceRecord } from '../fence/fencer.js';
 import type { FenceConfig } from '../config/monitor.js';
@@ -64,6 +65,11 @@ export async function fenceConfirm(root: string, node: string, by: string): Prom
     process.stderr.write(`peerha fence confirm: ${JSON.stringify(node)} is not a node name ([A-Za-z0-9._-], 1 to 63 characters)\n`);
     return 2;
   }
+  const known = await clusterNodes(root);
+  if (!known.includes(node)) {
+    process.stderr.write(`peerha fence confirm: ${node} is not a node of the cluster in ${root}; known nodes: ${known.join(', ') || 'none'} (folders in ${root}/nodes, nodes named in hactl)\n`);
+    return 2;
+  }
   const clstat = await new FsStore(root, '').readNodeFile(node, 'clstat');
   const header = clstat ? parseClstat(clstat.text).header : null;
   const text = JSON.stringify({ node, time: new Date().toISOString(), by, ...(header ? { seq: header.seq, pid: header.pid } : {}) }) + '\n';
@@ -72,6 +78,15 @@ export async function fenceConfirm(root: string, node: string, by: string): Prom
   await store.writeInside(`fence-confirm/${node}`, text);
   out(`confirmed: ${node} is off${header ? ` (heartbeat seq ${header.seq}, monitor pid ${header.pid})` : ''}. Monitors waiting on a manual fence of ${node} may now take over its groups.`);
   return 0;
+}
+
+/** The nodes the cluster knows: every node folder (a monitor ran there) and every node hactl names. */
+async function clusterNodes(root: string): Promise<string[]> {
+  const store = new FsStore(root, '');
+  const { winner } = await newestValid(store, 'hactl', (t, f) => parseHactl(t, f).ok);
+  const hactl = winner ? parseHactl(winner.text, winner.source) : null;
+  const named = hactl?.ok ? [...hactl.hactl.wants.values()].flatMap((w) => w.nodes ?? []) : [];
+  return [...new Set([...(await store.listNodes()), ...named])].sort();
 }
 
 /** Every node's fence.log, merged in time order (each file has one writer: its node). */

@@ -3,19 +3,19 @@
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { filterStatus, isRunning, parseClstat, toGroupState, type ClstatLine } from '../config/clstat.js';
+import { filterStatus, parseClstat, type ClstatLine } from '../config/clstat.js';
 import { parseCltab } from '../config/cltab.js';
 import { createLogger } from '../io/log.js';
 import { DEFAULT_CLSTAT, DEFAULT_SOCKET, resolvePaths, runDaemon, shortHostname } from '../init/daemon.js';
 import { FsStore } from '../cluster/store.js';
 import { NoDaemonError, request, type Reply } from '../init/protocol.js';
 import type { Timings } from '../init/machines.js';
-import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, resolveMonitorConfig } from '../config/monitor.js';
+import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, parseDuration, resolveMonitorConfig } from '../config/monitor.js';
 import { runMonitor } from '../monitor/daemon.js';
 import { PlanError, planFor, renderPlan } from '../monitor/plan.js';
-import { ansi, newestCltab, plain, readHastats, remoteNotes, renderGroup, renderStatus, setArgumentProblem, SetRefused, setWant } from './cluster.js';
+import { ansi, newestCltab, noLiveMonitor, pickView, plain, readHastats, readHastatViews, remoteNotes, renderGroup, renderStatus, setArgumentProblem, SetRefused, settledAs, setWant } from './cluster.js';
 import { runDemo } from './demo.js';
 import { formatProblems, rootInputs, runCheck } from './check.js';
 import { fenceConfirm, fenceDescribe, fenceHistory, fenceList, fenceTest } from './fence.js';
@@ -91,14 +91,14 @@ function clientSocket(values: { socket?: string; cltab?: string }): string {
   return DEFAULT_SOCKET;
 }
 
-const INIT_HELP = `Usage: peerha init --cltab FILE [--socket PATH] [--clstat PATH] [--node NAME]
+const INIT_HELP = `Usage: peerha init --cltab FILE [--socket PATH] [--clstat PATH] [--node NAME] [--cycle D]
 
 Runs the group engine in the foreground (for systemd or an inittab respawn line).
   --cltab FILE    the cltab (group:tag:levels:mode:command lines)
   --socket PATH   control socket (default ${DEFAULT_SOCKET}, or the cltab's :::socket:)
   --clstat PATH   status file (default ${DEFAULT_CLSTAT}, or the cltab's :::clstat:)
   --node NAME     name written in clstat (default: short hostname)
-  --cycle MS      clstat heartbeat and cltab check period (default 1000)
+  --cycle D       clstat heartbeat and cltab check period, e.g. 500ms, 1s (default 1s)
 SIGTERM/SIGINT stop every group (SIGINT, SIGTERM after 5 s, SIGKILL after 15 s) and exit 0.
 Exit 2 on a bad cltab at start, 1 when another daemon serves the socket.
 Timings for tests: PEERHA_TERM_AFTER_MS, PEERHA_KILL_AFTER_MS, PEERHA_KILL_REPEAT_MS,
@@ -115,8 +115,10 @@ const init: Command = async (argv) => {
   }, false);
   if (values.help) return help(INIT_HELP);
   if (!values.cltab) throw new UsageError('init: --cltab FILE is required');
-  const cycleMs = values.cycle === undefined ? undefined : Number(values.cycle);
-  if (cycleMs !== undefined && !(cycleMs >= 10)) throw new UsageError('init: --cycle expects milliseconds (>= 10)');
+  const cycle = values.cycle === undefined ? undefined : parseDuration(values.cycle);
+  if (typeof cycle === 'object') throw new UsageError(`init: --cycle ${JSON.stringify(values.cycle)}: ${cycle.error}`);
+  if (cycle !== undefined && cycle < 10) throw new UsageError(`init: --cycle ${values.cycle} is too short (at least 10ms)`);
+  const cycleMs = cycle;
   const code = await runDaemon({
     cltabPath: values.cltab,
     socketPath: values.socket,
@@ -202,9 +204,12 @@ const STATUS_HELP = `Usage: peerha status --root DIR [--json] [--watch] [GROUP]
        peerha status --local [--socket PATH | --clstat PATH] [--json] [GROUP [LEVEL]]
 
 --root DIR (or $PEERHA_ROOT): the cluster as the freshest hastat in DIR shows it — nodes,
-groups, where each runs; GROUP shows its entries, instances and recent transitions; --json
-prints that hastat; --watch refreshes every second. Works from any machine mounting DIR.
-Colour on a terminal only; NO_COLOR turns it off.
+groups, where each runs — and how old that view is (every age in it counts from now); GROUP
+shows its entries, instances and recent transitions; --json prints that hastat (with GROUP:
+only that group); --watch refreshes every second and keeps to one node's view while it is live.
+Works from any machine mounting DIR. Colour on a terminal only; NO_COLOR turns it off.
+Exit 1 for a group in neither cltab, hactl nor any view; 3 when no monitor has written a view
+for its timeout ("no live monitor": what is shown is how things stood then) or none exists.
 
 Shows the local group engine's groups as 'group level state' lines (filtered like
 clinit -v: with GROUP 'level state', with GROUP and LEVEL just 'state').
@@ -295,25 +300,36 @@ function help(text: string): number {
 async function clusterStatus(root: string, json: boolean, group: string | undefined, watch: boolean): Promise<number> {
   const tty = !!process.stdout.isTTY;
   const paint = tty && !process.env.NO_COLOR ? ansi : plain;
+  // --watch shows one node's view while it is live: views differ in order and in what only
+  // their writer knows ("running here"), so switching every refresh made rows flip.
+  let source: string | null = null;
   const once = async (): Promise<number> => {
-    const all = await readHastats(root);
-    const h = all[0];
-    if (!h) {
+    const views = await readHastatViews(root);
+    const now = Date.now();
+    const pick = pickView(views, now, source);
+    if (!pick) {
       process.stderr.write(`peerha status: no hastat under ${root}/nodes (is a monitor running?)\n`);
       return 3;
     }
+    const h = pick.view.h;
+    source = h.node;
+    const entries = group === undefined ? [] : ((await newestCltab(root))?.entries.filter((e) => e.group === group) ?? []);
+    if (group !== undefined && entries.length === 0 && !views.some((v) => v.h.groups[group])) {
+      process.stderr.write(`peerha status: no group ${JSON.stringify(group)}: not in cltab, not in hactl, running nowhere\n`);
+      return 1;
+    }
+    const dead = pick.live ? null : noLiveMonitor(h.node, pick.ageMs);
+    if (dead) process.stderr.write(`peerha status: ${dead}\n`);
     if (json) {
-      console.log(JSON.stringify(h, null, 2));
-      return 0;
+      console.log(JSON.stringify(group === undefined ? h : { ...h, groups: h.groups[group] ? { [group]: h.groups[group] } : {} }, null, 2));
+      return dead ? 3 : 0;
     }
-    let text = renderStatus(h, undefined, paint, remoteNotes(all, h), all);
-    if (group !== undefined) {
-      const cltab = await newestCltab(root);
-      text = renderGroup(all, group, cltab?.entries.filter((e) => e.group === group) ?? [], paint);
-    }
+    const all = [h, ...views.filter((v) => v !== pick.view).map((v) => v.h)];
+    const ageOf = (node: string): number => Math.max(0, now - (views.find((v) => v.h.node === node)?.mtimeMs ?? now));
+    const text = group !== undefined ? renderGroup(all, group, entries, paint, ageOf) : renderStatus(h, undefined, paint, remoteNotes(all, h), all, pick.ageMs);
     if (watch && tty) process.stdout.write('\u001b[H\u001b[2J');
-    process.stdout.write(text);
-    return 0;
+    process.stdout.write((dead ? `${paint('bad', dead)}\n\n` : '') + text);
+    return dead ? 3 : 0;
   };
   if (!watch) return once();
   for (;;) {
@@ -322,11 +338,13 @@ async function clusterStatus(root: string, json: boolean, group: string | undefi
   }
 }
 
-const MONITOR_HELP = `Usage: peerha monitor [--config FILE] [--root DIR] [--node NAME] [--cycle D] [--timeout D] [--stop-timeout D]
+const MONITOR_HELP = `Usage: peerha monitor [--config FILE] [--root DIR [--create]] [--node NAME] [--cycle D] [--timeout D] [--stop-timeout D]
 
 Runs this node's cluster monitor in the foreground (systemd, or an inittab respawn line).
   --config FILE   YAML configuration (default ${DEFAULT_CONFIG_PATH}, optional)
-  --root DIR      the shared directory (or $PEERHA_ROOT, or root: in the config)
+  --root DIR      the shared directory (or $PEERHA_ROOT, or root: in the config); it must exist
+  --create        create DIR when it does not exist (else a missing DIR is refused: an unmounted
+                  share would make a one-node cluster of its own)
   --node NAME     this node's name (or $PEERHA_NODE; default: short hostname)
   --cycle D       cycle period, e.g. 500ms, 1s (default 1s)
   --timeout D     a peer silent this long is stale (default 5s, at least 2 × cycle)
@@ -344,6 +362,7 @@ const monitor: Command = async (argv) => {
     cycle: { type: 'string' },
     timeout: { type: 'string' },
     'stop-timeout': { type: 'string' },
+    create: { type: 'boolean' },
   }, false);
   if (values.help) return help(MONITOR_HELP);
   const file = loadMonitorConfig(values.config ?? DEFAULT_CONFIG_PATH, { optional: values.config === undefined });
@@ -353,6 +372,11 @@ const monitor: Command = async (argv) => {
     return 2;
   }
   const c = resolved.config;
+  const noRoot = await rootProblem(c.root, !!values.create);
+  if (noRoot) {
+    process.stderr.write(`peerha monitor: ${noRoot}\n`);
+    return 2;
+  }
   const offset = envInt('PEERHA_CLOCK_OFFSET_MS') ?? 0;
   const log = createLogger('peerha-monitor', c.logLevel);
   const reload = () => {
@@ -369,17 +393,30 @@ const monitor: Command = async (argv) => {
   process.exit(code);
 };
 
-const SET_HELP = `Usage: peerha set GROUP LEVEL --root DIR [--nodes a,b] [--wait[=SECONDS]]
+/** Why the monitor must not start on `root` (missing unless `create`, not a folder), or null. */
+async function rootProblem(root: string, create: boolean): Promise<string | null> {
+  const st = await stat(root).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : e));
+  if (st instanceof Error) return `${root}: ${st.message}`;
+  if (st === null && create) return mkdir(root, { recursive: true }).then(() => null, (e: Error) => `cannot create ${root}: ${e.message}`);
+  if (st === null) return `${root}: no such directory (is the shared filesystem mounted?); --create makes it`;
+  return st.isDirectory() ? null : `${root}: expected a directory`;
+}
+
+const SET_HELP = `Usage: peerha set GROUP LEVEL --root DIR [--nodes a,b] [--wait[=SECONDS]] [--force]
        peerha set GROUP --remove --root DIR
 
-Sets what the cluster wants: writes DIR/hactl (under a lock) so every monitor picks it up.
+Sets what the cluster wants: edits DIR/hactl (under a lock) so every monitor picks it up. The edit
+changes the group's one line (or appends one); comments, blank lines and order stay.
 LEVEL 'stop' stops the group everywhere. --nodes limits it to these nodes, preferred first.
---wait: exit 0 once GROUP runs at LEVEL on exactly one node (nowhere, for stop); 2 on timeout.
+Refused (exit 1, nothing written) when DIR/hactl does not parse (it says where), and when the
+cltab has no such group or no entry at LEVEL — unless --force.
+--wait: exit 0 once GROUP runs at LEVEL on exactly one node (one of --nodes, when given; nowhere,
+for stop); 2 on timeout.
 `;
 
 const set: Command = async (rawArgv) => {
   const { argv, wait } = splitWait(rawArgv);
-  const { values, positionals } = parse(argv, { root: { type: 'string' }, nodes: { type: 'string' }, remove: { type: 'boolean' } });
+  const { values, positionals } = parse(argv, { root: { type: 'string' }, nodes: { type: 'string' }, remove: { type: 'boolean' }, force: { type: 'boolean' } });
   if (values.help) return help(SET_HELP);
   const root = values.root ?? process.env.PEERHA_ROOT;
   if (!root) throw new UsageError('set: --root DIR is required');
@@ -389,7 +426,7 @@ const set: Command = async (rawArgv) => {
   const refused = setArgumentProblem(group, values.remove ? null : level!, nodes);
   if (refused) throw new UsageError(refused);
   try {
-    await setWant(root, group, values.remove ? null : level!, nodes);
+    await setWant(root, group, values.remove ? null : level!, nodes, { force: !!values.force });
   } catch (e) {
     if (!(e instanceof SetRefused)) throw e;
     process.stderr.write(`peerha set: refused, hactl left as it was:\n${e.message}\n`);
@@ -400,16 +437,13 @@ const set: Command = async (rawArgv) => {
   const deadline = Date.now() + wait * 1000;
   for (;;) {
     const h = (await readHastats(root))[0];
-    const inst = h ? Object.entries(h.groups[group]?.instances ?? {}) : [];
-    const settled = (state: string): boolean => isRunning(toGroupState(state));
-    if (h && h.groups[group]?.want === level) {
-      if (level === 'stop' && inst.length === 0) return 0;
-      if (level !== 'stop' && inst.length === 1 && inst[0]![1].level === level && settled(inst[0]![1].state)) {
-        console.log(`${group} ${level} on ${inst[0]![0]}`);
-        return 0;
-      }
+    const done = h ? settledAs(h, group, level!, nodes) : null;
+    if (done) {
+      console.log(done);
+      return 0;
     }
     if (Date.now() > deadline) {
+      const inst = h ? Object.entries(h.groups[group]?.instances ?? {}) : [];
       console.log(`timed out: ${group} is ${inst.map(([n, i]) => `${n}:${i.level}/${i.state}`).join(' ') || 'nowhere'}`);
       return 2;
     }

@@ -44,7 +44,7 @@ export interface HastatGroup {
   readonly nodes?: readonly string[] | null;
   readonly instances: Readonly<Record<string, HastatInstance>>;
   readonly notes?: readonly string[];
-  /** Times this node saw the group move from one running node to another. */
+  /** Times the group moved from one running node to another: the cluster's count (every node takes the highest published), kept across restarts. */
   readonly failovers?: number;
   /** Only for a group this node runs: its entries and recent transitions here. */
   readonly local?: {

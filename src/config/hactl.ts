@@ -78,3 +78,23 @@ export function formatHactl(wants: Iterable<HactlWant>): string {
   for (const w of wants) out.push(w.nodes ? `${w.group} ${w.level} ${w.nodes.join(',')}` : `${w.group} ${w.level}`);
   return out.join('\n') + (out.length ? '\n' : '');
 }
+
+/**
+ * `text` with one group's want changed the way a person would edit it: its line (the last one,
+ * which wins) rewritten in place, or one line appended for a new group; `level` null removes
+ * every line of the group (an earlier, shadowed line would otherwise come back into force).
+ * Comments, blank lines and order are kept. `text` must parse (parseHactl).
+ */
+export function editHactl(text: string, group: string, level: string | null, nodes: readonly string[] | null): string {
+  const lines = text.split('\n');
+  const mine = lines.flatMap((l, i) => (!/^\s*#/.test(l) && l.replace(/^\uFEFF/, '').trim().split(/\s+/)[0] === group ? [i] : []));
+  if (level === null) return lines.filter((_, i) => !mine.includes(i)).join('\n');
+  const line = formatHactl([{ group, level, nodes, line: 0 }]).slice(0, -1);
+  const last = mine[mine.length - 1];
+  if (last !== undefined) {
+    lines[last] = (last === 0 && lines[0]!.startsWith('\uFEFF') ? '\uFEFF' : '') + line;
+    return lines.join('\n');
+  }
+  const body = text === '' || text.endsWith('\n') ? text : `${text}\n`;
+  return `${body}${line}\n`;
+}

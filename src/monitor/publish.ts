@@ -7,6 +7,7 @@ import type { Instance } from './decide.js';
 import { beatName } from '../cluster/beats.js';
 import type { StoreResult } from '../cluster/store.js';
 import { shownInstances, type Heir, type PublishWaiter } from './state.js';
+import { failoverLines } from './snapshot.js';
 import type { Turn } from './turn.js';
 
 /** Ask for a clstat write; `waiter` is told when a write started after this request completes. */
@@ -37,6 +38,7 @@ function startWrite(t: Turn): void {
     fenced: [...state.fencing.fenced.values()],
     // Who this node holds stale or gone (and may take groups from): read by them as the poison pill.
     stale: [...state.lastLive].filter(([, v]) => v.state === 'stale' || v.state === 'left').map(([node, v]) => ({ node, seq: v.seq, pid: state.peerPids.get(node) ?? null })),
+    failovers: failoverLines(state.owners),
   };
   // A new gen when anything but seq and time changed: only then do peers read this clstat again.
   const body = formatClstat({ header: { node: t.me, pid: state.pid, seq: 0, time: '', inc: state.inc, left }, ...content });

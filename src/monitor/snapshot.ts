@@ -4,12 +4,12 @@
 // restore the state and run step() on it.
 
 import { defaultStopTimeoutMs } from '../config/monitor.js';
-import { isRunning, type FencedLine } from '../config/clstat.js';
+import { isRunning, type FailoverLine, type FencedLine } from '../config/clstat.js';
 import { HASTAT_VERSION, type Hastat, type HastatFence, type HastatGroup, type HastatInstance, type HastatMemory, type HastatNode } from '../cluster/hastat.js';
 import type { QuorumResult } from '../cluster/quorum.js';
 import type { GroupStatus } from '../init/engine.js';
 import { isActive, type NodeView } from './decide.js';
-import { initialState, type MonitorSettings, type MonitorState } from './state.js';
+import { initialState, type MonitorSettings, type MonitorState, type PeerContent } from './state.js';
 import type { Turn } from './turn.js';
 import { planWindowMs } from './view.js';
 
@@ -34,6 +34,37 @@ function localOf(g: GroupStatus): NonNullable<HastatGroup['local']> {
     transitions: g.transitions,
     ...(health ? { restarts: g.restarts ?? 0, ...(g.maxRestarts !== undefined ? { maxRestarts: g.maxRestarts } : {}), givenUp: g.givenUp ?? false } : {}),
   };
+}
+
+type Owner = MonitorState['owners'] extends ReadonlyMap<string, infer O> ? O : never;
+
+/**
+ * A group's failover record as the cluster has it: ours or the highest a peer published
+ * (`# failovers` lines), the greater node name at a tie, so that every view settles on one count.
+ * Counting the moves each node sees on its own gave every view its own count, reset by a restart.
+ */
+export function clusterOwner(own: Owner | undefined, group: string, peers: Iterable<PeerContent>): Owner {
+  let best = own ?? { node: '', failovers: 0 };
+  for (const p of peers) {
+    for (const f of p.read.failovers ?? []) {
+      if (f.group === group && (f.count > best.failovers || (f.count === best.failovers && f.node > best.node))) best = { node: f.node, failovers: f.count };
+    }
+  }
+  return best;
+}
+
+/** The failover records a clstat carries (groups that failed over at least once). */
+export function failoverLines(owners: MonitorState['owners']): FailoverLine[] {
+  return [...owners].filter(([, o]) => o.failovers > 0 && o.node !== '').map(([group, o]) => ({ group, count: o.failovers, node: o.node }));
+}
+
+/**
+ * A previous run's failover counts (its last clstat), to go on from after a restart. Not where the
+ * group ran: a placement after the whole cluster was down is no failover, and while peers are up
+ * their records (with the node) win the tie in clusterOwner.
+ */
+export function ownersFrom(lines: readonly FailoverLine[] | undefined): MonitorState['owners'] {
+  return new Map((lines ?? []).map((f) => [f.group, { node: '', failovers: f.count }]));
 }
 
 /** This cycle's hastat; also counts failovers (a group seen running on another node than before). */
@@ -73,6 +104,8 @@ export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string,
   const notesOf = new Map<string, string[]>();
   for (const n of notes) notesOf.set(n.group, [...(notesOf.get(n.group) ?? []), n.note]);
   const owners = new Map(state.owners);
+  // Live peers only: a clstat left behind (halt, a crash) names where the group ran back then.
+  const counters = [...state.peerContent].filter(([n]) => state.lastLive.get(n)?.state === 'up').map(([, c]) => c);
   const groups: Record<string, HastatGroup> = {};
   for (const g of [...instancesOf.keys()].sort()) {
     const want = wants.get(g);
@@ -88,7 +121,7 @@ export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string,
         runningOn = n;
       }
     }
-    let seen = owners.get(g) ?? { node: '', failovers: 0 };
+    let seen = clusterOwner(owners.get(g), g, counters);
     if (running === 1 && runningOn !== seen.node) seen = { node: runningOn!, failovers: seen.node === '' ? seen.failovers : seen.failovers + 1 };
     owners.set(g, seen);
     const group: HastatGroup = { want: want?.level ?? null, nodes: want?.nodes ?? null, instances, ...(groupNotes.length ? { notes: groupNotes } : {}), failovers: seen.failovers };

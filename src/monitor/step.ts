@@ -6,6 +6,7 @@
 
 import { CLAIMS_DIR } from '../cluster/claims.js';
 import { parseClstat } from '../config/clstat.js';
+import { ownersFrom } from './snapshot.js';
 import type { StoreResult } from '../cluster/store.js';
 import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js';
 import { beginCycle, cycleIo, cyclePublished, engineChanged, failCycle, hastatWritten, pet, schedule, toldInCycle } from './cycle.js';
@@ -115,7 +116,10 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       if (failure !== null) return refuse(t, `cannot create ${settings.root}/nodes/${t.me}: ${failure}`);
       return t.io({ kind: 'startup', stage: 'dup-first' }, [{ op: 'read', path: t.own('clstat') }]);
     case 'dup-first': {
-      const h = text === null ? null : parseClstat(text).header;
+      const c = text === null ? null : parseClstat(text);
+      const h = c?.header ?? null;
+      // Failover counts go on from the previous run's clstat (the cluster's, merged by max).
+      if (c?.failovers) state.owners = ownersFrom(c.failovers);
       // Seqs go on from the previous run's last clstat (no clock involved): a clstat of this run
       // is newer than every claim the previous one made (see absorbClaims for claims without one).
       if (h) state.seq = Math.max(state.seq, h.seq);

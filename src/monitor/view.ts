@@ -3,7 +3,7 @@
 // fresh, whether this node is settling or must self-fence, whether it may pet its watchdog or
 // spawn. step() calls them (through Logic), whichever driver runs it.
 
-import { isSettled, isWhole, parseClstat, type Clstat, type FencedLine, type StaleLine } from '../config/clstat.js';
+import { isSettled, isWhole, parseClstat, type Clstat, type FailoverLine, type FencedLine, type StaleLine } from '../config/clstat.js';
 import type { HactlWant } from '../config/hactl.js';
 import type { LivenessView, PeerMemory, PeerObservation } from '../cluster/liveness.js';
 import { isActive, planGraceMs, TEST, type DecideConfig, type DecideMemory, type Instance, type NodeState, type NodeView } from './decide.js';
@@ -27,6 +27,8 @@ export interface PeerRead {
   readonly fenced: readonly FencedLine[] | null;
   /** The peers it holds stale (`# stale` lines) when it had a header. */
   readonly stale: readonly StaleLine[] | null;
+  /** Its failover counts (`# failovers` lines); absent when it had no header. */
+  readonly failovers?: readonly FailoverLine[];
 }
 
 /**
@@ -62,6 +64,7 @@ function peerRead(text: string | null, parse: (text: string) => Clstat): PeerRea
     handovers: c.header.left && c.handovers ? c.handovers : null,
     fenced: c.fenced ?? [],
     stale: c.stale ?? [],
+    failovers: c.failovers ?? [],
   };
 }
 

@@ -135,7 +135,7 @@ describe.skipIf(!enabled)('peerha monitor: chaos on sshfs, one network namespace
     for (let i = 0; i < 16; i++) {
       let body: string;
       if (i % 2 === 0) {
-        await setWant(m1, 'W', i % 4 === 0 ? 'start' : 'stop', null);
+        await setWant(m1, 'W', i % 4 === 0 ? 'start' : 'stop', null, { force: true }); // no cltab here
         body = `W ${i % 4 === 0 ? 'start' : 'stop'}\n`;
       } else {
         body = `W ${i % 4 === 1 ? 'stop' : 'start'}\n# hand edit ${i}\n`;

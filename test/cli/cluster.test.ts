@@ -11,6 +11,8 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 function root(): string {
   dir = mkdtempSync(join(tmpdir(), 'peerha-cli-'));
   for (const n of ['n1', 'n2']) mkdirSync(join(dir, 'nodes', n), { recursive: true });
+  // set refuses groups and levels the cltab does not have
+  writeFileSync(join(dir, 'cltab'), ['web', 'db', ...Array.from({ length: 9 }, (_, i) => `g${i + 1}`)].map((g) => `${g}:${g}:start:respawn:sleep 9\n`).join(''));
   return dir;
 }
 

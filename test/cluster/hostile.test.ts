@@ -135,7 +135,7 @@ describe('the CLI with hostile names', () => {
       expect(r.stderr).toMatch(/^peerha set: (group|level|node) /);
       expect(existsSync(join(root, 'hactl')), JSON.stringify(args)).toBe(false);
     }
-    const ok = await cl.cli(['set', 'W', 'start', '--root', root]);
+    const ok = await cl.cli(['set', 'W', 'start', '--root', root, '--force']); // no cltab here
     expect(ok.code).toBe(0);
     expect(readFileSync(join(root, 'hactl'), 'utf8')).toBe('# generation 1\nW start\n');
     expect(statSync(join(root, 'hactl')).mode & 0o777).toBe(0o600);

@@ -122,7 +122,7 @@ export async function startDaemon(cltabText: string | null, opts: StartOptions =
   const subst = (t: string): string => t.replaceAll('$DIR', dir).replaceAll('$OUT', out);
   if (cltabText !== null) writeFileSync(cltab, subst(cltabText));
   let output = '';
-  const proc = spawn(process.execPath, [BIN, 'init', '--cltab', cltab, '--socket', socket, '--clstat', clstat, '--node', 'testnode', '--cycle', String(opts.cycleMs ?? 200)], {
+  const proc = spawn(process.execPath, [BIN, 'init', '--cltab', cltab, '--socket', socket, '--clstat', clstat, '--node', 'testnode', '--cycle', `${opts.cycleMs ?? 200}ms`], {
     env: { ...process.env, ...FAST_ENV, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
