@@ -115,7 +115,7 @@ it('a service whose health check starts failing is restarted on its node, then m
   expect(cl.overlaps()).toEqual([]);
   const n1 = logLines(cl.monitors.get('n1')!.output());
   expect(n1.some((l) => l.msg === 'group given up on this node' && l.group === 'web')).toBe(true);
-  expect(n1.some((l) => l.group === 'web' && l.level === 'stop' && typeof l.reason === 'string' && l.reason.startsWith('FAILED at start here'))).toBe(true);
+  expect(n1.some((l) => l.group === 'web' && l.runlevel === 'stop' && typeof l.reason === 'string' && l.reason.startsWith('FAILED at start here'))).toBe(true);
   // n1 does not take it back during its cooldown while n2 runs it; n2's view shows a healthy check
   await waitFor('n2 checks web', () => localOf(cl.hastat('n2'), 'web')?.entries.find((e) => e.tag === 'web-chk')?.check?.lastResult === 'ok', 10_000);
   expect(localOf(cl.hastat('n2'), 'web')).toMatchObject({ restarts: 0, givenUp: false });
