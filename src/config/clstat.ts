@@ -74,6 +74,8 @@ export interface Clstat {
    * finds itself named here (same pid) knows a peer's view of it is stuck, and stops its groups.
    */
   readonly stale?: readonly StaleLine[];
+  /** The cluster as last alerted (`# alerted …`, src/monitor/alerts.ts), as written. */
+  readonly alerted?: string;
   /** Lines after the header, as read (compare with header.lines). */
   readonly bodyLines?: number;
   /** The lines after the header match header.sum (true when there is no sum to check). */
@@ -100,7 +102,7 @@ export interface StaleLine {
   readonly pid: number | null;
 }
 
-export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes']; handovers?: Clstat['handovers']; fenced?: Clstat['fenced']; stale?: Clstat['stale'] }): string {
+export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes']; handovers?: Clstat['handovers']; fenced?: Clstat['fenced']; stale?: Clstat['stale']; alerted?: string }): string {
   const h = c.header;
   const body: string[] = [];
   for (const g of c.groups) body.push(`${CLSTAT_CLASS} ${g.group} ${g.level} ${g.state}`);
@@ -108,6 +110,7 @@ export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatL
   for (const h of c.handovers ?? []) body.push(`# handover ${h.group} ${h.node}`);
   for (const f of c.fenced ?? []) body.push(`# fenced ${f.node} ${f.seq ?? '-'} ${f.time || '-'} ${f.method.replace(/\s+/g, '_') || '-'}`);
   for (const x of c.stale ?? []) body.push(`# stale ${x.node} ${x.seq ?? '-'} ${x.pid ?? '-'}`);
+  if (c.alerted) body.push(`# alerted ${c.alerted.replace(/[\r\n]+/g, ' ')}`);
   const head = `# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.inc ? ` inc=${h.inc}` : ''}${h.gen !== undefined ? ` gen=${h.gen}` : ''}${h.left ? ' left=1' : ''} lines=${body.length} sum=${bodySum(body)}`;
   return [head, ...body].join('\n') + '\n';
 }
@@ -131,6 +134,7 @@ export function parseClstat(text: string): Clstat {
   const handovers: Array<{ group: string; node: string }> = [];
   const fenced: FencedLine[] = [];
   const stale: StaleLine[] = [];
+  let alerted: string | undefined;
   const all = text.split('\n');
   if (all[all.length - 1] === '') all.pop();
   let headerAt = -1;
@@ -167,6 +171,10 @@ export function parseClstat(text: string): Clstat {
       if (m) stale.push({ node: m[1]!, seq: m[2] === '-' ? null : Number(m[2]), pid: m[3] === '-' ? null : Number(m[3]) });
       continue;
     }
+    if (line.startsWith('# alerted ')) {
+      alerted = line.slice('# alerted '.length);
+      continue;
+    }
     if (line.startsWith('# note ')) {
       const m = /^# note (\S+) (.*)$/.exec(line);
       if (m) notes.push({ group: m[1]!, text: m[2]! });
@@ -175,7 +183,7 @@ export function parseClstat(text: string): Clstat {
     const f = line.trim().split(/\s+/);
     if (f.length >= 4 && f[0] === CLSTAT_CLASS) groups.push({ group: f[1]!, level: f[2]!, state: toGroupState(f[3]!) });
   }
-  return { header, groups, notes, ...(handovers.length ? { handovers } : {}), ...(fenced.length ? { fenced } : {}), ...(stale.length ? { stale } : {}), bodyLines: headerAt < 0 ? 0 : all.length - headerAt - 1, sumOk: header?.sum === undefined || header.sum === bodySum(all.slice(headerAt + 1)) };
+  return { header, groups, notes, ...(handovers.length ? { handovers } : {}), ...(fenced.length ? { fenced } : {}), ...(stale.length ? { stale } : {}), ...(alerted !== undefined ? { alerted } : {}), bodyLines: headerAt < 0 ? 0 : all.length - headerAt - 1, sumOk: header?.sum === undefined || header.sum === bodySum(all.slice(headerAt + 1)) };
 }
 
 /**

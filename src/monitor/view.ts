@@ -27,6 +27,8 @@ export interface PeerRead {
   readonly fenced: readonly FencedLine[] | null;
   /** The peers it holds stale (`# stale` lines) when it had a header. */
   readonly stale: readonly StaleLine[] | null;
+  /** Its `# alerted` view as written (alerts.ts), if any. */
+  readonly alerted?: string;
 }
 
 /**
@@ -62,6 +64,7 @@ function peerRead(text: string | null, parse: (text: string) => Clstat): PeerRea
     handovers: c.header.left && c.handovers ? c.handovers : null,
     fenced: c.fenced ?? [],
     stale: c.stale ?? [],
+    ...(c.alerted !== undefined ? { alerted: c.alerted } : {}),
   };
 }
 
