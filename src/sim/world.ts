@@ -702,10 +702,10 @@ export class World {
     this.stats.alerts++;
     if (a.sequence <= (this.alertSeqs.get(node.name) ?? 0)) this.stats.alertSeqBackwards++;
     this.alertSeqs.set(node.name, a.sequence);
-    // node_fenced may repeat: each is a fence that happened (a fenced node's heartbeat moved again).
-    const subject = a.event === 'node_fenced' ? null : a.event.startsWith('node_') ? `node ${a.node}` : a.event.startsWith('quorum_') ? 'quorum' : null;
+    const subject = a.event.startsWith('node_') ? `node ${a.node}` : a.event.startsWith('quorum_') ? 'quorum' : null;
     if (subject !== null) {
-      if (this.lastAlerted.get(subject) === a.event) this.stats.alertRepeats++;
+      // node_fenced may repeat: each is a fence that happened (a fenced node's heartbeat moved again).
+      if (this.lastAlerted.get(subject) === a.event && a.event !== 'node_fenced') this.stats.alertRepeats++;
       this.lastAlerted.set(subject, a.event);
     }
     if (this.tracing) this.trace(node.name, `alert ${a.sequence} ${a.event} ${a.node}${a.group ? ` ${a.group}` : ''}`);
