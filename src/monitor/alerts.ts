@@ -12,10 +12,10 @@
 import type { AlertEvent } from '../config/alerts.js';
 import { isRunning, isSettled } from '../config/clstat.js';
 import type { GroupStatus } from '../init/engine.js';
-import { holdsResources, PLAN, STOP, TEST } from './decide.js';
+import { PLAN, STOP, TEST } from './decide.js';
 import { observerOf } from './fencing.js';
-import type { AlertedView, MonitorState } from './state.js';
-import type { Turn } from './turn.js';
+import type { AlertedView } from './state.js';
+import type { Draft, Turn } from './turn.js';
 import { fencePeers } from './view.js';
 
 export interface Alert {
@@ -94,19 +94,30 @@ export interface ClusterNow {
   readonly ready: boolean;
 }
 
-/** The node states the observer alerts on: this node up, peers as liveness sees them (unknown: as before). */
-function nodeStates(state: MonitorState, me: string): Map<string, NodeAlertState> {
+/**
+ * The node states the observer alerts on: this node up, peers as liveness sees them. A peer only
+ * reads as up once its heartbeat moved while we watched (liveness takes a peer first seen for up
+ * for a whole timeout, also a dead one): until then, and while unknown, it stays as alerted.
+ */
+function nodeStates(state: Draft, me: string): { nodes: Map<string, NodeAlertState>; unsure: boolean } {
   const out = new Map<string, NodeAlertState>([[me, 'up']]);
+  const first = new Map<string, number | null>();
+  let unsure = false;
   for (const [n, v] of state.lastLive) {
+    const firstSeq = state.firstSeqs.has(n) ? state.firstSeqs.get(n)! : v.seq;
+    const moved = firstSeq === -1 || (v.seq !== null && v.seq !== firstSeq);
+    first.set(n, moved ? -1 : firstSeq);
     if (state.fencedNow.has(n)) out.set(n, 'fenced');
-    else if (v.state === 'up' && v.seq !== null) out.set(n, 'up');
+    else if (v.state === 'up' && moved) out.set(n, 'up');
     else if (v.state === 'stale' || v.state === 'left') out.set(n, v.state);
     else {
+      unsure = true;
       const was = state.alerted.nodes.get(n);
       if (was) out.set(n, was);
     }
   }
-  return out;
+  state.firstSeqs = first;
+  return { nodes: out, unsure };
 }
 
 /** The event a node's move from `was` to `now` raises (null: none). */
@@ -133,7 +144,7 @@ export function observeCluster(t: Turn, now: ClusterNow): void {
   const peers = fencePeers(t.me, state.seq, state.lastLive, (n) => state.fencedNow.has(n));
   if (observerOf(peers) !== t.me || !now.ready) return;
   const prev = state.alerted;
-  const nodes = nodeStates(state, t.me);
+  const { nodes, unsure } = nodeStates(state, t.me);
   for (const [n, s] of [...nodes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const event = nodeEvent(prev.nodes.get(n), s);
     if (event === null) continue;
@@ -141,7 +152,8 @@ export function observeCluster(t: Turn, now: ClusterNow): void {
     raise(t, { event, node: n, desc: NODE_DESC[event]!(n).replace(/\.$/, how ? ` (${how.method ?? 'manual'} by ${how.fencer}).` : '.') });
   }
   // Nodes gone from the listing (folder removed) are dropped from the view without an alert.
-  const quorum = now.quorumOk;
+  // Quorum counts a peer first seen as live: judged only once every peer is known.
+  const quorum = unsure && prev.quorum !== null ? prev.quorum : now.quorumOk;
   if (prev.quorum !== null && prev.quorum !== quorum) {
     raise(t, { event: quorum ? 'quorum_regained' : 'quorum_lost', node: t.me, desc: quorum ? `Quorum regained: ${now.live} nodes live.` : `Quorum lost: ${now.live} node${now.live === 1 ? '' : 's'} live; groups stop until it returns.` });
   }
@@ -164,16 +176,21 @@ function configHash(errors: readonly string[]): string {
 
 const realLevel = (level: string | null): level is string => level !== null && level !== STOP && level !== PLAN && level !== TEST;
 const runningAt = (g: GroupStatus | undefined): string | null => (g && realLevel(g.level) && isRunning(g.state) ? g.level : null);
-const holdsAt = (g: GroupStatus | undefined): boolean => !!g && realLevel(g.level) && holdsResources({ level: g.level, state: g.state });
+/** Released here: at its stop level and settled, or never told (a restart's stop level runs at the level it returns to). */
+const down = (g: GroupStatus | undefined): boolean => !g || g.state === 'CONFIGURED' || ((g.level === null || g.level === STOP) && isSettled(g.state));
 const healthNote = (g: GroupStatus): string | undefined => g.notes.find((n) => /checks? in a row/.test(n));
 
-/** The engine changed: the group events of this node. `owner` is where a group ran before (hastat). */
+/**
+ * The engine changed: the group events of this node. A group is started once it runs at a level
+ * (state.groupsUp remembers at which) and stopped once released again, so a local restart after a
+ * failed health check is a health_failed, not a stop and a start.
+ */
 export function groupEvents(t: Turn, before: readonly GroupStatus[], after: readonly GroupStatus[]): void {
   const prev = new Map(before.map((g) => [g.group, g]));
   const me = t.me;
+  const up = new Map(t.state.groupsUp);
   for (const g of after) {
     const p = prev.get(g.group);
-    prev.delete(g.group);
     const base = { node: me, group: g.group, level: g.level ?? '' };
     const note = healthNote(g);
     if (note !== undefined && ((g.restarts ?? 0) > (p?.restarts ?? 0) || (g.givenUp && !p?.givenUp))) {
@@ -183,16 +200,20 @@ export function groupEvents(t: Turn, before: readonly GroupStatus[], after: read
       raise(t, { ...base, event: 'group_failed', desc: `Group ${g.group} failed at level ${g.level} on ${me}${g.givenUp ? ' and was given up there' : ''}.` });
     }
     const level = runningAt(g);
-    if (level !== null && level !== runningAt(p)) {
+    if (level !== null && up.get(g.group) !== level) {
+      up.set(g.group, level);
       raise(t, { ...base, event: 'group_started', desc: `Group ${g.group} runs at level ${level} on ${me}.` });
       const from = t.state.owners.get(g.group)?.node ?? '';
       if (from !== '' && from !== me) raise(t, { ...base, event: 'failover', fromNode: from, desc: `Group ${g.group} moved from ${from} to ${me}.` });
     }
-    const stopped = !holdsAt(g) && (g.level === null || g.level === STOP ? isSettled(g.state) || g.state === 'CONFIGURED' : true);
-    if (holdsAt(p) && stopped && g.state !== 'FAILED') raise(t, { ...base, level: p!.level ?? '', event: 'group_stopped', desc: `Group ${g.group} stopped on ${me}.` });
   }
-  // Groups the engine forgot (removed from cltab) while they ran.
-  for (const p of prev.values()) if (holdsAt(p)) raise(t, { node: me, group: p.group, level: p.level ?? '', event: 'group_stopped', desc: `Group ${p.group} stopped on ${me}.` });
+  const now = new Map(after.map((g) => [g.group, g]));
+  for (const [group, level] of up) {
+    if (!down(now.get(group))) continue;
+    up.delete(group);
+    raise(t, { node: me, group, level, event: 'group_stopped', desc: `Group ${group} stopped on ${me}.` });
+  }
+  if (up.size !== t.state.groupsUp.size || [...up].some(([g, l]) => t.state.groupsUp.get(g) !== l)) t.state.groupsUp = up;
 }
 
 /** fence_failed: raised by the fencer for an attempt (all its methods) that did not succeed. */

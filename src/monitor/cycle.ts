@@ -500,9 +500,8 @@ function decide(t: Turn, cycle: Cycle): void {
   }
   state.loggedNotes = loggedNotes;
   if (!state.leave && !cycle.selfFence) fenceTick(t, nodes);
-  // A peer first seen counts as up for a timeout (liveness): a dead one is known stale only after it.
-  const judged = now - state.startedAt >= settings.timeoutMs + settings.cycleMs + settings.visibilityLagMs;
-  observeCluster(t, { quorumOk: verdict.ok, live: count, configErrors: [...cltab.errors, ...hactl.errors], ready: judged && !cycle.selfFence && !state.leave && !poisoned && readComplete(state.lastLive, state.lastSeen, isFenced) });
+  const settling = t.logic.isSettling(now, state.startedAt, settings.cycleMs, settings.visibilityLagMs);
+  observeCluster(t, { quorumOk: verdict.ok, live: count, configErrors: [...cltab.errors, ...hactl.errors], ready: !settling && !cycle.selfFence && !state.leave && !poisoned && readComplete(state.lastLive, state.lastSeen, isFenced) });
 
   const errors = [...cltab.errors, ...hactl.errors, ...decision.errors, ...(state.publishDegraded ? [state.publishDegraded] : [])];
   if (errors.join('\n') !== state.loggedErrors) {

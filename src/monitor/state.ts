@@ -277,6 +277,10 @@ export interface MonitorState {
   readonly alerted: AlertedView;
   /** The sequence of the last alert this node raised. */
   readonly alertSeq: number;
+  /** Per peer, its heartbeat seq when first seen (-1: it moved since): alerts.ts nodeStates. */
+  readonly firstSeqs: ReadonlyMap<string, number | null>;
+  /** Groups alerted started here (and at which level) and not stopped since. */
+  readonly groupsUp: ReadonlyMap<string, string>;
 }
 
 export function initialState(settings: MonitorSettings, pid: number, seed: number): MonitorState {
@@ -343,6 +347,8 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     lastHastat: null,
     alerted: { gen: 0, quorum: null, config: '', nodes: new Map() },
     alertSeq: 0,
+    groupsUp: new Map(),
+    firstSeqs: new Map(),
   };
 }
 

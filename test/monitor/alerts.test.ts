@@ -25,14 +25,16 @@ class Node {
   state: MonitorState;
   readonly raised: Alert[] = [];
   now = 1000;
-  constructor(readonly name: string) {
-    this.state = { ...initialState(settings(name), 1, 1), seq: 10 };
+  /** `watched`: peers whose heartbeat it saw move already (a monitor that ran a while). */
+  constructor(readonly name: string, watched = ['n1', 'n2', 'n3']) {
+    this.state = { ...initialState(settings(name), 1, 1), seq: 10, firstSeqs: new Map(watched.map((n) => [n, -1])) };
   }
 
   /** One cycle's alert decision with this view of the peers. */
   cycle(peers: Record<string, LivenessView['state']>, quorumOk = true): void {
-    const lastLive = new Map(Object.entries(peers).map(([n, s]) => [n, { state: s, seq: 5, silentMs: 0 } satisfies LivenessView]));
     this.now += 100;
+    // A live peer's heartbeat moves every cycle; a dead one's stands still.
+    const lastLive = new Map(Object.entries(peers).map(([n, s]) => [n, { state: s, seq: s === 'up' ? this.now : 5, silentMs: 0 } satisfies LivenessView]));
     const t = new Turn({ ...this.state, lastLive, seq: this.state.seq + 1 }, { type: 'failed', error: '', now: this.now, wall: 1.7e12 + this.now } as MonitorEvent, REAL_LOGIC);
     observeCluster(t, { quorumOk, live: 1 + Object.values(peers).filter((s) => s === 'up').length, configErrors: [], ready: true });
     this.state = t.state;
@@ -97,10 +99,13 @@ describe('node and quorum alerts: once for the cluster', () => {
     n2.read(n1);
     n2.cycle({ n1: 'stale' }, false);
     expect(n2.raised.map((a) => a.event)).toEqual(['node_stale', 'quorum_lost']);
-    // n1 comes back (a new run: nothing alerted yet of its own); it reads n2's view and observes.
-    const back = new Node('n1');
+    // n1 comes back (a new run); it reads n2's view and observes. A peer first seen reads as up
+    // for a timeout whether it lives or not: nothing is said of it until its heartbeat moves.
+    const back = new Node('n1', []);
     back.read(n2);
-    back.cycle({ n2: 'up' });
+    back.cycle({ n2: 'up', n3: 'up' });
+    expect(back.raised.map((a) => `${a.event} ${a.node}`)).toEqual(['node_up n1']);
+    back.cycle({ n2: 'up', n3: 'stale' });
     expect(back.raised.map((a) => `${a.event} ${a.node}`)).toEqual(['node_up n1', 'quorum_regained n1']);
   });
 
@@ -114,9 +119,9 @@ describe('node and quorum alerts: once for the cluster', () => {
 
 describe('group alerts: raised by the node the group runs on', () => {
   const g = (over: Partial<GroupStatus>): GroupStatus => ({ group: 'web', level: 'start', state: 'DONE', notes: [], procs: [], transitions: [], ...over });
-  const run = (before: GroupStatus[], after: GroupStatus[], owner?: string): Alert[] => {
+  const run = (before: GroupStatus[], after: GroupStatus[], owner?: string, up: Record<string, string> = {}): Alert[] => {
     const base = initialState(settings('n2'), 1, 1);
-    const t = new Turn({ ...base, seq: 3, owners: owner ? new Map([['web', { node: owner, failovers: 0 }]]) : new Map() }, { type: 'failed', error: '', now: 1, wall: 1.7e12 } as MonitorEvent, REAL_LOGIC);
+    const t = new Turn({ ...base, seq: 3, groupsUp: new Map(Object.entries(up)), owners: owner ? new Map([['web', { node: owner, failovers: 0 }]]) : new Map() }, { type: 'failed', error: '', now: 1, wall: 1.7e12 } as MonitorEvent, REAL_LOGIC);
     groupEvents(t, before, after);
     return alertsOf(t.effects);
   };
@@ -127,16 +132,21 @@ describe('group alerts: raised by the node the group runs on', () => {
     expect(started?.event).toBe('group_started');
     expect(failover).toMatchObject({ event: 'failover', node: 'n2', group: 'web', level: 'start', fromNode: 'n1', desc: 'Group web moved from n1 to n2.' });
     expect(run([g({ state: 'STARTING' })], [g({})], 'n2').map((a) => a.event)).toEqual(['group_started']);
-    // plan and test are the way to a level, not a level the group runs at
+    // already alerted at this level (a local restart came back); plan and test lead to a level
+    expect(run([g({ state: 'STARTING' })], [g({})], 'n1', { web: 'start' })).toEqual([]);
     expect(run([], [g({ level: 'test', state: 'PASSED' })])).toEqual([]);
   });
 
   it('stopped once its stop level finished; failed; health checks that restart it', () => {
-    expect(run([g({})], [g({ level: 'stop', state: 'STARTING' })])).toEqual([]);
-    expect(run([g({ level: 'start', state: 'STOPPING' })], [g({ level: 'stop', state: 'DONE' })]).map((a) => a.event)).toEqual(['group_stopped']);
-    expect(run([g({})], [g({ state: 'FAILED' })]).map((a) => a.event)).toEqual(['group_failed']);
+    const up = { web: 'start' };
+    expect(run([g({})], [g({ level: 'stop', state: 'STARTING' })], undefined, up)).toEqual([]);
+    expect(run([g({ level: 'stop', state: 'STARTING' })], [g({ level: 'stop', state: 'DONE' })], undefined, up).map((a) => [a.event, a.level])).toEqual([['group_stopped', 'start']]);
+    expect(run([g({})], [], undefined, up).map((a) => a.event)).toEqual(['group_stopped']);
+    // never started here (its test failed, say): no stop to tell of
+    expect(run([g({ level: 'test', state: 'FAILED' })], [g({ level: 'stop', state: 'DONE' })])).toEqual([]);
+    expect(run([g({})], [g({ state: 'FAILED' })], undefined, up).map((a) => a.event)).toEqual(['group_failed']);
     const note = 'restarting here: web-chk failed 2 checks in a row (restart 1 of 1 within 1 min)';
-    expect(run([g({ restarts: 0 })], [g({ state: 'STOPPING', restarts: 1, notes: [note] })]).map((a) => [a.event, a.desc])).toEqual([['health_failed', `Group web failed its health checks on n2: ${note}.`]]);
+    expect(run([g({ restarts: 0 })], [g({ state: 'STOPPING', restarts: 1, notes: [note] })], undefined, up).map((a) => [a.event, a.desc])).toEqual([['health_failed', `Group web failed its health checks on n2: ${note}.`]]);
   });
 });
 
