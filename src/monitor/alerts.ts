@@ -157,9 +157,13 @@ export function observeCluster(t: Turn, now: ClusterNow): void {
   if (prev.quorum !== null && prev.quorum !== quorum) {
     raise(t, { event: quorum ? 'quorum_regained' : 'quorum_lost', node: t.me, desc: quorum ? `Quorum regained: ${now.live} nodes live.` : `Quorum lost: ${now.live} node${now.live === 1 ? '' : 's'} live; groups stop until it returns.` });
   }
-  const config = now.configErrors.length ? configHash(now.configErrors) : '';
+  // Problems that stood two cycles: a file caught half-written by one read is no rejection.
+  const seen = now.configErrors.length ? configHash(now.configErrors) : '';
+  const config = seen === state.configSeen ? seen : prev.config;
+  state.configSeen = seen;
   if (config !== '' && config !== prev.config) {
-    raise(t, { event: 'config_rejected', node: t.me, desc: `Configuration rejected: ${now.configErrors[0]!.replace(/[\r\n]+/g, ' ')}${now.configErrors.length > 1 ? ` (and ${now.configErrors.length - 1} more)` : ''}` });
+    const first = now.configErrors[0]!.replace(/[\r\n]+/g, ' ').replace(/\.$/, '');
+    raise(t, { event: 'config_rejected', node: t.me, desc: `Configuration rejected: ${first}${now.configErrors.length > 1 ? ` (and ${now.configErrors.length - 1} more)` : ''}.` });
   }
   const changed = config !== prev.config || quorum !== prev.quorum || nodes.size !== prev.nodes.size || [...nodes].some(([n, s]) => prev.nodes.get(n) !== s);
   if (changed) state.alerted = { gen: prev.gen + 1, quorum, config, nodes };

@@ -279,6 +279,8 @@ export interface MonitorState {
   readonly alertSeq: number;
   /** Per peer, its heartbeat seq when first seen (-1: it moved since): alerts.ts nodeStates. */
   readonly firstSeqs: ReadonlyMap<string, number | null>;
+  /** The configuration problems (hash) the observer saw last cycle. */
+  readonly configSeen: string;
   /** Groups alerted started here (and at which level) and not stopped since. */
   readonly groupsUp: ReadonlyMap<string, string>;
 }
@@ -349,6 +351,7 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     alertSeq: 0,
     groupsUp: new Map(),
     firstSeqs: new Map(),
+    configSeen: '',
   };
 }
 

@@ -205,3 +205,15 @@ it('a failing health check: health_failed by the node running the group, then it
   exactlyOnce(cl, ['group_failed n3 web', `failover ${to} web from n3`, `group_started ${to} web`]);
   checkAll(cl);
 }, 90_000);
+
+it('a rejected hactl: config_rejected once, by the observer; web keeps running', async () => {
+  const cl = newCluster({ cycle: '200ms', timeout: '1500ms', yaml: yaml() });
+  await threeNodes(cl);
+  cl.writeRoot('hactl', 'web start n3,n2,n1\nweb2 start:now\n');
+  const rejected = await waitAlert(cl, 'config_rejected n1');
+  expect(rejected.desc).toMatch(/^Configuration rejected: .*hactl/);
+  await cl.cyclesPass('n1', 6);
+  exactlyOnce(cl, ['config_rejected n1']);
+  expect(cl.runningOn('web')).toBe('n3');
+  checkAll(cl);
+}, 60_000);
