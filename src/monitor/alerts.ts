@@ -104,8 +104,9 @@ function nodeStates(state: Draft, me: string): { nodes: Map<string, NodeAlertSta
   const first = new Map<string, number | null>();
   let unsure = false;
   for (const [n, v] of state.lastLive) {
-    const firstSeq = state.firstSeqs.has(n) ? state.firstSeqs.get(n)! : v.seq;
-    const moved = firstSeq === -1 || (v.seq !== null && v.seq !== firstSeq);
+    // (-1: it moved; null: not read yet, so the first seq read is its first.)
+    const firstSeq = state.firstSeqs.get(n) ?? v.seq;
+    const moved = firstSeq === -1 || (v.seq !== null && firstSeq !== null && v.seq !== firstSeq);
     first.set(n, moved ? -1 : firstSeq);
     if (state.fencedNow.has(n)) out.set(n, 'fenced');
     else if (v.state === 'up' && moved) out.set(n, 'up');
@@ -141,10 +142,11 @@ const NODE_DESC: Record<string, (n: string) => string> = {
  */
 export function observeCluster(t: Turn, now: ClusterNow): void {
   const state = t.state;
+  // Every node follows its peers' first heartbeats: one that becomes the observer knows them.
+  const { nodes, unsure } = nodeStates(state, t.me);
   const peers = fencePeers(t.me, state.seq, state.lastLive, (n) => state.fencedNow.has(n));
   if (observerOf(peers) !== t.me || !now.ready) return;
   const prev = state.alerted;
-  const { nodes, unsure } = nodeStates(state, t.me);
   for (const [n, s] of [...nodes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const event = nodeEvent(prev.nodes.get(n), s);
     if (event === null) continue;

@@ -127,7 +127,7 @@ export interface SimModel {
 export const REAL_MODEL: SimModel = { watchdogStops: true, exclusiveClaims: true };
 
 export interface Violation {
-  readonly invariant: 'never two owners' | 'never two holders' | 'progress' | 'quorum-less nodes run nothing';
+  readonly invariant: 'never two owners' | 'never two holders' | 'progress' | 'quorum-less nodes run nothing' | 'alert sequence';
   readonly time: number;
   readonly detail: string;
 }
@@ -697,10 +697,18 @@ export class World {
   private readonly alertSeqs = new Map<string, number>();
   private readonly lastAlerted = new Map<string, string>();
 
-  /** A monitor raised an alert: node and quorum events must alternate cluster-wide (once each). */
+  /**
+   * A monitor raised an alert. Invariant: each node's sequences strictly increase, across its
+   * restarts. Counted: node and quorum events that do not alternate cluster-wide (a repeat: two
+   * observers with split views, under faults).
+   */
   alerted(node: SimNode, a: Alert): void {
     this.stats.alerts++;
-    if (a.sequence <= (this.alertSeqs.get(node.name) ?? 0)) this.stats.alertSeqBackwards++;
+    const last = this.alertSeqs.get(node.name) ?? 0;
+    if (a.sequence <= last) {
+      this.stats.alertSeqBackwards++;
+      this.fail('alert sequence', `${node.name} raised ${a.event} with sequence ${a.sequence} after ${last} (restarts included)`);
+    }
     this.alertSeqs.set(node.name, a.sequence);
     const subject = a.event.startsWith('node_') ? `node ${a.node}` : a.event.startsWith('quorum_') ? 'quorum' : null;
     if (subject !== null) {
