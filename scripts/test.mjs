@@ -5,6 +5,15 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { relative } from 'node:path';
 
+// What the tests need from the system first (installed as root, named otherwise); the labs are
+// warmed only when the chaos tests are among those run.
+if (process.env.PEERHA_NO_INSTALL !== '1') {
+  const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const labs = only.length === 0 || only.some((a) => a.includes('chaos'));
+  const deps = spawnSync('bash', ['scripts/system-deps.sh'], { stdio: 'inherit', env: { ...process.env, PEERHA_DEPS_NO_LABS: labs ? '0' : '1' } });
+  if (deps.status !== 0) console.log(`scripts/system-deps.sh failed (exit ${deps.status}); the tests run anyway`);
+}
+
 const report = '.vitest-report.json';
 rmSync(report, { force: true });
 const args = ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)];

@@ -2,7 +2,7 @@
 // wants before a change goes live. Every problem is `file:line: message`.
 
 import { lstat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { isRefused, readRegularFile } from '../cluster/store.js';
 import { entryHasLevel, formatError, halfWritten, parseCltab, type Cltab, type ConfigError } from '../config/cltab.js';
 import { parseHactl, type Hactl } from '../config/hactl.js';
@@ -25,15 +25,29 @@ async function read(path: string, problems: ConfigError[]): Promise<string | nul
   return null;
 }
 
-/** Commands in cltab run as root on every node: nobody but the owner may write these files. */
-async function checkPermissions(path: string, problems: ConfigError[]): Promise<void> {
+const octal = (mode: number): string => (mode & 0o7777).toString(8);
+
+/**
+ * Commands in cltab run as root on every node: nobody but the owner may write these files, nor
+ * replace them — a directory on the path writable by others (without the sticky bit) lets anyone
+ * rename another file over them.
+ */
+async function checkPermissions(path: string, problems: ConfigError[], dirsSeen: Set<string>): Promise<void> {
   try {
     const st = await lstat(path);
     if (st.mode & 0o022) {
-      problems.push({ file: path, line: 0, message: `writable by group or others (mode ${(st.mode & 0o777).toString(8)}): its commands run as root on every node; chmod go-w` });
+      problems.push({ file: path, line: 0, message: `writable by group or others (mode ${octal(st.mode)}): its commands run as root on every node; chmod go-w` });
     }
   } catch {
     // reported by read()
+  }
+  for (let dir = dirname(resolve(path)); !dirsSeen.has(dir); dir = dirname(dir)) {
+    dirsSeen.add(dir);
+    const st = await lstat(dir).catch(() => null);
+    if (st && st.mode & 0o002 && !(st.mode & 0o1000)) {
+      problems.push({ file: dir, line: 0, message: `directory writable by others (mode ${octal(st.mode)}) on the path to ${path}: anyone may replace the files in it; chmod o-w` });
+    }
+    if (dir === dirname(dir)) break;
   }
 }
 
@@ -63,38 +77,47 @@ export function stopLevelWanted(hactl: Hactl, levels: StopLevels): ConfigError[]
 export async function runCheck(input: CheckInput): Promise<{ problems: ConfigError[]; checked: string[] }> {
   const problems: ConfigError[] = [];
   const checked: string[] = [];
-  /** Read, check permissions and parse one file; its parsed value when valid. */
-  const load = async <T>(path: string | undefined, parse: (text: string, file: string) => { ok: true; value: T } | { ok: false; errors: readonly ConfigError[] }): Promise<T | null> => {
-    if (!path) return null;
+  const dirsSeen = new Set<string>();
+  type Parsed<T> = { ok: true; value: T } | { ok: false; errors: readonly ConfigError[]; partial?: T };
+  /**
+   * Read, check permissions and parse one file: its parsed value when valid, else what did parse
+   * (`partial`: checks across files still run on it, as the monitor would refuse the whole file).
+   */
+  const load = async <T>(path: string | undefined, parse: (text: string, file: string) => Parsed<T>): Promise<{ value: T | null; partial: T | null }> => {
+    if (!path) return { value: null, partial: null };
     checked.push(path);
     const text = await read(path, problems);
-    if (text === null) return null;
-    await checkPermissions(path, problems);
+    if (text === null) return { value: null, partial: null };
+    await checkPermissions(path, problems, dirsSeen);
     const r = parse(text, path);
-    if (r.ok) return r.value;
+    if (r.ok) return { value: r.value, partial: r.value };
     problems.push(...r.errors);
-    return null;
+    return { value: null, partial: r.partial ?? null };
   };
   const cut = (t: string, f: string) => {
     const e = halfWritten(t, f);
     return e ? { ok: false as const, errors: [e] } : null;
   };
-  const cltab = await load(input.cltab, (t, f) => {
+  const cltabs = await load(input.cltab, (t, f) => {
     const half = cut(t, f);
     if (half) return half;
     const r = parseCltab(t, f);
     return r.ok ? { ok: true, value: r.cltab } : r;
   });
-  const hactl = await load(input.hactl, (t, f) => {
+  const hactls = await load(input.hactl, (t, f) => {
     const half = cut(t, f);
     if (half) return half;
     const r = parseHactl(t, f);
+    // A group on two lines: the monitor takes the last one, the admin may have meant the other.
+    problems.push(...(r.warnings ?? []));
     return r.ok ? { ok: true, value: r.hactl } : r;
   });
-  const config = await load(input.config, (t, f) => {
-    const r = parseMonitorConfig(t, f);
-    return r.ok ? { ok: true, value: r.config } : r;
-  });
+  const config = (
+    await load(input.config, (t, f) => {
+      const r = parseMonitorConfig(t, f);
+      return r.ok ? { ok: true, value: r.config } : r;
+    })
+  ).value;
   if (config && input.config) {
     problems.push(...validateFenceMethods(input.config, config.values.fenceMethods ?? [], describeAgent));
     // What the monitor refuses across settings (timeout vs cycle, stop_timeout vs timeout), as the
@@ -102,8 +125,14 @@ export async function runCheck(input: CheckInput): Promise<{ problems: ConfigErr
     const resolved = resolveMonitorConfig(config, { root: config.values.root ?? '/', node: config.values.node ?? 'check' }, {}, 'check');
     if (!resolved.ok) problems.push(...resolved.errors.filter((e) => e.file === input.config));
   }
+  const cltab = cltabs.partial;
+  const hactl = hactls.partial;
   if (cltab && hactl) problems.push(...crossCheck(cltab, hactl));
   if (hactl && config?.values.stopLevel) problems.push(...stopLevelWanted(hactl, config.values.stopLevel));
+  // Per file (in the order they came up), by line.
+  const fileOrder = new Map<string, number>();
+  for (const p of problems) if (!fileOrder.has(p.file)) fileOrder.set(p.file, fileOrder.size);
+  problems.sort((a, b) => fileOrder.get(a.file)! - fileOrder.get(b.file)! || a.line - b.line);
   return { problems, checked };
 }
 

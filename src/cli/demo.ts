@@ -99,8 +99,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   mkdirSync(root, { recursive: true });
   const port = await freePort();
   const fill = (t: string): string => t.replaceAll('@DEMO@', DEMO_DIR).replaceAll('@PORT@', String(port)).replaceAll('@NODE_BIN@', process.execPath);
-  writeFileSync(join(root, 'cltab'), fill(readFileSync(join(DEMO_DIR, 'cltab'), 'utf8')));
-  writeFileSync(join(root, 'hactl'), readFileSync(join(DEMO_DIR, 'hactl'), 'utf8'));
+  writeFileSync(join(root, 'cltab'), fill(readFileSync(join(DEMO_DIR, 'cltab'), 'utf8')), { mode: 0o644 });
+  writeFileSync(join(root, 'hactl'), readFileSync(join(DEMO_DIR, 'hactl'), 'utf8'), { mode: 0o644 });
 
   const nodes: DemoNode[] = [];
   let doubleActive = 0;

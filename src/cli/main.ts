@@ -44,10 +44,16 @@ Standalone group engine (one machine, like Cluster::Init):
   status     show group states (--local: this machine's engine)
   shutdown   stop every group and the daemon
 
-Run 'peerha <command> --help' for a command's options.
+Run 'peerha <command> --help' for a command's options; 'peerha --version' for the version.
 `;
 
 const EXIT_NO_DAEMON = 3;
+
+/** The installed package's version: dist/cli/main.js sits two levels below package.json. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}
 
 class UsageError extends Error {}
 
@@ -428,9 +434,12 @@ const demo: Command = async (argv) => {
 
 const CHECK_HELP = `Usage: peerha check [--root DIR [--node NAME]] [--cltab F] [--hactl F] [--config F]
 
-Validates cltab, hactl and the monitor configuration: syntax, duplicate tags, hactl groups
-missing from cltab, hactl levels no entry has, config values, and unsafe permissions (files
-writable by group or others: their commands run as root on every node).
+Validates cltab, hactl and the monitor configuration as the monitor would: syntax, duplicate
+tags, hactl groups missing from cltab and levels no entry has (on whatever parsed, even when a
+file has errors), a group on two hactl lines (the earlier one is shadowed), config values and
+settings together, and unsafe permissions (files writable by group or others, directories on
+their path writable by others: their commands run as root on every node; a running monitor
+refuses an admin copy writable by others).
 Prints every problem as file:line: message. Exit 0 when all is well, 1 otherwise.
 `;
 
@@ -587,6 +596,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(USAGE);
     return name === undefined ? 1 : 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`peerha ${packageVersion()}\n`);
+    return 0;
   }
   const cmd = COMMANDS[name];
   if (!cmd) {

@@ -37,13 +37,15 @@ export interface FileSignature {
   readonly mtimeMs: number;
   readonly size: number;
   readonly ino: number;
+  /** Permission bits: a chmod (o-w on a refused admin copy) changes nothing else. */
+  readonly mode?: number;
 }
 
 /** A regular file's signature, or null (missing, unreadable, a symlink, not a regular file). Never opens it. */
 export async function signatureOf(path: string): Promise<FileSignature | null> {
   try {
     const st = await lstat(path);
-    return st.isFile() ? { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino } : null;
+    return st.isFile() ? { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino, mode: st.mode & 0o777 } : null;
   } catch {
     return null;
   }
@@ -121,12 +123,14 @@ export interface ReadRefused {
  * file. O_NONBLOCK: anyone can put a FIFO where a clstat is expected, and a blocking open() would
  * hang every monitor's cycle for good (and with it the heartbeats: every watchdog self-fences).
  */
-async function readOnce(path: string, realPath: string | null, consistent: boolean): Promise<FileRead | ReadRefused | 'changed'> {
+async function readOnce(path: string, realPath: string | null, consistent: boolean, adminCopy: boolean): Promise<FileRead | ReadRefused | 'changed'> {
   let fh: FileHandle | undefined;
   try {
     fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
     const st = await fh.stat();
     if (!st.isFile()) return { error: 'not a regular file: refused' };
+    // Its commands run as root on every node: anyone could have written them.
+    if (adminCopy && st.mode & 0o002) return { error: `writable by others (mode ${(st.mode & 0o777).toString(8)}; chmod o-w): refused` };
     if (realPath !== null) {
       const at = await realPathOf(fh);
       if (at !== null && at !== realPath) return { error: `reached through a symlink (${at}): refused` };
@@ -147,9 +151,9 @@ async function readOnce(path: string, realPath: string | null, consistent: boole
   }
 }
 
-async function readWithStat(path: string, realPath: string | null, consistent = false): Promise<FileRead | ReadRefused> {
+async function readWithStat(path: string, realPath: string | null, consistent = false, adminCopy = false): Promise<FileRead | ReadRefused> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    const r = await readOnce(path, realPath, consistent);
+    const r = await readOnce(path, realPath, consistent, adminCopy);
     if (r !== 'changed') return r;
   }
   return { error: 'rewritten under every read' }; // next cycle
@@ -253,10 +257,13 @@ export class FsStore implements Store, SharedStore {
     return this.realRoot === null ? null : join(this.realRoot, rel);
   }
 
-  /** A file inside DIR, or why not (see readOnce: no symlink anywhere, regular files only). */
+  /**
+   * A file inside DIR, or why not (see readOnce: no symlink anywhere, regular files only; an
+   * admin copy at the top, DIR/cltab or DIR/hactl, not writable by others).
+   */
   async readInside(rel: string, consistent = false): Promise<FileRead | ReadRefused> {
     const path = this.inside(rel);
-    return readWithStat(path, await this.realOf(rel), consistent);
+    return readWithStat(path, await this.realOf(rel), consistent, !rel.includes('/'));
   }
 
   /**

@@ -60,7 +60,8 @@ export interface ConfigError {
 
 export type CltabResult =
   | { readonly ok: true; readonly cltab: Cltab }
-  | { readonly ok: false; readonly errors: readonly ConfigError[] };
+  /** `partial`: the lines that did parse, for checks across files (`peerha check`). */
+  | { readonly ok: false; readonly errors: readonly ConfigError[]; readonly partial?: Cltab };
 
 export const MAX_LINE_LENGTH = 64 * 1024;
 const MAX_ERRORS = 100;
@@ -76,8 +77,9 @@ export function halfWritten(text: string, file: string): ConfigError | null {
   return { file, line: text.split('\n').length, message: 'the last line has no newline: the file looks half-written; not used until it ends with a newline' };
 }
 
+/** `file:line: message`, or `file: message` for what is not on a line (permissions, a failed read). */
 export function formatError(e: ConfigError): string {
-  return `${e.file}:${e.line}: ${e.message}`;
+  return e.line > 0 ? `${e.file}:${e.line}: ${e.message}` : `${e.file}: ${e.message}`;
 }
 
 /** Why `name` cannot be a group, tag or level, or null when it is safe. */
@@ -290,6 +292,7 @@ export function parseCltab(text: string, file: string): CltabResult {
     entries.push({ group, tag, levelField, levels: levels.levels, mode, ...(health ? { health } : {}), command, line: n });
   }
 
-  if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, cltab: { file, entries, settings, groups: [...groups] } };
+  const cltab = { file, entries, settings, groups: [...groups] };
+  if (errors.length > 0) return { ok: false, errors, partial: cltab };
+  return { ok: true, cltab };
 }

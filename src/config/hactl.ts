@@ -20,7 +20,8 @@ export interface Hactl {
 
 export type HactlResult =
   | { readonly ok: true; readonly hactl: Hactl; readonly warnings: readonly ConfigError[] }
-  | { readonly ok: false; readonly errors: readonly ConfigError[] };
+  /** `partial`: the lines that did parse, for checks across files (`peerha check`). */
+  | { readonly ok: false; readonly errors: readonly ConfigError[]; readonly warnings?: readonly ConfigError[]; readonly partial?: Hactl };
 
 export function parseHactl(text: string, file: string): HactlResult {
   const errors: ConfigError[] = [];
@@ -65,10 +66,10 @@ export function parseHactl(text: string, file: string): HactlResult {
       nodes = [...new Set(nodes)];
     }
     const earlier = wants.get(group);
-    if (earlier) warnings.push({ file, line: n, message: `group ${group} also on line ${earlier.line}; this later line wins` });
+    if (earlier) warnings.push({ file, line: earlier.line, message: `group ${group} again on line ${n}, which wins: this line is shadowed` });
     wants.set(group, { group, level, nodes, line: n });
   }
-  if (errors.length > 0) return { ok: false, errors };
+  if (errors.length > 0) return { ok: false, errors, warnings, partial: { file, wants } };
   return { ok: true, hactl: { file, wants }, warnings };
 }
 

@@ -27,11 +27,22 @@ export function prettyLine(json: string, color: boolean): string {
   return `${paint(2, t)} ${level} ${String(o.msg ?? '')}${fields ? `  ${paint(2, fields)}` : ''}`;
 }
 
+/**
+ * A group's level logged as `level` would make a second `level` key beside the severity (JSON
+ * parsers keep the last one): it goes out as `runlevel`.
+ */
+export function renameRunlevel(obj: Record<string, unknown>): Record<string, unknown> {
+  if (!Object.hasOwn(obj, 'level')) return obj;
+  const { level, ...rest } = obj;
+  return { ...rest, runlevel: level };
+}
+
 export function createLogger(name: string, level = process.env.PEERHA_LOG_LEVEL ?? 'info'): Logger {
+  const options: pino.LoggerOptions = { name, level, base: { pid: process.pid }, formatters: { log: renameRunlevel } };
   if (process.stdout.isTTY && process.env.PEERHA_LOG_FORMAT !== 'json') {
     const color = !process.env.NO_COLOR;
     const stream = { write: (s: string) => void process.stdout.write(prettyLine(s, color) + '\n') };
-    return pino({ name, level, base: { pid: process.pid } }, stream);
+    return pino(options, stream);
   }
-  return pino({ name, level, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
+  return pino(options, pino.destination({ dest: 1, sync: true }));
 }

@@ -82,7 +82,7 @@ export function sourceName(root: string, path: string): string {
  */
 export function unchangedVerdict(copies: Map<string, CopySeen>, path: string, sig: FileSignature | null, now: number, settleMs: number): Judged | null | undefined {
   const seen = copies.get(path);
-  if (!sig || !seen?.sig || seen.sig.mtimeMs !== sig.mtimeMs || seen.sig.size !== sig.size || seen.sig.ino !== sig.ino) {
+  if (!sig || !seen?.sig || seen.sig.mtimeMs !== sig.mtimeMs || seen.sig.size !== sig.size || seen.sig.ino !== sig.ino || seen.sig.mode !== sig.mode) {
     copies.set(path, { sig, since: now, judged: seen?.judged ?? null });
     // Rewritten in place (same inode: an editor, `printf >`, random bytes) rather than replaced:
     // it may be mid-write (truncated to nothing, half there). Skip it until it stands still for a

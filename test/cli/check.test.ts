@@ -29,13 +29,28 @@ it('passes a good cltab + hactl', async () => {
 it('reports syntax, cross-file and permission problems as file:line', async () => {
   const f = files('web:w1:start:respawn:sleep 1\nweb:w1:start:wait:true\n', 'web run\nghost start\n', 0o664);
   const out = formatProblems((await runCheck(f)).problems);
-  expect(out).toContain(`${f.cltab}:0: writable by group or others`);
+  expect(out).toContain(`${f.cltab}: writable by group or others`);
   expect(out).toContain(`${f.cltab}:2: duplicate tag "w1"`);
-  // the cltab was rejected, so no cross-check against it
+  // the cltab was rejected, and the hactl is checked against what did parse of it
   const g = files('web:w1:start:respawn:sleep 1\n', 'web run\nghost start\n');
   const out2 = formatProblems((await runCheck(g)).problems);
   expect(out2).toContain(`${g.hactl}:1: level run of group web: no entry`);
   expect(out2).toContain(`${g.hactl}:2: group ghost has no entries`);
+});
+
+it('checks across files on what did parse when a file has errors; flags shadowed hactl lines and a directory others may write', async () => {
+  const f = files('web:w1:start:respawn:sleep 1\nbroken\n', 'web run\ndb start\nweb start\n');
+  const out = formatProblems((await runCheck(f)).problems);
+  expect(out).toContain(`${f.cltab}:2: expected "group:tag:levels:mode:command"`);
+  expect(out).toContain(`${f.hactl}:1: group web again on line 3, which wins: this line is shadowed`);
+  expect(out).toContain(`${f.hactl}:2: group db has no entries in ${f.cltab}`);
+  const dir = join(f.cltab, '..');
+  chmodSync(dir, 0o777);
+  const open = formatProblems((await runCheck(f)).problems);
+  expect(open.split('\n').filter((l) => l.startsWith(`${dir}: directory writable by others (mode 777)`))).toHaveLength(1);
+  chmodSync(dir, 0o1777); // sticky: others cannot replace what they do not own
+  expect(formatProblems((await runCheck(f)).problems)).not.toContain('directory writable');
+  chmodSync(dir, 0o700);
 });
 
 it('refuses what the monitor refuses across settings: timeout under 2 × cycle, stop_timeout longer than timeout allows', async () => {

@@ -1,7 +1,7 @@
 // The shared directory is hostile input: no symlink is followed, nothing outside DIR is read or
 // written, names never become paths or lines, a half-written admin file is never acted on.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,13 +31,18 @@ function setup(): { root: string; secret: string; outside: string } {
   return { root, secret, outside };
 }
 
-/** Every file under `d`, with its text. */
+/** Every file under `d` that still exists when read, with its text. */
 function everything(d: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const e of readdirSync(d, { withFileTypes: true, recursive: true })) {
     if (!e.isFile()) continue;
     const p = join(e.parentPath, e.name);
-    out.set(p, readFileSync(p, 'utf8'));
+    // Beats and tmp files are renamed under a live monitor: gone between the listing and the read.
+    try {
+      out.set(p, readFileSync(p, 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
   return out;
 }
@@ -156,7 +161,7 @@ describe('the CLI with hostile names', () => {
     symlinkSync(secret, join(root, 'hactl'));
     const r = await cl.cli(['check', '--root', root]);
     expect(r.code).not.toBe(0);
-    expect(r.stdout + r.stderr).toContain(`${join(root, 'hactl')}:0: cannot read (a symlink: refused)`);
+    expect(r.stdout + r.stderr).toContain(`${join(root, 'hactl')}: cannot read (a symlink: refused)`);
     expect(r.stdout + r.stderr).not.toContain('s3cr3t');
     rmSync(join(root, 'hactl'));
     writeFileSync(join(root, 'hactl'), 'W start\nW2 st');
@@ -190,6 +195,30 @@ describe('monitors with hostile admin files', () => {
     for (const n of ['n1', 'n2']) {
       for (const f of ['clstat', 'hastat', 'hactl', 'cltab']) expect(statSync(join(cl.root, 'nodes', n, f)).mode & 0o777, `${n}/${f}`).toBe(0o600);
     }
+  });
+
+  it('a world-writable hactl is refused and shown, never replicated: its edit is not applied, the group keeps running', async () => {
+    cl = new Cluster();
+    cl.writeRoot('cltab', `W:w:start:respawn:${lockedWorkload(cl.dir, 'W')}\n`);
+    cl.writeRoot('hactl', 'W start\n');
+    for (const n of ['n1', 'n2']) cl.start(n);
+    const owner = await waitFor('W running', () => cl!.runningOn('W'), 20_000);
+    // Anyone could have written this one: its edit must not be acted on.
+    const tmp = join(cl.root, '.hactl.tmp');
+    writeFileSync(tmp, 'W stop\n');
+    chmodSync(tmp, 0o666);
+    renameSync(tmp, join(cl.root, 'hactl'));
+    await waitFor('the refusal in hastat', () => cl!.hastat('n1')?.errors.some((e) => /hactl.*writable by others \(mode 666; chmod o-w\): refused/.test(e)), 15_000);
+    const st = await cl.cli(['status', '--root', cl.root]);
+    expect(st.stdout + st.stderr).toMatch(/hactl.*writable by others/);
+    expect(cl.monitors.get('n1')!.output()).toMatch(/writable by others/);
+    for (const n of ['n1', 'n2']) await cl.cyclesPass(n, 8);
+    expect(cl.runningOn('W')).toBe(owner);
+    for (const n of ['n1', 'n2']) expect(readFileSync(join(cl.root, 'nodes', n, 'hactl'), 'utf8'), `${n}'s replica`).toBe('W start\n');
+    // Made safe again, the edit goes through.
+    chmodSync(join(cl.root, 'hactl'), 0o600);
+    await waitFor('W stopped', () => cl!.runningOn('W') === null && cl!.clstat(owner!)?.groups.some((g) => g.group === 'W' && g.level === 'stop'), 20_000);
+    expect(cl.overlaps()).toEqual([]);
   });
 
   it('a half-written hactl is not acted on until its last line ends', async () => {

@@ -9,7 +9,7 @@ describe('hactl', () => {
       ['web', 'stop', null],
       ['db', '2', ['n1', 'n2']],
     ]);
-    expect(r.warnings[0]?.message).toMatch(/also on line 3/);
+    expect(r.warnings[0]).toMatchObject({ line: 3, message: 'group web again on line 6, which wins: this line is shadowed' });
   });
 
   it('0 is an ordinary level', () => {

@@ -2,12 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { describeAgent, parseMetadata, redact, redactParams } from '../../src/fence/agent.js';
 import { runFenceMethod, testMethods } from '../../src/fence/fencer.js';
 import { validateFenceMethods } from '../../src/fence/validate.js';
 import type { FenceConfig, FenceMethod } from '../../src/config/monitor.js';
 import { BIN } from '../helpers/daemon.js';
+import { needFenceAgents } from '../helpers/needs.js';
 
 let dir = '';
 afterEach(() => {
@@ -22,6 +23,7 @@ const cfg = (methods: FenceMethod[], extra: Partial<FenceConfig> = {}): FenceCon
 type Runnable = Exclude<FenceMethod, { kind: 'manual' }>;
 
 describe('fence agent metadata (real fence-agents)', () => {
+  beforeAll(needFenceAgents);
   it('parses fence_dummy and fence_ipmilan: parameters with type, required, default; actions', () => {
     const dummy = describeAgent('fence_dummy')!;
     expect(dummy.name).toBe('fence_dummy');
@@ -64,6 +66,7 @@ describe('fence agent metadata (real fence-agents)', () => {
 });
 
 describe('fencing through fence_dummy', () => {
+  beforeAll(needFenceAgents);
   // Which method runs after which (fall-through, retries, manual confirmation) is the monitor's
   // policy, tested in test/monitor/step.test.ts and by the simulator; here one method at a time.
   it('off, then status to verify; a failing agent is a failure', async () => {

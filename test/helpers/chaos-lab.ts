@@ -12,7 +12,7 @@
 // (LabSpec.observer): on FUSE, a close() that fails inside readFileSync aborts the Node process.
 
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,25 @@ export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
 };
+
+/** A flock(2) lock on `file` in /proc/locks (`1: FLOCK ADVISORY WRITE pid maj:min:inode 0 EOF`, major and minor in hex). */
+export function flockHeld(file: string): boolean {
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    return false;
+  }
+  const major = Math.floor(st.dev / 256) & 0xfff;
+  const minor = (st.dev & 0xff) | (Math.floor(st.dev / 4096) & 0xfff00);
+  const id = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${st.ino}`;
+  return readFileSync('/proc/locks', 'utf8')
+    .split('\n')
+    .some((line) => {
+      const f = line.trim().split(/\s+/);
+      return f[1] === 'FLOCK' && f[5] === id;
+    });
+}
 
 function procState(pid: number): string | null {
   try {
@@ -291,8 +310,12 @@ export class ChaosLab {
     }
   }
 
+  /**
+   * Whether some process holds the group's lock, from /proc/locks: probing with `flock -n` would
+   * take a free lock for a moment, and a workload starting in that moment records a false overlap.
+   */
   lockHeld(group: string): boolean {
-    return spawnSync('flock', ['-n', join(this.locks, `${group}.lock`), 'true']).status === 1;
+    return flockHeld(join(this.locks, `${group}.lock`));
   }
 
   lockOwner(group: string): string {

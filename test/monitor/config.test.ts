@@ -353,7 +353,7 @@ describe('flags and environment', () => {
     const r = resolveMonitorConfig(parse(''), { root: '/r' }, {}, 'plainhost');
     expect(r.ok && r.config.node).toBe('plainhost');
     expect(errs('', { root: '/r' }, {}, '')).toEqual([
-      `${FILE}:0: node: not set, and the host name "" is not a valid node name; set node: in ${FILE}, --node or PEERHA_NODE`,
+      `${FILE}: node: not set, and the host name "" is not a valid node name; set node: in ${FILE}, --node or PEERHA_NODE`,
     ]);
     expect(errs('', { root: '/r' }, {}, 'bad host!.x')[0]).toMatch(/host name "bad host!\.x" is not a valid node name/);
     expect(ok('node: n7\n', { root: '/r' }, {}).node).toBe('n7');
@@ -370,24 +370,24 @@ describe('flags and environment', () => {
 
   it('bad flags and environment values are errors naming where they came from', () => {
     expect(errs(file, { cycle: 'fast' })).toEqual([
-      'command line:0: --cycle "fast": expected a duration such as 500ms, 2s, 1m, 1.5s or a number of seconds',
+      'command line: --cycle "fast": expected a duration such as 500ms, 2s, 1m, 1.5s or a number of seconds',
     ]);
-    expect(errs(file, { cycle: '10ms' })).toEqual(['command line:0: --cycle 10ms is too short (at least 100ms)']);
-    expect(errs(file, { timeout: '0' })).toEqual(['command line:0: --timeout must be more than 0']);
-    expect(errs(file, { node: 'a/b' })[0]).toMatch(/^command line:0: --node "a\/b": expected a node name/);
-    expect(errs(file, { root: '' })).toEqual(['command line:0: --root "": expected the shared directory']);
-    expect(errs(file, {}, { PEERHA_NODE: '..' })[0]).toMatch(/^environment:0: PEERHA_NODE "\.\.": expected a node name/);
-    expect(errs(file, {}, { PEERHA_ROOT: '/a\u0000b' })).toEqual(['environment:0: PEERHA_ROOT must not contain a NUL character']);
+    expect(errs(file, { cycle: '10ms' })).toEqual(['command line: --cycle 10ms is too short (at least 100ms)']);
+    expect(errs(file, { timeout: '0' })).toEqual(['command line: --timeout must be more than 0']);
+    expect(errs(file, { node: 'a/b' })[0]).toMatch(/^command line: --node "a\/b": expected a node name/);
+    expect(errs(file, { root: '' })).toEqual(['command line: --root "": expected the shared directory']);
+    expect(errs(file, {}, { PEERHA_NODE: '..' })[0]).toMatch(/^environment: PEERHA_NODE "\.\.": expected a node name/);
+    expect(errs(file, {}, { PEERHA_ROOT: '/a\u0000b' })).toEqual(['environment: PEERHA_ROOT must not contain a NUL character']);
   });
 
   it('timeout < 2 × cycle after overrides points at the flag or the file line', () => {
     expect(errs(file, { cycle: '6s' })).toEqual([`${FILE}:4: timeout 10s must be at least 2 × cycle (2 × 6s = 12s)`]);
-    expect(errs(file, { timeout: '3s' })).toEqual(['command line:0: timeout 3s must be at least 2 × cycle (2 × 2s = 4s)']);
-    expect(errs('', { root: '/r', cycle: '3s' })).toEqual(['command line:0: timeout 5s must be at least 2 × cycle (2 × 3s = 6s): set a longer timeout']);
+    expect(errs(file, { timeout: '3s' })).toEqual(['command line: timeout 3s must be at least 2 × cycle (2 × 2s = 4s)']);
+    expect(errs('', { root: '/r', cycle: '3s' })).toEqual(['command line: timeout 5s must be at least 2 × cycle (2 × 3s = 6s): set a longer timeout']);
   });
 
   it('root is required in the final configuration', () => {
-    expect(errs('node: n1\n', {}, {})).toEqual([`${FILE}:0: root: the shared directory is required: set root: in ${FILE}, --root or PEERHA_ROOT`]);
+    expect(errs('node: n1\n', {}, {})).toEqual([`${FILE}: root: the shared directory is required: set root: in ${FILE}, --root or PEERHA_ROOT`]);
     expect(errs('', {}, { PEERHA_NODE: 'n1' })[0]).toMatch(/root: the shared directory is required/);
   });
 });
@@ -414,7 +414,7 @@ describe('loadMonitorConfig', () => {
   it('a missing file is an error when given, the defaults when optional', () => {
     const missing = join(dir, 'nope.yaml');
     const r = loadMonitorConfig(missing);
-    expect(!r.ok && r.errors.map(formatError)).toEqual([`${missing}:0: cannot read configuration: no such file (ENOENT)`]);
+    expect(!r.ok && r.errors.map(formatError)).toEqual([`${missing}: cannot read configuration: no such file (ENOENT)`]);
     const o = loadMonitorConfig(missing, { optional: true });
     expect(o).toEqual({ ok: true, config: { file: missing, found: false, values: {}, lines: {} } });
     if (!o.ok) return;
@@ -425,7 +425,7 @@ describe('loadMonitorConfig', () => {
     const sub = join(dir, 'adir');
     mkdirSync(sub);
     const r = loadMonitorConfig(sub, { optional: true });
-    expect(!r.ok && r.errors.map(formatError)).toEqual([`${sub}:0: cannot read configuration: is a directory (EISDIR)`]);
+    expect(!r.ok && r.errors.map(formatError)).toEqual([`${sub}: cannot read configuration: is a directory (EISDIR)`]);
   });
 
   it('examples/peerha.yaml is valid and documents every key', () => {
@@ -510,7 +510,7 @@ describe('junk never throws', () => {
     check('['.repeat(5000) + ']'.repeat(5000));
     expect(performance.now() - t0).toBeLessThan(10_000);
     const big = parseMonitorConfig(`# ${'x'.repeat(256 * 1024)}\n`, 'big.yaml');
-    expect(!big.ok && big.errors.map(formatError)).toEqual(['big.yaml:0: file too large (more than 262144 bytes)']);
+    expect(!big.ok && big.errors.map(formatError)).toEqual(['big.yaml: file too large (more than 262144 bytes)']);
   });
 
   it('alias bombs are bounded', () => {

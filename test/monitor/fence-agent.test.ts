@@ -5,9 +5,10 @@
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FenceRecord } from '../../src/fence/fencer.js';
 import { Cluster, waitFor, webOnN3 } from '../helpers/cluster.js';
+import { needFenceAgents } from '../helpers/needs.js';
 
 let c: Cluster | null = null;
 afterEach(async () => {
@@ -62,6 +63,7 @@ async function takeoverOnlyAfter(cl: Cluster, allowed: () => boolean, what: stri
 }
 
 describe('fencing with fence agents, no self-fence', () => {
+  beforeAll(needFenceAgents);
   it('SIGKILL of the owner node: exactly one fencer runs fence_dummy off (then status); takeover waits for that success', async () => {
     c = await setup(DUMMY, '  delay_base: 1s\n');
     expect(await c.waitRunning('web', 'start', 20_000)).toBe('n3');
