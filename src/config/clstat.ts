@@ -80,6 +80,8 @@ export interface Clstat {
    * show one count, and a restarted monitor goes on from it.
    */
   readonly failovers?: readonly FailoverLine[];
+  /** The cluster as last alerted (`# alerted …`, src/monitor/alerts.ts), as written. */
+  readonly alerted?: string;
   /** Lines after the header, as read (compare with header.lines). */
   readonly bodyLines?: number;
   /** The lines after the header match header.sum (true when there is no sum to check). */
@@ -112,7 +114,7 @@ export interface StaleLine {
   readonly pid: number | null;
 }
 
-export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes']; handovers?: Clstat['handovers']; fenced?: Clstat['fenced']; stale?: Clstat['stale']; failovers?: Clstat['failovers'] }): string {
+export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatLine[]; notes?: Clstat['notes']; handovers?: Clstat['handovers']; fenced?: Clstat['fenced']; stale?: Clstat['stale']; failovers?: Clstat['failovers']; alerted?: string }): string {
   const h = c.header;
   const body: string[] = [];
   for (const g of c.groups) body.push(`${CLSTAT_CLASS} ${g.group} ${g.level} ${g.state}`);
@@ -121,6 +123,7 @@ export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatL
   for (const f of c.fenced ?? []) body.push(`# fenced ${f.node} ${f.seq ?? '-'} ${f.time || '-'} ${f.method.replace(/\s+/g, '_') || '-'}`);
   for (const x of c.stale ?? []) body.push(`# stale ${x.node} ${x.seq ?? '-'} ${x.pid ?? '-'}`);
   for (const f of c.failovers ?? []) body.push(`# failovers ${f.group} ${f.count} ${f.node}`);
+  if (c.alerted) body.push(`# alerted ${c.alerted.replace(/[\r\n]+/g, ' ')}`);
   const head = `# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.inc ? ` inc=${h.inc}` : ''}${h.gen !== undefined ? ` gen=${h.gen}` : ''}${h.left ? ' left=1' : ''} lines=${body.length} sum=${bodySum(body)}`;
   return [head, ...body].join('\n') + '\n';
 }
@@ -145,6 +148,7 @@ export function parseClstat(text: string): Clstat {
   const fenced: FencedLine[] = [];
   const stale: StaleLine[] = [];
   const failovers: FailoverLine[] = [];
+  let alerted: string | undefined;
   const all = text.split('\n');
   if (all[all.length - 1] === '') all.pop();
   let headerAt = -1;
@@ -186,6 +190,10 @@ export function parseClstat(text: string): Clstat {
       if (m) failovers.push({ group: m[1]!, count: Number(m[2]), node: m[3]! });
       continue;
     }
+    if (line.startsWith('# alerted ')) {
+      alerted = line.slice('# alerted '.length);
+      continue;
+    }
     if (line.startsWith('# note ')) {
       const m = /^# note (\S+) (.*)$/.exec(line);
       if (m) notes.push({ group: m[1]!, text: m[2]! });
@@ -194,7 +202,7 @@ export function parseClstat(text: string): Clstat {
     const f = line.trim().split(/\s+/);
     if (f.length >= 4 && f[0] === CLSTAT_CLASS) groups.push({ group: f[1]!, level: f[2]!, state: toGroupState(f[3]!) });
   }
-  return { header, groups, notes, ...(handovers.length ? { handovers } : {}), ...(fenced.length ? { fenced } : {}), ...(stale.length ? { stale } : {}), ...(failovers.length ? { failovers } : {}), bodyLines: headerAt < 0 ? 0 : all.length - headerAt - 1, sumOk: header?.sum === undefined || header.sum === bodySum(all.slice(headerAt + 1)) };
+  return { header, groups, notes, ...(handovers.length ? { handovers } : {}), ...(fenced.length ? { fenced } : {}), ...(stale.length ? { stale } : {}), ...(failovers.length ? { failovers } : {}), ...(alerted !== undefined ? { alerted } : {}), bodyLines: headerAt < 0 ? 0 : all.length - headerAt - 1, sumOk: header?.sum === undefined || header.sum === bodySum(all.slice(headerAt + 1)) };
 }
 
 /**

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import type { ConfigError } from './cltab.js';
+import { readAlerts, type AlertCommand } from './alerts.js';
 import { DURATION_HINT, formatDuration, parseDuration } from './duration.js';
 import { nameProblem, validNodeName } from './names.js';
 
@@ -106,6 +107,8 @@ export interface MonitorConfig {
   readonly logLevel: LogLevel;
   /** The configuration file that was read, or null when there was none (optional default path). */
   readonly configFile: string | null;
+  /** Commands run for cluster events (absent: none). */
+  readonly alerts?: readonly AlertCommand[];
 }
 
 /** One `key: value` of a fence agent, with the line it was written on (for `peerha check`). */
@@ -164,6 +167,7 @@ export interface MonitorFileValues {
   stateDir?: string;
   sharedGroup?: string;
   logLevel?: LogLevel;
+  alerts?: AlertCommand[];
 }
 
 export interface MonitorFileConfig {
@@ -417,6 +421,7 @@ const SCHEMA = new Map(Object.entries({
   log: section({
     level: leaf('logLevel', readOneOf(LOG_LEVELS)),
   }),
+  alerts: leaf('alerts', (node, lineOf) => readAlerts(node, lineOf, (m, line) => new MethodError(m, line))),
 }));
 
 /** Edit distance counting a swap of two neighbours as one edit (optimal string alignment). */
@@ -729,6 +734,7 @@ export function resolveMonitorConfig(
       ...(f.sharedGroup !== undefined ? { sharedGroup: f.sharedGroup } : {}),
       logLevel: f.logLevel ?? MONITOR_DEFAULTS.logLevel,
       configFile: fileConfig.found ? fileConfig.file : null,
+      ...(f.alerts !== undefined ? { alerts: f.alerts } : {}),
     },
   };
 }

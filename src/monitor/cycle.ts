@@ -16,6 +16,7 @@ import type { FileRead, FileSignature, StoreResult } from '../cluster/store.js';
 import type { IoTag } from './events.js';
 import { claimName, formatClaimHolder, latestClaims, parseClaimHolder, parseClaimName, CLAIMS_DIR, type Claim, type HolderView } from '../cluster/claims.js';
 import { holdsResources, isActive, type Action, type ClaimView, type NodeView } from './decide.js';
+import { adoptAlerted, observeCluster, parseAlerted } from './alerts.js';
 import { fenceTick, forgetRestarted } from './fence-duty.js';
 import { startLeave, stopLevelProgress } from './leave.js';
 import { requestPublish } from './publish.js';
@@ -299,6 +300,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
     else readErrors.set(n, error);
     seen.set(n, r.obs);
     absorbPeerRead(kept, n, r, now);
+    if (r.alerted !== undefined) adoptAlerted(state, parseAlerted(r.alerted));
   });
   // A folder gone from a listing that worked is evidence: read as "no new heartbeat" (it may go
   // stale, its groups may move). After a failed listing it is only unread.
@@ -498,6 +500,8 @@ function decide(t: Turn, cycle: Cycle): void {
   }
   state.loggedNotes = loggedNotes;
   if (!state.leave && !cycle.selfFence) fenceTick(t, nodes);
+  const settling = t.logic.isSettling(now, state.startedAt, settings.cycleMs, settings.visibilityLagMs);
+  observeCluster(t, { quorumOk: verdict.ok, live: count, configErrors: [...cltab.errors, ...hactl.errors], ready: !settling && !cycle.selfFence && !state.leave && !poisoned && readComplete(state.lastLive, state.lastSeen, isFenced) });
 
   const errors = [...cltab.errors, ...hactl.errors, ...decision.errors, ...(state.publishDegraded ? [state.publishDegraded] : [])];
   if (errors.join('\n') !== state.loggedErrors) {

@@ -15,6 +15,7 @@ import { killGroups, PgidRecord } from '../init/pgid-record.js';
 import { StopRecord, stopRecordText } from '../init/stop-record.js';
 import { pacedRunner, RealRunner, type Runner } from '../init/runner.js';
 import { methodName, runFenceMethod } from '../fence/fencer.js';
+import { AlertRunner, type AlertStats } from './alert-runner.js';
 import type { MonitorEffect, TimerName } from './events.js';
 import { spawnAllowed } from './logic.js';
 import { guardedRunner, Machine } from './machine.js';
@@ -40,6 +41,9 @@ function raisePriority(nice: number, log: Logger): void {
 /** How long process events are gathered before the monitor sees them (see onChange). */
 const ENGINE_FLUSH_MS = 10;
 
+/** How long an exiting monitor waits for alerts still queued or running (a leave's group_stopped). */
+const ALERT_DRAIN_MS = 2000;
+
 export class MonitorDaemon {
   private readonly store: FsStore;
   private readonly record: PgidRecord;
@@ -49,6 +53,7 @@ export class MonitorDaemon {
   private readonly engine: Engine;
   private readonly watchdog: Watchdog;
   private readonly machine: Machine;
+  private readonly alerts: AlertRunner;
   private readonly timers = new Map<TimerName, NodeJS.Timeout>();
   private readonly lock: string;
   private refusedSpawn = false;
@@ -74,6 +79,7 @@ export class MonitorDaemon {
     this.lock = join(settings.stateDir, `${settings.node}.pid`);
     const offset = settings.clockOffsetMs ?? 0;
     this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e));
+    this.alerts = new AlertRunner(log, this.env, settings.node, () => this.machine.state.settings.alerts ?? []);
     this.watchdog = new Watchdog(this.record.path, this.stops.path, this.env, (code, signal) => this.machine.dispatch({ type: 'watchdog-exited', code, signal }));
     // Saved at once, in the same call as the fork: a monitor frozen right after a spawn must not
     // leave a running process its watchdog does not know of.
@@ -145,6 +151,16 @@ export class MonitorDaemon {
     });
   }
 
+  /** Alert runs so far (for metrics): sent, failed, timed out, dropped, queued, running. */
+  alertStats(): AlertStats {
+    return this.alerts.stats();
+  }
+
+  /** Alerts dropped because the queue was full (or the monitor exited first). */
+  alertQueueDropped(): number {
+    return this.alerts.stats().dropped;
+  }
+
   private perform(e: MonitorEffect): void {
     const dispatch = this.machine.dispatch.bind(this.machine);
     switch (e.type) {
@@ -191,6 +207,8 @@ export class MonitorDaemon {
           (outcome) => dispatch({ type: 'fenced', node: e.node, incident: e.incident, outcome }),
           (err: unknown) => dispatch({ type: 'fenced', node: e.node, incident: e.incident, outcome: { method: methodName(e.method), action: e.action, result: 'failure', durationMs: 0, detail: String(err) } }),
         );
+      case 'alert':
+        return this.alerts.push(e.alert);
       case 'log':
         return this.log[e.level](e.fields, e.msg);
       case 'ready':
@@ -274,8 +292,9 @@ export class MonitorDaemon {
     this.record.remove();
     this.stops.remove();
     releasePidLock(this.lock);
-    this.exited?.(code);
+    const exited = this.exited;
     this.exited = null;
+    void this.alerts.drain(ALERT_DRAIN_MS).then(() => exited?.(code));
   }
 }
 

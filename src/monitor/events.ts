@@ -7,6 +7,7 @@ import type { FenceMethod } from '../config/monitor.js';
 import type { MethodOutcome } from '../fence/fencer.js';
 import type { StoreOp, StoreResult } from '../cluster/store.js';
 import type { GroupStatus } from '../init/engine.js';
+import type { Alert } from './alerts.js';
 import type { MonitorSettings } from './state.js';
 
 /** Which batch of store operations an `io` event answers. */
@@ -78,6 +79,8 @@ export type MonitorEffect =
   | { readonly type: 'cleanLeftovers' }
   /** Run one fence agent or command method against `node`; answered by `fenced`. */
   | { readonly type: 'fence'; readonly node: string; readonly incident: string; readonly method: Exclude<FenceMethod, { kind: 'manual' }>; readonly action: 'off' | 'reboot'; readonly timeoutMs: number }
+  /** Run the configured alert commands for this event (queued; never waited for, never answered). */
+  | { readonly type: 'alert'; readonly alert: Alert }
   | { readonly type: 'log'; readonly level: LogLevel; readonly fields: Readonly<Record<string, unknown>>; readonly msg: string }
   /** Tell the service manager the monitor is up (systemd Type=notify). */
   | { readonly type: 'ready'; readonly status: string }

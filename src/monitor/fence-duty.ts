@@ -8,6 +8,7 @@ import type { FencedLine } from '../config/clstat.js';
 import type { HastatFence } from '../cluster/hastat.js';
 import type { FileRead } from '../cluster/store.js';
 import type { FenceOutcome } from './events.js';
+import { fenceFailed } from './alerts.js';
 import { isActive, type NodeView } from './decide.js';
 import { fenceDelayMs, retryDelayMs } from './fencing.js';
 import type { Draft, Turn } from './turn.js';
@@ -173,6 +174,7 @@ function finishRun(t: Turn, node: string): void {
   }
   if (final) update(state, { last: new Map(state.fencing.last).set(node, final) });
   if (ok) markFenced(t, node, inc.seq, final);
+  else if (final && final.result !== 'waiting') fenceFailed(t, node, records.filter((r) => r.result !== 'waiting').map((r) => `${r.method ?? '?'} ${r.result}${r.detail ? ` (${r.detail})` : ''}`).join('; '));
   const cycle = state.settings.cycleMs;
   // Only a manual method was left waiting: ask again next cycle. After an agent failed or timed
   // out: back off (and meanwhile poll for the operator's confirmation every cycle).

@@ -28,8 +28,8 @@ export function fenceTargets(
   const stale = others.filter((p) => p.state === 'stale');
   if (stale.length === 0) return { targets: [], reason: 'no stale peer' };
   if (stale.length === others.length && others.length > 1) return { targets: [], reason: 'every peer stale at once: suspecting the shared filesystem, fencing nobody' };
-  const live = peers.filter((p) => p.state === 'up').map((p) => p.name).sort();
-  if (live[0] !== me) return { targets: [], reason: `${live[0] ?? 'nobody'} fences` };
+  const first = observerOf(peers);
+  if (first !== me) return { targets: [], reason: `${first ?? 'nobody'} fences` };
   const targets = stale
     .filter((p) => {
       const inc = incidents.get(p.name);
@@ -37,6 +37,13 @@ export function fenceTargets(
     })
     .map((p) => p.name);
   return { targets, reason: 'lowest-named live node' };
+}
+
+/** The live node with the lowest name: it fences, and it alerts node and quorum events. */
+export function observerOf(peers: readonly FencePeer[]): string | null {
+  let first: string | null = null;
+  for (const p of peers) if (p.state === 'up' && (first === null || p.name < first)) first = p.name;
+  return first;
 }
 
 /** Backoff before retrying a failed fence: cycle × 2^(attempts-1), capped. */

@@ -3,6 +3,7 @@
 // more write. A self-fenced node claims nothing (and kills what it recorded, as its watchdog would).
 
 import { formatClstat, type GroupState } from '../config/clstat.js';
+import { formatAlerted } from './alerts.js';
 import type { Instance } from './decide.js';
 import { beatName } from '../cluster/beats.js';
 import type { StoreResult } from '../cluster/store.js';
@@ -39,6 +40,8 @@ function startWrite(t: Turn): void {
     // Who this node holds stale or gone (and may take groups from): read by them as the poison pill.
     stale: [...state.lastLive].filter(([, v]) => v.state === 'stale' || v.state === 'left').map(([node, v]) => ({ node, seq: v.seq, pid: state.peerPids.get(node) ?? null })),
     failovers: failoverLines(state.owners),
+    // The cluster as last alerted: whoever observes next goes on from it.
+    ...(state.alerted.gen > 0 ? { alerted: formatAlerted(state.alerted) } : {}),
   };
   // A new gen when anything but seq and time changed: only then do peers read this clstat again.
   const body = formatClstat({ header: { node: t.me, pid: state.pid, seq: 0, time: '', inc: state.inc, left }, ...content });

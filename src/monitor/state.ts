@@ -178,6 +178,16 @@ export interface Loaded<T> {
   readonly hash: string;
 }
 
+/** The cluster as last alerted (alerts.ts): by its observer, mirrored by every other node. */
+export interface AlertedView {
+  /** Raised by one with each change: the newest view wins. 0 = nothing alerted yet. */
+  readonly gen: number;
+  readonly quorum: boolean | null;
+  /** A hash of the configuration problems alerted ('' = none). */
+  readonly config: string;
+  readonly nodes: ReadonlyMap<string, 'up' | 'stale' | 'left' | 'fenced'>;
+}
+
 export interface MonitorState {
   readonly settings: MonitorSettings;
   readonly pid: number;
@@ -264,6 +274,15 @@ export interface MonitorState {
   readonly hastatInputs: HastatInputs | null;
   /** When the last hastat write began (monotonic). */
   readonly lastHastatAt: number;
+  readonly alerted: AlertedView;
+  /** The sequence of the last alert this node raised. */
+  readonly alertSeq: number;
+  /** Per peer, its heartbeat seq when first seen (-1: it moved since): alerts.ts nodeStates. */
+  readonly firstSeqs: ReadonlyMap<string, number | null>;
+  /** The configuration problems (hash) the observer saw last cycle. */
+  readonly configSeen: string;
+  /** Groups alerted started here (and at which level) and not stopped since. */
+  readonly groupsUp: ReadonlyMap<string, string>;
 }
 
 export function initialState(settings: MonitorSettings, pid: number, seed: number): MonitorState {
@@ -328,6 +347,11 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     quorumOk: null,
     lastDecision: null,
     lastHastat: null,
+    alerted: { gen: 0, quorum: null, config: '', nodes: new Map() },
+    alertSeq: 0,
+    groupsUp: new Map(),
+    firstSeqs: new Map(),
+    configSeen: '',
   };
 }
 

@@ -9,6 +9,7 @@ import { parseClstat } from '../config/clstat.js';
 import { ownersFrom } from './snapshot.js';
 import type { StoreResult } from '../cluster/store.js';
 import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js';
+import { adoptAlerted, firstSequenceAfter, groupEvents, parseAlerted } from './alerts.js';
 import { beginCycle, cycleIo, cyclePublished, engineChanged, failCycle, hastatWritten, pet, schedule, toldInCycle } from './cycle.js';
 import { confirmationRead, fenceAnswered, fenceDelayOver, fenceLogDone, pollConfirmation } from './fence-duty.js';
 import { groupsStopped, leaveCap, leftPublished, startLeave } from './leave.js';
@@ -45,6 +46,7 @@ function handle(t: Turn, ev: MonitorEvent): void {
     case 'io':
       return io(t, ev.tag, ev.results, ev.error);
     case 'engine':
+      groupEvents(t, t.state.local, ev.groups);
       t.state.local = ev.groups;
       return engineChanged(t);
     case 'told':
@@ -116,13 +118,17 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       if (failure !== null) return refuse(t, `cannot create ${settings.root}/nodes/${t.me}: ${failure}`);
       return t.io({ kind: 'startup', stage: 'dup-first' }, [{ op: 'read', path: t.own('clstat') }]);
     case 'dup-first': {
-      const c = text === null ? null : parseClstat(text);
-      const h = c?.header ?? null;
+      const own = text === null ? null : parseClstat(text);
+      const h = own?.header ?? null;
       // Failover counts go on from the previous run's clstat (the cluster's, merged by max).
-      if (c?.failovers) state.owners = ownersFrom(c.failovers);
+      if (own?.failovers) state.owners = ownersFrom(own.failovers);
+      // The cluster as this node last knew it alerted (a lone node has no peer to mirror it).
+      if (own?.alerted !== undefined) adoptAlerted(state, parseAlerted(own.alerted));
       // Seqs go on from the previous run's last clstat (no clock involved): a clstat of this run
       // is newer than every claim the previous one made (see absorbClaims for claims without one).
       if (h) state.seq = Math.max(state.seq, h.seq);
+      // Alert sequences go on past the previous run's too (it may have raised some after that clstat).
+      if (h) state.alertSeq = Math.max(state.alertSeq, firstSequenceAfter(h.seq) - 1);
       if (!h || h.left) return checkHalt(t);
       state.dupSeq = h.seq;
       return t.timer('dup-check', t.now + 2 * settings.cycleMs + settings.visibilityLagMs + 200);

@@ -29,6 +29,8 @@ export interface PeerRead {
   readonly stale: readonly StaleLine[] | null;
   /** Its failover counts (`# failovers` lines); absent when it had no header. */
   readonly failovers?: readonly FailoverLine[];
+  /** Its `# alerted` view as written (alerts.ts), if any. */
+  readonly alerted?: string;
 }
 
 /**
@@ -65,6 +67,7 @@ function peerRead(text: string | null, parse: (text: string) => Clstat): PeerRea
     fenced: c.fenced ?? [],
     stale: c.stale ?? [],
     failovers: c.failovers ?? [],
+    ...(c.alerted !== undefined ? { alerted: c.alerted } : {}),
   };
 }
 

@@ -199,6 +199,8 @@ export class SimMonitor implements WorldMonitor {
       }
       case 'fence':
         return world.runFence(node, e.node, e.method, e.action, e.timeoutMs, (outcome) => this.deliver({ type: 'fenced', node: e.node, incident: e.incident, outcome }));
+      case 'alert':
+        return world.alerted(node, e.alert);
       case 'log':
         if (e.msg === 'cycle failed; retrying next cycle') world.stats.cycleRetries++;
         if (world.tracing && e.level !== 'debug') world.trace(node.name, `${e.msg}${Object.keys(e.fields).length ? ` ${traceFields(e.fields)}` : ''}`);

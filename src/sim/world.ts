@@ -51,6 +51,7 @@ import type { FenceMethod } from '../config/monitor.js';
 import type { SpawnCallbacks, ProcessHandle, SpawnRequest } from '../init/runner.js';
 import type { StopSignal } from '../init/machines.js';
 import type { FenceOutcome } from '../monitor/events.js';
+import type { Alert } from '../monitor/alerts.js';
 import type { Logic } from '../monitor/logic.js';
 import type { Instance } from '../monitor/decide.js';
 import { Rng } from './rng.js';
@@ -126,7 +127,7 @@ export interface SimModel {
 export const REAL_MODEL: SimModel = { watchdogStops: true, exclusiveClaims: true };
 
 export interface Violation {
-  readonly invariant: 'never two owners' | 'never two holders' | 'progress' | 'quorum-less nodes run nothing';
+  readonly invariant: 'never two owners' | 'never two holders' | 'progress' | 'quorum-less nodes run nothing' | 'alert sequence';
   readonly time: number;
   readonly detail: string;
 }
@@ -500,6 +501,8 @@ export class World {
     manualConfirms: 0, agentFences: 0, commandFences: 0, halts: 0, haltExits: 0, cltabEdits: 0, cltabEditsPartitioned: 0, badEdits: 0, failedBatches: 0, cycleRetries: 0,
     viewsLost: 0, viewsStuck: 0, viewsCut: 0, pillOverlaps: 0, fullDisks: 0, clockSteps: 0, symlinks: 0,
     // resources
+    // alerts: raised; the same node or quorum event twice in a row cluster-wide (a repeat: split views under faults); sequences not increasing per node
+    alerts: 0, alertRepeats: 0, alertSeqBackwards: 0,
     acquired: 0, releasedByStop: 0, releasedByDown: 0, watchdogStopRuns: 0, leftoverStopRuns: 0, outsideStopEntries: 0, stopEntriesKilled: 0, pillHoldOverlaps: 0, freezeOverlaps: 0,
   };
   /** Per whole-node-freeze overlap: how long after the thaw the thawed node's hold ended (ms). */
@@ -687,6 +690,33 @@ export class World {
         p.cb.onGone();
       });
     }
+  }
+
+  // ---------------------------------------------------------------------------- alerts
+
+  private readonly alertSeqs = new Map<string, number>();
+  private readonly lastAlerted = new Map<string, string>();
+
+  /**
+   * A monitor raised an alert. Invariant: each node's sequences strictly increase, across its
+   * restarts. Counted: node and quorum events that do not alternate cluster-wide (a repeat: two
+   * observers with split views, under faults).
+   */
+  alerted(node: SimNode, a: Alert): void {
+    this.stats.alerts++;
+    const last = this.alertSeqs.get(node.name) ?? 0;
+    if (a.sequence <= last) {
+      this.stats.alertSeqBackwards++;
+      this.fail('alert sequence', `${node.name} raised ${a.event} with sequence ${a.sequence} after ${last} (restarts included)`);
+    }
+    this.alertSeqs.set(node.name, a.sequence);
+    const subject = a.event.startsWith('node_') ? `node ${a.node}` : a.event.startsWith('quorum_') ? 'quorum' : null;
+    if (subject !== null) {
+      // node_fenced may repeat: each is a fence that happened (a fenced node's heartbeat moved again).
+      if (this.lastAlerted.get(subject) === a.event && a.event !== 'node_fenced') this.stats.alertRepeats++;
+      this.lastAlerted.set(subject, a.event);
+    }
+    if (this.tracing) this.trace(node.name, `alert ${a.sequence} ${a.event} ${a.node}${a.group ? ` ${a.group}` : ''}`);
   }
 
   // ---------------------------------------------------------------------------- invariants

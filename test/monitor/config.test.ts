@@ -206,7 +206,7 @@ describe('monitor config errors name file:line', () => {
     expect(errs('root: /x\n\ncycel: 1s\n')).toEqual([`${FILE}:3: unknown key "cycel" (did you mean "cycle"?)`]);
     expect(errs('failCooldown: 3\n')).toEqual([`${FILE}:1: unknown key "failCooldown" (did you mean "fail_cooldown"?)`]);
     const [e] = errs('# c\nfrobnicate: yes\n');
-    expect(e).toMatch(new RegExp(`^${FILE}:2: unknown key "frobnicate" \\(expected root, node, cycle, .*log\\)$`));
+    expect(e).toMatch(new RegExp(`^${FILE}:2: unknown key "frobnicate" \\(expected root, node, cycle, .*log, alerts\\)$`));
   });
 
   it('unknown nested keys, at their own line', () => {
@@ -408,7 +408,7 @@ describe('loadMonitorConfig', () => {
 
     writeFileSync(path, 'root: /srv\n\nbogus: 1\n');
     const bad = loadMonitorConfig(path);
-    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, stop_timeout, stop_level, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, nice, state_dir, shared_group, log)`]);
+    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, stop_timeout, stop_level, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, nice, state_dir, shared_group, log, alerts)`]);
   });
 
   it('a missing file is an error when given, the defaults when optional', () => {
