@@ -38,19 +38,31 @@ function localOf(g: GroupStatus): NonNullable<HastatGroup['local']> {
 
 type Owner = MonitorState['owners'] extends ReadonlyMap<string, infer O> ? O : never;
 
+/** Which of two failover records the cluster keeps: the higher count, the greater node name at a tie. */
+const laterOwner = (a: Owner, b: Owner): Owner => (b.failovers > a.failovers || (b.failovers === a.failovers && b.node > a.node) ? b : a);
+
 /**
- * A group's failover record as the cluster has it: ours or the highest a peer published
- * (`# failovers` lines), the greater node name at a tie, so that every view settles on one count.
- * Counting the moves each node sees on its own gave every view its own count, reset by a restart.
+ * Per group, the failover record the peers published (`# failovers` lines), highest first; with
+ * ours, every view settles on one count. Counting the moves each node sees on its own gave every
+ * view its own count, reset by a restart. One pass over every line: a thousand groups that moved
+ * must not cost groups × lines a cycle.
  */
-export function clusterOwner(own: Owner | undefined, group: string, peers: Iterable<PeerContent>): Owner {
-  let best = own ?? { node: '', failovers: 0 };
+export function peerOwners(peers: Iterable<PeerContent>): Map<string, Owner> {
+  const best = new Map<string, Owner>();
   for (const p of peers) {
     for (const f of p.read.failovers ?? []) {
-      if (f.group === group && (f.count > best.failovers || (f.count === best.failovers && f.node > best.node))) best = { node: f.node, failovers: f.count };
+      const seen = best.get(f.group);
+      const o = { node: f.node, failovers: f.count };
+      best.set(f.group, seen ? laterOwner(seen, o) : o);
     }
   }
   return best;
+}
+
+/** A group's failover record as the cluster has it: ours or the peers' best. */
+export function clusterOwner(own: Owner | undefined, peers: Owner | undefined): Owner {
+  const mine = own ?? { node: '', failovers: 0 };
+  return peers ? laterOwner(mine, peers) : mine;
 }
 
 /** The failover records a clstat carries (groups that failed over at least once). */
@@ -105,7 +117,7 @@ export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string,
   for (const n of notes) notesOf.set(n.group, [...(notesOf.get(n.group) ?? []), n.note]);
   const owners = new Map(state.owners);
   // Live peers only: a clstat left behind (halt, a crash) names where the group ran back then.
-  const counters = [...state.peerContent].filter(([n]) => state.lastLive.get(n)?.state === 'up').map(([, c]) => c);
+  const counters = peerOwners([...state.peerContent].filter(([n]) => state.lastLive.get(n)?.state === 'up').map(([, c]) => c));
   const groups: Record<string, HastatGroup> = {};
   for (const g of [...instancesOf.keys()].sort()) {
     const want = wants.get(g);
@@ -121,7 +133,7 @@ export function buildHastat(t: Turn, q: QuorumResult, nodes: ReadonlyMap<string,
         runningOn = n;
       }
     }
-    let seen = clusterOwner(owners.get(g), g, counters);
+    let seen = clusterOwner(owners.get(g), counters.get(g));
     if (running === 1 && runningOn !== seen.node) seen = { node: runningOn!, failovers: seen.node === '' ? seen.failovers : seen.failovers + 1 };
     owners.set(g, seen);
     const group: HastatGroup = { want: want?.level ?? null, nodes: want?.nodes ?? null, instances, ...(groupNotes.length ? { notes: groupNotes } : {}), failovers: seen.failovers };
