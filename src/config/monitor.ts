@@ -8,6 +8,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Docum
 import type { ConfigError } from './cltab.js';
 import { readAlerts, type AlertCommand } from './alerts.js';
 import { DURATION_HINT, formatDuration, parseDuration } from './duration.js';
+import { parseListen, type ListenAddress, type MetricsConfig } from './listen.js';
 import { nameProblem, validNodeName } from './names.js';
 
 export { formatDuration, MAX_DURATION_MS, parseDuration } from './duration.js';
@@ -104,6 +105,8 @@ export interface MonitorConfig {
   readonly stateDir: string;
   /** A group (name or gid) that may read the shared files: written 0640 with it, else 0600. */
   readonly sharedGroup?: string;
+  /** The metrics and status page listener; absent: none (the default). */
+  readonly metrics?: MetricsConfig;
   readonly logLevel: LogLevel;
   /** The configuration file that was read, or null when there was none (optional default path). */
   readonly configFile: string | null;
@@ -166,6 +169,7 @@ export interface MonitorFileValues {
   nice?: number;
   stateDir?: string;
   sharedGroup?: string;
+  metricsListen?: ListenAddress;
   logLevel?: LogLevel;
   alerts?: AlertCommand[];
 }
@@ -272,6 +276,12 @@ function readStopLevels(node: YNode, lineOf: (n: YNode) => number): { value: unk
   }
   return { value: { default: def, groups } satisfies StopLevels };
 }
+
+const readListen: Read = (node) => {
+  const s = scalarText(node);
+  const a = s === null ? { error: 'expected an address' } : parseListen(s);
+  return 'error' in a ? { error: `${describe(node)}: ${a.error}` } : { value: a };
+};
 
 const readNode: Read = (node) => {
   const s = scalarText(node);
@@ -418,6 +428,9 @@ const SCHEMA = new Map(Object.entries({
   nice: leaf('nice', readNumber('an integer from -20 to 19 (nice(1): lower runs first)', (n) => Number.isInteger(n) && n >= -20 && n <= 19)),
   state_dir: leaf('stateDir', readString('a local directory', true)),
   shared_group: leaf('sharedGroup', readString('a group name or gid that may read the shared files')),
+  metrics: section({
+    listen: leaf('metricsListen', readListen),
+  }),
   log: section({
     level: leaf('logLevel', readOneOf(LOG_LEVELS)),
   }),
@@ -732,6 +745,7 @@ export function resolveMonitorConfig(
       nice: f.nice ?? MONITOR_DEFAULTS.nice,
       stateDir: f.stateDir ?? MONITOR_DEFAULTS.stateDir,
       ...(f.sharedGroup !== undefined ? { sharedGroup: f.sharedGroup } : {}),
+      ...(f.metricsListen !== undefined ? { metrics: { listen: f.metricsListen } } : {}),
       logLevel: f.logLevel ?? MONITOR_DEFAULTS.logLevel,
       configFile: fileConfig.found ? fileConfig.file : null,
       ...(f.alerts !== undefined ? { alerts: f.alerts } : {}),

@@ -123,6 +123,16 @@ export interface GroupStatus {
   readonly recovery?: RecoveryPhase;
 }
 
+/** Monotonic counts of a group's troubles on this node since the engine started (for metrics). */
+export interface GroupCounts {
+  /** A respawn entry's process started again after it exited. */
+  respawns: number;
+  /** Health checks of its monitor entries that failed or timed out. */
+  checkFailures: number;
+  /** Local restarts of the group (failing checks, crash loops), as the restart limit counts them. */
+  restarts: number;
+}
+
 export type TellResult = { ok: true; message: string } | { ok: false; message: string };
 
 export interface EngineOptions {
@@ -181,6 +191,8 @@ export class Engine {
   private readonly haltWaiters: Array<() => void> = [];
   private reacting = false;
   private pending = new Set<GroupRuntime>();
+  /** By group; kept when a group is removed, so that the counts never go down. */
+  private readonly troubles = new Map<string, GroupCounts>();
 
   constructor(private readonly opts: EngineOptions) {
     this.clock = opts.clock ?? realClock;
@@ -347,6 +359,17 @@ export class Engine {
   }
 
   /** The entries `group` runs at `level`, from its last tell (or the current cltab), file order. */
+  /** Groups that had troubles here, and how many of each kind (monotonic). */
+  counts(): ReadonlyMap<string, Readonly<GroupCounts>> {
+    return this.troubles;
+  }
+
+  private count(group: string, kind: keyof GroupCounts): void {
+    let c = this.troubles.get(group);
+    if (!c) this.troubles.set(group, (c = { respawns: 0, checkFailures: 0, restarts: 0 }));
+    c[kind]++;
+  }
+
   entriesAt(group: string, level: string): CltabEntry[] {
     const entries = this.groups.get(group)?.entries ?? this.entriesByGroup.get(group) ?? [];
     // A monitor entry checks; it does nothing a level needs run (e.g. after a crash).
@@ -490,6 +513,8 @@ export class Engine {
     const level = ev.type === 'UNHEALTHY' || ev.type === 'CRASHLOOP' ? ev.level : g.level;
     const { recovery, effects } = recoveryStep(g.recovery, ev, { now: this.clock.now(), limits: recoveryLimits(g.entries, level, this.timings) });
     const from = g.recovery.phase;
+    // failedAgain appends this restart's time; a give-up or a reset does not.
+    if (recovery.restarts.length > 0 && recovery.restarts.at(-1) !== g.recovery.restarts.at(-1)) this.count(g.name, 'restarts');
     g.recovery = recovery;
     if (recovery.phase !== from) this.opts.logger.info({ group: g.name, from, to: recovery.phase, note: recovery.note }, 'group recovery');
     for (const eff of effects) this.applyRecoveryEffect(g, eff);
@@ -557,8 +582,11 @@ export class Engine {
   /** Feed one event to a process machine and carry out its effects (without re-reacting). */
   private procEvent(g: GroupRuntime, rt: ProcRuntime, event: ProcEvent): void {
     const before = rt.proc.state;
+    const checksBefore = rt.proc.check?.checks ?? 0;
     const { proc, effects } = procStep(rt.proc, event, { now: this.clock.now(), random: this.random(), timings: this.timings });
     rt.proc = proc;
+    if (rt.entry.mode === 'respawn' && (event.type === 'EXIT' || event.type === 'RESPAWN') && effects.some((e) => e.type === 'spawn')) this.count(g.name, 'respawns');
+    if ((proc.check?.checks ?? 0) > checksBefore && proc.check?.last?.ok === false) this.count(g.name, 'checkFailures');
     if (proc.state !== before && rt.entry.mode !== 'monitor') this.opts.logger.debug?.({ group: g.name, tag: rt.entry.tag, from: before, to: proc.state }, 'process state');
     // A respawn entry entering crash-loop backoff counts as a restart of its group.
     const counts = this.opts.crashLoopsCount ?? this.opts.stopLevel !== undefined;

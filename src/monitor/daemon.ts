@@ -19,6 +19,7 @@ import { AlertRunner, type AlertStats } from './alert-runner.js';
 import type { MonitorEffect, TimerName } from './events.js';
 import { spawnAllowed } from './logic.js';
 import { guardedRunner, Machine } from './machine.js';
+import { Observer } from './observe.js';
 import { releasePidLock, takePidLock } from './pidlock.js';
 import { holdsResources, STOP } from './decide.js';
 import { initialState, timingsOf, type MonitorSettings } from './state.js';
@@ -63,6 +64,8 @@ export class MonitorDaemon {
   private changedSoon = false;
   private exited: ((code: number) => void) | null = null;
   private readonly signals: Array<[NodeJS.Signals, () => void]> = [];
+  /** The metrics and status page listener (metrics.listen), or null; alerts count their drops on it. */
+  readonly observer: Observer | null;
 
   constructor(
     private readonly settings: MonitorSettings,
@@ -78,7 +81,9 @@ export class MonitorDaemon {
     this.env = { ...process.env, PEERHA_NODE: settings.node, PEERHA_ROOT: settings.root };
     this.lock = join(settings.stateDir, `${settings.node}.pid`);
     const offset = settings.clockOffsetMs ?? 0;
-    this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e));
+    const observer = settings.metrics ? new Observer(settings.metrics.listen, { state: () => this.machine.state, now: () => performance.now(), groupCounts: () => this.engine.counts() }, log) : null;
+    this.observer = observer;
+    this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e), undefined, observer ? (ev, st) => observer.stepped(ev, st) : undefined);
     this.alerts = new AlertRunner(log, this.env, settings.node, () => this.machine.state.settings.alerts ?? []);
     this.watchdog = new Watchdog(this.record.path, this.stops.path, this.env, (code, signal) => this.machine.dispatch({ type: 'watchdog-exited', code, signal }));
     // Saved at once, in the same call as the fork: a monitor frozen right after a spawn must not
@@ -127,12 +132,24 @@ export class MonitorDaemon {
     });
   }
 
-  /** Take the pid lock, then run until the monitor leaves (exit code 0) or refuses to start (1). */
-  run(reload?: () => MonitorSettings | null): Promise<number> {
+  /**
+   * Take the pid lock and bind the metrics listener, then run until the monitor leaves (exit code
+   * 0) or refuses to start (1).
+   */
+  async run(reload?: () => MonitorSettings | null): Promise<number> {
     mkdirSync(this.settings.stateDir, { recursive: true });
     if (!takePidLock(this.lock)) {
       process.stderr.write(`peerha monitor: another monitor for node ${this.settings.node} runs on this machine (${this.lock})\n`);
-      return Promise.resolve(1);
+      return 1;
+    }
+    if (this.observer) {
+      try {
+        this.log.info({ listen: await this.observer.listen() }, 'metrics and status page listening');
+      } catch (e) {
+        process.stderr.write(`peerha monitor: ${(e as Error).message}\n`);
+        releasePidLock(this.lock);
+        return 1;
+      }
     }
     raisePriority(this.settings.nice, this.log);
     return new Promise<number>((resolve) => {
@@ -289,6 +306,7 @@ export class MonitorDaemon {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     for (const [sig, fn] of this.signals) process.off(sig, fn);
+    this.observer?.close();
     this.record.remove();
     this.stops.remove();
     releasePidLock(this.lock);
