@@ -58,7 +58,7 @@ function render() {
 
   const events = [];
   for (const [name, n] of Object.entries(h.nodes)) {
-    if (n.state !== 'up' && n.lastChange) events.push([n.lastChange, name + ' ' + n.state + ' (its last heartbeat change)']);
+    if (n.state !== 'up' && n.lastChange) events.push([n.lastChange, name + ': last heartbeat (now ' + n.state + ')']);
     const f = n.lastFence;
     if (f) events.push([f.time, 'fence of ' + name + ' by ' + f.fencer + ': ' + f.result + (f.method ? ' via ' + f.method : '') + (f.detail ? ' — ' + f.detail : '')]);
   }
