@@ -183,9 +183,12 @@ function startWatchdog(t: Turn): void {
 function reload(t: Turn, next: MonitorSettings): void {
   const state = t.state;
   const old = state.settings;
-  const fixed = (['root', 'node', 'stateDir', 'selfFence', 'stopTimeoutMs'] as const).filter((k) => next[k] !== old[k]);
+  const fixed: string[] = (['root', 'node', 'stateDir', 'selfFence', 'stopTimeoutMs'] as const).filter((k) => next[k] !== old[k]);
+  // The listener binds once, at start.
+  if (JSON.stringify(next.metrics) !== JSON.stringify(old.metrics)) fixed.push('metrics');
   if (fixed.length) t.log('warn', 'configuration reloaded; these keys need a restart and keep their old values', { keys: fixed });
-  state.settings = { ...next, root: old.root, node: old.node, stateDir: old.stateDir, selfFence: old.selfFence, stopTimeoutMs: old.stopTimeoutMs };
+  const { metrics: _bindsAtStart, ...kept } = next;
+  state.settings = { ...kept, root: old.root, node: old.node, stateDir: old.stateDir, selfFence: old.selfFence, stopTimeoutMs: old.stopTimeoutMs, ...(old.metrics ? { metrics: old.metrics } : {}) };
   if (next.timeoutMs !== old.timeoutMs && state.watchdog) {
     // The watchdog's limit is timeout/2: replace it (the new one is petted at once).
     t.emit({ type: 'watchdog', action: 'stop', limitMs: 0 });

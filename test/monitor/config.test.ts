@@ -408,7 +408,7 @@ describe('loadMonitorConfig', () => {
 
     writeFileSync(path, 'root: /srv\n\nbogus: 1\n');
     const bad = loadMonitorConfig(path);
-    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, stop_timeout, stop_level, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, nice, state_dir, shared_group, log, alerts)`]);
+    expect(!bad.ok && bad.errors.map(formatError)).toEqual([`${path}:3: unknown key "bogus" (expected root, node, cycle, timeout, stop_timeout, stop_level, visibility_lag, balance, fail_cooldown, quorum, fence, self_fence, nice, state_dir, shared_group, metrics, log, alerts)`]);
   });
 
   it('a missing file is an error when given, the defaults when optional', () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import type { Hastat } from '../../src/cluster/hastat.js';
 import { clusterPerTest, lockedWorkload, waitFor, type Cluster } from '../helpers/cluster.js';
+import { hastatSchema, validate } from '../helpers/schema.js';
 
 const newCluster = clusterPerTest();
 
@@ -37,30 +38,7 @@ function logLines(out: string): Array<Record<string, unknown>> {
   });
 }
 
-type Schema = { type?: string | string[]; const?: unknown; enum?: unknown[]; required?: string[]; properties?: Record<string, Schema>; additionalProperties?: boolean | Schema; items?: Schema };
-
-/** The subset of JSON Schema docs/hastat.schema.json uses (as in hastat-schema.test.ts): every violation. */
-function violations(v: unknown, s: Schema, path = '$'): string[] {
-  const errs: string[] = [];
-  const typeOf = (x: unknown): string => (x === null ? 'null' : Array.isArray(x) ? 'array' : Number.isInteger(x) ? 'integer' : typeof x);
-  if (s.const !== undefined && v !== s.const) errs.push(`${path}: expected ${JSON.stringify(s.const)}`);
-  if (s.enum && !s.enum.includes(v)) errs.push(`${path}: ${JSON.stringify(v)} not in ${JSON.stringify(s.enum)}`);
-  const types = s.type === undefined ? [] : Array.isArray(s.type) ? s.type : [s.type];
-  if (types.length && !types.includes(typeOf(v)) && !(typeOf(v) === 'integer' && types.includes('number'))) errs.push(`${path}: ${typeOf(v)} is not ${types.join('|')}`);
-  if (typeOf(v) === 'object') {
-    const o = v as Record<string, unknown>;
-    for (const r of s.required ?? []) if (!(r in o)) errs.push(`${path}: missing ${r}`);
-    for (const [k, x] of Object.entries(o)) {
-      const sub = s.properties?.[k] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
-      if (sub) errs.push(...violations(x, sub, `${path}.${k}`));
-      else if (s.additionalProperties === false) errs.push(`${path}: unexpected ${k}`);
-    }
-  }
-  if (Array.isArray(v) && s.items) v.forEach((x, i) => errs.push(...violations(x, s.items!, `${path}[${i}]`)));
-  return errs;
-}
-
-const SCHEMA = JSON.parse(readFileSync(join(import.meta.dirname, '../../docs/hastat.schema.json'), 'utf8')) as Schema;
+const SCHEMA = hastatSchema();
 
 /** The local part of a group in a node's hastat (only while that node runs it). */
 const localOf = (h: Hastat | null, group: string) => h?.groups[group]?.local;
@@ -95,8 +73,8 @@ it('a service whose health check starts failing is restarted on its node, then m
   // the hastat with its checks and restarts validates against the documented schema
   const withChecks = cl.hastat('n1')!;
   expect(localOf(withChecks, 'web')?.entries.find((e) => e.tag === 'web-chk')?.check).toMatchObject({ failures: 0, threshold: 2, intervalMs: 400, timeoutMs: 1000 });
-  expect(violations(withChecks, SCHEMA)).toEqual([]);
-  expect(violations({ ...withChecks, groups: { web: { ...withChecks.groups.web, local: { ...localOf(withChecks, 'web'), entries: [{ tag: 't', mode: 'monitor', state: 'WATCHING', note: null, check: { lastAt: null } }] } } } }, SCHEMA).length).toBeGreaterThan(0);
+  expect(validate(withChecks, SCHEMA)).toEqual([]);
+  expect(validate({ ...withChecks, groups: { web: { ...withChecks.groups.web, local: { ...localOf(withChecks, 'web'), entries: [{ tag: 't', mode: 'monitor', state: 'WATCHING', note: null, check: { lastAt: null } }] } } } }, SCHEMA).length).toBeGreaterThan(0);
 
   // `peerha status --root DIR web` shows the check, the failures in a row and the restarts.
   const shown = await cl.cli(['status', '--root', cl.root, 'web']);

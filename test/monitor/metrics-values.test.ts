@@ -7,6 +7,7 @@ import type { Hastat, HastatFence } from '../../src/cluster/hastat.js';
 import type { MonitorEvent } from '../../src/monitor/events.js';
 import { clusterMetrics, stepFacts } from '../../src/monitor/metrics.js';
 import { initialState, type MonitorSettings, type MonitorState } from '../../src/monitor/state.js';
+import { step } from '../../src/monitor/step.js';
 
 describe('metrics.listen', () => {
   it('a bare port binds to localhost; a host or [IPv6] only when written', () => {
@@ -130,5 +131,21 @@ describe('stepFacts', () => {
     expect(stepFacts(base, base, ev({ type: 'io', tag: replica, results: null, error: 'batch failed' })).replicationFailed).toBe(true);
     expect(stepFacts(base, base, ev({ type: 'io', tag: replica, results: [{ op: 'write', error: null }] })).replicationFailed).toBe(false);
     expect(stepFacts(base, base, ev({ type: 'io', tag: { kind: 'hastat' }, results: [{ op: 'writeJson', error: 'EIO' }] })).replicationFailed).toBe(false);
+  });
+});
+
+describe('reload', () => {
+  it('the listener binds at start: SIGHUP keeps its address and says a restart is needed', () => {
+    const at = (port: number) => ({ listen: { host: '127.0.0.1', port } });
+    const s = initialState({ ...settings(), metrics: at(9664) }, 1, 1);
+    const r = step(s, { type: 'reload', settings: { ...settings(), metrics: at(9665), balance: 2 }, now: 1, wall: 1 });
+    expect(r.state.settings.metrics).toEqual(at(9664));
+    expect(r.state.settings.balance).toBe(2);
+    expect(r.effects).toContainEqual(expect.objectContaining({ type: 'log', level: 'warn', fields: { keys: ['metrics'] } }));
+    // Turned on by a reload: still off until a restart.
+    const off = step(initialState(settings(), 1, 1), { type: 'reload', settings: { ...settings(), metrics: at(1) }, now: 1, wall: 1 });
+    expect(off.state.settings.metrics).toBeUndefined();
+    const same = step(s, { type: 'reload', settings: { ...settings(), metrics: at(9664) }, now: 1, wall: 1 });
+    expect(same.effects.filter((e) => e.type === 'log' && e.level === 'warn')).toEqual([]);
   });
 });
