@@ -30,13 +30,20 @@ async function until(what, fn, ms) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
+// Interrupted: stop the monitors of the round under way (they leave; their watchdogs go with them).
+let running = [];
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => {
+  for (const m of running) m.proc.kill('SIGTERM');
+  process.exit(130);
+});
+
 async function round(metrics) {
   const dir = mkdtempSync(join(tmpdir(), 'peerha-mi-'));
   const root = join(dir, 'shared');
   mkdirSync(root);
   writeFileSync(join(root, 'cltab'), 'web:web-run:start:respawn:sleep 7399.5\n');
   writeFileSync(join(root, 'hactl'), 'web start\n');
-  const mons = [];
+  const mons = (running = []);
   try {
     for (let i = 1; i <= N; i++) {
       const config = join(dir, `n${i}.yaml`);

@@ -1,7 +1,7 @@
 // Test helpers for the metrics and status page listener of real monitors.
-import { existsSync } from 'node:fs';
 import parsePrometheusTextFormat, { type PromFamily } from 'parse-prometheus-text-format';
 import { waitFor, type MonitorProc } from './cluster.js';
+import { need } from './needs.js';
 
 /** `metrics: { listen: 127.0.0.1:0 }`: each monitor gets a free port and logs it. */
 export const METRICS_YAML = 'metrics:\n  listen: 127.0.0.1:0\n';
@@ -36,6 +36,6 @@ export const CHROMIUM = '/usr/bin/chromium';
 
 /** The browser the page test drives; fails at once, in one line, when it is not installed. */
 export function requireChromium(): string {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium; .ci/run does it)`);
+  need(CHROMIUM, 'chromium', "Debian's chromium");
   return CHROMIUM;
 }
