@@ -1,17 +1,17 @@
 #!/usr/bin/env node
-// Idle cost of the metrics listener: N monitors (default 3) at a 250 ms cycle with one group
+// Idle cost of the metrics listener: N monitors (default 3) at a 250 ms cycle (--cycle, --timeout) with one group
 // running, measured over a window (default 60 s) with `metrics:` off and on, in alternating rounds
 // (default 2 each). With metrics on, each monitor is scraped every 15 s, as Prometheus would.
 // CPU is the monitor process's utime + stime over the window (% of one core), RSS its VmRSS at the
 // end (the watchdog is left out: metrics do not touch it). Needs `npm run build`.
-//   node bench/metrics-idle.mjs [--nodes N] [--seconds S] [--rounds R]
+//   node bench/metrics-idle.mjs [--nodes N] [--seconds S] [--rounds R] [--cycle 1s --timeout 5s]
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { nodes: { type: 'string', default: '3' }, seconds: { type: 'string', default: '60' }, rounds: { type: 'string', default: '2' } } });
+const { values } = parseArgs({ options: { nodes: { type: 'string', default: '3' }, seconds: { type: 'string', default: '60' }, rounds: { type: 'string', default: '2' }, cycle: { type: 'string', default: '250ms' }, timeout: { type: 'string', default: '1s' } } });
 const N = Number(values.nodes);
 const SECONDS = Number(values.seconds);
 const BIN = join(import.meta.dirname, '..', 'bin', 'peerha');
@@ -48,7 +48,7 @@ async function round(metrics) {
     for (let i = 1; i <= N; i++) {
       const config = join(dir, `n${i}.yaml`);
       writeFileSync(config, `state_dir: ${join(dir, 'state', `n${i}`)}\n${metrics ? 'metrics:\n  listen: 127.0.0.1:0\n' : ''}`);
-      const proc = spawn(process.execPath, [BIN, 'monitor', '--config', config, '--root', root, '--node', `n${i}`, '--cycle', '250ms', '--timeout', '1s'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [BIN, 'monitor', '--config', config, '--root', root, '--node', `n${i}`, '--cycle', values.cycle, '--timeout', values.timeout], { stdio: ['ignore', 'pipe', 'pipe'] });
       const m = { proc, out: '' };
       proc.stdout.on('data', (d) => (m.out += d));
       proc.stderr.on('data', (d) => (m.out += d));
@@ -61,7 +61,7 @@ async function round(metrics) {
         return false;
       }
     };
-    await until('web running', webRunning, 30_000);
+    await until('web running', webRunning, 60_000);
     const addrs = metrics ? mons.map((m) => /"listen":"([^"]+)"/.exec(m.out)?.[1]) : [];
     await sleep(5_000);
     const t0 = performance.now();
@@ -88,4 +88,4 @@ for (let r = 0; r < Number(values.rounds); r++) {
   }
 }
 const summary = Object.fromEntries(Object.entries(rows).map(([k, xs]) => [k, { cpuPct: median(xs.flatMap((x) => x.cpu)), rssMb: median(xs.flatMap((x) => x.rss)) }]));
-console.log(JSON.stringify({ nodes: N, cycle: '250ms', seconds: SECONDS, ...summary, cpuRatio: summary.on.cpuPct / summary.off.cpuPct, rssRatio: summary.on.rssMb / summary.off.rssMb }));
+console.log(JSON.stringify({ nodes: N, cycle: values.cycle, timeout: values.timeout, seconds: SECONDS, ...summary, cpuRatio: summary.on.cpuPct / summary.off.cpuPct, rssRatio: summary.on.rssMb / summary.off.rssMb }));
