@@ -64,7 +64,7 @@ export class MonitorDaemon {
   private changedSoon = false;
   private exited: ((code: number) => void) | null = null;
   private readonly signals: Array<[NodeJS.Signals, () => void]> = [];
-  /** The metrics and status page listener (metrics.listen), or null; alerts count their drops on it. */
+  /** The metrics and status page listener (metrics.listen), or null. */
   readonly observer: Observer | null;
 
   constructor(
@@ -81,7 +81,7 @@ export class MonitorDaemon {
     this.env = { ...process.env, PEERHA_NODE: settings.node, PEERHA_ROOT: settings.root };
     this.lock = join(settings.stateDir, `${settings.node}.pid`);
     const offset = settings.clockOffsetMs ?? 0;
-    const observer = settings.metrics ? new Observer(settings.metrics.listen, { state: () => this.machine.state, now: () => performance.now(), groupCounts: () => this.engine.counts() }, log) : null;
+    const observer = settings.metrics ? new Observer(settings.metrics.listen, { state: () => this.machine.state, now: () => performance.now(), groupCounts: () => this.engine.counts(), alerts: () => this.alerts.stats() }, log) : null;
     this.observer = observer;
     this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e), undefined, observer ? (ev, st) => observer.stepped(ev, st) : undefined);
     this.alerts = new AlertRunner(log, this.env, settings.node, () => this.machine.state.settings.alerts ?? []);

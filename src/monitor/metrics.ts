@@ -23,7 +23,7 @@ export interface ClusterMetrics {
   readonly groupsRunning: ReadonlyMap<string, number>;
   /** Wanted groups running nowhere at their level. */
   readonly groupsNotRunning: number;
-  /** Times this node saw a group move from one running node to another (monotonic). */
+  /** Failovers of every group as the cluster counts them (each node takes the highest published). */
   readonly failovers: number;
   /** Configuration problems the hastat lists. */
   readonly errors: number;

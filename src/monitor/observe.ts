@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { formatListen, type ListenAddress } from '../config/listen.js';
 import type { GroupCounts } from '../init/engine.js';
+import type { AlertStats } from './alert-runner.js';
 import type { Logger } from '../io/log.js';
 import type { MonitorEvent } from './events.js';
 import { clusterMetrics, FENCE_RESULTS, NODE_STATES, stepFacts } from './metrics.js';
@@ -21,6 +22,7 @@ export interface ObservedSources {
   /** Monotonic ms, on the clock the state's times use. */
   now(): number;
   groupCounts(): ReadonlyMap<string, Readonly<GroupCounts>>;
+  alerts(): AlertStats;
 }
 
 /** Why a listen failed, in words (the errno stays in brackets). */
@@ -43,7 +45,6 @@ export class Observer {
   private readonly cycle: Histogram;
   private readonly fences: Counter<'result'>;
   private readonly replication: Counter;
-  private readonly alertDrops: Counter;
 
   constructor(
     private readonly address: ListenAddress,
@@ -56,7 +57,6 @@ export class Observer {
     this.fences = new Counter({ name: 'peerha_fences_total', help: 'Fence runs this node made (its configured methods tried in order), by final result.', labelNames: ['result'], registers: r });
     for (const result of FENCE_RESULTS) this.fences.inc({ result }, 0);
     this.replication = new Counter({ name: 'peerha_replication_errors_total', help: 'Writes of this node\'s cltab/hactl replica that failed.', registers: r });
-    this.alertDrops = new Counter({ name: 'peerha_alert_queue_dropped_total', help: 'Alerts dropped because the alert queue was full.', registers: r });
     // Not prom-client's default metrics: their event-loop and GC sampling ran all the time and
     // cost an idle monitor about 10 % more CPU. These few are read at the scrape.
     this.g.startTime.set(Math.round(Date.now() / 1000 - process.uptime()));
@@ -99,11 +99,6 @@ export class Observer {
     if (f.cycleSeconds !== null) this.cycle.observe(f.cycleSeconds);
     for (const result of f.fences) this.fences.inc({ result });
     if (f.replicationFailed) this.replication.inc();
-  }
-
-  /** For the alert queue: `n` alerts were dropped. */
-  alertQueueDropped(n = 1): void {
-    this.alertDrops.inc(n);
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -164,6 +159,14 @@ export class Observer {
     const mem = process.memoryUsage();
     g.rss.set(mem.rss);
     g.heap.set(mem.heapUsed);
+    const a = this.src.alerts();
+    g.alertDrops.reset();
+    g.alertDrops.inc(a.dropped);
+    g.alerts.reset();
+    g.alerts.inc({ result: 'sent' }, a.sent);
+    g.alerts.inc({ result: 'failed' }, a.failed);
+    g.alerts.inc({ result: 'timeout' }, a.timedOut);
+    g.alertsWaiting.set(a.queued + a.running);
     for (const c of [g.respawns, g.checkFailures, g.restarts]) c.reset();
     for (const [group, c] of this.src.groupCounts()) {
       if (c.respawns) g.respawns.inc({ group }, c.respawns);
@@ -185,7 +188,10 @@ function gauges(registers: Registry[]) {
     notRunning: new Gauge({ name: 'peerha_groups_not_running', help: 'Wanted groups running nowhere at their level.', registers }),
     errors: new Gauge({ name: 'peerha_config_errors', help: 'Configuration problems (cltab, hactl) this node reports.', registers }),
     hastatAge: new Gauge({ name: 'peerha_view_age_seconds', help: 'Seconds since this node built the view (hastat) these metrics come from.', registers }),
-    failovers: new Counter({ name: 'peerha_failovers_total', help: 'Times this node saw a group move from one running node to another.', registers }),
+    failovers: new Counter({ name: 'peerha_failovers_total', help: 'Failovers of every group as the cluster counts them (the hastat\'s groups.G.failovers, summed).', registers }),
+    alertDrops: new Counter({ name: 'peerha_alert_queue_dropped_total', help: 'Alerts dropped because the alert queue was full (or the monitor exited before running them).', registers }),
+    alerts: new Counter({ name: 'peerha_alerts_total', help: 'Alert command runs on this node, by result: sent (exit 0), failed, timeout (killed).', labelNames: ['result'], registers }),
+    alertsWaiting: new Gauge({ name: 'peerha_alerts_waiting', help: 'Alerts queued or running now.', registers }),
     respawns: new Counter({ name: 'peerha_process_restarts_total', help: 'Processes of respawn entries started again here after they exited, by group.', labelNames: ['group'], registers }),
     checkFailures: new Counter({ name: 'peerha_health_check_failures_total', help: 'Health checks (monitor entries) that failed or timed out here, by group.', labelNames: ['group'], registers }),
     restarts: new Counter({ name: 'peerha_group_restarts_total', help: 'Local restarts of a group here (failing health checks, crash loops), by group.', labelNames: ['group'], registers }),

@@ -49,7 +49,7 @@ async function statusJson(c: Cluster): Promise<Hastat> {
 
 describe('metrics on a 3-node cluster', () => {
   it('after kill -9 of the owner and its fence, every survivor\'s /metrics matches status --json', async () => {
-    const c = cluster({ yaml: `${METRICS_YAML}quorum:\n  policy: none\nfence:\n  command: $DIR/fence.sh\n  timeout: 2s\n` });
+    const c = cluster({ yaml: `${METRICS_YAML}quorum:\n  policy: none\nfence:\n  command: $DIR/fence.sh\n  timeout: 2s\nalerts:\n  - command: "true"\n` });
     writeFileSync(join(c.dir, 'fence.sh'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     await webOnN3(c);
     await c.waitRunning('web');
@@ -57,9 +57,11 @@ describe('metrics on a 3-node cluster', () => {
     const address = new Map<string, string>();
     for (const n of ['n1', 'n2', 'n3']) address.set(n, await listenOf(c.monitors.get(n)!));
 
-    // Before: web on n3, every node up, nothing fenced.
-    const before = await scrape(address.get('n3')!);
-    expect(sample(before, 'peerha_groups_running', { node: 'n3' })).toBe(1);
+    // Before: web on n3 (once n3's view shows it: the view follows the clstat by up to a cycle), nothing fenced.
+    const before = await waitFor('web running on n3 in its metrics', async () => {
+      const f = await scrape(address.get('n3')!);
+      return sample(f, 'peerha_groups_running', { node: 'n3' }) === 1 ? f : null;
+    }, 10_000, 100);
     expect(sample(before, 'peerha_fences_total', { result: 'success' })).toBe(0);
 
     await c.killNode('n3');
@@ -104,6 +106,9 @@ describe('metrics on a 3-node cluster', () => {
     expect(cycles?.type).toBe('HISTOGRAM');
     expect(Number(cycles?.metrics[0]?.count)).toBeGreaterThan(10);
     for (const name of ['peerha_alert_queue_dropped_total', 'peerha_replication_errors_total']) expect(sample(n1, name)).toBe(0);
+    // The stale node, its fence and the failover were alerted (once for the cluster, by n1 or n2).
+    expect(sample(n1, 'peerha_alerts_total', { result: 'sent' })! + sample(n2, 'peerha_alerts_total', { result: 'sent' })!).toBeGreaterThanOrEqual(2);
+    expect(sample(n1, 'peerha_alerts_total', { result: 'failed' })).toBe(0);
     expect(n1.find((f) => f.name === 'peerha_fences_total')?.type).toBe('COUNTER');
     expect(sample(n1, 'peerha_process_resident_memory_bytes')).toBeGreaterThan(10_000_000);
 
