@@ -41,7 +41,7 @@ const PER_SEQ = 1000;
 
 /**
  * The first sequence of a run whose previous run's last clstat had `seq`: that run's alerts used
- * at most seq + 1 (a write in flight) times PER_SEQ plus what it raised after it.
+ * at most seq + 1 (its last write that worked, plus one) times PER_SEQ plus what it raised after it.
  */
 export function firstSequenceAfter(seq: number): number {
   return (seq + 2) * PER_SEQ;
@@ -49,7 +49,9 @@ export function firstSequenceAfter(seq: number): number {
 
 function raise(t: Turn, a: Omit<Alert, 'sequence' | 'time' | 'group' | 'level' | 'fromNode'> & Partial<Pick<Alert, 'group' | 'level' | 'fromNode'>>): void {
   const state = t.state;
-  const sequence = Math.max(state.alertSeq + 1, state.seq * PER_SEQ);
+  // Based on the last clstat that landed, not on seq: seq also counts writes that failed (a
+  // partition), which the next run cannot see, and it would number its alerts below these.
+  const sequence = Math.max(state.alertSeq + 1, (state.landedSeq + 1) * PER_SEQ);
   state.alertSeq = sequence;
   t.emit({ type: 'alert', alert: { group: '', level: '', fromNode: '', ...a, sequence, time: t.wallIso } });
 }

@@ -48,7 +48,7 @@ function startWrite(t: Turn): void {
   const gen = body === state.beat.body ? state.beat.gen : state.seq;
   const text = formatClstat({ header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, inc: state.inc, gen, left }, ...content });
   const to = beatName(t.me, state.seq, gen, state.beat.copies);
-  state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left, beat: { name: to, gen, body, copies: state.beat.copies } };
+  state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left, beat: { name: to, gen, body, copies: state.beat.copies }, seq: state.seq };
   t.io({ kind: 'clstat' }, [{ op: 'heartbeat', path: t.own('clstat'), text, from: state.beat.name, to }]);
 }
 
@@ -73,6 +73,7 @@ export function clstatWritten(t: Turn, results: readonly StoreResult[] | null, e
   const beat = state.publish.beat;
   if (err === null) {
     state.lastPublishOk = t.now;
+    if (state.publish.seq !== undefined) state.landedSeq = Math.max(state.landedSeq, state.publish.seq);
     // A replica written while this heartbeat was in flight is announced by the next one.
     if (beat) state.beat = { ...beat, copies: Math.max(beat.copies, state.beat.copies) };
   } else {

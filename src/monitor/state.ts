@@ -111,6 +111,8 @@ export interface Publishing {
   readonly left: readonly Heir[] | null;
   /** The beat of the write in flight: this node's beat once it succeeded. */
   readonly beat?: OwnBeat;
+  /** The seq of the write in flight. */
+  readonly seq?: number;
 }
 
 /** One fence agent/command/manual attempt in progress for an incident. */
@@ -276,6 +278,8 @@ export interface MonitorState {
   readonly lastHastatAt: number;
   readonly alerted: AlertedView;
   /** The sequence of the last alert this node raised. */
+  /** The seq of this run's last clstat write that worked (alert sequences are based on it). */
+  readonly landedSeq: number;
   readonly alertSeq: number;
   /** Per peer, its heartbeat seq when first seen (-1: it moved since): alerts.ts nodeStates. */
   readonly firstSeqs: ReadonlyMap<string, number | null>;
@@ -349,6 +353,7 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     lastHastat: null,
     alerted: { gen: 0, quorum: null, config: '', nodes: new Map() },
     alertSeq: 0,
+    landedSeq: 0,
     groupsUp: new Map(),
     firstSeqs: new Map(),
     configSeen: '',

@@ -17,7 +17,7 @@
 // (keep the monitors' logs; they are kept anyway on failure), PEERHA_SKIP_SSHFS=1 (skip on a machine
 // without root, /dev/fuse or network namespaces). Needs root.
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { describe, expect } from 'vitest';
 import { Rng } from '../../src/sim/rng.js';
@@ -135,8 +135,11 @@ describe.skipIf(!enabled)('peerha monitor: chaos on sshfs, one network namespace
     for (let i = 0; i < 16; i++) {
       let body: string;
       if (i % 2 === 0) {
-        await setWant(m1, 'W', i % 4 === 0 ? 'start' : 'stop', null, { force: true }); // no cltab here
-        body = `W ${i % 4 === 0 ? 'start' : 'stop'}\n`;
+        const level = i % 4 === 0 ? 'start' : 'stop';
+        await setWant(m1, 'W', level, null, { force: true }); // no cltab here
+        // set edits W's line and keeps the rest (the last hand edit's comment).
+        body = withoutGeneration(await readFile(join(m1, 'hactl'), 'utf8'));
+        expect(body.split('\n').filter((x) => x.startsWith('W '))).toEqual([`W ${level}`]);
       } else {
         body = `W ${i % 4 === 1 ? 'stop' : 'start'}\n# hand edit ${i}\n`;
         await writeFile(join(m1, 'hactl'), body); // an editor writing in place, keeping no generation
