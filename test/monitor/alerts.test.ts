@@ -35,7 +35,7 @@ class Node {
     this.now += 100;
     // A live peer's heartbeat moves every cycle; a dead one's stands still.
     const lastLive = new Map(Object.entries(peers).map(([n, s]) => [n, { state: s, seq: s === 'up' ? this.now : 5, silentMs: 0 } satisfies LivenessView]));
-    const t = new Turn({ ...this.state, lastLive, seq: this.state.seq + 1 }, { type: 'failed', error: '', now: this.now, wall: 1.7e12 + this.now } as MonitorEvent, REAL_LOGIC);
+    const t = new Turn({ ...this.state, lastLive, seq: this.state.seq + 1, landedSeq: this.state.seq }, { type: 'failed', error: '', now: this.now, wall: 1.7e12 + this.now } as MonitorEvent, REAL_LOGIC);
     observeCluster(t, { quorumOk, live: 1 + Object.values(peers).filter((s) => s === 'up').length, configErrors: [], ready: true });
     this.state = t.state;
     this.raised.push(...alertsOf(t.effects));
