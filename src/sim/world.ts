@@ -925,7 +925,7 @@ export class World {
     const agent = method.kind === 'agent';
     if (agent) this.stats.agentFences++;
     else this.stats.commandFences++;
-    const mismatch = f && agent ? f.failure / 2 : 0;
+    const mismatch = f && agent ? f.failure : 0;
     const outcome = f ? r.weighted([[f.failure, 'failure'], [f.timeout, 'timeout'], [f.slow, 'slow'], [mismatch, 'mismatch'], [Math.max(0, 1 - f.failure - f.timeout - f.slow - mismatch), 'success']] as const) : 'success';
     if (outcome === 'failure') this.stats.fenceFailed++;
     else if (outcome === 'timeout') this.stats.fenceTimedOut++;
