@@ -224,8 +224,12 @@ describe('reference §6 engine bugs are fixed', () => {
       expect(tail.slice(-4)).toEqual(['2 STOPPING', '3 STOPPING', '3 STARTING', '3 PASSED']);
       // Nothing ran to completion and level 2 did not start again.
       expect(d.outLines()).toEqual(['test3-start', 'test1-start']);
-      expect(processesWith(m1)).toEqual([]);
-      expect(processesWith(m3)).toEqual([]);
+      // Reported flaky under load once ([two pids] left); never seen since. Should it recur, the
+      // failure carries what those processes were and what the daemon did.
+      const left = [...processesWith(m1), ...processesWith(m3)];
+      const why = left.length ? `round ${round}: left ${left.join(',')}\n${spawnSync('ps', ['-o', 'pid,ppid,pgid,stat,etimes,args', '-p', left.join(',')], { encoding: 'utf8' }).stdout}\n${d.output().split('\n').slice(-40).join('\n')}` : '';
+      expect(processesWith(m1), why).toEqual([]);
+      expect(processesWith(m3), why).toEqual([]);
 
       expect((await tellAndSettle(d, 't', '9')).state).toBe('DONE');
     }
