@@ -209,7 +209,8 @@ export async function startDaemon(cltabText: string | null, opts: StartOptions =
 /**
  * Daemons and marker processes a test file starts; afterEach stops the daemons (newest first:
  * daemons sharing a directory are stopped before the one that owns it) and kills every process
- * whose command line contains a marker (a unique fragment such as `sleep 7101.5`).
+ * whose command line contains a marker (a unique fragment such as `sleep 7101.5`, made unique to
+ * this test process).
  */
 export function trackDaemons(): { start: (text: string | null, opts?: StartOptions) => Promise<DaemonHandle>; marker: (m: string) => string } {
   const daemons: DaemonHandle[] = [];
@@ -233,8 +234,12 @@ export function trackDaemons(): { start: (text: string | null, opts?: StartOptio
       return d;
     },
     marker: (m) => {
-      markers.push(m);
-      return m;
+      // Unique to this test process too: processesWith() sees the whole machine, and a second test
+      // run beside this one (another checkout, CI) starts the same commands. `sleep 7104.1` becomes
+      // `sleep 7104.1<pid>`, still a number of seconds.
+      const mine = /\d$/.test(m) ? `${m}${process.pid}` : m;
+      markers.push(mine);
+      return mine;
     },
   };
 }
