@@ -83,28 +83,28 @@ export async function runCheck(input: CheckInput): Promise<{ problems: ConfigErr
    * Read, check permissions and parse one file: its parsed value when valid, else what did parse
    * (`partial`: checks across files still run on it, as the monitor would refuse the whole file).
    */
-  const load = async <T>(path: string | undefined, parse: (text: string, file: string) => Parsed<T>): Promise<{ value: T | null; partial: T | null }> => {
-    if (!path) return { value: null, partial: null };
+  const load = async <T>(path: string | undefined, parse: (text: string, file: string) => Parsed<T>): Promise<T | null> => {
+    if (!path) return null;
     checked.push(path);
     const text = await read(path, problems);
-    if (text === null) return { value: null, partial: null };
+    if (text === null) return null;
     await checkPermissions(path, problems, dirsSeen);
     const r = parse(text, path);
-    if (r.ok) return { value: r.value, partial: r.value };
+    if (r.ok) return r.value;
     problems.push(...r.errors);
-    return { value: null, partial: r.partial ?? null };
+    return r.partial ?? null;
   };
   const cut = (t: string, f: string) => {
     const e = halfWritten(t, f);
     return e ? { ok: false as const, errors: [e] } : null;
   };
-  const cltabs = await load(input.cltab, (t, f) => {
+  const cltab = await load(input.cltab, (t, f) => {
     const half = cut(t, f);
     if (half) return half;
     const r = parseCltab(t, f);
     return r.ok ? { ok: true, value: r.cltab } : r;
   });
-  const hactls = await load(input.hactl, (t, f) => {
+  const hactl = await load(input.hactl, (t, f) => {
     const half = cut(t, f);
     if (half) return half;
     const r = parseHactl(t, f);
@@ -112,12 +112,10 @@ export async function runCheck(input: CheckInput): Promise<{ problems: ConfigErr
     problems.push(...(r.warnings ?? []));
     return r.ok ? { ok: true, value: r.hactl } : r;
   });
-  const config = (
-    await load(input.config, (t, f) => {
-      const r = parseMonitorConfig(t, f);
-      return r.ok ? { ok: true, value: r.config } : r;
-    })
-  ).value;
+  const config = await load(input.config, (t, f) => {
+    const r = parseMonitorConfig(t, f);
+    return r.ok ? { ok: true, value: r.config } : r;
+  });
   if (config && input.config) {
     problems.push(...validateFenceMethods(input.config, config.values.fenceMethods ?? [], describeAgent));
     // What the monitor refuses across settings (timeout vs cycle, stop_timeout vs timeout), as the
@@ -125,8 +123,6 @@ export async function runCheck(input: CheckInput): Promise<{ problems: ConfigErr
     const resolved = resolveMonitorConfig(config, { root: config.values.root ?? '/', node: config.values.node ?? 'check' }, {}, 'check');
     if (!resolved.ok) problems.push(...resolved.errors.filter((e) => e.file === input.config));
   }
-  const cltab = cltabs.partial;
-  const hactl = hactls.partial;
   if (cltab && hactl) problems.push(...crossCheck(cltab, hactl));
   if (hactl && config?.values.stopLevel) problems.push(...stopLevelWanted(hactl, config.values.stopLevel));
   // Per file (in the order they came up), by line.
