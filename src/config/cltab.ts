@@ -50,6 +50,8 @@ export interface Cltab {
   readonly settings: ReadonlyMap<string, string>;
   /** Group names in order of first appearance. */
   readonly groups: readonly string[];
+  /** Groups with an entry at level `test` (their test decides where they may run). */
+  readonly tested?: readonly string[];
 }
 
 export interface ConfigError {
@@ -292,7 +294,8 @@ export function parseCltab(text: string, file: string): CltabResult {
     entries.push({ group, tag, levelField, levels: levels.levels, mode, ...(health ? { health } : {}), command, line: n });
   }
 
-  const cltab = { file, entries, settings, groups: [...groups] };
+  const tested = [...new Set(entries.filter((e) => e.levels.includes('test')).map((e) => e.group))];
+  const cltab = { file, entries, settings, groups: [...groups], tested };
   if (errors.length > 0) return { ok: false, errors, partial: cltab };
   return { ok: true, cltab };
 }

@@ -7,7 +7,7 @@
 //   hastat  written                                 → pet the watchdog (unless frozen), schedule
 // Frozen or unable to publish when it began, the cycle stops local groups and plans nothing.
 
-import { parseCltab } from '../config/cltab.js';
+import { parseCltab, type Cltab } from '../config/cltab.js';
 import { parseHactl } from '../config/hactl.js';
 import { BEATS_DIR, latestBeats, parseBeatName, type Beat } from '../cluster/beats.js';
 import type { PeerObservation } from '../cluster/liveness.js';
@@ -28,6 +28,15 @@ import { absorbPeerRead, readPeerClstat, type PeerRead, dueTimes, EVENT_CYCLE_GA
 
 type Results = readonly StoreResult[];
 export type CycleTag = Extract<IoTag, { kind: 'cycle' }>;
+
+/** A cltab's group sets for decide(), built once per cltab (not every cycle: a thousand groups). */
+const cltabSetCache = new WeakMap<Cltab, { cltabGroups: ReadonlySet<string>; testedGroups: ReadonlySet<string> }>();
+function cltabSets(cltab: Cltab | undefined): { cltabGroups: ReadonlySet<string>; testedGroups: ReadonlySet<string> } {
+  if (!cltab) return { cltabGroups: new Set(), testedGroups: new Set() };
+  let sets = cltabSetCache.get(cltab);
+  if (!sets) cltabSetCache.set(cltab, (sets = { cltabGroups: new Set(cltab.groups), testedGroups: new Set(cltab.tested ?? []) }));
+  return sets;
+}
 
 const readAt = (r: Results, i: number): FileRead | null => {
   const x = r[i];
@@ -475,7 +484,7 @@ function decide(t: Turn, cycle: Cycle): void {
       me: t.me,
       nodes,
       wants: state.hactl?.value.wants ?? new Map(),
-      cltabGroups: new Set(state.cltab?.value.groups ?? []),
+      ...cltabSets(state.cltab?.value),
       configVersion: `${state.cltab?.hash ?? ''}:${state.hactl?.hash ?? ''}`,
       quorum: effective,
       memory: state.decideMemory,

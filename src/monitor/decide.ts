@@ -56,6 +56,8 @@ export interface View {
   readonly wants: ReadonlyMap<string, HactlWant>;
   /** Groups that have cltab entries. */
   readonly cltabGroups: ReadonlySet<string>;
+  /** Groups with a `test` entry: their test may bar nodes, so they are not shared out evenly. */
+  readonly testedGroups?: ReadonlySet<string>;
   /** Changes whenever cltab or hactl content changes (clears failed-test memory). */
   readonly configVersion: string;
   readonly quorum: boolean;
@@ -191,23 +193,55 @@ export interface Designated {
 }
 
 /**
+ * Fair shares: W free groups (wanted, in cltab, no preference list, no test entry) over the L
+ * live nodes: W div L each, and one more for the W mod L nodes with the fewest other (pinned or
+ * tested) groups, ties ranked by a hash of (W, node). Every node with the same hactl, live set and
+ * pinned load computes the same shares, and they sum to W: a node that never holds more free
+ * groups than its share (its own count is exact, its view of the others lags) leaves the cluster
+ * within ±1 of W/L, never short of room for all of them.
+ */
+export function fairShares(free: number, live: readonly string[], pinnedLoad: ReadonlyMap<string, number> = new Map()): Map<string, number> {
+  const base = Math.floor(free / Math.max(1, live.length));
+  const extra = free - base * live.length;
+  const ranked = live.map((n) => ({ n, pinned: pinnedLoad.get(n) ?? 0, hash: hash32(`${free}\0${n}`) }));
+  ranked.sort((a, b) => a.pinned - b.pinned || b.hash - a.hash || (a.n < b.n ? -1 : a.n > b.n ? 1 : 0));
+  return new Map(ranked.map(({ n }, i) => [n, base + (i < extra ? 1 : 0)]));
+}
+
+/**
  * Designated planners for every homeless group at once, so that a cold start of G groups on N
  * equal nodes spreads them within ±1 of G/N: groups in name order, each to the live node with the
- * fewest active plus already assigned groups (ties: rendezvous hash). A group with a preference
- * list goes to its first live node, and counts there. Every node with the same view computes the
- * same assignment.
+ * fewest active plus already assigned groups (ties: rendezvous hash) among those below their
+ * fair share for a free group. A group with a preference list goes to its first live node, and
+ * counts there. Every node with the same view computes the same assignment.
  */
-export function designatedPlanners(groups: readonly string[], wants: ReadonlyMap<string, HactlWant>, nodes: ReadonlyMap<string, NodeView>, load: ReadonlyMap<string, number>): Map<string, Designated> {
+export function designatedPlanners(
+  groups: readonly string[],
+  wants: ReadonlyMap<string, HactlWant>,
+  nodes: ReadonlyMap<string, NodeView>,
+  load: ReadonlyMap<string, number>,
+  fair?: { readonly isFree: (group: string) => boolean; readonly shares: ReadonlyMap<string, number>; readonly freeLoad: ReadonlyMap<string, number> },
+): Map<string, Designated> {
   const assigned = new Map(load);
+  const freeAssigned = new Map(fair?.freeLoad ?? []);
   const ranks = new Map<string, number>();
   const out = new Map<string, Designated>();
+  let roomy: Map<string, NodeView> | undefined;
   for (const group of groups) {
-    const node = designatedPlanner(group, wants.get(group)?.nodes ?? null, nodes, assigned);
+    const free = fair?.isFree(group) === true;
+    if (free && !roomy) roomy = new Map([...nodes].filter(([n]) => (freeAssigned.get(n) ?? 0) < (fair!.shares.get(n) ?? 0)));
+    const among = free && roomy!.size > 0 ? roomy! : nodes;
+    const node = designatedPlanner(group, wants.get(group)?.nodes ?? null, among, assigned);
     if (node === undefined) continue;
     const rank = ranks.get(node) ?? 0;
     ranks.set(node, rank + 1);
     out.set(group, { node, rank });
     assigned.set(node, (assigned.get(node) ?? 0) + 1);
+    if (free) {
+      const f = (freeAssigned.get(node) ?? 0) + 1;
+      freeAssigned.set(node, f);
+      if (f >= (fair!.shares.get(node) ?? 0)) roomy?.delete(node);
+    }
   }
   return out;
 }
@@ -234,6 +268,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   /** A plan, claiming the group's next epoch first when the store keeps claims. */
   const plan = (group: string, reason: string): void => {
     plans++;
+    if (isFree(group)) myFree++;
     if (!view.claims) return tell(group, PLAN, reason);
     actions.push({ type: 'tell', group, level: PLAN, reason, claim: (view.claims.get(group)?.epoch ?? 0) + 1 });
   };
@@ -276,6 +311,34 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     const groupsThere = n.name === view.me ? mine : n.groups;
     for (const [g, i] of groupsThere) if (isActive(i)) activeSomewhere.add(g);
   }
+  // Free groups are shared out evenly (fairShares); each node counts its own exactly.
+  const isFree = (g: string): boolean => {
+    const w = view.wants.get(g);
+    return w !== undefined && w.level !== STOP && !w.nodes && view.cltabGroups.has(g) && !view.testedGroups?.has(g);
+  };
+  let freeWanted = 0;
+  for (const g of view.wants.keys()) if (isFree(g)) freeWanted++;
+  const freeLoad = new Map<string, number>();
+  const pinnedLoad = new Map<string, number>();
+  for (const n of view.nodes.values()) {
+    if (n.state !== 'up') continue;
+    let k = 0;
+    let pinned = 0;
+    for (const [g, i] of n.name === view.me ? mine : n.groups) if (isActive(i)) isFree(g) ? k++ : pinned++;
+    freeLoad.set(n.name, k);
+    pinnedLoad.set(n.name, pinned);
+  }
+  const shares = fairShares(freeWanted, [...load.keys()], pinnedLoad);
+  // A standing claim counts on its holder before its clstat shows the group: the designations
+  // of the next homeless groups then agree with what the holder itself computes.
+  for (const [g, c] of view.claims ?? []) {
+    if (c.released || c.holder === null || c.holder === view.me || activeSomewhere.has(g) || !load.has(c.holder)) continue;
+    activeSomewhere.add(g);
+    load.set(c.holder, load.get(c.holder)! + 1);
+    if (isFree(g)) freeLoad.set(c.holder, (freeLoad.get(c.holder) ?? 0) + 1);
+  }
+  let myFree = freeLoad.get(view.me) ?? 0;
+  const myShare = shares.get(view.me) ?? 0;
   const planners = designatedPlanners(
     sorted.filter((g) => {
       const w = view.wants.get(g);
@@ -284,6 +347,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     view.wants,
     view.nodes,
     load,
+    { isFree, shares, freeLoad },
   );
   let plans = 0;
   const planBudgetLeft = (): boolean => plans < (cfg.maxPlansPerCycle ?? Number.POSITIVE_INFINITY);
@@ -481,7 +545,9 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     }
     const d = planners.get(group);
     const designated = d?.node ?? designatedPlanner(group, allowed, view.nodes, load);
-    if (designated === view.me && !failed.has(group)) {
+    const free = isFree(group);
+    const roomHere = !free || myFree < myShare;
+    if (designated === view.me && !failed.has(group) && roomHere) {
       plan(group, allowed ? 'needed and running nowhere; preferred node' : 'needed and running nowhere; designated planner (least loaded)');
       continue;
     }
@@ -493,11 +559,20 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       note(group, `needed; leaving it to ${designated} first`);
       continue;
     }
-    const eligible = allowed ? allowed.filter((n) => view.nodes.get(n)?.state === 'up').length : liveCount;
-    const eligibleLoads = [...load].filter(([n]) => !allowed || allowed.includes(n)).map(([, l]) => l);
     // A group homeless for longer than a failed test's cooldown plus a plan window may have no
     // eligible idle node (their tests fail): then busier nodes plan it at the full probability.
-    const starving = now - (homelessSince.get(group) ?? now) >= cfg.failCooldownMs + cfg.planWindowMs + 2 * cfg.cycleMs;
+    const starving = homelessFor >= cfg.failCooldownMs + cfg.planWindowMs + 2 * cfg.cycleMs;
+    if (!roomHere && !starving) {
+      note(group, `needed; this node holds its share (${myShare} of ${freeWanted} groups on ${shares.size} nodes)`);
+      continue;
+    }
+    if (free && roomHere && view.claims && !failed.has(group)) {
+      // Below its share, past the designated planner's turn: the claim settles any collision.
+      plan(group, `needed and running nowhere; ${designated ?? 'no node'} did not take it (this node is below its share)`);
+      continue;
+    }
+    const eligible = allowed ? allowed.filter((n) => view.nodes.get(n)?.state === 'up').length : liveCount;
+    const eligibleLoads = [...load].filter(([n]) => !allowed || allowed.includes(n)).map(([, l]) => l);
     const busier = !starving && (load.get(view.me) ?? 0) > Math.min(...eligibleLoads, Number.POSITIVE_INFINITY);
     // A node whose test of this group failed before probes it again, but rarely: others go first.
     const failedBefore = failed.has(group);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { toGroupState } from '../../src/config/clstat.js';
 import type { HactlWant } from '../../src/config/hactl.js';
-import { conflictWinner, decide, designatedPlanner, EMPTY_MEMORY, isActive, planGraceMs, type DecideMemory, type NodeView, type View } from '../../src/monitor/decide.js';
+import { conflictWinner, decide, designatedPlanner, designatedPlanners, EMPTY_MEMORY, fairShares, isActive, planGraceMs, type DecideMemory, type NodeView, type View } from '../../src/monitor/decide.js';
 import { freshHandovers, handoverTtlMs, isReleased, isSettling, liveCount, nextHandover, petAfterCycle, readComplete, readPeerClstat, selfFenceState, spawnRefused } from '../../src/monitor/view.js';
 
 const cfg = { cycleMs: 1000, planWindowMs: 2000, balance: 1.5, failCooldownMs: 10_000 };
@@ -161,7 +161,11 @@ describe('decide: takeover safety, quorum, balance, allowed nodes', () => {
     const v = view('a', nodes, { web: 'start' });
     const load = new Map(nodes.map((n) => [n.name, 0]));
     const first = designatedPlanner('web', null, v.nodes, load)!;
-    for (const n of nodes) expect(tells({ ...v, me: n.name }, 10_000, never)).toEqual(n.name === first ? ['web plan'] : []);
+    // a group with a test entry goes by the hash; a free one to the node with the free share
+    const tested = { ...v, testedGroups: new Set(['web']) };
+    for (const n of nodes) expect(tells({ ...tested, me: n.name }, 10_000, never)).toEqual(n.name === first ? ['web plan'] : []);
+    const sharer = [...fairShares(1, ['a', 'b', 'c', 'd'])].find(([, k]) => k === 1)![0];
+    for (const n of nodes) expect(tells({ ...v, me: n.name }, 10_000, never)).toEqual(n.name === sharer ? ['web plan'] : []);
     // the same on every node, and different groups land on different nodes
     const picks = new Set(Array.from({ length: 40 }, (_, i) => designatedPlanner(`g${i}`, null, v.nodes, load)));
     expect(picks.size).toBe(4);
@@ -228,7 +232,7 @@ describe('decide: takeover safety, quorum, balance, allowed nodes', () => {
 
   it('balance: the others plan with probability min(1, balance/N) once the designated planner had its chance', () => {
     const nodes = ['a', 'b', 'c', 'd'].map((n) => node(n, {}));
-    const v0 = view('a', nodes, { web: 'start' });
+    const v0 = view('a', nodes, { web: 'start' }, { testedGroups: new Set(['web']) }); // free groups go by their shares (below)
     const me = ['a', 'b', 'c', 'd'].find((n) => n !== designatedPlanner('web', null, v0.nodes, new Map()))!;
     const grace = planGraceMs(cfg);
     const since = (t: number): DecideMemory => ({ ...EMPTY_MEMORY, homelessSince: new Map([['web', t]]) });
@@ -267,12 +271,57 @@ describe('decide: cold start and handover', () => {
 
   it('a busier node leaves a homeless group to the idle one, then plans with a quarter of the probability', () => {
     const nodes = [node('a', { db: 'start DONE' }), node('b', {})];
-    expect(tells(view('b', nodes, { web: 'start', db: 'start' }), 10_000, never)).toEqual(['web plan']);
-    expect(tells(view('a', nodes, { web: 'start', db: 'start' }), 10_000, always)).toEqual([]);
+    const testedGroups = new Set(['web']); // a free group goes by shares instead (below)
+    expect(tells(view('b', nodes, { web: 'start', db: 'start' }, { testedGroups }), 10_000, never)).toEqual(['web plan']);
+    expect(tells(view('a', nodes, { web: 'start', db: 'start' }, { testedGroups }), 10_000, always)).toEqual([]);
     const memory = { ...EMPTY_MEMORY, homelessSince: new Map([['web', 10_000 - planGraceMs(cfg)]]) };
     // p = min(1, 1.5/2) × 0.25 = 0.1875
-    expect(tells(view('a', nodes, { web: 'start', db: 'start' }, { memory }), 10_000, () => 0.18)).toEqual(['web plan']);
-    expect(tells(view('a', nodes, { web: 'start', db: 'start' }, { memory }), 10_000, () => 0.19)).toEqual([]);
+    expect(tells(view('a', nodes, { web: 'start', db: 'start' }, { memory, testedGroups }), 10_000, () => 0.18)).toEqual(['web plan']);
+    expect(tells(view('a', nodes, { web: 'start', db: 'start' }, { memory, testedGroups }), 10_000, () => 0.19)).toEqual([]);
+  });
+
+  it('fair shares: W free groups over L nodes sum to W, within one of W/L; the extra ones go to nodes with fewer pinned groups', () => {
+    for (const [w, l] of [[0, 3], [1, 3], [1000, 3], [7, 8], [300, 16], [5, 1]] as const) {
+      const live = Array.from({ length: l }, (_, i) => `n${i + 1}`);
+      const shares = [...fairShares(w, live).values()];
+      expect(shares.reduce((a, b) => a + b, 0)).toBe(w);
+      expect(Math.max(...shares) - Math.min(...shares)).toBeLessThanOrEqual(1);
+      expect(fairShares(w, [...live].reverse())).toEqual(fairShares(w, live)); // the same on every node
+    }
+    expect(fairShares(2, ['a', 'b', 'c'], new Map([['a', 1], ['b', 0], ['c', 0]])).get('a')).toBe(0);
+  });
+
+  it('a free group: a node at its share leaves it to the others until it starves; one below its share takes it once the designated planner had its turn', () => {
+    // b holds db (its share of 2 free groups on 2 nodes); web is designated to a, which does not take it
+    const nodes = [node('a', {}), node('b', { db: 'start DONE' })];
+    const w = { web: 'start', db: 'start' };
+    const claims = new Map();
+    const since = (t: number): DecideMemory => ({ ...EMPTY_MEMORY, homelessSince: new Map([['web', t]]) });
+    const grace = planGraceMs(cfg);
+    expect(tells(view('b', nodes, w, { claims }), 10_000, always)).toEqual([]);
+    expect(tells(view('b', nodes, w, { claims, memory: since(10_000 - grace) }), 10_000, always)).toEqual([]);
+    expect(decide(view('b', nodes, w, { claims, memory: since(10_000 - grace) }), cfg, 10_000, always).notes).toContainEqual({ group: 'web', note: 'needed; this node holds its share (1 of 2 groups on 2 nodes)' });
+    const starved = 10_000 - (cfg.failCooldownMs + cfg.planWindowMs + 2 * cfg.cycleMs);
+    expect(tells(view('b', nodes, w, { claims, memory: since(starved) }), 10_000, always)).toEqual(['web plan']);
+    // a node below its share plans a group designated to another once that one had its turn (the
+    // claim settles a collision): here a's own pick failed its test, so it takes b's
+    const two = [node('a', {}), node('b', {})];
+    const w2 = { web: 'start', bar: 'start' };
+    const picks = designatedPlanners(['bar', 'web'], wants(w2), new Map(two.map((n) => [n.name, n])), new Map([['a', 0], ['b', 0]]), { isFree: () => true, shares: fairShares(2, ['a', 'b']), freeLoad: new Map() });
+    const x = picks.get('web')!.node;
+    expect(picks.get('bar')!.node).not.toBe(x);
+    const mem: DecideMemory = { ...EMPTY_MEMORY, failed: new Map([['web', { until: 20_000, configVersion: 'v1', count: 1 }]]), homelessSince: new Map([['web', 10_000 - grace], ['bar', 10_000 - grace]]) };
+    expect(tells(view(x, two, w2, { claims, memory: mem }), 10_000, never)).toEqual(['bar plan']);
+    expect(tells(view(x, two, w2, { claims, memory: { ...mem, homelessSince: new Map([['web', 10_000], ['bar', 10_000]]) } }), 10_000, never)).toEqual([]);
+  });
+
+  it('a standing claim counts where it is held: the next homeless group is designated elsewhere', () => {
+    // c sees a's claim of bar before a's clstat shows it: web then goes to the node with room
+    const three = [node('a', {}), node('b', { db: 'start DONE' }), node('c', {})];
+    const w = { web: 'start', db: 'start', bar: 'start' };
+    const claims = new Map([['bar', { epoch: 1, holder: 'a', mine: false, released: false }]]);
+    expect(tells(view('c', three, w, { claims }), 10_000, never)).toEqual(['web plan']);
+    expect(tells(view('a', [node('a', { bar: 'plan DONE' }), three[1]!, three[2]!], w, { claims: new Map([['bar', { ...claims.get('bar')!, mine: true }]]) }), 10_000, never)).toEqual(['bar test']);
   });
 });
 
