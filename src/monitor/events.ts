@@ -16,6 +16,8 @@ export type IoTag =
   | { readonly kind: 'cycle'; readonly id: number; readonly stage: 'scan' | 'peers' | 'copies' | 'claiming' }
   /** Older claims of a group this node just claimed: removed, nobody waits for it. */
   | { readonly kind: 'claims-gc' }
+  /** A listing of DIR/beats between cycles: when peers' heartbeats moved, to the poll's precision. */
+  | { readonly kind: 'beat-poll' }
   | { readonly kind: 'clstat' }
   | { readonly kind: 'hastat' }
   | { readonly kind: 'replica'; readonly file: 'cltab' | 'hactl'; readonly from: string }
@@ -23,7 +25,7 @@ export type IoTag =
   | { readonly kind: 'confirm'; readonly node: string; readonly incident: string; readonly polling: boolean };
 
 /** Timers are named; setting one replaces the pending one of that name. */
-export type TimerName = 'cycle' | 'dup-check' | 'halt-poll' | 'leave-cap' | `fence:${string}` | `confirm:${string}`;
+export type TimerName = 'cycle' | 'beat-poll' | 'dup-check' | 'halt-poll' | 'leave-cap' | `fence:${string}` | `confirm:${string}`;
 
 /** A fence agent's or command's answer (the manual method is decided inside step). */
 export type FenceOutcome = MethodOutcome;

@@ -216,6 +216,11 @@ export interface MonitorState {
   readonly cycleAgain: boolean;
   readonly eventCycles: number;
   readonly peers: ReadonlyMap<string, PeerMemory>;
+  /**
+   * Per peer, a heartbeat seq a poll between cycles saw before the next cycle did, and when: that
+   * cycle dates the change from the poll (it happened no later), not from itself.
+   */
+  readonly beatSeen: ReadonlyMap<string, { readonly seq: number; readonly at: number }>;
   /** The node folders as the last listing that worked showed them. */
   readonly lastNames: readonly string[];
   readonly peerPids: ReadonlyMap<string, number>;
@@ -311,6 +316,7 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     cycleAgain: false,
     eventCycles: 0,
     peers: new Map(),
+    beatSeen: new Map(),
     lastNames: [],
     peerPids: new Map(),
     beat: { name: null, gen: 0, body: '', copies: 0 },

@@ -10,7 +10,7 @@ import { ownersFrom } from './snapshot.js';
 import type { StoreResult } from '../cluster/store.js';
 import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js';
 import { adoptAlerted, firstSequenceAfter, groupEvents, parseAlerted } from './alerts.js';
-import { beginCycle, cycleIo, cyclePublished, engineChanged, failCycle, hastatWritten, pet, schedule, toldInCycle } from './cycle.js';
+import { beatsPolled, beginCycle, cycleIo, pollBeats, cyclePublished, engineChanged, failCycle, hastatWritten, pet, schedule, toldInCycle } from './cycle.js';
 import { confirmationRead, fenceAnswered, fenceDelayOver, fenceLogDone, pollConfirmation } from './fence-duty.js';
 import { groupsStopped, leaveCap, leftPublished, startLeave } from './leave.js';
 import { REAL_LOGIC, type Logic } from './logic.js';
@@ -75,6 +75,7 @@ function handle(t: Turn, ev: MonitorEvent): void {
 
 function timer(t: Turn, name: TimerName): void {
   if (name === 'cycle') return beginCycle(t);
+  if (name === 'beat-poll') return pollBeats(t);
   if (name === 'dup-check') return t.io({ kind: 'startup', stage: 'dup-again' }, [{ op: 'read', path: t.own('clstat') }]);
   if (name === 'halt-poll') return t.io({ kind: 'startup', stage: 'halt' }, [{ op: 'read', path: 'halt' }]);
   if (name === 'leave-cap') return leaveCap(t);
@@ -95,6 +96,8 @@ function io(t: Turn, tag: IoTag, results: readonly StoreResult[] | null, error: 
       return hastatWritten(t, results, error);
     case 'claims-gc':
       return;
+    case 'beat-poll':
+      return beatsPolled(t, results);
     case 'replica':
       return replicaWritten(t, tag.file, tag.from, failure);
     case 'fence-log':

@@ -179,6 +179,27 @@ describe('step: start-up', () => {
   });
 });
 
+describe('step: beat polls between cycles', () => {
+  it('a heartbeat a poll saw first is dated from the poll: the peer goes stale a timeout after it, not after the next cycle', () => {
+    const x = started();
+    x.beat('n2', 1, 1, { seq: 1, groups: [] });
+    x.fire('cycle');
+    const poll = x.timers.get('beat-poll');
+    expect(poll, 'a poll between cycles').toBeDefined();
+    x.beat('n2', 2, 1);
+    x.fire('beat-poll');
+    const seenAt = x.now;
+    expect(x.state.beatSeen.get('n2')).toEqual({ seq: 2, at: seenAt });
+    x.fire('cycle');
+    expect(x.state.peers.get('n2')).toMatchObject({ seq: 2, lastChange: seenAt });
+    expect(x.state.beatSeen.size).toBe(0);
+    // A seq the poll did not see is dated from the cycle, as before.
+    x.beat('n2', 3, 1);
+    x.fire('cycle');
+    expect(x.state.peers.get('n2')).toMatchObject({ seq: 3, lastChange: x.now });
+  });
+});
+
 describe('step: a cycle', () => {
   it('scan → peers → copies → replicate, decide, publish → hastat → pet → next cycle; step never mutates its input', () => {
     const x = started();
@@ -186,7 +207,7 @@ describe('step: a cycle', () => {
     x.clear();
     x.fire('cycle');
     // Each batch answers before the next stage asks (the scripted store answers at once, in order).
-    expect(x.types().filter((t) => t !== 'log')).toEqual(['io:cycle:scan', 'io:cycle:peers', 'io:cycle:copies', 'io:replica', 'io:replica', 'configure', 'io:clstat', 'io:hastat', 'watchdog', 'ready', 'timer:cycle']);
+    expect(x.types().filter((t) => t !== 'log')).toEqual(['io:cycle:scan', 'io:cycle:peers', 'io:cycle:copies', 'io:replica', 'io:replica', 'configure', 'io:clstat', 'io:hastat', 'watchdog', 'ready', 'timer:cycle', 'timer:beat-poll']);
     expect(x.logs()).toEqual(expect.arrayContaining(['cltab loaded', 'hactl loaded', 'quorum', 'replicated', 'decide: no action']));
     expect(x.files.get('nodes/n1/cltab')).toBe(x.files.get('cltab'));
     expect(parseClstat(x.files.get('nodes/n1/clstat')!).header).toMatchObject({ node: 'n1', pid: 4242, seq: 1, lines: 0 });
