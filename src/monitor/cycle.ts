@@ -663,7 +663,9 @@ export function cyclePublished(t: Turn, id: number): void {
   // cycle, which would then keep claiming (and respawn) groups a peer has taken over.
   const judged = t.logic.petAfterCycle({ selfFence: cycle.selfFence, cycleEnd: t.now, now: t.now, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: state.settings.timeoutMs });
   const petting = judged === 'frozen-during-cycle' && !holdsAnything(t) ? 'pet' : judged;
-  if (petting === 'frozen-during-cycle') t.log('warn', 'frozen during a cycle: not petting the watchdog; the next cycle self-fences', { sincePetMs: Math.round(t.now - state.lastPet), cycleMs: Math.round(t.now - cycle.began), answers: `${cycle.marks ?? ''}published ${Math.round(t.now - cycle.began)}` });
+  const answers = `${cycle.marks ?? ''}published ${Math.round(t.now - cycle.began)}`;
+  if (petting === 'frozen-during-cycle') t.log('warn', 'frozen during a cycle: not petting the watchdog; the next cycle self-fences', { sincePetMs: Math.round(t.now - state.lastPet), cycleMs: Math.round(t.now - cycle.began), answers });
+  else t.log('debug', 'cycle done', { cycle: cycle.id, answers });
   if (petting === 'pet') {
     pet(t);
     if (!state.readySent) {
