@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { StopSignal } from './machines.js';
 
 export interface ProcessHandle {
@@ -116,6 +116,18 @@ export function groupHasLiveMember(pgid: number): boolean {
   return scanned === null ? true : scanned.has(pgid);
 }
 
+const GATE_OPEN = 'go\n';
+
+/**
+ * The command behind a gate: its shell first waits for one line on fd 3, which the daemon writes
+ * once the process group is in its record (what the watchdog and a restarted daemon kill). A
+ * daemon killed between the fork and that write closes fd 3 instead, and the shell exits 126
+ * without running the command: no process ever outlives a daemon that did not record it.
+ */
+export function gated(command: string): string {
+  return `read -r _ <&3 || exit 126\nexec 3<&-\n${command}`;
+}
+
 export interface RealRunnerOptions {
   /** Told whenever a process group appears or disappears (for the pgid record). */
   onGroupsChanged?: (live: ReadonlyMap<number, string>) => void;
@@ -159,10 +171,11 @@ export class RealRunner implements Runner {
 
     // A monitor runs at raised priority (its `nice`); its groups' commands run at the normal one.
     const raised = NICE === null ? 0 : -getPriority();
-    const [file, args] = raised > 0 ? [NICE!, ['-n', String(raised), '/bin/sh', '-c', req.command]] : ['/bin/sh', ['-c', req.command]];
+    const script = gated(req.command);
+    const [file, args] = raised > 0 ? [NICE!, ['-n', String(raised), '/bin/sh', '-c', script]] : ['/bin/sh', ['-c', script]];
     const child = spawn(file, args, {
       detached: true, // setsid(): a new session and process group led by the shell
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       env: req.env ?? process.env,
       cwd: req.cwd,
     });
@@ -171,6 +184,10 @@ export class RealRunner implements Runner {
       this.live.set(pgid, procStartTime(pgid) ?? '');
       this.opts.onGroupsChanged?.(this.live);
     }
+    // Recorded: the command may run now (a daemon killed before this line leaves nothing running).
+    const gate = child.stdio[3] as Writable | null | undefined;
+    gate?.on('error', () => undefined);
+    gate?.end(GATE_OPEN);
     child.on('error', () => {
       // /bin/sh itself could not be started: only this entry is affected, as an exec failure.
       setImmediate(() => onLeaderExit(127, null));
