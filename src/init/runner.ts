@@ -131,6 +131,8 @@ export function gated(command: string): string {
 export interface RealRunnerOptions {
   /** Told whenever a process group appears or disappears (for the pgid record). */
   onGroupsChanged?: (live: ReadonlyMap<number, string>) => void;
+  /** Asked once the process group is recorded: false, and the command does not run (it exits 126). */
+  mayRun?: () => boolean;
   pollMs?: number;
 }
 
@@ -184,10 +186,11 @@ export class RealRunner implements Runner {
       this.live.set(pgid, procStartTime(pgid) ?? '');
       this.opts.onGroupsChanged?.(this.live);
     }
-    // Recorded: the command may run now (a daemon killed before this line leaves nothing running).
+    // Recorded: the command may run now (a daemon killed before this line leaves nothing running),
+    // unless the daemon may no longer start anything (frozen here past its watchdog's limit).
     const gate = child.stdio[3] as Writable | null | undefined;
     gate?.on('error', () => undefined);
-    gate?.end(GATE_OPEN);
+    gate?.end(this.opts.mayRun?.() === false ? '' : GATE_OPEN);
     child.on('error', () => {
       // /bin/sh itself could not be started: only this entry is affected, as an exec failure.
       setImmediate(() => onLeaderExit(127, null));

@@ -106,7 +106,7 @@ export class MonitorDaemon {
     };
     this.engine = new Engine({
       // Spawns wait while a cycle is under way: its heartbeat must not queue behind forks.
-      runner: pacedRunner(guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord }), allowed, refused, setImmediate), 4, 12, () => this.machine.state.cycle !== null),
+      runner: pacedRunner(guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord, mayRun: () => spawnAllowed(this.machine.state, performance.now()) }), allowed, refused, setImmediate), 4, 12, () => this.machine.state.cycle !== null),
       logger: log,
       timings: timingsOf(settings),
       onChange: () => {

@@ -18,15 +18,18 @@ afterEach(() => {
   dir = '';
 });
 
-/** A node process that spawns `command` through the real runner; `dieOnRecord`: SIGKILL itself when asked to record it. */
-async function spawner(command: string, dieOnRecord: boolean): Promise<{ code: number | null; signal: string | null }> {
+/**
+ * A node process that spawns `command` through the real runner; `dieOnRecord`: SIGKILL itself
+ * when asked to record it; `mayRun`: the runner's last word before the command runs.
+ */
+async function spawner(command: string, dieOnRecord: boolean, mayRun = true): Promise<{ code: number | null; signal: string | null }> {
   const script = join(dir, 'spawner.mjs');
   writeFileSync(
     script,
     [
       `import { RealRunner } from ${JSON.stringify(join(ROOT, 'dist', 'init', 'runner.js'))};`,
-      `const runner = new RealRunner({ onGroupsChanged: () => { if (${dieOnRecord}) process.kill(process.pid, 'SIGKILL'); } });`,
-      `runner.spawn({ command: ${JSON.stringify(command)} }, { onExit: () => process.exit(0), onGone: () => undefined, onOutput: () => undefined });`,
+      `const runner = new RealRunner({ onGroupsChanged: () => { if (${dieOnRecord}) process.kill(process.pid, 'SIGKILL'); }, mayRun: () => ${mayRun} });`,
+      `runner.spawn({ command: ${JSON.stringify(command)} }, { onExit: (code) => process.exit(code === 126 ? 26 : 0), onGone: () => undefined, onOutput: () => undefined });`,
       `setTimeout(() => process.exit(0), 3000);`,
     ].join('\n'),
   );
@@ -43,6 +46,15 @@ describe('the spawn gate', () => {
     // The gated shell sees fd 3 closed and exits; without the gate the sleep would stay forever.
     await waitFor('the orphaned shell to exit', () => processesWith(marker).length === 0, 5_000);
     expect(existsSync(ran)).toBe(false);
+  });
+
+  it('a daemon that may no longer start anything when the record is written (frozen past its watchdog): the command never runs', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'peerha-gate-'));
+    const ran = join(dir, 'ran');
+    const exit = await spawner(`touch ${ran}; exec ${marker}`, false, false);
+    expect(exit.code).toBe(26); // the shell exited 126
+    expect(existsSync(ran)).toBe(false);
+    expect(processesWith(marker)).toEqual([]);
   });
 
   it('once recorded, the command runs as written (the gate opens)', async () => {
