@@ -239,7 +239,8 @@ class LocalBackend {
     mkdirSync(this.root, { recursive: true });
   }
   spawnMonitor(_k, argv, env) {
-    return spawn(process.execPath, [BIN, ...argv, '--root', this.root], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // As the systemd unit runs it: through its #! line (and the node flags there).
+    return spawn(BIN, [...argv, '--root', this.root], { stdio: ['ignore', 'pipe', 'pipe'], env });
   }
   /** Per node, processes that are part of its share's cost (none locally). */
   fsPids() {
