@@ -1,7 +1,6 @@
 // Cluster commands that work from any machine that mounts DIR: status (from the freshest
 // hastat) and set (edit hactl under a lock).
 
-import lockfile from 'proper-lockfile';
 import { open, realpath, rmdir, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatError, formatMode, parseCltab, type Cltab, type CltabEntry } from '../config/cltab.js';
@@ -276,6 +275,8 @@ const FILE_LOCK_FS = {
 export async function setWant(root: string, group: string, level: string | null, nodes: readonly string[] | null, opts: { force?: boolean } = {}): Promise<string> {
   const store = new FsStore(root, '');
   const target = join(root, 'hactl');
+  // Loaded here, not with the CLI: `peerha monitor` never takes this lock (4 MB of RSS).
+  const { default: lockfile } = await import('proper-lockfile');
   const release = await lockfile.lock(root, {
     lockfilePath: join(root, '.hactl.lock'),
     realpath: false,

@@ -16,7 +16,6 @@ import { DEFAULT_CONFIG_PATH, formatError, loadMonitorConfig, parseDuration, res
 import { runMonitor } from '../monitor/daemon.js';
 import { PlanError, planFor, renderPlan } from '../monitor/plan.js';
 import { ansi, newestCltab, noLiveMonitor, pickView, plain, readHastats, readHastatViews, remoteNotes, renderGroup, renderStatus, setArgumentProblem, SetRefused, settledAs, setWant } from './cluster.js';
-import { runDemo } from './demo.js';
 import { formatProblems, rootInputs, runCheck } from './check.js';
 import { fenceConfirm, fenceDescribe, fenceHistory, fenceList, fenceTest } from './fence.js';
 
@@ -463,6 +462,7 @@ const demo: Command = async (argv) => {
   if (values.help) return help(DEMO_HELP);
   const n = Number(values.nodes ?? 3);
   if (!Number.isInteger(n) || n < 2 || n > 16) throw new UsageError('demo: --nodes expects 2 to 16');
+  const { runDemo } = await import('./demo.js');
   return runDemo({ nodes: n, keep: !!values.keep, cycle: values.cycle ?? '250ms', timeout: values.timeout ?? '1s', out: (l) => console.log(l) });
 };
 

@@ -19,7 +19,7 @@ import { AlertRunner, type AlertStats } from './alert-runner.js';
 import type { MonitorEffect, TimerName } from './events.js';
 import { spawnAllowed } from './logic.js';
 import { guardedRunner, Machine } from './machine.js';
-import { Observer } from './observe.js';
+import type { Observer } from './observe.js';
 import { releasePidLock, takePidLock } from './pidlock.js';
 import { holdsResources, STOP } from './decide.js';
 import { initialState, timingsOf, type MonitorSettings } from './state.js';
@@ -73,6 +73,8 @@ export class MonitorDaemon {
     runner?: Runner,
     /** The gid of settings.sharedGroup (resolved by runMonitor). */
     gid?: number,
+    /** observe.js's Observer, loaded only with metrics configured (prom-client and http: 13 MB of RSS). */
+    ObserverClass?: typeof Observer,
   ) {
     this.store = new FsStore(settings.root, settings.node, gid);
     this.record = new PgidRecord(join(settings.stateDir, `${settings.node}.pgids`));
@@ -81,7 +83,7 @@ export class MonitorDaemon {
     this.env = { ...process.env, PEERHA_NODE: settings.node, PEERHA_ROOT: settings.root };
     this.lock = join(settings.stateDir, `${settings.node}.pid`);
     const offset = settings.clockOffsetMs ?? 0;
-    const observer = settings.metrics ? new Observer(settings.metrics.listen, { state: () => this.machine.state, now: () => performance.now(), groupCounts: () => this.engine.counts(), alerts: () => this.alerts.stats() }, log) : null;
+    const observer = settings.metrics && ObserverClass ? new ObserverClass(settings.metrics.listen, { state: () => this.machine.state, now: () => performance.now(), groupCounts: () => this.engine.counts(), alerts: () => this.alerts.stats() }, log) : null;
     this.observer = observer;
     this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e), undefined, observer ? (ev, st) => observer.stepped(ev, st) : undefined);
     this.alerts = new AlertRunner(log, this.env, settings.node, () => this.machine.state.settings.alerts ?? []);
@@ -326,5 +328,6 @@ export async function runMonitor(settings: MonitorSettings, log: Logger, reload?
     }
     gid = id;
   }
-  return new MonitorDaemon(settings, log, undefined, gid).run(reload);
+  const ObserverClass = settings.metrics ? (await import('./observe.js')).Observer : undefined;
+  return new MonitorDaemon(settings, log, undefined, gid, ObserverClass).run(reload);
 }
