@@ -234,7 +234,7 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
         faults.push({ kind, at, dur: rng.uniform(T, 5 * T), torn: rng.pick([0, 0.02, 0.1, 0.4, 0.8]), missing: rng.pick([0, 0.05, 0.2]), reorder: rng.pick([0, 0.05, 0.3]) });
         break;
       case 'fence-faulty':
-        faults.push({ kind, at, dur: rng.uniform(T, 6 * T), failure: rng.uniform(0, 0.6), timeout: rng.uniform(0, 0.3), slow: rng.uniform(0, 0.3) });
+        faults.push({ kind, at, dur: rng.uniform(T, 6 * T), failure: rng.uniform(0, 0.6), timeout: rng.uniform(0, 0.3), slow: rng.uniform(0, 0.5) });
         break;
       case 'hactl': {
         if (rng.chance(0.15)) {
