@@ -540,11 +540,15 @@ export async function runChaos<F extends string>(l: ChaosLab, plan: ChaosPlan<F>
     if (sampling) return;
     sampling = true;
     const seenAt = now();
+    // A snapshot shows the moment it began reading (slow on a loaded network mount): a node
+    // faulted then, and restored by the time it is judged, was not healthy in what it shows.
+    const faultedAtStart = new Set(l.faulted);
+    const faulted = (n: string): boolean => l.faulted.has(n) || faultedAtStart.has(n);
     l.snapshot()
       .then((s) => {
         for (const n of nodes) {
           const c = s.clstat.get(n)?.header;
-          if (l.faulted.has(n) || !c) {
+          if (faulted(n) || !c) {
             beats.delete(n);
             continue;
           }
@@ -560,9 +564,9 @@ export async function runChaos<F extends string>(l: ChaosLab, plan: ChaosPlan<F>
           }
         }
         for (const v of nodes) {
-          const h = l.faulted.has(v) ? null : s.hastat.get(v);
+          const h = faulted(v) ? null : s.hastat.get(v);
           for (const n of nodes) {
-            if (h && n !== v && !l.faulted.has(n) && h.nodes[n] && h.nodes[n]!.state !== 'up') falseStale.push(`${h.time}: ${v} called ${n} ${h.nodes[n]!.state}`);
+            if (h && n !== v && !faulted(n) && h.nodes[n] && h.nodes[n]!.state !== 'up') falseStale.push(`${h.time}: ${v} called ${n} ${h.nodes[n]!.state}`);
           }
         }
       })
