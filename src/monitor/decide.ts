@@ -297,10 +297,22 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   for (const n of view.nodes.values()) for (const [g, i] of n.groups) if (isActive(i)) groups.add(g);
   const liveCount = [...view.nodes.values()].filter((n) => n.state === 'up').length;
   // Load = active groups per live node, for a bias towards the least loaded.
+  // Free groups are shared out evenly (fairShares); each node counts its own exactly.
+  const isFree = (g: string): boolean => {
+    const w = view.wants.get(g);
+    return w !== undefined && w.level !== STOP && !w.nodes && view.cltabGroups.has(g) && !view.testedGroups?.has(g);
+  };
   const load = new Map<string, number>();
+  const freeLoad = new Map<string, number>();
+  const pinnedLoad = new Map<string, number>();
   for (const n of view.nodes.values()) {
     if (n.state !== 'up') continue;
-    load.set(n.name, [...n.groups.values()].filter(isActive).length);
+    let free = 0;
+    let pinned = 0;
+    for (const [g, i] of n.groups) if (isActive(i)) isFree(g) ? free++ : pinned++;
+    load.set(n.name, free + pinned);
+    freeLoad.set(n.name, free);
+    pinnedLoad.set(n.name, pinned);
   }
 
   const sorted = [...groups].sort();
@@ -311,23 +323,8 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     const groupsThere = n.name === view.me ? mine : n.groups;
     for (const [g, i] of groupsThere) if (isActive(i)) activeSomewhere.add(g);
   }
-  // Free groups are shared out evenly (fairShares); each node counts its own exactly.
-  const isFree = (g: string): boolean => {
-    const w = view.wants.get(g);
-    return w !== undefined && w.level !== STOP && !w.nodes && view.cltabGroups.has(g) && !view.testedGroups?.has(g);
-  };
   let freeWanted = 0;
   for (const g of view.wants.keys()) if (isFree(g)) freeWanted++;
-  const freeLoad = new Map<string, number>();
-  const pinnedLoad = new Map<string, number>();
-  for (const n of view.nodes.values()) {
-    if (n.state !== 'up') continue;
-    let k = 0;
-    let pinned = 0;
-    for (const [g, i] of n.name === view.me ? mine : n.groups) if (isActive(i)) isFree(g) ? k++ : pinned++;
-    freeLoad.set(n.name, k);
-    pinnedLoad.set(n.name, pinned);
-  }
   const shares = fairShares(freeWanted, [...load.keys()], pinnedLoad);
   // A standing claim counts on its holder before its clstat shows the group: the designations
   // of the next homeless groups then agree with what the holder itself computes.
