@@ -85,6 +85,16 @@ export function adoptAlerted(state: { alerted: AlertedView }, seen: AlertedView 
   if (seen && seen.gen > state.alerted.gen) state.alerted = seen;
 }
 
+/**
+ * adoptAlerted of a published `# alerted` text, parsed only when its gen is newer than ours: every
+ * peer's clstat carries the view every cycle, and it names every node (O(N²) a cycle at N=64).
+ */
+export function adoptAlertedText(state: { alerted: AlertedView }, text: string): void {
+  const gen = /(?:^|\s)gen=(\d+)(?:\s|$)/.exec(text);
+  if (gen && Number(gen[1]) <= state.alerted.gen) return;
+  adoptAlerted(state, parseAlerted(text));
+}
+
 // ------------------------------------------------------------------------------ node, quorum, config
 
 export interface ClusterNow {

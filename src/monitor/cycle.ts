@@ -16,7 +16,7 @@ import type { FileRead, FileSignature, StoreResult } from '../cluster/store.js';
 import type { IoTag } from './events.js';
 import { claimName, formatClaimHolder, latestClaims, parseClaimHolder, parseClaimName, CLAIMS_DIR, type Claim, type HolderView } from '../cluster/claims.js';
 import { holdsResources, isActive, type Action, type ClaimView, type NodeView } from './decide.js';
-import { adoptAlerted, observeCluster, parseAlerted } from './alerts.js';
+import { adoptAlertedText, observeCluster } from './alerts.js';
 import { fenceTick, forgetRestarted } from './fence-duty.js';
 import { startLeave, stopLevelProgress } from './leave.js';
 import { requestPublish } from './publish.js';
@@ -355,7 +355,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
     else readErrors.set(n, error);
     seen.set(n, r.obs);
     absorbPeerRead(kept, n, r, now);
-    if (r.alerted !== undefined) adoptAlerted(state, parseAlerted(r.alerted));
+    if (r.alerted !== undefined) adoptAlertedText(state, r.alerted);
   });
   // A folder gone from a listing that worked is evidence: read as "no new heartbeat" (it may go
   // stale, its groups may move). After a failed listing it is only unread.

@@ -9,7 +9,7 @@ import { parseClstat } from '../config/clstat.js';
 import { ownersFrom } from './snapshot.js';
 import type { StoreResult } from '../cluster/store.js';
 import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js';
-import { adoptAlerted, firstSequenceAfter, groupEvents, parseAlerted } from './alerts.js';
+import { adoptAlertedText, firstSequenceAfter, groupEvents } from './alerts.js';
 import { beatsPolled, beginCycle, cycleIo, pollBeats, cyclePublished, engineChanged, failCycle, hastatWritten, pet, schedule, toldInCycle } from './cycle.js';
 import { confirmationRead, fenceAnswered, fenceDelayOver, fenceLogDone, pollConfirmation } from './fence-duty.js';
 import { groupsStopped, leaveCap, leftPublished, startLeave } from './leave.js';
@@ -126,7 +126,7 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       // Failover counts go on from the previous run's clstat (the cluster's, merged by max).
       if (own?.failovers) state.owners = ownersFrom(own.failovers);
       // The cluster as this node last knew it alerted (a lone node has no peer to mirror it).
-      if (own?.alerted !== undefined) adoptAlerted(state, parseAlerted(own.alerted));
+      if (own?.alerted !== undefined) adoptAlertedText(state, own.alerted);
       // Seqs go on from the previous run's last clstat (no clock involved): a clstat of this run
       // is newer than every claim the previous one made (see absorbClaims for claims without one).
       if (h) state.seq = Math.max(state.seq, h.seq);

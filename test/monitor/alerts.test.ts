@@ -5,7 +5,7 @@ import { formatClstat, parseClstat } from '../../src/config/clstat.js';
 import { parseMonitorConfig, resolveMonitorConfig, type FenceConfig } from '../../src/config/monitor.js';
 import type { GroupStatus } from '../../src/init/engine.js';
 import type { LivenessView } from '../../src/cluster/liveness.js';
-import { adoptAlerted, formatAlerted, groupEvents, observeCluster, parseAlerted, type Alert } from '../../src/monitor/alerts.js';
+import { adoptAlerted, adoptAlertedText, formatAlerted, groupEvents, observeCluster, parseAlerted, type Alert } from '../../src/monitor/alerts.js';
 import type { MonitorEffect, MonitorEvent } from '../../src/monitor/events.js';
 import { REAL_LOGIC } from '../../src/monitor/logic.js';
 import { initialState, type MonitorSettings, type MonitorState } from '../../src/monitor/state.js';
@@ -114,6 +114,18 @@ describe('node and quorum alerts: once for the cluster', () => {
     expect(parseAlerted(formatAlerted(v))).toEqual(v);
     expect(parseAlerted('gen=x quorum=ok')).toBeNull();
     expect(parseClstat('# peerha node=n1 pid=1 seq=1 time=t\n').alerted).toBeUndefined();
+  });
+
+  it('a published alerted view is adopted only when its gen is newer than ours', () => {
+    const mine = { gen: 7, quorum: true, config: '', nodes: new Map([['n1', 'up']] as const) };
+    const state = { alerted: mine };
+    adoptAlertedText(state, formatAlerted({ ...mine, gen: 7, quorum: false }));
+    adoptAlertedText(state, 'gen=6 quorum=lost config=- nodes=n1:stale');
+    expect(state.alerted).toBe(mine);
+    adoptAlertedText(state, 'gen=8 quorum=lost config=- nodes=n1:stale');
+    expect(state.alerted).toEqual({ gen: 8, quorum: false, config: '', nodes: new Map([['n1', 'stale']]) });
+    adoptAlertedText(state, 'gen=x nodes=n1:up');
+    expect(state.alerted.gen).toBe(8);
   });
 });
 
