@@ -52,6 +52,8 @@ export interface Cltab {
   readonly groups: readonly string[];
   /** Groups with an entry at level `test` (their test decides where they may run). */
   readonly tested?: readonly string[];
+  /** Groups with an entry at level `plan` (run on every node that plans the group). */
+  readonly planned?: readonly string[];
 }
 
 export interface ConfigError {
@@ -294,8 +296,8 @@ export function parseCltab(text: string, file: string): CltabResult {
     entries.push({ group, tag, levelField, levels: levels.levels, mode, ...(health ? { health } : {}), command, line: n });
   }
 
-  const tested = [...new Set(entries.filter((e) => e.levels.includes('test')).map((e) => e.group))];
-  const cltab = { file, entries, settings, groups: [...groups], tested };
+  const groupsAt = (level: string): string[] => [...new Set(entries.filter((e) => e.levels.includes(level)).map((e) => e.group))];
+  const cltab = { file, entries, settings, groups: [...groups], tested: groupsAt('test'), planned: groupsAt('plan') };
   if (errors.length > 0) return { ok: false, errors, partial: cltab };
   return { ok: true, cltab };
 }

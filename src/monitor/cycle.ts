@@ -15,7 +15,7 @@ import type { Judged } from '../cluster/replicate.js';
 import type { FileRead, FileSignature, StoreResult } from '../cluster/store.js';
 import type { IoTag } from './events.js';
 import { claimName, formatClaimHolder, latestClaims, parseClaimHolder, parseClaimName, CLAIMS_DIR, type Claim, type HolderView } from '../cluster/claims.js';
-import { holdsResources, isActive, type Action, type ClaimView, type NodeView } from './decide.js';
+import { holdsResources, isActive, PLAN, type Action, type ClaimView, type NodeView } from './decide.js';
 import { adoptAlertedText, observeCluster } from './alerts.js';
 import { fenceTick, forgetRestarted } from './fence-duty.js';
 import { startLeave, stopLevelProgress } from './leave.js';
@@ -30,11 +30,12 @@ type Results = readonly StoreResult[];
 export type CycleTag = Extract<IoTag, { kind: 'cycle' }>;
 
 /** A cltab's group sets for decide(), built once per cltab (not every cycle: a thousand groups). */
-const cltabSetCache = new WeakMap<Cltab, { cltabGroups: ReadonlySet<string>; testedGroups: ReadonlySet<string> }>();
-function cltabSets(cltab: Cltab | undefined): { cltabGroups: ReadonlySet<string>; testedGroups: ReadonlySet<string> } {
-  if (!cltab) return { cltabGroups: new Set(), testedGroups: new Set() };
+type CltabSets = { cltabGroups: ReadonlySet<string>; testedGroups: ReadonlySet<string>; plannedGroups: ReadonlySet<string> };
+const cltabSetCache = new WeakMap<Cltab, CltabSets>();
+function cltabSets(cltab: Cltab | undefined): CltabSets {
+  if (!cltab) return { cltabGroups: new Set(), testedGroups: new Set(), plannedGroups: new Set() };
   let sets = cltabSetCache.get(cltab);
-  if (!sets) cltabSetCache.set(cltab, (sets = { cltabGroups: new Set(cltab.groups), testedGroups: new Set(cltab.tested ?? []) }));
+  if (!sets) cltabSetCache.set(cltab, (sets = { cltabGroups: new Set(cltab.groups), testedGroups: new Set(cltab.tested ?? []), plannedGroups: new Set(cltab.planned ?? []) }));
   return sets;
 }
 
@@ -548,7 +549,7 @@ function decide(t: Turn, cycle: Cycle): void {
   state.decideMemory = decision.memory;
   state.lastView = nodes;
   const actions = state.leave ? [] : decision.actions;
-  const claiming = actions.flatMap((a) => (a.claim !== undefined ? [{ group: a.group, level: a.level, reason: a.reason, claim: a.claim }] : []));
+  const claiming = actions.flatMap((a) => (a.claim !== undefined ? [{ group: a.group, level: a.level, reason: a.reason, claim: a.claim, unclaimed: a.unclaimed ?? a.level }] : []));
   const tells = actions.filter((a) => a.claim === undefined);
   const loggedNotes = new Map(state.loggedNotes);
   for (const n of decision.notes) {
@@ -592,7 +593,7 @@ function claimed(t: Turn, cycle: Cycle, results: Results): void {
     if (r.exists) return t.log('info', 'claim lost: another node placed the group first', { group: c.group, claim: name });
     if (r.error !== null) {
       t.log('warn', 'cannot create a claim; planning with the plan window instead', { group: c.group, claim: name, err: r.error });
-      return tells.push({ type: 'tell', group: c.group, level: c.level, reason: `${c.reason}; claim failed, plan window` });
+      return tells.push({ type: 'tell', group: c.group, level: c.unclaimed ?? c.level, reason: `${c.reason}; claim failed${c.unclaimed === PLAN ? ', plan window' : ''}` });
     }
     // A clstat formatted since the claim was made would not show the group: peers may already take
     // the claim for released. Leave it so (it is), and do not plan.

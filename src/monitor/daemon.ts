@@ -215,6 +215,7 @@ export class MonitorDaemon {
       case 'watchdog':
         if (e.action === 'start') this.watchdog.start(e.limitMs);
         else if (e.action === 'pet') this.watchdog.pet(e.ageMs ?? 0);
+        else if (e.action === 'leave') this.watchdog.stop(() => dispatch({ type: 'watchdog-gone' }));
         else this.watchdog.stop();
         return;
       case 'killGroups':

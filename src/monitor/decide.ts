@@ -39,9 +39,11 @@ export interface DecideMemory {
   readonly backoffUntil: ReadonlyMap<string, number>;
   /** Group → since when it has been needed and running nowhere, as seen here. */
   readonly homelessSince?: ReadonlyMap<string, number>;
+  /** Group → since when our own test of it is seen here (only with a visibility lag to wait out). */
+  readonly testSince?: ReadonlyMap<string, number>;
 }
 
-export const EMPTY_MEMORY: DecideMemory = { planSince: new Map(), failed: new Map(), backoffUntil: new Map(), homelessSince: new Map() };
+export const EMPTY_MEMORY: DecideMemory = { planSince: new Map(), failed: new Map(), backoffUntil: new Map(), homelessSince: new Map(), testSince: new Map() };
 
 /**
  * The failed-test cooldown doubles with each consecutive failure, up to this many times (or more,
@@ -58,6 +60,8 @@ export interface View {
   readonly cltabGroups: ReadonlySet<string>;
   /** Groups with a `test` entry: their test may bar nodes, so they are not shared out evenly. */
   readonly testedGroups?: ReadonlySet<string>;
+  /** Groups with a `plan` entry: their plan level must run, so a won claim does not skip it. */
+  readonly plannedGroups?: ReadonlySet<string>;
   /** Changes whenever cltab or hactl content changes (clears failed-test memory). */
   readonly configVersion: string;
   readonly quorum: boolean;
@@ -96,15 +100,23 @@ export interface DecideConfig {
   readonly balance: number;
   readonly failCooldownMs: number;
   /**
+   * How long a write may take to be seen by every peer (visibility_lag; default 0). A test that
+   * passed moves on to the group's level only once its clstat line has been out this long.
+   */
+  readonly visibilityLagMs?: number;
+  /**
    * At most this many new plans per cycle (default unlimited): a thousand homeless groups are
    * taken on in slices, so that no cycle runs a thousand tells in one go. Stops are never held back.
    */
   readonly maxPlansPerCycle?: number;
 }
 
-/** `claim`: a plan that first claims the group's next epoch; the plan is told only if the claim is won. */
+/**
+ * `claim`: first claim the group's next epoch; the level is told only if the claim is won.
+ * `unclaimed`: the level to tell instead when the store cannot create claims (default: the same).
+ */
 export type Action =
-  | { readonly type: 'tell'; readonly group: string; readonly level: string; readonly reason: string; readonly claim?: number };
+  | { readonly type: 'tell'; readonly group: string; readonly level: string; readonly reason: string; readonly claim?: number; readonly unclaimed?: string };
 
 export interface Decision {
   readonly actions: readonly Action[];
@@ -260,17 +272,26 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
   const backoffUntil = new Map(view.memory.backoffUntil);
   const homelessBefore = view.memory.homelessSince ?? new Map<string, number>();
   const homelessSince = new Map<string, number>();
+  const testSince = new Map<string, number>();
+  const lagMs = cfg.visibilityLagMs ?? 0;
   const me = view.nodes.get(view.me);
   const mine = me?.groups ?? new Map<string, Instance>();
   const tell = (group: string, level: string, reason: string): void => {
     actions.push({ type: 'tell', group, level, reason });
   };
-  /** A plan, claiming the group's next epoch first when the store keeps claims. */
+  /**
+   * A plan, claiming the group's next epoch first when the store keeps claims. The claim is the
+   * announcement: a node that wins it tests at once, unless the group has `plan` entries to run or
+   * a live peer could not be read this cycle (then the plan and its window). A store that cannot
+   * create the claim gets the plan and its window.
+   */
   const plan = (group: string, reason: string): void => {
     plans++;
     if (isFree(group)) myFree++;
     if (!view.claims) return tell(group, PLAN, reason);
-    actions.push({ type: 'tell', group, level: PLAN, reason, claim: (view.claims.get(group)?.epoch ?? 0) + 1 });
+    const claim = (view.claims.get(group)?.epoch ?? 0) + 1;
+    if (view.complete !== false && !view.plannedGroups?.has(group)) actions.push({ type: 'tell', group, level: TEST, reason: `${reason}; the claim announces it`, claim, unclaimed: PLAN });
+    else actions.push({ type: 'tell', group, level: PLAN, reason, claim });
   };
   const note = (group: string, text: string): void => {
     notes.push({ group, note: text });
@@ -411,6 +432,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
 
     // 2. Conflict: the instance furthest along stays; only the others stop and back off.
     const claimHere = view.claims?.get(group);
+    let contested = false;
     if (localActive && others.length > 0 && local.level === PLAN && claimHere?.mine && !claimHere.released && others.every((o) => rank(o.instance) <= rank(local))) {
       // Plans without this claim lose: theirs are failed creates or stale views.
       note(group, `conflict with ${others.map((o) => o.node).join(',')}: this node holds the claim`);
@@ -429,6 +451,7 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
       planSince.delete(group); // a plan must stand unchallenged for a full window
       note(group, `conflict with ${others.map((o) => o.node).join(',')}: this node stays`);
       if (local.level === PLAN) continue;
+      contested = true;
     }
 
     if (localActive && local.level === TEST) {
@@ -438,8 +461,18 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
         continue;
       }
       if (isRunning(local.state)) {
-        failed.delete(group);
-        tell(group, want.level, 'test passed');
+        // Start only where no other instance is seen: of two nodes testing at once (a claim the
+        // store lost), the one that sees the other waits until it gave way, so one of them always
+        // sees the other before starting (with every write seen by all once visibility_lag passed).
+        const since = lagMs > 0 ? (view.memory.testSince?.get(group) ?? now) : now;
+        if (lagMs > 0) testSince.set(group, since);
+        if (contested) note(group, `test passed; waiting for ${others.map((o) => o.node).join(',')} to give way`);
+        else if (view.complete === false) note(group, 'test passed, but not every live peer could be read this cycle');
+        else if (now - since < lagMs) note(group, 'test passed; waiting out visibility_lag');
+        else {
+          failed.delete(group);
+          tell(group, want.level, 'test passed');
+        }
         continue;
       }
       note(group, 'testing');
@@ -578,5 +611,5 @@ export function decide(view: View, cfg: DecideConfig, now: number, random: () =>
     else note(group, `needed; skipped this cycle (p=${p.toFixed(2)})`);
   }
 
-  return { actions, memory: { planSince, failed, backoffUntil, homelessSince }, errors, notes };
+  return { actions, memory: { planSince, failed, backoffUntil, homelessSince, testSince }, errors, notes };
 }

@@ -25,7 +25,7 @@ export type IoTag =
   | { readonly kind: 'confirm'; readonly node: string; readonly incident: string; readonly polling: boolean };
 
 /** Timers are named; setting one replaces the pending one of that name. */
-export type TimerName = 'cycle' | 'beat-poll' | 'dup-check' | 'halt-poll' | 'leave-cap' | `fence:${string}` | `confirm:${string}`;
+export type TimerName = 'cycle' | 'beat-poll' | 'dup-check' | 'own-read' | 'halt-poll' | 'leave-cap' | `fence:${string}` | `confirm:${string}`;
 
 /** A fence agent's or command's answer (the manual method is decided inside step). */
 export type FenceOutcome = MethodOutcome;
@@ -48,6 +48,8 @@ export type EventBody =
   | { readonly type: 'signal'; readonly signal: 'SIGTERM' | 'SIGINT' }
   | { readonly type: 'reload'; readonly settings: MonitorSettings }
   | { readonly type: 'watchdog-exited'; readonly code: number | null; readonly signal: string | null }
+  /** The watchdog let go after `watchdog leave`, once the stop entries it was running finished. */
+  | { readonly type: 'watchdog-gone' }
   /** step() threw on an event, or an effect could not be carried out: retry a cycle later. */
   | { readonly type: 'failed'; readonly error: string };
 
@@ -72,9 +74,12 @@ export type MonitorEffect =
   /** Fire `name` at monotonic time `at` (replacing a pending one). */
   | { readonly type: 'timer'; readonly name: TimerName; readonly at: number }
   | { readonly type: 'cancelTimer'; readonly name: TimerName }
-  /** The self-fence sidecar: start it (limit = timeout/2), pet it, or let it go. */
-  /** A pet carries how long ago the last clstat went out: the watchdog counts from then. */
-  | { readonly type: 'watchdog'; readonly action: 'start' | 'pet' | 'stop'; readonly limitMs: number; readonly ageMs?: number }
+  /**
+   * The self-fence sidecar: start it (limit = timeout/2), pet it, or let it go (`stop`; `leave`:
+   * and answer `watchdog-gone` once it is gone, after any stop entries it runs have finished).
+   * A pet carries how long ago the last clstat went out: the watchdog counts from then.
+   */
+  | { readonly type: 'watchdog'; readonly action: 'start' | 'pet' | 'stop' | 'leave'; readonly limitMs: number; readonly ageMs?: number }
   /** SIGKILL every recorded process group now, as the watchdog would. */
   | { readonly type: 'killGroups' }
   /** Kill what a previous run of this node left behind; answered by `cleaned`. */

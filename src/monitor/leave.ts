@@ -47,6 +47,11 @@ function haltEngine(t: Turn): void {
 export function leaveCap(t: Turn): void {
   const leave = t.state.leave;
   if (!leave) return;
+  if (leave.releasingWatchdog) {
+    // Its stop-entry run ends by stop_timeout (it kills what is left): past that, nothing of ours runs.
+    t.log('warn', 'the watchdog did not report its exit in time; leaving regardless', {});
+    return watchdogGone(t);
+  }
   if (!leave.halting) {
     t.log('warn', 'stop levels did not finish in time: killing local groups', {});
     t.emit({ type: 'killGroups' });
@@ -64,10 +69,25 @@ export function groupsStopped(t: Turn): void {
   state.cycleTimerAt = null;
   t.emit({ type: 'cancelTimer', name: 'leave-cap' });
   t.emit({ type: 'cancelTimer', name: 'cycle' });
+  if (!state.watchdog) return requestPublish(t, { kind: 'leave' }, state.leave.heirs);
+  // The watchdog may have fired meanwhile (no pet: a store that refused our clstats) and be
+  // running the stop entries again: the left marker (and an heir's start) must wait for them.
+  state.leave = { ...state.leave, releasingWatchdog: true };
+  state.watchdog = false;
+  t.emit({ type: 'watchdog', action: 'leave', limitMs: 0 });
+  t.timer('leave-cap', t.now + state.settings.stopTimeoutMs + timingsOf(state.settings).killRepeatMs + 1000);
+}
+
+/** The watchdog is gone, and with it any stop entry it ran: publish the left marker. */
+export function watchdogGone(t: Turn): void {
+  const state = t.state;
+  if (!state.leave?.releasingWatchdog) return;
+  state.leave = { ...state.leave, releasingWatchdog: false };
+  t.emit({ type: 'cancelTimer', name: 'leave-cap' });
   requestPublish(t, { kind: 'leave' }, state.leave.heirs);
 }
 
-/** The left marker is out: let the watchdog go and exit. */
+/** The left marker is out: exit. */
 export function leftPublished(t: Turn): void {
   const state = t.state;
   if (state.watchdog) t.emit({ type: 'watchdog', action: 'stop', limitMs: 0 });

@@ -68,7 +68,7 @@ export interface Cycle {
   readonly claimNames?: readonly string[] | null;
   readonly claimReads?: readonly string[];
   /** Plans of this cycle waiting for their claims to be created, the seq the claims name, and the other tells (told after). */
-  readonly claiming?: ReadonlyArray<{ readonly group: string; readonly level: string; readonly reason: string; readonly claim: number }>;
+  readonly claiming?: ReadonlyArray<{ readonly group: string; readonly level: string; readonly reason: string; readonly claim: number; readonly unclaimed?: string }>;
   readonly claimSeq?: number;
   readonly waiting?: readonly Action[];
 }
@@ -155,6 +155,8 @@ export interface Leave {
   /** Every group ran its stop level (or the bound passed): the engine halts what remains. */
   readonly halting: boolean;
   readonly finishing: boolean;
+  /** Waiting for the watchdog to let go (and finish any stop entries it runs) before the left marker. */
+  readonly releasingWatchdog?: boolean;
 }
 
 /** What the last decision was and why: for logs, `peerha plan`, and the simulator's checks. */

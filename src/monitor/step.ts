@@ -12,7 +12,7 @@ import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js'
 import { adoptAlertedText, firstSequenceAfter, groupEvents } from './alerts.js';
 import { beatsPolled, beginCycle, cycleIo, pollBeats, cyclePublished, engineChanged, failCycle, hastatWritten, pet, schedule, toldInCycle } from './cycle.js';
 import { confirmationRead, fenceAnswered, fenceDelayOver, fenceLogDone, pollConfirmation } from './fence-duty.js';
-import { groupsStopped, leaveCap, leftPublished, startLeave } from './leave.js';
+import { groupsStopped, leaveCap, leftPublished, startLeave, watchdogGone } from './leave.js';
 import { REAL_LOGIC, type Logic } from './logic.js';
 import { clstatWritten } from './publish.js';
 import { replicaWritten } from './replication.js';
@@ -68,6 +68,8 @@ function handle(t: Turn, ev: MonitorEvent): void {
       if (!t.state.watchdog || t.state.phase === 'stopped') return;
       t.log('error', 'watchdog exited; restarting it', { code: ev.code, signal: ev.signal });
       return startWatchdog(t);
+    case 'watchdog-gone':
+      return watchdogGone(t);
     case 'failed':
       return failCycle(t, ev.error);
   }
@@ -77,6 +79,7 @@ function timer(t: Turn, name: TimerName): void {
   if (name === 'cycle') return beginCycle(t);
   if (name === 'beat-poll') return pollBeats(t);
   if (name === 'dup-check') return t.io({ kind: 'startup', stage: 'dup-again' }, [{ op: 'read', path: t.own('clstat') }]);
+  if (name === 'own-read') return t.io({ kind: 'startup', stage: 'dup-first' }, [{ op: 'read', path: t.own('clstat') }]);
   if (name === 'halt-poll') return t.io({ kind: 'startup', stage: 'halt' }, [{ op: 'read', path: 'halt' }]);
   if (name === 'leave-cap') return leaveCap(t);
   if (name.startsWith('fence:')) return fenceDelayOver(t, name.slice('fence:'.length));
@@ -104,8 +107,11 @@ function io(t: Turn, tag: IoTag, results: readonly StoreResult[] | null, error: 
       return fenceLogDone(t, tag.stage, read, failure);
     case 'confirm':
       return confirmationRead(t, tag.node, tag.incident, tag.polling, read);
-    case 'startup':
-      return startup(t, tag.stage, results === null ? error ?? 'store operation failed' : failure, read?.text ?? null);
+    case 'startup': {
+      // A read that failed is not a missing file: our own clstat unread is not "no previous run".
+      const unread = first?.op === 'read' && first.read === null && first.error !== undefined && first.error !== 'ENOENT' ? first.error : null;
+      return startup(t, tag.stage, results === null ? error ?? 'store operation failed' : (failure ?? unread), read?.text ?? null);
+    }
   }
 }
 
@@ -121,6 +127,9 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       if (failure !== null) return refuse(t, `cannot create ${settings.root}/nodes/${t.me}: ${failure}`);
       return t.io({ kind: 'startup', stage: 'dup-first' }, [{ op: 'read', path: t.own('clstat') }]);
     case 'dup-first': {
+      // The previous run's clstat carries its seqs, alert sequences and alerted view: joining
+      // without them would reuse sequences. Read it again a cycle later until the store answers.
+      if (failure !== null) return unreadAtStartup(t, 'own-read', failure);
       const own = text === null ? null : parseClstat(text);
       const h = own?.header ?? null;
       // Failover counts go on from the previous run's clstat (the cluster's, merged by max).
@@ -137,6 +146,7 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       return t.timer('dup-check', t.now + 2 * settings.cycleMs + settings.visibilityLagMs + 200);
     }
     case 'dup-again': {
+      if (failure !== null) return unreadAtStartup(t, 'dup-check', failure);
       const h = text === null ? null : parseClstat(text).header;
       if (h && h.seq !== state.dupSeq && !h.left) return refuse(t, `node name ${t.me} is already heartbeating in ${settings.root} (duplicate node id)`);
       return checkHalt(t);
@@ -151,6 +161,11 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       return t.timer('halt-poll', t.now + settings.cycleMs);
     }
   }
+}
+
+function unreadAtStartup(t: Turn, retry: 'own-read' | 'dup-check', failure: string): void {
+  t.log('warn', 'cannot read this node\'s clstat while starting; trying again in a cycle', { err: failure });
+  t.timer(retry, t.now + t.state.settings.cycleMs);
 }
 
 function checkHalt(t: Turn): void {

@@ -223,6 +223,7 @@ export function decideConfig(s: { readonly cycleMs: number; readonly visibilityL
     planWindowMs: planWindowMs(s.cycleMs, s.visibilityLagMs),
     balance: s.balance,
     failCooldownMs: s.failCooldownCycles * s.cycleMs,
+    visibilityLagMs: s.visibilityLagMs,
     maxPlansPerCycle: MAX_PLANS_PER_CYCLE,
   };
 }
@@ -363,6 +364,7 @@ export function dueTimes(peers: ReadonlyMap<string, PeerMemory>, timeoutMs: numb
   const out: number[] = [];
   for (const m of peers.values()) if (!m.left && m.seq !== null) out.push(m.lastChange + timeoutMs);
   for (const t of memory.planSince.values()) out.push(t + cfg.planWindowMs);
+  for (const t of memory.testSince?.values() ?? []) out.push(t + (cfg.visibilityLagMs ?? 0));
   for (const t of memory.backoffUntil.values()) out.push(t);
   for (const f of memory.failed.values()) out.push(f.until);
   for (const t of memory.homelessSince?.values() ?? []) out.push(t + planGraceMs(cfg));

@@ -37,9 +37,14 @@ export class Watchdog {
     this.tell(`pet ${Math.max(0, Math.round(ageMs))}`);
   }
 
-  stop(): void {
+  /** Let it go: `gone` once it exited (it waits for the stop entries it is running, if any). */
+  stop(gone?: () => void): void {
+    const wd = this.child;
     this.tell('bye');
     this.child = null;
+    if (!gone) return;
+    if (!wd || wd.exitCode !== null || wd.signalCode !== null) return gone();
+    wd.once('exit', () => gone());
   }
 
   private tell(line: string): void {

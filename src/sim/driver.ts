@@ -181,6 +181,7 @@ export class SimMonitor implements WorldMonitor {
       case 'watchdog':
         if (e.action === 'start') node.watchdogStart(e.limitMs);
         else if (e.action === 'pet') node.watchdogPet(e.ageMs ?? 0);
+        else if (e.action === 'leave') node.watchdogLeave(() => this.deliver({ type: 'watchdog-gone' }));
         else node.watchdogBye();
         return;
       case 'killGroups':

@@ -279,6 +279,16 @@ export class SimNode {
     this.wd.token++;
   }
 
+  /** `bye`, answered once the watchdog exited: after the stop-entry run it has under way, if any. */
+  watchdogLeave(gone: () => void): void {
+    this.watchdogBye();
+    // It reads the bye after what it is doing now (a kill it is in the middle of, then its stopper).
+    this.postNode(0, () => {
+      if (this.wd.stopper) this.wd.stopper.push(gone);
+      else gone();
+    });
+  }
+
   /** The watchdog's child that runs the recorded stop entries (one at a time, once per silence). */
   private startStopper(why: string, record: StopRecord | null): void {
     if (!this.world.model.watchdogStops || this.wd.stopper || this.wd.stopsRan) return;

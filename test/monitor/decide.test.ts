@@ -196,10 +196,36 @@ describe('decide: takeover safety, quorum, balance, allowed nodes', () => {
     const plans = (v: View): Array<{ group: string; level: string; claim?: number }> => decide(v, cfg, 10_000, always).actions.map(({ group, level, claim }) => ({ group, level, ...(claim !== undefined ? { claim } : {}) }));
     const a = (extra: Partial<View> = {}): View => ({ ...view('a', nodes, { web: 'start a,b' }), ...extra });
 
-    it('a plan claims the next epoch: 1 with none yet, one more than a released one', () => {
-      expect(plans(a({ claims: new Map() }))).toEqual([{ group: 'web', level: 'plan', claim: 1 }]);
-      expect(plans(a({ claims: claims({ web: { epoch: 4, released: true } }) }))).toEqual([{ group: 'web', level: 'plan', claim: 5 }]);
+    it('a plan claims the next epoch (1 with none yet, one more than a released one) and tests at once: the claim announces it', () => {
+      expect(plans(a({ claims: new Map() }))).toEqual([{ group: 'web', level: 'test', claim: 1 }]);
+      expect(plans(a({ claims: claims({ web: { epoch: 4, released: true } }) }))).toEqual([{ group: 'web', level: 'test', claim: 5 }]);
       expect(plans(a())).toEqual([{ group: 'web', level: 'plan' }]); // a store without claims: the plan window
+      // a store that cannot create the claim: the plan and its window
+      expect(decide(a({ claims: new Map() }), cfg, 10_000, always).actions[0]).toMatchObject({ unclaimed: 'plan' });
+    });
+
+    it('the plan level still runs first when the group has plan entries, or a live peer was not read', () => {
+      expect(plans(a({ claims: new Map(), plannedGroups: new Set(['web']) }))).toEqual([{ group: 'web', level: 'plan', claim: 1 }]);
+      expect(plans(a({ claims: new Map(), complete: false }))).toEqual([{ group: 'web', level: 'plan', claim: 1 }]);
+    });
+
+    it('a passed test starts the group only where no other instance is seen, every live peer was read, and visibility_lag passed', () => {
+      const testing = (b: Record<string, string>, extra: Partial<View> = {}): View => ({ ...view('a', [node('a', { web: 'test DONE' }), node('b', b)], { web: 'start a,b' }), claims: claims({ web: { holder: 'a', mine: true } }), ...extra });
+      expect(plans(testing({}))).toEqual([{ group: 'web', level: 'start' }]);
+      // b tests it too (a claim the store lost): a wins by name and waits for b to give way
+      const d = decide(testing({ web: 'test DONE' }), cfg, 10_000, always);
+      expect(d.actions).toEqual([]);
+      expect(d.notes).toContainEqual({ group: 'web', note: 'test passed; waiting for b to give way' });
+      expect(plans(testing({ web: 'stop STARTING' }))).toEqual([]);
+      expect(plans(testing({ web: 'stop DONE' }))).toEqual([{ group: 'web', level: 'start' }]);
+      expect(plans(testing({}, { complete: false }))).toEqual([]);
+      // visibility_lag: the test's line must have been out that long
+      const lag = { ...cfg, visibilityLagMs: 300 };
+      const first = decide(testing({}), lag, 10_000, always);
+      expect(first.actions).toEqual([]);
+      expect(first.memory.testSince?.get('web')).toBe(10_000);
+      expect(decide(testing({}, { memory: first.memory }), lag, 10_299, always).actions).toEqual([]);
+      expect(decide(testing({}, { memory: first.memory }), lag, 10_300, always).actions.map((x) => x.level)).toEqual(['start']);
     });
 
     it('a standing claim of another node: no plan', () => {
@@ -302,7 +328,7 @@ describe('decide: cold start and handover', () => {
     expect(tells(view('b', nodes, w, { claims, memory: since(10_000 - grace) }), 10_000, always)).toEqual([]);
     expect(decide(view('b', nodes, w, { claims, memory: since(10_000 - grace) }), cfg, 10_000, always).notes).toContainEqual({ group: 'web', note: 'needed; this node holds its share (1 of 2 groups on 2 nodes)' });
     const starved = 10_000 - (cfg.failCooldownMs + cfg.planWindowMs + 2 * cfg.cycleMs);
-    expect(tells(view('b', nodes, w, { claims, memory: since(starved) }), 10_000, always)).toEqual(['web plan']);
+    expect(tells(view('b', nodes, w, { claims, memory: since(starved) }), 10_000, always)).toEqual(['web test']);
     // a node below its share plans a group designated to another once that one had its turn (the
     // claim settles a collision): here a's own pick failed its test, so it takes b's
     const two = [node('a', {}), node('b', {})];
@@ -311,7 +337,7 @@ describe('decide: cold start and handover', () => {
     const x = picks.get('web')!.node;
     expect(picks.get('bar')!.node).not.toBe(x);
     const mem: DecideMemory = { ...EMPTY_MEMORY, failed: new Map([['web', { until: 20_000, configVersion: 'v1', count: 1 }]]), homelessSince: new Map([['web', 10_000 - grace], ['bar', 10_000 - grace]]) };
-    expect(tells(view(x, two, w2, { claims, memory: mem }), 10_000, never)).toEqual(['bar plan']);
+    expect(tells(view(x, two, w2, { claims, memory: mem }), 10_000, never)).toEqual(['bar test']);
     expect(tells(view(x, two, w2, { claims, memory: { ...mem, homelessSince: new Map([['web', 10_000], ['bar', 10_000]]) } }), 10_000, never)).toEqual([]);
   });
 
@@ -320,7 +346,7 @@ describe('decide: cold start and handover', () => {
     const three = [node('a', {}), node('b', { db: 'start DONE' }), node('c', {})];
     const w = { web: 'start', db: 'start', bar: 'start' };
     const claims = new Map([['bar', { epoch: 1, holder: 'a', mine: false, released: false }]]);
-    expect(tells(view('c', three, w, { claims }), 10_000, never)).toEqual(['web plan']);
+    expect(tells(view('c', three, w, { claims }), 10_000, never)).toEqual(['web test']);
     expect(tells(view('a', [node('a', { bar: 'plan DONE' }), three[1]!, three[2]!], w, { claims: new Map([['bar', { ...claims.get('bar')!, mine: true }]]) }), 10_000, never)).toEqual(['bar test']);
   });
 });

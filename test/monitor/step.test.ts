@@ -7,6 +7,7 @@ import type { FenceConfig } from '../../src/config/monitor.js';
 import type { StoreOp, StoreResult } from '../../src/cluster/store.js';
 import type { GroupStatus } from '../../src/init/engine.js';
 import type { EventBody, MonitorEffect, TimerName } from '../../src/monitor/events.js';
+import { firstSequenceAfter } from '../../src/monitor/alerts.js';
 import { confirms } from '../../src/monitor/fence-duty.js';
 import { initialState, type Incident, type MonitorSettings, type MonitorState } from '../../src/monitor/state.js';
 import { step } from '../../src/monitor/step.js';
@@ -32,6 +33,10 @@ class Script {
   engine: GroupStatus[] = [];
   /** Store batches fail as a whole while this is set. */
   failing = false;
+  /** Reads of these paths fail (EIO) while they are listed. */
+  readonly unreadable = new Set<string>();
+  /** The watchdog reports its exit at once after `leave` (false: it is still running stop entries). */
+  watchdogLeaves = true;
 
   constructor(s: MonitorSettings = settings()) {
     this.state = initialState(s, 4242, 7);
@@ -52,6 +57,7 @@ class Script {
         else if (e.type === 'timer') this.timers.set(e.name, e.at);
         else if (e.type === 'cancelTimer') this.timers.delete(e.name);
         else if (e.type === 'cleanLeftovers') queue.push({ type: 'cleaned' });
+        else if (e.type === 'watchdog' && e.action === 'leave' && this.watchdogLeaves) queue.push({ type: 'watchdog-gone' });
         else if (e.type === 'tell') {
           this.engine = [...this.engine.filter((g) => g.group !== e.group), { group: e.group, level: e.level, state: 'DONE', notes: [], procs: [], transitions: [] }];
           queue.push({ type: 'engine', groups: this.engine });
@@ -74,6 +80,7 @@ class Script {
         this.files.delete(op.path);
         return { op: 'unlink', error: null };
       case 'read': {
+        if (this.unreadable.has(op.path)) return { op: 'read', read: null, error: 'EIO' };
         const text = this.files.get(op.path);
         return { op: 'read', read: text === undefined ? null : { text, mtimeMs: 1 } };
       }
@@ -177,6 +184,23 @@ describe('step: start-up', () => {
     expect(h.state.phase).toBe('running');
     expect(h.state.startedAt).toBe(h.now); // it settles from the moment it joins
   });
+
+  it('an own clstat it cannot read is not a missing one: it reads again until it can, then goes on from its seqs', () => {
+    const x = new Script();
+    x.files.set('nodes/n1/clstat', formatClstat({ header: { node: 'n1', pid: 1, seq: 40, time: 'x', left: true }, groups: [] }));
+    x.unreadable.add('nodes/n1/clstat');
+    x.send({ type: 'start' });
+    expect(x.state.phase).toBe('starting');
+    expect(x.logs()).toContain('cannot read this node\'s clstat while starting; trying again in a cycle');
+    x.fire('own-read');
+    expect(x.state.phase).toBe('starting');
+    x.unreadable.clear();
+    x.fire('own-read');
+    expect(x.state.phase).toBe('running');
+    // seqs and alert sequences go on past the previous run's
+    expect(x.state.seq).toBe(40);
+    expect(x.state.alertSeq).toBe(firstSequenceAfter(40) - 1);
+  });
 });
 
 describe('step: beat polls between cycles', () => {
@@ -222,13 +246,18 @@ describe('step: a cycle', () => {
       x.fire('cycle');
     }
     expect(x.now - x.state.startedAt).toBeGreaterThanOrEqual(200);
-    expect(tells()).toEqual(['web plan']);
-    // A plan's window is timed from the next cycle, which runs at once (5 ms later)...
+    // The claim announces the group: this node tests it at once, with no plan round.
+    expect(tells()).toEqual(['web test']);
+    // A finished test is decided on in the next cycle, which runs at once (5 ms later)...
     expect(x.timers.get('cycle')).toBe(x.now + 5);
-    // ...so the clstat this cycle waited for before writing its hastat already shows the plan.
+    // ...after the clstat that shows the test is out (the hastat is written after it).
     const hastatAt = x.effects.findLastIndex((e) => e.type === 'io' && e.tag.kind === 'hastat');
     const published = x.effects.slice(0, hastatAt).findLast((e) => e.type === 'io' && e.tag.kind === 'clstat');
-    expect(published?.type === 'io' && published.ops[0]?.op === 'heartbeat' && published.ops[0].text).toMatch(/^Cluster::Init::Group web plan DONE$/m);
+    expect(published?.type === 'io' && published.ops[0]?.op === 'heartbeat' && published.ops[0].text).toMatch(/^Cluster::Init::Group web test DONE$/m);
+    x.clear();
+    x.peer('n2', 20);
+    x.fire('cycle');
+    expect(tells()).toEqual(['web start']);
   });
 
   it('beats: a peer\'s clstat is read only when its gen changes; a clstat behind its beat is unread (unknown), never stale', () => {
@@ -345,8 +374,36 @@ describe('step: a cycle', () => {
     const c = parseClstat(x.files.get('nodes/n1/clstat')!);
     expect(c.header?.left).toBe(true);
     expect(c.handovers).toEqual([{ group: 'web', node: 'n2' }]);
-    expect(x.effects.filter((e) => e.type === 'watchdog').map((e) => e.type === 'watchdog' && e.action)).toEqual(['stop']);
+    // The watchdog went first (after any stop entries it ran), then the left marker.
+    const wd = x.effects.findIndex((e) => e.type === 'watchdog');
+    expect(x.effects.filter((e) => e.type === 'watchdog').map((e) => e.type === 'watchdog' && e.action)).toEqual(['leave']);
+    expect(x.effects.findLastIndex((e) => e.type === 'io' && e.tag.kind === 'clstat')).toBeGreaterThan(wd);
     expect(x.effects.at(-1)).toMatchObject({ type: 'exit', code: 0, reason: 'left' });
+  });
+
+  it('leaving: no left marker (and no heir) while the watchdog still runs stop entries; it goes out once the watchdog is gone, or at the bound', () => {
+    for (const answer of ['gone', 'bound'] as const) {
+      const x = started();
+      x.peer('n2', 1);
+      x.fire('cycle');
+      x.peer('n2', 2);
+      x.engine = [{ group: 'web', level: 'start', state: 'DONE', notes: [], procs: [], transitions: [] }];
+      x.send({ type: 'engine', groups: x.engine });
+      x.fire('cycle');
+      x.watchdogLeaves = false;
+      x.send({ type: 'signal', signal: 'SIGTERM' });
+      x.send({ type: 'halted' });
+      expect(x.effects.some((e) => e.type === 'watchdog' && e.action === 'leave')).toBe(true);
+      expect(parseClstat(x.files.get('nodes/n1/clstat')!).header?.left).toBeFalsy();
+      expect(x.state.phase).toBe('stopped');
+      if (answer === 'gone') x.send({ type: 'watchdog-gone' });
+      else {
+        expect(x.timers.get('leave-cap')! - x.now).toBeGreaterThan(x.state.settings.stopTimeoutMs);
+        x.fire('leave-cap');
+      }
+      expect(parseClstat(x.files.get('nodes/n1/clstat')!).header?.left).toBe(true);
+      expect(x.effects.at(-1)).toMatchObject({ type: 'exit', code: 0, reason: 'left' });
+    }
   });
 });
 

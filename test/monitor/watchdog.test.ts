@@ -1,6 +1,6 @@
 // bin/peerha-watchdog, the self-fence sidecar, on its own: real processes, a real record file.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -77,6 +77,25 @@ describe('bin/peerha-watchdog', () => {
     wd.stdin!.write('bye\n'); // still there to read it: exit 0, not death by a signal
     expect(await exited).toBe(0);
     expect(groupHasLiveMember(pgid)).toBe(true);
+  });
+
+  it('bye after it fired: it exits only once the stop entries it started have finished (the monitor then publishes left)', async () => {
+    const { pgid, record } = groupAndRecord();
+    const stops = join(dir, 'n1.stops');
+    const done = join(dir, 'released');
+    // A stop entry that takes a while (an unmount) and marks when it finished.
+    writeFileSync(stops, `stop_timeout_ms 20000\nentry\tweb\tvip\tstop\twait\tsleep 0.6; touch ${done}\n`);
+    const wd = spawn(WATCHDOG, [record, '200', stops], { stdio: ['pipe', 'ignore', 'pipe'] });
+    procs.push(wd);
+    let err = '';
+    wd.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    // 'exit', not 'close': the stop entries it forked hold its stderr open after it exits
+    const exited = new Promise<number | null>((r) => wd.on('exit', (code) => r(code)));
+    await waitFor('the stop entries started', () => /running the stop entries/.test(err), 5_000);
+    expect(groupHasLiveMember(pgid)).toBe(false);
+    wd.stdin!.write('bye\n');
+    expect(await exited).toBe(0);
+    expect(existsSync(done), 'the stop entry finished before the watchdog exited').toBe(true);
   });
 
   it('a record from another boot, or a group leader pid now used by a newer process, is left alone', async () => {
