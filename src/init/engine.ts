@@ -141,8 +141,11 @@ export interface EngineOptions {
   random?: () => number;
   timings?: Partial<Timings>;
   logger: EngineLogger;
-  /** Called (synchronously) after any group's state, level or notes changed. */
-  onChange?: () => void;
+  /**
+   * Called (synchronously) after any group's state, level or notes changed, with the levels that
+   * groups reached a settled state at in this change (DONE, PASSED or FAILED).
+   */
+  onChange?: (settledAt: readonly string[]) => void;
   env?: NodeJS.ProcessEnv;
   /**
    * The level that releases a group's resources (the cluster monitor's `stop`). A tell to it is
@@ -443,16 +446,19 @@ export class Engine {
     this.pending.add(g);
     if (this.reacting) return;
     this.reacting = true;
+    const settledAt: string[] = [];
     try {
       while (this.pending.size > 0) {
         const next = this.pending.values().next().value as GroupRuntime;
         this.pending.delete(next);
+        const was = next.state;
         this.reactOne(next);
+        if (next.state !== was && next.level !== null && SETTLED_GROUP_STATES.includes(next.state)) settledAt.push(next.level);
       }
     } finally {
       this.reacting = false;
     }
-    this.opts.onChange?.();
+    this.opts.onChange?.(settledAt);
     this.checkHalted();
   }
 

@@ -21,7 +21,7 @@ import { spawnAllowed } from './logic.js';
 import { guardedRunner, Machine } from './machine.js';
 import type { Observer } from './observe.js';
 import { releasePidLock, takePidLock } from './pidlock.js';
-import { holdsResources, STOP } from './decide.js';
+import { holdsResources, STOP, TEST } from './decide.js';
 import { initialState, timingsOf, type MonitorSettings } from './state.js';
 import { runRecordedStops, Watchdog } from './watchdog.js';
 
@@ -111,14 +111,16 @@ export class MonitorDaemon {
       runner: pacedRunner(guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord, mayRun: () => spawnAllowed(this.machine.state, performance.now()) }), allowed, refused, setImmediate), 4, 12, () => this.machine.state.cycle !== null),
       logger: log,
       timings: timingsOf(settings),
-      onChange: () => {
+      onChange: (settledAt) => {
         // Inside a step (a tell) the machine takes the change at once, so that the clstat the
         // cycle publishes shows what it told. Process events are gathered for up to
         // ENGINE_FLUSH_MS: a thousand groups starting cost a few status snapshots and record
-        // updates, not a thousand (nothing waits on them for safety: the cycle decides).
+        // updates, not a thousand (nothing waits on them for safety: the cycle decides). A
+        // finished test goes at once: the group's start waits on it (a takeover).
         if (this.machine.busy) this.machine.engineChanged(() => this.groups());
         else this.changedSoon = true;
-        if (this.flushTimer) return;
+        if (this.flushTimer && !settledAt.includes(TEST)) return;
+        clearTimeout(this.flushTimer ?? undefined);
         this.flushTimer = setTimeout(() => {
           this.flushTimer = null;
           const groups = this.groups();
@@ -126,7 +128,7 @@ export class MonitorDaemon {
           if (!this.changedSoon) return;
           this.changedSoon = false;
           this.machine.engineChanged(() => groups);
-        }, ENGINE_FLUSH_MS);
+        }, settledAt.includes(TEST) ? 0 : ENGINE_FLUSH_MS);
       },
       env: this.env,
       stopLevel: (group) => this.stopLevelOf(group),
