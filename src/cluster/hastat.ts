@@ -102,6 +102,8 @@ export interface HastatMemory {
   readonly backoff: Readonly<Record<string, number>>;
   /** Group → ms it has been needed and running nowhere. */
   readonly homeless: Readonly<Record<string, number>>;
+  /** group → ms since our passed test was first seen (only while it waits out visibility_lag). */
+  readonly tested?: Readonly<Record<string, number>>;
   /** Node that left → the heirs it named and how long ago they were first seen. */
   readonly handovers: Readonly<Record<string, { readonly seq: number; readonly seenMs: number; readonly heirs: Readonly<Record<string, string>> }>>;
   /** Nodes this node fenced (its `# fenced` lines) and every peer's claims. */

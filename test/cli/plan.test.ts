@@ -58,8 +58,8 @@ const base = (dir: string) => ({ root: dir, stateDir: '/nonexistent', fence: { t
 it("plan: one cycle of the monitor's step() on n2's state: takes over a stale node's group, stops an unwanted one", async () => {
   const r = await planFor(base(cluster()), 'n2');
   const acts = r.decision!.actions.map((a) => `${a.group} ${a.level}`);
-  // db ran on n3, which n2 has seen silent for 9 s (self-fence guaranteed): n2, preferred, plans it; old is not wanted.
-  expect(acts).toEqual(['db plan', 'old stop']);
+  // db ran on n3, which n2 has seen silent for 9 s (self-fence guaranteed): n2, preferred, claims it and tests it at once; old is not wanted.
+  expect(acts).toEqual(['db test', 'old stop']);
   expect(r.decision!.notes).toContainEqual({ group: 'web', note: 'running on n1' });
   expect(r.decision!.errors.join()).toMatch(/ghost/);
   expect(r.ageMs).toBeLessThan(5000);
@@ -75,7 +75,7 @@ it('plan: the memory decides — a failed-test cooldown (for this configuration)
   rmSync(root, { recursive: true, force: true });
   // A cooldown for another configuration does not count: cltab or hactl changed since.
   const changed = await planFor(base(cluster({ failed: { db: { forMs: 17_000, count: 1, configVersion: 'older' } } })), 'n2');
-  expect(changed.decision!.actions.map((a) => `${a.group} ${a.level}`)).toContain('db plan');
+  expect(changed.decision!.actions.map((a) => `${a.group} ${a.level}`)).toContain('db test');
   rmSync(root, { recursive: true, force: true });
   const backoff = await planFor(base(cluster({ backoff: { db: 3000 } })), 'n2');
   expect(backoff.decision!.actions.map((a) => `${a.group} ${a.level}`)).toEqual(['old stop']);
@@ -87,7 +87,7 @@ it('plan: the CLI prints the tells with reasons, refuses a stale snapshot, and c
   const run = (...extra: string[]) => spawnSync(process.execPath, [BIN, 'plan', '--root', dir, '--node', 'n2', ...extra], { encoding: 'utf8', env: { ...process.env, PEERHA_NODE: '' } });
   const out = run();
   expect(out.status, out.stderr).toBe(0);
-  expect(out.stdout).toMatch(/tell db plan\s+# needed and running nowhere/);
+  expect(out.stdout).toMatch(/tell db test\s+# needed and running nowhere.*the claim announces it/);
   expect(out.stdout).toMatch(/tell old stop\s+# not in hactl/);
   expect(out.stdout).toMatch(/s ago\)/);
   expect(out.stdout).toMatch(/Nothing was changed/);
