@@ -147,6 +147,18 @@ class Script {
   }
 }
 
+/** n1 runs web, n2 heartbeats beside it (two cycles seen). */
+function runningWebBesideN2(): Script {
+  const x = started();
+    x.peer('n2', 1);
+    x.fire('cycle');
+    x.peer('n2', 2);
+    x.engine = [{ group: 'web', level: 'start', state: 'DONE', notes: [], procs: [], transitions: [] }];
+    x.send({ type: 'engine', groups: x.engine });
+    x.fire('cycle');
+  return x;
+}
+
 function started(s?: MonitorSettings): Script {
   const x = new Script(s);
   x.files.set('cltab', 'web:w:start:respawn:sleep 9\n');
@@ -356,13 +368,7 @@ describe('step: a cycle', () => {
   });
 
   it('SIGTERM: tells every group its stop level, halts once they finished (bounded), then publishes left=1 with an heir per group, lets the watchdog go, exits 0', () => {
-    const x = started();
-    x.peer('n2', 1);
-    x.fire('cycle');
-    x.peer('n2', 2);
-    x.engine = [{ group: 'web', level: 'start', state: 'DONE', notes: [], procs: [], transitions: [] }];
-    x.send({ type: 'engine', groups: x.engine });
-    x.fire('cycle');
+    const x = runningWebBesideN2();
     x.clear();
     x.send({ type: 'signal', signal: 'SIGTERM' });
     const types = x.types();
@@ -383,13 +389,7 @@ describe('step: a cycle', () => {
 
   it('leaving: no left marker (and no heir) while the watchdog still runs stop entries; it goes out once the watchdog is gone, or at the bound', () => {
     for (const answer of ['gone', 'bound'] as const) {
-      const x = started();
-      x.peer('n2', 1);
-      x.fire('cycle');
-      x.peer('n2', 2);
-      x.engine = [{ group: 'web', level: 'start', state: 'DONE', notes: [], procs: [], transitions: [] }];
-      x.send({ type: 'engine', groups: x.engine });
-      x.fire('cycle');
+      const x = runningWebBesideN2();
       x.watchdogLeaves = false;
       x.send({ type: 'signal', signal: 'SIGTERM' });
       x.send({ type: 'halted' });
