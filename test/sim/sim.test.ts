@@ -11,7 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseClstat, type Clstat } from '../../src/config/clstat.js';
 import { liveness } from '../../src/cluster/liveness.js';
-import { decide } from '../../src/monitor/decide.js';
+import { decide, type View } from '../../src/monitor/decide.js';
 import type { Logic } from '../../src/monitor/logic.js';
 import { decideConfig, readPeerClstat } from '../../src/monitor/view.js';
 import { report, runSeed, type RunOptions, type RunResult } from '../../src/sim/sim.js';
@@ -110,9 +110,19 @@ describe('cluster simulator', () => {
     console.log(`[measured] ${name}: caught at seed ${r!.seed}: ${r!.violation!.detail}`);
   };
 
-  it('catches a decide() with neither claims nor plan dwell (every claim counts as released, plan window 0): two owners', () => {
-    const logic: Partial<Logic> = { claimReleased: () => true, decideConfig: (s) => ({ ...decideConfig(s), planWindowMs: 0 }) };
-    caught('no claims, plan window 0', logic, 'never two owners');
+  it('catches a decide() with neither claims nor announcements (every claim counts as released, no plan window, no peer plan or test seen): two owners', () => {
+    // A won claim tests and starts at once; what keeps two nodes from both doing so is the claim
+    // and seeing each other's plan or test before starting. Without all of them:
+    const unseenAnnouncements = (v: View): View => ({
+      ...v,
+      nodes: new Map([...v.nodes].map(([n, nv]) => [n, n === v.me ? nv : { ...nv, groups: new Map([...nv.groups].filter(([, i]) => i.level !== 'plan' && i.level !== 'test')) }])),
+    });
+    const logic: Partial<Logic> = {
+      claimReleased: () => true,
+      decideConfig: (s) => ({ ...decideConfig(s), planWindowMs: 0 }),
+      decide: (v, c, now, random) => decide(unseenAnnouncements(v), c, now, random),
+    };
+    caught('no claims, no announcements', logic, 'never two owners');
     const replay = report(runSeed(firstViolation(logic, 'never two owners')!.seed, { trace: true, logic }));
     expect(replay).toMatch(/VIOLATION of "never two owners"/);
     expect(replay).toMatch(/npm run sim -- --seed \d+ --trace/);
@@ -210,6 +220,7 @@ describe('cluster simulator', () => {
   }, 300_000);
 
   it('catches a decide() that never plans a homeless group: no progress', () => {
-    caught('never plans', { decide: (v, c, now, random) => { const d = decide(v, c, now, random); return { ...d, actions: d.actions.filter((a) => a.level !== 'plan') }; } }, 'progress');
+    // A plan is a claim (told as `test` once won) or, without one, a `plan`.
+    caught('never plans', { decide: (v, c, now, random) => { const d = decide(v, c, now, random); return { ...d, actions: d.actions.filter((a) => a.level !== 'plan' && a.claim === undefined) }; } }, 'progress');
   }, 300_000);
 });
