@@ -119,7 +119,8 @@ export class MonitorDaemon {
         // finished test goes at once: the group's start waits on it (a takeover).
         if (this.machine.busy) this.machine.engineChanged(() => this.groups());
         else this.changedSoon = true;
-        if (this.flushTimer && !settledAt.includes(TEST)) return;
+        const testDone = settledAt.includes(TEST);
+        if (this.flushTimer && !testDone) return;
         clearTimeout(this.flushTimer ?? undefined);
         this.flushTimer = setTimeout(() => {
           this.flushTimer = null;
@@ -128,7 +129,7 @@ export class MonitorDaemon {
           if (!this.changedSoon) return;
           this.changedSoon = false;
           this.machine.engineChanged(() => groups);
-        }, settledAt.includes(TEST) ? 0 : ENGINE_FLUSH_MS);
+        }, testDone ? 0 : ENGINE_FLUSH_MS);
       },
       env: this.env,
       stopLevel: (group) => this.stopLevelOf(group),

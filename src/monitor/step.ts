@@ -78,8 +78,8 @@ function handle(t: Turn, ev: MonitorEvent): void {
 function timer(t: Turn, name: TimerName): void {
   if (name === 'cycle') return beginCycle(t);
   if (name === 'beat-poll') return pollBeats(t);
-  if (name === 'dup-check') return t.io({ kind: 'startup', stage: 'dup-again' }, [{ op: 'read', path: t.own('clstat') }]);
-  if (name === 'own-read') return t.io({ kind: 'startup', stage: 'dup-first' }, [{ op: 'read', path: t.own('clstat') }]);
+  if (name === 'dup-check') return readOwnClstat(t, 'dup-again');
+  if (name === 'own-read') return readOwnClstat(t, 'dup-first');
   if (name === 'halt-poll') return t.io({ kind: 'startup', stage: 'halt' }, [{ op: 'read', path: 'halt' }]);
   if (name === 'leave-cap') return leaveCap(t);
   if (name.startsWith('fence:')) return fenceDelayOver(t, name.slice('fence:'.length));
@@ -125,7 +125,7 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
   switch (stage) {
     case 'mkdir':
       if (failure !== null) return refuse(t, `cannot create ${settings.root}/nodes/${t.me}: ${failure}`);
-      return t.io({ kind: 'startup', stage: 'dup-first' }, [{ op: 'read', path: t.own('clstat') }]);
+      return readOwnClstat(t, 'dup-first');
     case 'dup-first': {
       // The previous run's clstat carries its seqs, alert sequences and alerted view: joining
       // without them would reuse sequences. Read it again a cycle later until the store answers.
@@ -161,6 +161,10 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       return t.timer('halt-poll', t.now + settings.cycleMs);
     }
   }
+}
+
+function readOwnClstat(t: Turn, stage: 'dup-first' | 'dup-again'): void {
+  t.io({ kind: 'startup', stage }, [{ op: 'read', path: t.own('clstat') }]);
 }
 
 function unreadAtStartup(t: Turn, retry: 'own-read' | 'dup-check', failure: string): void {
