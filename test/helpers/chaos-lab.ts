@@ -131,6 +131,12 @@ export interface LabSpec {
    * go through a mount that storage faults stall).
    */
   readonly gap: 'seen' | 'written';
+  /**
+   * How often the test reads the observer's view (sampler and waits), 100 ms unless set. Every
+   * read through an uncached GlusterFS mount is a round trip to three bricks: at 100 ms the test's
+   * own reads cost more CPU than the three monitors' cycles.
+   */
+  readonly pollMs?: number;
 }
 
 export interface MonitorProc {
@@ -519,7 +525,8 @@ export async function runChaos<F extends string>(l: ChaosLab, plan: ChaosPlan<F>
 
   // Cold start: every monitor at once.
   for (const n of nodes) l.start(n);
-  const cold = await until('cold start: every group once', () => l.problems(), 90_000);
+  const pollMs = l.spec.pollMs ?? 100;
+  const cold = await until('cold start: every group once', () => l.problems(), 90_000, pollMs);
   let snap = await l.snapshot();
   console.log(`[${tag}] cold start: all ${groups.length} groups up in ${secs(cold)} s; ${groups.map((g) => `${g}@${l.runningOn(snap, g)}`).join(' ')}`);
 
@@ -640,7 +647,7 @@ export async function runChaos<F extends string>(l: ChaosLab, plan: ChaosPlan<F>
             return wrong;
           },
           45_000,
-          50,
+          l.spec.pollMs ?? 50,
         );
         // Taken over (or at least called stale): the node's own instances must be dead by now.
         const alive = pgids.filter((p) => groupHasLiveMember(p));
@@ -665,7 +672,7 @@ export async function runChaos<F extends string>(l: ChaosLab, plan: ChaosPlan<F>
 
     let recovery: number;
     try {
-      recovery = await until(`full recovery after round ${step.round} (${fault} of ${target})`, () => l.problems(), 90_000, 100);
+      recovery = await until(`full recovery after round ${step.round} (${fault} of ${target})`, () => l.problems(), 90_000, pollMs);
     } catch (e) {
       throw new Error(`${(e as Error).message}\n${l.allWarnings()}`);
     }

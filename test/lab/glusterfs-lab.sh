@@ -526,7 +526,9 @@ cmd_settle() {
       stuck=$((stuck + 1)); [ $stuck -lt 2 ] || { echo "$line"; die "split-brain (gfid mismatch)"; }
     else stuck=0; fi
     [ $(($(ms) - t0)) -lt $((secs * 1000)) ] || { echo "$line${short:+; clients missing a brick: $short}"; die "not settled after $secs s"; }
-    sleep 0.2
+    # Each heal_info starts a gfapi client (glfsheal) that connects to every brick: CPU the
+    # monitors beside it need.
+    sleep 0.5
   done
 }
 
