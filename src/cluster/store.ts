@@ -40,6 +40,11 @@ export interface FileSignature {
   readonly mode?: number;
 }
 
+/** The same file as far as a signature tells (a chmod aside); two nulls: still missing. */
+export function sameFile(a: FileSignature | null, b: FileSignature | null): boolean {
+  return a === null || b === null ? a === b : a.mtimeMs === b.mtimeMs && a.size === b.size && a.ino === b.ino;
+}
+
 /** A regular file's signature, or null (missing, unreadable, a symlink, not a regular file). Never opens it. */
 export async function signatureOf(path: string): Promise<FileSignature | null> {
   try {
@@ -54,15 +59,24 @@ export async function signatureOf(path: string): Promise<FileSignature | null> {
 export type StoreOp =
   /** The node folders, or the claim files, or the heartbeats (beats.ts). */
   | { readonly op: 'list'; readonly dir?: 'claims' | 'beats' }
-  /** This node's clstat written, then its beat renamed `from` → `to` (created when `from` is gone). */
-  | { readonly op: 'heartbeat'; readonly path: string; readonly text: string; readonly from: string | null; readonly to: string }
+  /**
+   * This node's clstat written, then its beat renamed `from` → `to` (created when `from` is gone).
+   * `notAfter` (the writer's monotonic clock): abandoned when it could land only later — what it
+   * claims runs here may be dead by then (a process frozen mid-write resumes after its watchdog
+   * fired), and a fresh seq with old claims would beat a peer's healthy instance in a conflict.
+   */
+  | { readonly op: 'heartbeat'; readonly path: string; readonly text: string; readonly from: string | null; readonly to: string; readonly notAfter?: number }
   /** A new file that must not exist yet (O_EXCL), written and synced: a claim. */
   | { readonly op: 'create'; readonly path: string; readonly text: string }
   /** Remove a claim (an older epoch of one this node holds) or one of this node's outdated beats. */
   | { readonly op: 'unlink'; readonly path: string }
   | { readonly op: 'read'; readonly path: string; readonly consistent?: boolean }
   | { readonly op: 'stat'; readonly path: string }
-  | { readonly op: 'write'; readonly path: string; readonly text: string; readonly mtimeMs?: number }
+  /**
+   * `ifUnchanged`: replace the file only while it is still the one the writer judged (null: still
+   * missing) — a node's copy an admin edits by hand meanwhile is never renamed over.
+   */
+  | { readonly op: 'write'; readonly path: string; readonly text: string; readonly mtimeMs?: number; readonly ifUnchanged?: FileSignature | null }
   /** A JSON document (hastat): serialized by the store, so a store nobody reads from may skip it. */
   | { readonly op: 'writeJson'; readonly path: string; readonly value: unknown }
   | { readonly op: 'mkdir'; readonly path: string };
@@ -187,6 +201,8 @@ export class FsStore implements Store, SharedStore {
     private readonly me: string,
     /** A group that may read what this store writes (0640), else owner only (0600). */
     private readonly gid?: number,
+    /** The monotonic clock a heartbeat's notAfter is on (the monitor's). */
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.mode = gid === undefined ? SHARED_FILE_MODE : 0o640;
   }
@@ -219,7 +235,8 @@ export class FsStore implements Store, SharedStore {
       case 'heartbeat': {
         if (op.path !== `nodes/${this.me}/clstat`) throw new Error(`not this node's clstat: ${op.path}`);
         try {
-          const degraded = await this.writeInside(op.path, op.text);
+          const notAfter = op.notAfter;
+          const degraded = await this.writeInside(op.path, op.text, undefined, notAfter === undefined ? undefined : () => this.now() <= notAfter);
           await this.beat(op.from, op.to);
           return degraded ? { op: 'heartbeat', error: null, degraded } : { op: 'heartbeat', error: null };
         } catch (e) {
@@ -233,7 +250,9 @@ export class FsStore implements Store, SharedStore {
         if (!op.path.startsWith(`nodes/${this.me}/`) && op.path !== `nodes/${this.me}` && !(op.op === 'mkdir' && op.path === CLAIMS_DIR)) throw new Error(`not this node's file: ${op.path}`);
         try {
           let degraded: string | null = null;
-          if (op.op === 'write') degraded = await this.writeInside(op.path, op.text, op.mtimeMs);
+          const was = op.op === 'write' ? op.ifUnchanged : undefined;
+          const unchanged = was === undefined ? undefined : async (): Promise<boolean> => sameFile(await signatureOf(this.inside(op.path)), was);
+          if (op.op === 'write') degraded = await this.writeInside(op.path, op.text, op.mtimeMs, unchanged);
           else if (op.op === 'writeJson') degraded = await this.writeInside(op.path, JSON.stringify(op.value, null, 1) + '\n');
           else await this.mkdirInside(op.path);
           return degraded ? { op: op.op, error: null, degraded } : { op: op.op, error: null };
@@ -270,15 +289,15 @@ export class FsStore implements Store, SharedStore {
    * filesystem a heartbeat or hastat is rewritten in place instead (returns why): a full disk must
    * not make every node self-fence.
    */
-  async writeInside(rel: string, text: string, mtimeMs?: number): Promise<string | null> {
+  async writeInside(rel: string, text: string, mtimeMs?: number, stillValid?: () => boolean | Promise<boolean>): Promise<string | null> {
     const path = this.inside(rel);
     const realPath = (await this.realOf(rel)) ?? undefined;
     try {
-      await writeFileAtomic(path, text, { mode: this.mode, mtimeMs, realPath, durable: !HEARTBEAT_FILE.test(rel), ...(this.gid !== undefined ? { gid: this.gid } : {}) });
+      await writeFileAtomic(path, text, { mode: this.mode, mtimeMs, realPath, durable: !HEARTBEAT_FILE.test(rel), ...(this.gid !== undefined ? { gid: this.gid } : {}), ...(stillValid ? { stillValid } : {}) });
       return null;
     } catch (e) {
       if (!isFull(e) || !HEARTBEAT_FILE.test(rel)) throw e;
-      await rewriteInPlace(path, text, realPath);
+      await rewriteInPlace(path, text, realPath, stillValid);
       return `${(e as NodeJS.ErrnoException).code}: the shared filesystem is full; ${rel} rewritten in place`;
     }
   }

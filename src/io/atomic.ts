@@ -29,10 +29,21 @@ export interface AtomicOptions {
    * rewritten every cycle whose last version is worthless after a crash (heartbeats).
    */
   readonly durable?: boolean;
+  /**
+   * Asked right before the file replaces the target (and before an in-place rewrite): false
+   * abandons the write (StaleWriteError). Content that was true when formatted can be false by the
+   * time a frozen process resumes its write.
+   */
+  readonly stillValid?: () => boolean | Promise<boolean>;
+}
+
+/** A write abandoned because its content went stale before it could land (see stillValid). */
+export class StaleWriteError extends Error {
+  readonly code = 'ESTALEWRITE';
 }
 
 export async function writeFileAtomic(path: string, data: string, opts: AtomicOptions = {}): Promise<void> {
-  const { mode = 0o644, mtimeMs, realPath, gid, durable = true } = opts;
+  const { mode = 0o644, mtimeMs, realPath, gid, durable = true, stillValid } = opts;
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${++counter}.tmp`);
   // O_EXCL + O_NOFOLLOW: a symlink planted at the temp name is never followed.
@@ -54,6 +65,7 @@ export async function writeFileAtomic(path: string, data: string, opts: AtomicOp
   await fh.close();
   try {
     if (mtimeMs !== undefined) await utimes(tmp, new Date(mtimeMs), new Date(mtimeMs));
+    if (stillValid && !(await stillValid())) throw new StaleWriteError(`${path}: its content went stale before it could land: not written`);
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
@@ -73,7 +85,7 @@ export function isFull(e: unknown): boolean {
  * on a full filesystem. Not atomic — a reader may see old and new bytes mixed — so only for files
  * whose readers can tell (a clstat carries a checksum; a hastat is JSON).
  */
-export async function rewriteInPlace(path: string, data: string, realPath?: string): Promise<void> {
+export async function rewriteInPlace(path: string, data: string, realPath?: string, stillValid?: () => boolean | Promise<boolean>): Promise<void> {
   const fh = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const st = await fh.stat();
@@ -84,6 +96,7 @@ export async function rewriteInPlace(path: string, data: string, realPath?: stri
     }
     const buf = Buffer.from(data);
     if (buf.length > Math.max(st.size, st.blocks * 512)) throw Object.assign(new Error(`ENOSPC: ${path} has no room to grow in place`), { code: 'ENOSPC' });
+    if (stillValid && !(await stillValid())) throw new StaleWriteError(`${path}: its content went stale before it could land: not written`);
     await fh.write(buf, 0, buf.length, 0);
     await fh.truncate(buf.length);
     await fh.sync();

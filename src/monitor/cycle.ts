@@ -19,10 +19,10 @@ import { holdsResources, isActive, PLAN, type Action, type ClaimView, type NodeV
 import { adoptAlertedText, observeCluster } from './alerts.js';
 import { fenceTick, forgetRestarted } from './fence-duty.js';
 import { startLeave, stopLevelProgress } from './leave.js';
-import { requestPublish } from './publish.js';
+import { releasingAfterWatchdog, requestPublish } from './publish.js';
 import { copyPaths, judgeRead, replicate, sourceName, unchangedVerdict, type Replica } from './replication.js';
 import { buildHastat } from './snapshot.js';
-import { localInstances, shownInstances, timingsOf, type CopySeen, type Cycle, type MonitorState, type PeerContent } from './state.js';
+import { localInstances, shownInstances, type CopySeen, type Cycle, type MonitorState, type PeerContent } from './state.js';
 import type { Draft, Turn } from './turn.js';
 import { absorbPeerRead, readPeerClstat, type PeerRead, dueTimes, EVENT_CYCLE_GAP_MS, freshHandovers, handoverTtlMs, liveCount, MAX_EVENT_CYCLES, minCycleGapMs, nextCycleDelayMs, nodeViews, readComplete, testSettled } from './view.js';
 
@@ -216,14 +216,7 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   // node that runs nothing has nothing to fence: it only decides again from a fresh view (this
   // cycle's reads), as after a start (a busy machine's first cycles are often that slow).
   const fence = judged.frozen && !holdsAnything(t) ? { ...judged, frozen: false, selfFence: judged.publishFailing } : judged;
-  if (fence.selfFence && settings.selfFence) {
-    // The watchdog fires timeout/2 after the last heartbeat that went out and then runs the stop
-    // entries within stop_timeout: until then what ran here may still hold its resources.
-    const until = state.lastPet + settings.timeoutMs / 2 + settings.stopTimeoutMs + timingsOf(settings).killRepeatMs;
-    const releasing = new Map(state.releasing);
-    for (const [g, i] of localInstances(state)) if (holdsResources(i)) releasing.set(g, Math.max(releasing.get(g) ?? 0, until));
-    state.releasing = releasing;
-  }
+  if (fence.selfFence && settings.selfFence) releasingAfterWatchdog(t);
   if (fence.frozen) t.log('warn', 'this monitor was frozen: stopping local groups and rejoining', { frozenMs });
   else if (judged.frozen) t.log('info', 'this monitor was paused; nothing runs here, so nothing to fence', { frozenMs });
   const paths = copyPaths(names);

@@ -4,11 +4,12 @@
 
 import { formatClstat, type GroupState } from '../config/clstat.js';
 import { formatAlerted } from './alerts.js';
-import type { Instance } from './decide.js';
+import { holdsResources, isActive, type Instance } from './decide.js';
 import { beatName } from '../cluster/beats.js';
 import type { StoreResult } from '../cluster/store.js';
-import { shownInstances, type Heir, type PublishWaiter } from './state.js';
+import { localInstances, shownInstances, timingsOf, type Heir, type PublishWaiter } from './state.js';
 import { failoverLines } from './snapshot.js';
+import { watchdogFiresAt } from './view.js';
 import type { Turn } from './turn.js';
 
 /** Ask for a clstat write; `waiter` is told when a write started after this request completes. */
@@ -30,7 +31,10 @@ function startWrite(t: Turn): void {
   // Self-fenced (the watchdog may have fired; e.g. just thawed from SIGSTOP): what the engine
   // believes runs may be dead and peers may run it now. Make sure it is dead and claim nothing: a
   // fresh seq with old claims would beat a peer's healthy instance in a conflict.
-  if (fenced) t.emit({ type: 'killGroups' });
+  if (fenced) {
+    t.emit({ type: 'killGroups' });
+    releasingAfterWatchdog(t);
+  }
   state.seq += 1;
   const content = {
     groups: published(t, left || fenced),
@@ -49,7 +53,25 @@ function startWrite(t: Turn): void {
   const text = formatClstat({ header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, inc: state.inc, gen, left }, ...content });
   const to = beatName(t.me, state.seq, gen, state.beat.copies);
   state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left, beat: { name: to, gen, body, copies: state.beat.copies }, seq: state.seq };
-  t.io({ kind: 'clstat' }, [{ op: 'heartbeat', path: t.own('clstat'), text, from: state.beat.name, to }]);
+  // What it claims holds only while the watchdog holds off: a write that a freeze (SIGSTOP, a VM
+  // pause) holds back past that must not land (the store abandons it; the next one claims nothing).
+  const claims = !left && !fenced && state.settings.selfFence && content.groups.some((g) => isActive(g));
+  const notAfter = claims ? watchdogFiresAt(state.lastPet, state.settings.timeoutMs) : undefined;
+  t.io({ kind: 'clstat' }, [{ op: 'heartbeat', path: t.own('clstat'), text, from: state.beat.name, to, ...(notAfter !== undefined ? { notAfter } : {}) }]);
+}
+
+/**
+ * The watchdog fires timeout/2 after the last pet and then runs the stop entries within
+ * stop_timeout: until then what ran here may still hold its resources, and the clstat says so
+ * (`stop STOPPING`) even while it claims nothing else.
+ */
+export function releasingAfterWatchdog(t: Turn): void {
+  const state = t.state;
+  const settings = state.settings;
+  const until = state.lastPet + settings.timeoutMs / 2 + settings.stopTimeoutMs + timingsOf(settings).killRepeatMs;
+  const releasing = new Map(state.releasing);
+  for (const [g, i] of localInstances(state)) if (holdsResources(i)) releasing.set(g, Math.max(releasing.get(g) ?? 0, until));
+  state.releasing = releasing;
 }
 
 /**

@@ -132,7 +132,9 @@ export function replicate(t: Turn, file: ReplicatedFile, verdicts: ReadonlyMap<s
   const mine = judged.find((j) => j.source === own);
   if (winner && (!mine || mine.hash !== winner.hash) && !t.state.replicating.has(file)) {
     t.state.replicating = new Set(t.state.replicating).add(file);
-    t.io({ kind: 'replica', file, from: winner.source }, [{ op: 'write', path: t.own(file), text: winner.text, mtimeMs: winner.mtimeMs }]);
+    // Only over the copy judged here: an admin may edit this node's copy by hand meanwhile.
+    const ifUnchanged = t.state.copies.get(t.own(file))?.sig ?? null;
+    t.io({ kind: 'replica', file, from: winner.source }, [{ op: 'write', path: t.own(file), text: winner.text, mtimeMs: winner.mtimeMs, ifUnchanged }]);
   }
   return { winner, errors: judged.flatMap((j) => [...j.errors]) };
 }

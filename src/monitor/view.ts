@@ -239,7 +239,12 @@ export const MAX_PLANS_PER_CYCLE = 64;
 
 /** The watchdog fires after timeout/2 without a pet: from then on local groups are being killed. */
 export function watchdogMayHaveFired(now: number, lastPet: number, timeoutMs: number): boolean {
-  return now - lastPet > timeoutMs / 2;
+  return now > watchdogFiresAt(lastPet, timeoutMs);
+}
+
+/** The earliest moment the watchdog may fire, unless petted again (the monitor's clock). */
+export function watchdogFiresAt(lastPet: number, timeoutMs: number): number {
+  return lastPet + timeoutMs / 2;
 }
 
 export interface SelfFenceInput {

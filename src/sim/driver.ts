@@ -148,7 +148,7 @@ export class SimMonitor implements WorldMonitor {
     const { world, node, machine } = this;
     switch (e.type) {
       case 'io':
-        return world.store.forNode(node.name).perform(e.ops, (results, error) => this.deliver({ type: 'io', tag: e.tag, results, ...(error ? { error } : {}) }));
+        return world.store.forNode(node.name, node).perform(e.ops, (results, error) => this.deliver({ type: 'io', tag: e.tag, results, ...(error ? { error } : {}) }));
       case 'recordStops':
         return this.saveStops(e.groups);
       case 'tell': {

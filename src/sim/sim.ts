@@ -75,6 +75,7 @@ export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
   const stop = (): boolean => world.done || world.violation !== null;
   sched.run(cap, stop);
   world.stats.failedBatches = world.store.failedBatches;
+  world.stats.staleHeartbeats = world.store.staleHeartbeats;
   if (!world.done && !world.violation) world.violation = { invariant: 'progress', time: sched.now, detail: 'history did not settle before the hard stop' };
   return {
     seed,

@@ -17,7 +17,7 @@
 // reader); a version carries its read and stat answers, built once and shared by every reader
 // (results are read-only to the monitor). The random draws are exactly those of the plain version.
 
-import type { FileRead, SharedStore, StoreOp, StoreResult } from '../cluster/store.js';
+import { sameFile, type FileRead, type SharedStore, type StoreOp, type StoreResult } from '../cluster/store.js';
 import type { Rng } from './rng.js';
 import type { Scheduler } from './scheduler.js';
 
@@ -75,11 +75,23 @@ interface Reader {
   store: SharedStore | null;
 }
 
+/** The process that issues a node's batches, as far as the store must know it. */
+export interface StoreClient {
+  /** Its monotonic clock (a heartbeat's notAfter is on it). */
+  now(): number;
+  /**
+   * Run `fn` (the rest of a batch: its writes land, its answers return) now, or once the process
+   * thaws: a frozen process's I/O threads stop between syscalls too.
+   */
+  whenRunning(fn: () => void): void;
+}
+
 const NO_FAULTS: ReadFaults = { torn: 0, missing: 0, reorder: 0 };
 const STAT_NONE: StoreResult = { op: 'stat', sig: null };
 const READ_ENOENT: StoreResult = { op: 'read', read: null, error: 'ENOENT' };
 const READ_EIO: StoreResult = { op: 'read', read: null, error: 'EIO (partition)' };
 const READ_SYMLINK: StoreResult = { op: 'read', read: null, error: 'a symlink: refused' };
+const STALE_HEARTBEAT: StoreResult = { op: 'heartbeat', error: 'its content went stale before it could land: not written (simulated)' };
 
 /** Where a stuck view keeps the peer's beat name it froze. */
 const FROZEN_BEAT = 'beats/';
@@ -109,6 +121,8 @@ export class SimStore {
   claimsCreated = 0;
   claimsLost = 0;
   failedBatches = 0;
+  /** Heartbeats a freeze held back past their notAfter: abandoned, as FsStore abandons them. */
+  staleHeartbeats = 0;
 
   constructor(
     private readonly sched: Scheduler,
@@ -156,14 +170,15 @@ export class SimStore {
     this.opOf(this.reader(node).st, body);
   }
 
-  private opOf(s: NodeStoreState, body: (ok: boolean) => void): void {
+  /** `stuck`: it hung half-way (maybe inside its last syscall, past any check before it). */
+  private opOf(s: NodeStoreState, body: (ok: boolean, stuck: boolean) => void): void {
     const run = (): void => {
       this.sched.after(this.opLatency(s), () => {
         if (s.partition === 'hang') {
-          s.hung.push(() => body(true));
+          s.hung.push(() => body(true, true));
           return;
         }
-        body(s.partition !== 'fail');
+        body(s.partition !== 'fail', false);
       });
     };
     if (s.partition === 'hang') s.hung.push(run);
@@ -171,20 +186,28 @@ export class SimStore {
   }
 
   /** The store as `node`'s monitor sees it: one batch, one operation's latency, all results at once. */
-  forNode(node: string): SharedStore {
+  forNode(node: string, client: StoreClient): SharedStore {
     const r = this.reader(node);
     if (r.store) return r.store;
     const store: SharedStore = {
       perform: (ops, done) =>
-        this.opOf(r.st, (ok) => {
-          if (ok && this.rng.chance(r.st.ioError)) {
-            this.failedBatches++;
-            return done(null, 'EIO (simulated)');
-          }
-          const results = new Array<StoreResult>(ops.length);
-          for (let i = 0; i < ops.length; i++) results[i] = this.apply(r, ops[i]!, ok);
-          done(results);
-        }),
+        this.opOf(r.st, (ok, stuck) =>
+          client.whenRunning(() => {
+            if (ok && this.rng.chance(r.st.ioError)) {
+              this.failedBatches++;
+              return done(null, 'EIO (simulated)');
+            }
+            const results = new Array<StoreResult>(ops.length);
+            for (let i = 0; i < ops.length; i++) {
+              const op = ops[i]!;
+              // As FsStore: checked right before the rename, which a batch stuck half-way may be past.
+              const late = op.op === 'heartbeat' && op.notAfter !== undefined && !stuck && client.now() > op.notAfter;
+              if (late) this.staleHeartbeats++;
+              results[i] = late ? STALE_HEARTBEAT : this.apply(r, op, ok);
+            }
+            done(results);
+          }),
+        ),
     };
     r.store = store;
     return store;
@@ -243,6 +266,10 @@ export class SimStore {
         // As FsStore: on a full filesystem only an existing heartbeat or hastat is rewritten in place.
         const inPlace = this.full && /^nodes\/[^/]+\/(clstat|hastat)$/.test(op.path) && this.latest(op.path)?.text != null;
         if (this.full && !inPlace) return { op: op.op, error: 'ENOSPC (simulated)' };
+        if (op.op === 'write' && op.ifUnchanged !== undefined) {
+          const now = this.apply(r, { op: 'stat', path: op.path }, true);
+          if (now.op === 'stat' && !sameFile(now.sig, op.ifUnchanged)) return { op: 'write', error: `${op.path} changed since it was judged: not written (simulated)` };
+        }
         if (op.op === 'write') this.put(op.path, op.text, op.mtimeMs);
         else this.put(op.path, '', undefined, op.value);
         return inPlace ? { op: op.op, error: null, degraded: `ENOSPC: the shared filesystem is full; ${op.path} rewritten in place` } : { op: op.op, error: null };

@@ -205,6 +205,17 @@ export class SimNode {
     else fn();
   }
 
+  /** The monitor's clock, for the store (StoreClient). */
+  now(): number {
+    return this.local();
+  }
+
+  /** The rest of a store batch of the monitor (StoreClient): held while it is frozen, dropped if it dies meanwhile. */
+  whenRunning(fn: () => void): void {
+    if (this.monitorFrozen) this.deferred.push(fn);
+    else fn();
+  }
+
   /** Something that happens on this machine outside the monitor (processes, the watchdog). */
   postNode(globalMs: number, fn: () => void): void {
     this.world.sched.after(globalMs, () => {
@@ -508,7 +519,7 @@ export class World {
   boundMs = 0;
   readonly stats = {
     spawns: 0, fences: 0, fenceEffects: 0, watchdogKills: 0, selfFenceKills: 0, fencerDied: 0, fenceFailed: 0, fenceTimedOut: 0, fenceSlow: 0, fenceMismatch: 0,
-    manualConfirms: 0, agentFences: 0, commandFences: 0, halts: 0, haltExits: 0, cltabEdits: 0, cltabEditsPartitioned: 0, badEdits: 0, failedBatches: 0, cycleRetries: 0,
+    manualConfirms: 0, agentFences: 0, commandFences: 0, halts: 0, haltExits: 0, cltabEdits: 0, cltabEditsPartitioned: 0, badEdits: 0, failedBatches: 0, staleHeartbeats: 0, cycleRetries: 0,
     viewsLost: 0, viewsStuck: 0, viewsCut: 0, pillOverlaps: 0, fullDisks: 0, clockSteps: 0, symlinks: 0,
     // resources
     // alerts: raised; the same node or quorum event twice in a row cluster-wide (a repeat: split views under faults); sequences not increasing per node

@@ -6,7 +6,7 @@ import { formatClstat, parseClstat } from '../../src/config/clstat.js';
 import type { FenceConfig } from '../../src/config/monitor.js';
 import type { StoreOp, StoreResult } from '../../src/cluster/store.js';
 import type { GroupStatus } from '../../src/init/engine.js';
-import type { EventBody, MonitorEffect, TimerName } from '../../src/monitor/events.js';
+import type { EventBody, IoTag, MonitorEffect, TimerName } from '../../src/monitor/events.js';
 import { firstSequenceAfter } from '../../src/monitor/alerts.js';
 import { confirms } from '../../src/monitor/fence-duty.js';
 import { initialState, type Incident, type MonitorSettings, type MonitorState } from '../../src/monitor/state.js';
@@ -37,6 +37,8 @@ class Script {
   readonly unreadable = new Set<string>();
   /** The watchdog reports its exit at once after `leave` (false: it is still running stop entries). */
   watchdogLeaves = true;
+  /** Called before a store batch is answered (to let time pass inside a cycle). */
+  beforeAnswer: ((tag: IoTag) => void) | null = null;
 
   constructor(s: MonitorSettings = settings()) {
     this.state = initialState(s, 4242, 7);
@@ -53,6 +55,7 @@ class Script {
       this.state = r.state;
       for (const e of r.effects) {
         this.effects.push(e);
+        if (e.type === 'io') this.beforeAnswer?.(e.tag);
         if (e.type === 'io') queue.push(this.failing ? { type: 'io', tag: e.tag, results: null, error: 'EIO' } : { type: 'io', tag: e.tag, results: e.ops.map((op) => this.apply(op)) });
         else if (e.type === 'timer') this.timers.set(e.name, e.at);
         else if (e.type === 'cancelTimer') this.timers.delete(e.name);
@@ -246,6 +249,9 @@ describe('step: a cycle', () => {
     expect(x.types().filter((t) => t !== 'log')).toEqual(['io:cycle:scan', 'io:cycle:peers', 'io:cycle:copies', 'io:replica', 'io:replica', 'configure', 'io:clstat', 'io:hastat', 'watchdog', 'ready', 'timer:cycle', 'timer:beat-poll']);
     expect(x.logs()).toEqual(expect.arrayContaining(['cltab loaded', 'hactl loaded', 'quorum', 'replicated', 'decide: no action']));
     expect(x.files.get('nodes/n1/cltab')).toBe(x.files.get('cltab'));
+    // A replica replaces only the copy judged in this cycle (none yet: it must still be missing).
+    const replicas = x.effects.flatMap((e) => (e.type === 'io' && e.tag.kind === 'replica' ? e.ops : []));
+    expect(replicas.map((op) => op.op === 'write' && op.ifUnchanged)).toEqual([null, null]);
     expect(parseClstat(x.files.get('nodes/n1/clstat')!).header).toMatchObject({ node: 'n1', pid: 4242, seq: 1, lines: 0 });
     const hastat = JSON.parse(x.files.get('nodes/n1/hastat')!) as { memory: { peers: object }; nodes: object };
     expect(Object.keys(hastat.nodes)).toEqual(['n1', 'n2']);
@@ -270,6 +276,42 @@ describe('step: a cycle', () => {
     x.peer('n2', 20);
     x.fire('cycle');
     expect(tells()).toEqual(['web start']);
+  });
+
+  it('a clstat that claims a running group must land before the watchdog may fire (notAfter = last pet + timeout/2); one that claims nothing has no deadline', () => {
+    const heartbeats = (x: Script): StoreOp[] => x.effects.flatMap((e) => (e.type === 'io' ? e.ops.filter((op) => op.op === 'heartbeat') : []));
+    const idle = started();
+    idle.peer('n2', 1);
+    idle.fire('cycle');
+    expect(heartbeats(idle).length).toBeGreaterThan(0);
+    for (const op of heartbeats(idle)) expect(op.op === 'heartbeat' && op.notAfter).toBeUndefined();
+    const x = runningWebBesideN2();
+    x.clear();
+    x.peer('n2', 3);
+    const petBefore = x.state.lastPet; // the cycle pets only after its clstat landed
+    x.fire('cycle');
+    const last = heartbeats(x).at(-1);
+    expect(last?.op === 'heartbeat' && last.text).toMatch(/^Cluster::Init::Group web start DONE$/m);
+    expect(last?.op === 'heartbeat' && last.notAfter).toBe(petBefore + 200);
+    expect(x.state.lastPet).toBeGreaterThan(petBefore);
+  });
+
+  it('a clstat formatted once the watchdog may have fired claims nothing, yet shows what may still be released as stop STOPPING until its stop entries can have run', () => {
+    const x = runningWebBesideN2();
+    x.clear();
+    x.peer('n2', 3);
+    // The cycle begins in time; its reads hang until 300 ms past the watchdog's bound (timeout/2 =
+    // 200 ms after the last pet), so its clstat is formatted after it.
+    x.beforeAnswer = (tag) => {
+      if (tag.kind === 'cycle' && tag.stage === 'peers') x.now = x.state.lastPet + 500;
+    };
+    x.fire('cycle');
+    expect(x.types()).toContain('killGroups');
+    const text = x.files.get('nodes/n1/clstat')!;
+    expect(text).toMatch(/^Cluster::Init::Group web stop STOPPING$/m);
+    expect(text).not.toMatch(/web start/);
+    // Released by then: last pet + timeout/2 + stop_timeout + the kill repeat.
+    expect(x.state.releasing.get('web')).toBeGreaterThan(x.state.lastPet + 200 + 100);
   });
 
   it('beats: a peer\'s clstat is read only when its gen changes; a clstat behind its beat is unread (unknown), never stale', () => {

@@ -75,6 +75,8 @@ describe('cluster simulator', () => {
     // edits that must change nothing, and failed store batches that make a cycle retry.
     for (const k of ['fenceFailed', 'fenceTimedOut', 'fenceSlow', 'fenceMismatch', 'agentFences', 'commandFences', 'manualConfirms', 'haltExits', 'cltabEditsPartitioned', 'badEdits', 'failedBatches', 'cycleRetries']) expect(totals[k], k).toBeGreaterThan(3);
     expect(haltsAmidFaults).toBeGreaterThan(50);
+    // Heartbeats a freeze held back past the watchdog's bound: abandoned, never landed late.
+    expect(totals.staleHeartbeats, 'staleHeartbeats').toBeGreaterThan(0);
     // Resources: released by stop entries (the engine's, the watchdog's, a restarted monitor's)
     // and by machines going down; the watchdog and restarted monitors really ran recorded entries
     // (a restarted monitor finds a record only where no watchdog ran it: self_fence off, or the
