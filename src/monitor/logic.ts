@@ -8,7 +8,7 @@ import { decide } from './decide.js';
 import { fenceTargets } from './fencing.js';
 import type { MonitorState } from './state.js';
 import { claimReleased } from '../cluster/claims.js';
-import { declaredStaleBy, decideConfig, fencedPeers, haltRequested, isReleased, isSettling, petAfterCycle, publishFenced, readPeerClstat, selfFenceState, spawnRefused } from './view.js';
+import { declaredStaleBy, decideConfig, fencedPeers, haltRequested, isReleased, isSettling, petAfterCycle, publishDeadline, publishFenced, readPeerClstat, selfFenceState, spawnRefused } from './view.js';
 
 export interface Logic {
   readonly decide: typeof decide;
@@ -24,6 +24,7 @@ export interface Logic {
   readonly petAfterCycle: typeof petAfterCycle;
   readonly spawnRefused: typeof spawnRefused;
   readonly publishFenced: typeof publishFenced;
+  readonly publishDeadline: typeof publishDeadline;
   readonly readPeerClstat: typeof readPeerClstat;
   readonly declaredStaleBy: typeof declaredStaleBy;
   readonly haltRequested: typeof haltRequested;
@@ -44,6 +45,7 @@ export const REAL_LOGIC: Logic = {
   petAfterCycle,
   spawnRefused,
   publishFenced,
+  publishDeadline,
   readPeerClstat,
   declaredStaleBy,
   haltRequested,

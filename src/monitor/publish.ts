@@ -9,7 +9,6 @@ import { beatName } from '../cluster/beats.js';
 import type { StoreResult } from '../cluster/store.js';
 import { localInstances, shownInstances, timingsOf, type Heir, type PublishWaiter } from './state.js';
 import { failoverLines } from './snapshot.js';
-import { watchdogFiresAt } from './view.js';
 import type { Turn } from './turn.js';
 
 /** Ask for a clstat write; `waiter` is told when a write started after this request completes. */
@@ -53,10 +52,8 @@ function startWrite(t: Turn): void {
   const text = formatClstat({ header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, inc: state.inc, gen, left }, ...content });
   const to = beatName(t.me, state.seq, gen, state.beat.copies);
   state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left, beat: { name: to, gen, body, copies: state.beat.copies }, seq: state.seq };
-  // What it claims holds only while the watchdog holds off: a write that a freeze (SIGSTOP, a VM
-  // pause) holds back past that must not land (the store abandons it; the next one claims nothing).
-  const claims = !left && !fenced && state.settings.selfFence && content.groups.some((g) => isActive(g));
-  const notAfter = claims ? watchdogFiresAt(state.lastPet, state.settings.timeoutMs) : undefined;
+  const claims = !left && !fenced && content.groups.some((g) => isActive(g));
+  const notAfter = t.logic.publishDeadline(claims, state.settings.selfFence, state.lastPet, state.settings.timeoutMs);
   t.io({ kind: 'clstat' }, [{ op: 'heartbeat', path: t.own('clstat'), text, from: state.beat.name, to, ...(notAfter !== undefined ? { notAfter } : {}) }]);
 }
 

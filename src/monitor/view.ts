@@ -247,6 +247,15 @@ export function watchdogFiresAt(lastPet: number, timeoutMs: number): number {
   return lastPet + timeoutMs / 2;
 }
 
+/**
+ * The latest moment a clstat may land (the store abandons it after): while it claims running
+ * groups, the watchdog's bound — a freeze (SIGSTOP, a VM pause) that holds the write back past it
+ * would let it land after the watchdog killed them. None when it claims nothing.
+ */
+export function publishDeadline(claimsGroups: boolean, selfFence: boolean, lastPet: number, timeoutMs: number): number | undefined {
+  return claimsGroups && selfFence ? watchdogFiresAt(lastPet, timeoutMs) : undefined;
+}
+
 export interface SelfFenceInput {
   readonly now: number;
   /** When the previous cycle ended. */

@@ -150,6 +150,11 @@ interface Summary {
   convergeCycles: number | null;
   boundCycles: number;
   violation: string | null;
+  /** What the history covered (the campaign's JSON adds them up). */
+  faultKinds?: string[];
+  stats?: Record<string, number>;
+  noQuorum?: boolean;
+  thawOverlapsMs?: readonly number[];
 }
 
 function summarize(r: RunResult): Summary {
@@ -162,6 +167,32 @@ function summarize(r: RunResult): Summary {
     convergeCycles: r.convergeMs === null ? null : r.convergeMs / r.cycleMs,
     boundCycles: r.boundMs / r.cycleMs,
     violation: r.violation ? `${r.violation.invariant}: ${r.violation.detail}` : null,
+    faultKinds: r.scenario.faults.map((f) => f.kind),
+    stats: { ...r.stats },
+    noQuorum: r.mode === 'no quorum',
+    thawOverlapsMs: r.thawOverlapsMs,
+  };
+}
+
+/** What a campaign covered: node counts, fault kinds, the sum of every counter, and more. */
+function coverage(results: readonly Summary[]): Record<string, unknown> {
+  const count = (xs: readonly (string | number)[]): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const x of xs) out[x] = (out[x] ?? 0) + 1;
+    return out;
+  };
+  const totals: Record<string, number> = {};
+  for (const r of results) for (const [k, v] of Object.entries(r.stats ?? {})) totals[k] = (totals[k] ?? 0) + v;
+  const kinds = (r: Summary): string[] => r.faultKinds ?? [];
+  const thaw = results.flatMap((r) => r.thawOverlapsMs ?? []);
+  return {
+    sizes: count(results.map((r) => r.nodes)),
+    faultKinds: count(results.flatMap(kinds)),
+    // A halt while at least two other faults are under way: monitors leave, exit, restart and wait.
+    haltsAmidFaults: results.filter((r) => kinds(r).includes('halt') && kinds(r).filter((k) => k !== 'halt').length >= 2).length,
+    noQuorum: results.filter((r) => r.noQuorum).length,
+    thawOverlapsMs: thaw.length ? { count: thaw.length, min: Math.min(...thaw), max: Math.max(...thaw) } : { count: 0 },
+    totals,
   };
 }
 
@@ -235,6 +266,7 @@ async function campaign(a: Args): Promise<number> {
       steps,
       convergenceCycles: conv.length ? { p50: +pct(conv, 50).toFixed(2), p99: +pct(conv, 99).toFixed(2), max: +pct(conv, 100).toFixed(2), histories: conv.length } : null,
       boundCycles: bounds.length ? { min: +pct(bounds, 0).toFixed(2), median: +pct(bounds, 50).toFixed(2), max: +pct(bounds, 100).toFixed(2) } : null,
+      coverage: coverage(results),
     };
     process.stdout.write(JSON.stringify(summary) + '\n');
     return failures.length ? 1 : 0;
