@@ -52,8 +52,7 @@ interface CampaignJson {
 }
 
 describe('cluster simulator', () => {
-  // Two threads (the CLI's workers): the 2,000 histories are CPU-bound, and beside the GlusterFS
-  // lab one thread got ~1/5 of a core (757 s in CI).
+  // Two threads (the CLI's workers): the 2,000 histories are CPU-bound.
   it(`${SEEDS} seeded histories (1–16 nodes, every fault kind): never two owners, never two holders, progress within the bound, quorum-less nodes run nothing`, async () => {
     const run = await simCli(['--seeds', String(SEEDS), '--jobs', '2', '--json', '--max-failures', '5']);
     const c = JSON.parse(run.stdout.trim().split('\n').pop() ?? 'null') as CampaignJson | null;
@@ -97,8 +96,10 @@ describe('cluster simulator', () => {
     // old watchdog still at it).
     for (const k of ['acquired', 'releasedByStop', 'releasedByDown', 'watchdogStopRuns', 'outsideStopEntries']) expect(totals[k], k).toBeGreaterThan(20);
     expect(totals.leftoverStopRuns, 'leftoverStopRuns').toBeGreaterThan(5);
-    // ~2 min on the two threads of a quiet 2-core machine (3.2 min on one).
-  }, 900_000);
+    // ~2 min on the two threads of a quiet 2-core machine (3.2 min on one); 12.5–13 min in CI
+    // beside the GlusterFS lab (its bricks and FUSE clients keep both cores busy), on one thread
+    // or two. The bound is for a hung run, not for speed.
+  }, 1_500_000);
 
   it('a seed replays exactly: same scenario, same event log, same outcome', () => {
     for (const seed of [7, 1234]) {
