@@ -177,12 +177,24 @@ function sameEntries(a: readonly CltabEntry[], b: readonly CltabEntry[]): boolea
 const MAX_TRANSITIONS = 20;
 
 /** Nothing of this entry runs: not started, and no earlier instance's leftovers remain. */
+/**
+ * Whether a bound that fell due at `dueAt` fired so late (by more than half of `boundMs`, or a
+ * second) that this node was frozen or stalled meanwhile (a VM pause): what it bounds did not get
+ * its time. Giving it that time again is safe: its group shows unfinished at its stop level until
+ * it is done, and a node silent that long is the watchdog's and its peers' business.
+ */
+export function firedAfterFreeze(dueAt: number, now: number, boundMs: number): boolean {
+  return now - dueAt > Math.min(1000, boundMs / 2);
+}
+
 function idle(p: ProcRuntime): boolean {
-  return p.proc.state === 'CONFIGURED' && p.sweeping.size === 0;
+  return (p.proc.state === 'CONFIGURED' || p.proc.state === 'HELD') && p.sweeping.size === 0;
 }
 
 export class Engine {
   private readonly groups = new Map<string, GroupRuntime>();
+  /** Groups with a stop entry the runner refused (see retryHeld). */
+  private readonly heldGroups = new Set<GroupRuntime>();
   /** The groups in name order, kept until one is added or removed (status() is asked often). */
   private sorted: GroupRuntime[] | null = null;
   private cltab: Cltab | null = null;
@@ -390,7 +402,33 @@ export class Engine {
     return g.state;
   }
 
+  /** Whether a stop entry waits to be run again (the runner refused it). */
+  hasHeld(): boolean {
+    return this.heldGroups.size > 0;
+  }
+
+  /**
+   * Run the held stop entries now (the runner refused them while the node may have been
+   * self-fencing; the group stayed at its stop level unfinished meanwhile, so still holding).
+   */
+  retryHeld(): void {
+    const groups = [...this.heldGroups];
+    this.heldGroups.clear();
+    for (const g of groups) {
+      if (this.groups.get(g.name) !== g || !this.holds(g)) continue;
+      this.opts.logger.info({ group: g.name, level: g.level }, 'running the stop entries that were refused');
+      for (const rt of g.procs.values()) if (rt.proc.state === 'HELD') this.procEvent(g, rt, { type: 'RETRY' });
+      this.armStopTimer(g);
+      this.react(g);
+    }
+  }
+
   // ------------------------------------------------------------ internals
+
+  private holds(g: GroupRuntime): boolean {
+    for (const rt of g.procs.values()) if (rt.proc.state === 'HELD') return true;
+    return false;
+  }
 
   /** The level that releases this group's resources, if the engine has one. */
   private stopOf(group: string): string | undefined {
@@ -405,9 +443,18 @@ export class Engine {
     const stopLevel = this.stopOf(g.name);
     const { stopTimeoutMs } = this.opts;
     if (stopLevel === undefined || stopTimeoutMs === undefined || g.level !== stopLevel) return;
+    const armedAt = this.clock.now();
     g.stopTimer = this.clock.setTimer(stopTimeoutMs, () => {
       g.stopTimer = undefined;
       if (this.groups.get(g.name) !== g || g.level !== stopLevel || SETTLED_GROUP_STATES.includes(g.state) || g.state === 'CONFIGURED') return;
+      // A held stop entry has not run: halting now would report resources released that were not.
+      if (this.holds(g)) return this.armStopTimer(g);
+      // Far past its time: this node was frozen (a VM pause) and its stop entries did not get their
+      // time; killed at the thaw, what they release would stay held here for good.
+      if (firedAfterFreeze(armedAt + stopTimeoutMs, this.clock.now(), stopTimeoutMs)) {
+        this.opts.logger.warn({ group: g.name, level: stopLevel, stopTimeoutMs }, 'stop level: this node was frozen past stop_timeout: its stop entries get their time again');
+        return this.armStopTimer(g);
+      }
       if (g.state === 'STOPPING') {
         // The old processes outlived the bound: kill them; the stop entries still run (their own bound).
         this.opts.logger.warn({ group: g.name, level: stopLevel, stopTimeoutMs }, 'stop level: old processes outlived stop_timeout: killing them; the stop entries run next');
@@ -651,6 +698,18 @@ export class Engine {
     rt.startedAt = this.clock.now();
     const log = { group: g.name, tag: rt.entry.tag };
     const current = (): boolean => g.procs.get(rt.entry.tag) === rt && rt.generation === generation;
+    // A refused stop entry must run later: its group still holds what it would have released.
+    // Elsewhere a refusal is a failure to execute (126): a test fails, a start goes on.
+    const onRefused =
+      g.level !== null && g.level === this.stopOf(g.name)
+        ? (): void => {
+            if (!current()) return;
+            this.opts.logger.warn({ ...log }, 'stop entry not run: spawning refused (this node may be self-fencing); it runs once allowed');
+            this.procEvent(g, rt, { type: 'REFUSED' });
+            this.heldGroups.add(g);
+            this.react(g);
+          }
+        : undefined;
     const handle = this.opts.runner.spawn(
       {
         command: rt.entry.command,
@@ -676,6 +735,7 @@ export class Engine {
           this.react(g);
         },
         onOutput: (stream, line) => this.opts.logger.info({ ...log, stream }, line),
+        ...(onRefused ? { onRefused } : {}),
       },
     );
     rt.handle = handle;

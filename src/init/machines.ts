@@ -96,7 +96,8 @@ export type ProcState =
   | 'BACKOFF' // respawn entry waiting out a crash-loop delay
   | 'WATCHING' // monitor entry waiting for its next check
   | 'PROBING' // monitor entry's check running
-  | 'STOPPING'; // being stopped: SIGINT → SIGTERM → SIGKILL on its process group
+  | 'STOPPING' // being stopped: SIGINT → SIGTERM → SIGKILL on its process group
+  | 'HELD'; // the runner refused to start it (the node may be self-fencing): nothing ran; it blocks until retried
 
 export type ProcEvent =
   | { readonly type: 'START' }
@@ -112,7 +113,11 @@ export type ProcEvent =
   /** A monitor entry's interval passed; `ready`: its group is settled (DONE) at its level, so check now. */
   | { readonly type: 'CHECK'; readonly ready: boolean }
   /** A monitor entry's check ran past its timeout. */
-  | { readonly type: 'TIMEOUT' };
+  | { readonly type: 'TIMEOUT' }
+  /** The runner refused to run the command: nothing ran (a stop entry must run later, not count as done). */
+  | { readonly type: 'REFUSED' }
+  /** A held entry may be started again. */
+  | { readonly type: 'RETRY' };
 
 export type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGKILL';
 
@@ -310,12 +315,16 @@ const stopped: ProcHandler = (p) => ({
 
 const ignore: ProcHandler = (p) => ({ proc: p, effects: [] });
 
+const held: ProcHandler = (p) => ({ proc: { ...p, state: 'HELD', groupAlive: false, note: 'not run: spawning refused (self-fencing?); runs once allowed' }, effects: [] });
+
+const unheld: ProcHandler = (p) => ({ proc: { ...p, state: 'CONFIGURED', note: null }, effects: [] });
+
 /** The process transition table. Pairs not listed are ignored. */
 export const PROC_TRANSITIONS: Record<ProcState, Partial<Record<ProcEvent['type'], ProcHandler>>> = {
   CONFIGURED: { START: start, GONE: gone },
-  RUNFG: { EXIT: exited(() => 'DONE'), STOP: beginStop, GONE: gone, KILL: killNow },
-  RUNTEST: { EXIT: exited((_p, code) => (code === 0 ? 'PASS' : 'FAIL')), STOP: beginStop, GONE: gone, KILL: killNow },
-  RUNBG: { EXIT: respawnExited, STOP: beginStop, GONE: gone, KILL: killNow },
+  RUNFG: { EXIT: exited(() => 'DONE'), STOP: beginStop, GONE: gone, KILL: killNow, REFUSED: held },
+  RUNTEST: { EXIT: exited((_p, code) => (code === 0 ? 'PASS' : 'FAIL')), STOP: beginStop, GONE: gone, KILL: killNow, REFUSED: held },
+  RUNBG: { EXIT: respawnExited, STOP: beginStop, GONE: gone, KILL: killNow, REFUSED: held },
   DONE: { STOP: stopFinished, GONE: gone, KILL: killNow },
   PASS: { STOP: stopFinished, GONE: gone, KILL: killNow },
   FAIL: { STOP: stopFinished, GONE: gone, KILL: killNow },
@@ -327,6 +336,7 @@ export const PROC_TRANSITIONS: Record<ProcState, Partial<Record<ProcEvent['type'
   WATCHING: { CHECK: probe, STOP: unwatch, GONE: gone, KILL: killWatch },
   PROBING: { EXIT: probed, TIMEOUT: probeTimedOut, STOP: stopProbe, GONE: gone, KILL: killProbe },
   STOPPING: { ESCALATE: escalate, EXIT: ignore, GONE: stopped, KILL: killNow },
+  HELD: { RETRY: unheld, STOP: unheld },
 };
 
 export function procStep(p: Proc, e: ProcEvent, c: StepContext): ProcStep {
@@ -336,7 +346,7 @@ export function procStep(p: Proc, e: ProcEvent, c: StepContext): ProcStep {
 
 /** Blocks the next entry of the group from starting. */
 export function procBlocks(s: ProcState): boolean {
-  return s === 'RUNFG' || s === 'RUNTEST' || s === 'STOPPING';
+  return s === 'RUNFG' || s === 'RUNTEST' || s === 'STOPPING' || s === 'HELD';
 }
 
 /** Started and not (or no longer) holding up the group. */
@@ -434,7 +444,7 @@ export function groupReact(model: GroupModel, procs: ReadonlyMap<string, ProcVie
       for (const [tag, p] of procs) {
         const goes = state === 'HALTING' || level === null || !keepsProcess(p, model.entries, level);
         if (!goes) continue;
-        if (p.state === 'CONFIGURED') effects.push({ type: 'discard', tag });
+        if (p.state === 'CONFIGURED' || p.state === 'HELD') effects.push({ type: 'discard', tag });
         else {
           waiting = true;
           if (p.state !== 'STOPPING') effects.push({ type: 'stop', tag });

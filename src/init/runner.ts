@@ -22,6 +22,11 @@ export interface SpawnCallbacks {
   /** No member of the process group is left. Always after onExit. */
   onGone(): void;
   onOutput(stream: 'stdout' | 'stderr', line: string): void;
+  /**
+   * The command was refused (the gate stayed shut): nothing ran. Called instead of onExit and
+   * onGone once nothing is left; without it a refusal exits 126, as a command that cannot run.
+   */
+  onRefused?(): void;
 }
 
 export interface SpawnRequest {
@@ -149,6 +154,7 @@ export class RealRunner implements Runner {
     let pgid = 0;
     let pollTimer: NodeJS.Timeout | null = null;
     let sweepTimer: NodeJS.Timeout | null = null;
+    let refused = false;
 
     const markGone = (): void => {
       if (gone) return;
@@ -156,7 +162,8 @@ export class RealRunner implements Runner {
       if (pollTimer) clearTimeout(pollTimer);
       if (sweepTimer) clearTimeout(sweepTimer);
       if (pgid > 0 && this.live.delete(pgid)) this.opts.onGroupsChanged?.(this.live);
-      cb.onGone();
+      if (refused && cb.onRefused) cb.onRefused();
+      else cb.onGone();
     };
     const poll = (): void => {
       pollTimer = null;
@@ -167,7 +174,7 @@ export class RealRunner implements Runner {
     const onLeaderExit = (code: number | null, signal: string | null): void => {
       if (exited) return;
       exited = true;
-      cb.onExit(code, signal);
+      if (!(refused && cb.onRefused)) cb.onExit(code, signal);
       poll();
     };
 
@@ -190,7 +197,8 @@ export class RealRunner implements Runner {
     // unless the daemon may no longer start anything (frozen here past its watchdog's limit).
     const gate = child.stdio[3] as Writable | null | undefined;
     gate?.on('error', () => undefined);
-    gate?.end(this.opts.mayRun?.() === false ? '' : GATE_OPEN);
+    refused = this.opts.mayRun?.() === false;
+    gate?.end(refused ? '' : GATE_OPEN);
     child.on('error', () => {
       // /bin/sh itself could not be started: only this entry is affected, as an exec failure.
       setImmediate(() => onLeaderExit(127, null));

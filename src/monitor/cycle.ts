@@ -18,7 +18,7 @@ import { claimName, formatClaimHolder, latestClaims, parseClaimHolder, parseClai
 import { holdsResources, isActive, PLAN, type Action, type ClaimView, type NodeView } from './decide.js';
 import { adoptAlertedText, observeCluster } from './alerts.js';
 import { fenceTick, forgetRestarted } from './fence-duty.js';
-import { startLeave, stopLevelProgress } from './leave.js';
+import { frozenDuringLeave, startLeave, stopLevelProgress } from './leave.js';
 import { releasingAfterWatchdog, requestPublish } from './publish.js';
 import { copyPaths, judgeRead, replicate, sourceName, unchangedVerdict, type Replica } from './replication.js';
 import { buildHastat } from './snapshot.js';
@@ -219,6 +219,8 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   if (fence.selfFence && settings.selfFence) releasingAfterWatchdog(t);
   if (fence.frozen) t.log('warn', 'this monitor was frozen: stopping local groups and rejoining', { frozenMs });
   else if (judged.frozen) t.log('info', 'this monitor was paused; nothing runs here, so nothing to fence', { frozenMs });
+  // The freeze ate the leave's time too (its bound may not have fallen due yet).
+  if (judged.frozen && state.leave) frozenDuringLeave(t);
   const paths = copyPaths(names);
   // Claims: the latest of each group; a claim's content is read once (it never changes).
   const claimListing = results[2];

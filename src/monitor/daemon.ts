@@ -217,8 +217,11 @@ export class MonitorDaemon {
         return;
       case 'watchdog':
         if (e.action === 'start') this.watchdog.start(e.limitMs);
-        else if (e.action === 'pet') this.watchdog.pet(e.ageMs ?? 0);
-        else if (e.action === 'leave') this.watchdog.stop(() => dispatch({ type: 'watchdog-gone' }));
+        else if (e.action === 'pet') {
+          this.watchdog.pet(e.ageMs ?? 0);
+          // Petted again: the stop entries refused meanwhile run now.
+          if (this.engine.hasHeld() && spawnAllowed(this.machine.state, performance.now())) this.engine.retryHeld();
+        } else if (e.action === 'leave') this.watchdog.stop(() => dispatch({ type: 'watchdog-gone' }));
         else this.watchdog.stop();
         return;
       case 'killGroups':

@@ -4,6 +4,7 @@
 // goes out with the left marker and, on a signal, an heir for each group: the heir starts only
 // after the stop entries finished, and peers take over at once rather than after `timeout`.
 
+import { firedAfterFreeze } from '../init/engine.js';
 import { isActive, STOP } from './decide.js';
 import { requestPublish } from './publish.js';
 import { localInstances, timingsOf } from './state.js';
@@ -24,7 +25,7 @@ export function startLeave(t: Turn, why: string, handOver: boolean): void {
   // The engine bounds each stop level (old processes, then its stop entries, stop_timeout each);
   // this bounds the whole leave if it cannot.
   const timings = timingsOf(state.settings);
-  t.timer('leave-cap', t.now + 2 * state.settings.stopTimeoutMs + timings.killRepeatMs + 1000);
+  armCap(t, 2 * state.settings.stopTimeoutMs + timings.killRepeatMs + 1000);
   stopLevelProgress(t);
 }
 
@@ -40,13 +41,30 @@ function haltEngine(t: Turn): void {
   t.state.leave = { ...t.state.leave!, halting: true };
   t.emit({ type: 'haltGroups' });
   const timings = timingsOf(t.state.settings);
-  t.timer('leave-cap', t.now + timings.killAfterMs + 3 * timings.killRepeatMs);
+  armCap(t, timings.killAfterMs + 3 * timings.killRepeatMs);
+}
+
+/** Frozen (a VM pause) while leaving: the stage under way gets its bound again from now. */
+export function frozenDuringLeave(t: Turn): void {
+  const cap = t.state.leave?.cap;
+  if (!cap) return;
+  t.log('warn', 'this node was frozen during the leave: its current stage gets its time again', { frozenMs: Math.round(t.now - cap.from) });
+  armCap(t, cap.ms);
+}
+
+/** Bound the leave's current stage by `ms` of this node's running time. */
+function armCap(t: Turn, ms: number): void {
+  t.state.leave = { ...t.state.leave!, cap: { from: t.now, ms } };
+  t.timer('leave-cap', t.now + ms);
 }
 
 /** The leave took too long: kill what runs and halt; on the second expiry, leave regardless. */
 export function leaveCap(t: Turn): void {
   const leave = t.state.leave;
   if (!leave) return;
+  // This node was frozen (a VM pause): the stop entries it bounds did not get their time; killed
+  // at the thaw, what they release would stay held here for good.
+  if (leave.cap && firedAfterFreeze(leave.cap.from + leave.cap.ms, t.now, t.state.settings.timeoutMs / 2)) return frozenDuringLeave(t);
   if (leave.releasingWatchdog) {
     // Its stop-entry run ends by stop_timeout (it kills what is left): past that, nothing of ours runs.
     t.log('warn', 'the watchdog did not report its exit in time; leaving regardless', {});
@@ -75,7 +93,7 @@ export function groupsStopped(t: Turn): void {
   state.leave = { ...state.leave, releasingWatchdog: true };
   state.watchdog = false;
   t.emit({ type: 'watchdog', action: 'leave', limitMs: 0 });
-  t.timer('leave-cap', t.now + state.settings.stopTimeoutMs + timingsOf(state.settings).killRepeatMs + 1000);
+  armCap(t, state.settings.stopTimeoutMs + timingsOf(state.settings).killRepeatMs + 1000);
 }
 
 /** The watchdog is gone, and with it any stop entry it ran: publish the left marker. */

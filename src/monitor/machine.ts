@@ -86,7 +86,8 @@ export class Machine {
 
 /**
  * A Runner that refuses to start anything while `allowed()` says no (the node may be self-fencing):
- * the refused command "exits" 126 at once, as a command that cannot be executed would.
+ * the refused command is reported refused (a stop entry then waits to run), or else "exits" 126
+ * at once, as a command that cannot be executed would.
  */
 export function guardedRunner(inner: Runner, allowed: () => boolean, refused: (command: string) => void, soon: (fn: () => void) => void): Runner {
   return {
@@ -94,6 +95,7 @@ export function guardedRunner(inner: Runner, allowed: () => boolean, refused: (c
       if (allowed()) return inner.spawn(req, cb);
       refused(req.command);
       soon(() => {
+        if (cb.onRefused) return cb.onRefused();
         cb.onExit(126, null);
         cb.onGone();
       });

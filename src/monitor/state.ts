@@ -157,6 +157,8 @@ export interface Leave {
   readonly finishing: boolean;
   /** Waiting for the watchdog to let go (and finish any stop entries it runs) before the left marker. */
   readonly releasingWatchdog?: boolean;
+  /** The leave-cap timer in force: armed at `from` for `ms`. */
+  readonly cap?: { readonly from: number; readonly ms: number };
 }
 
 /** What the last decision was and why: for logs, `peerha plan`, and the simulator's checks. */

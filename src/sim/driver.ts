@@ -10,6 +10,7 @@ import { spawnAllowed } from '../monitor/logic.js';
 import { guardedRunner, Machine } from '../monitor/machine.js';
 import { fenceWaitMs, initialState, localInstances, type LastDecision, type MonitorSettings, type MonitorState } from '../monitor/state.js';
 import { Engine, type Clock } from '../init/engine.js';
+import type { Runner } from '../init/runner.js';
 import { holdsResources, STOP, type Instance } from '../monitor/decide.js';
 import type { Handle, SimMonitor as WorldMonitor, SimNode, World } from './world.js';
 
@@ -63,7 +64,8 @@ export class SimMonitor implements WorldMonitor {
         (h as Handle).cancelled = true;
       },
     };
-    const runner = guardedRunner({ spawn: (req, cb) => world.spawn(node, this.inc, req, cb) }, () => spawnAllowed(this.machine.state, node.local(), world.logic), () => undefined, (fn) => node.post(0, fn));
+    const guarded = guardedRunner({ spawn: (req, cb) => world.spawn(node, this.inc, req, cb) }, () => spawnAllowed(this.machine.state, node.local(), world.logic), () => undefined, (fn) => node.post(0, fn));
+    const runner: Runner = world.model.heldStops ? guarded : { spawn: (req, { onRefused: _, ...cb }) => guarded.spawn(req, cb) };
     this.engine = new Engine({ runner, clock, random: () => node.rng.next(), timings: world.scenario.timings, logger: NOOP_LOGGER, onChange: () => this.engineChanged(), env: {}, stopLevel: STOP, stopTimeoutMs: state.settings.stopTimeoutMs });
   }
 
@@ -180,8 +182,14 @@ export class SimMonitor implements WorldMonitor {
       }
       case 'watchdog':
         if (e.action === 'start') node.watchdogStart(e.limitMs);
-        else if (e.action === 'pet') node.watchdogPet(e.ageMs ?? 0);
-        else if (e.action === 'leave') node.watchdogLeave(() => this.deliver({ type: 'watchdog-gone' }));
+        else if (e.action === 'pet') {
+          node.watchdogPet(e.ageMs ?? 0);
+          // daemon.ts: petted again, the stop entries refused meanwhile run now.
+          if (this.engine.hasHeld() && spawnAllowed(machine.state, node.local(), world.logic)) {
+            world.stats.heldStopRetries++;
+            this.engine.retryHeld();
+          }
+        } else if (e.action === 'leave') node.watchdogLeave(() => this.deliver({ type: 'watchdog-gone' }));
         else node.watchdogBye();
         return;
       case 'killGroups':

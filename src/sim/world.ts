@@ -122,9 +122,11 @@ export interface SimModel {
   readonly watchdogStops: boolean;
   /** The store's O_EXCL create lets one node win a name (false: every create of a claim succeeds). */
   readonly exclusiveClaims: boolean;
+  /** A stop entry the spawn gate refuses waits to run (false: it "exits" 126 and its stop level is done). */
+  readonly heldStops: boolean;
 }
 
-export const REAL_MODEL: SimModel = { watchdogStops: true, exclusiveClaims: true };
+export const REAL_MODEL: SimModel = { watchdogStops: true, exclusiveClaims: true, heldStops: true };
 
 export interface Violation {
   readonly invariant: 'never two owners' | 'never two holders' | 'progress' | 'quorum-less nodes run nothing' | 'alert sequence';
@@ -524,7 +526,7 @@ export class World {
     // resources
     // alerts: raised; the same node or quorum event twice in a row cluster-wide (a repeat: split views under faults); sequences not increasing per node
     alerts: 0, alertRepeats: 0, alertSeqBackwards: 0,
-    acquired: 0, releasedByStop: 0, releasedByDown: 0, watchdogStopRuns: 0, leftoverStopRuns: 0, outsideStopEntries: 0, stopEntriesKilled: 0, pillHoldOverlaps: 0, freezeOverlaps: 0,
+    acquired: 0, releasedByStop: 0, releasedByDown: 0, watchdogStopRuns: 0, leftoverStopRuns: 0, heldStopRetries: 0, outsideStopEntries: 0, stopEntriesKilled: 0, pillHoldOverlaps: 0, freezeOverlaps: 0,
   };
   /** Per whole-node-freeze overlap: how long after the thaw the thawed node's hold ended (ms). */
   readonly thawOverlapsMs: number[] = [];

@@ -39,6 +39,8 @@ class Script {
   watchdogLeaves = true;
   /** Called before a store batch is answered (to let time pass inside a cycle). */
   beforeAnswer: ((tag: IoTag) => void) | null = null;
+  /** A told level is done at once (false: its entries still run). */
+  tellSettles = true;
 
   constructor(s: MonitorSettings = settings()) {
     this.state = initialState(s, 4242, 7);
@@ -62,7 +64,7 @@ class Script {
         else if (e.type === 'cleanLeftovers') queue.push({ type: 'cleaned' });
         else if (e.type === 'watchdog' && e.action === 'leave' && this.watchdogLeaves) queue.push({ type: 'watchdog-gone' });
         else if (e.type === 'tell') {
-          this.engine = [...this.engine.filter((g) => g.group !== e.group), { group: e.group, level: e.level, state: 'DONE', notes: [], procs: [], transitions: [] }];
+          this.engine = [...this.engine.filter((g) => g.group !== e.group), { group: e.group, level: e.level, state: this.tellSettles ? 'DONE' : 'STARTING', notes: [], procs: [], transitions: [] }];
           queue.push({ type: 'engine', groups: this.engine });
           queue.push({ type: 'told', group: e.group, level: e.level, reason: e.reason, ok: true, message: 'level transition started', ...(e.cycle !== undefined ? { cycle: e.cycle } : {}) });
         }
@@ -427,6 +429,27 @@ describe('step: a cycle', () => {
     expect(x.effects.filter((e) => e.type === 'watchdog').map((e) => e.type === 'watchdog' && e.action)).toEqual(['leave']);
     expect(x.effects.findLastIndex((e) => e.type === 'io' && e.tag.kind === 'clstat')).toBeGreaterThan(wd);
     expect(x.effects.at(-1)).toMatchObject({ type: 'exit', code: 0, reason: 'left' });
+  });
+
+  it('leaving: a bound that fires after a freeze (a VM pause) gives the stop level its time again instead of killing its stop entries', () => {
+    // Found by the simulator (seed 234, 3 nodes, faults ×3, slow stops): killed at the thaw, the
+    // stop entry never released the VIP, the node said it left, and its heir started the group.
+    const x = runningWebBesideN2();
+    x.tellSettles = false; // the stop entry still runs
+    x.send({ type: 'signal', signal: 'SIGTERM' });
+    const cap = x.timers.get('leave-cap')!;
+    const ms = cap - x.now;
+    x.clear();
+    x.now = cap + 1500; // frozen past the bound
+    x.fire('leave-cap');
+    expect(x.types()).not.toContain('killGroups');
+    expect(x.types()).not.toContain('haltGroups');
+    expect(x.logs()).toContain('this node was frozen during the leave: its current stage gets its time again');
+    expect(x.timers.get('leave-cap')).toBe(x.now + ms);
+    // Not frozen, just too slow: the bound kills what runs and halts.
+    x.fire('leave-cap');
+    expect(x.types()).toContain('killGroups');
+    expect(x.types()).toContain('haltGroups');
   });
 
   it('leaving: no left marker (and no heir) while the watchdog still runs stop entries; it goes out once the watchdog is gone, or at the bound', () => {
