@@ -259,9 +259,9 @@ export class MonitorDaemon {
 
   /**
    * Record the stop entries of every group here that may hold resources (plus `starting`). While
-   * spawning is refused (the watchdog may be fencing) a group's stop level "finishes" without
-   * running anything: it stays recorded until its stop entries can really run, so that the
-   * watchdog runs them. The same groups are not rewritten unless the entries may have changed.
+   * spawning is refused (the watchdog may be fencing) a group stays recorded, so that the watchdog
+   * runs its stop entries (a refused one is held, its group unfinished, until it can run here).
+   * The same groups are not rewritten unless the entries may have changed.
    */
   private saveStops(starting: readonly string[] = [], entriesChanged = false, status: readonly GroupStatus[] = this.groups()): void {
     const groups = new Set(status.filter((g) => g.level !== null && holdsResources({ level: g.level, state: g.state })).map((g) => g.group));
