@@ -89,7 +89,7 @@ export type StoreResult =
   | { readonly op: 'read'; readonly read: FileRead | null; readonly error?: string }
   | { readonly op: 'stat'; readonly sig: FileSignature | null }
   /** `degraded`: written, but not the usual way (the filesystem is full: rewritten in place). */
-  | { readonly op: 'write' | 'writeJson' | 'mkdir' | 'unlink' | 'heartbeat'; readonly error: string | null; readonly degraded?: string }
+  | { readonly op: 'write' | 'writeJson' | 'mkdir' | 'unlink' | 'heartbeat'; readonly error: string | null; readonly degraded?: string; /** mkdir: the folder was there already. */ readonly existed?: boolean }
   /** `exists`: another node created it first (EEXIST): the claim is theirs. */
   | { readonly op: 'create'; readonly error: string | null; readonly exists?: boolean };
 
@@ -250,11 +250,13 @@ export class FsStore implements Store, SharedStore {
         if (!op.path.startsWith(`nodes/${this.me}/`) && op.path !== `nodes/${this.me}` && !(op.op === 'mkdir' && op.path === CLAIMS_DIR)) throw new Error(`not this node's file: ${op.path}`);
         try {
           let degraded: string | null = null;
+          let existed = false;
           const was = op.op === 'write' ? op.ifUnchanged : undefined;
           const unchanged = was === undefined ? undefined : async (): Promise<boolean> => sameFile(await signatureOf(this.inside(op.path)), was);
           if (op.op === 'write') degraded = await this.writeInside(op.path, op.text, op.mtimeMs, unchanged);
           else if (op.op === 'writeJson') degraded = await this.writeInside(op.path, JSON.stringify(op.value, null, 1) + '\n');
-          else await this.mkdirInside(op.path);
+          else existed = await this.mkdirInside(op.path);
+          if (op.op === 'mkdir') return { op: 'mkdir', error: null, existed };
           return degraded ? { op: op.op, error: null, degraded } : { op: op.op, error: null };
         } catch (e) {
           return { op: op.op, error: String(e) };
@@ -302,13 +304,14 @@ export class FsStore implements Store, SharedStore {
     }
   }
 
-  /** A folder inside DIR; refused when it (or one above it) is a symlink. */
-  async mkdirInside(rel: string): Promise<void> {
+  /** A folder inside DIR; refused when it (or one above it) is a symlink. True when it was there already. */
+  async mkdirInside(rel: string): Promise<boolean> {
     const path = this.inside(rel);
-    await mkdir(path, { recursive: true, mode: 0o755 });
+    const created = await mkdir(path, { recursive: true, mode: 0o755 });
     const want = await this.realOf(rel);
     const st = await lstat(path);
     if (!st.isDirectory() || (want !== null && (await realpath(path)) !== want)) throw new Error(`refused: ${path} is a symlink or reached through one`);
+    return created === undefined;
   }
 
   /**

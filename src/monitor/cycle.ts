@@ -534,7 +534,10 @@ function decide(t: Turn, cycle: Cycle): void {
       memory: state.decideMemory,
       settling: t.logic.isSettling(now, state.startedAt, settings.cycleMs, settings.visibilityLagMs),
       handovers: liveHandovers(t),
-      complete: readComplete(state.lastLive, state.lastSeen, isFenced),
+      // Not when the node folders could not be listed (peers unknown), nor when our last clstat
+      // did not land (peers cannot have seen our plan): a node cut off from the store must not
+      // take its silence for a plan that stood unchallenged.
+      complete: cycle.listed && !state.lastPublishFailed && readComplete(state.lastLive, state.lastSeen, isFenced),
       claims: claimViews(t, nodes),
     },
     t.logic.decideConfig(settings),

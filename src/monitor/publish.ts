@@ -90,6 +90,7 @@ export function clstatWritten(t: Turn, results: readonly StoreResult[] | null, e
   const r = results?.[0];
   const err = r && r.op === 'heartbeat' ? r.error : (error ?? 'store operation failed');
   const beat = state.publish.beat;
+  state.lastPublishFailed = err !== null;
   if (err === null) {
     state.lastPublishOk = t.now;
     if (state.publish.seq !== undefined) state.landedSeq = Math.max(state.landedSeq, state.publish.seq);

@@ -202,11 +202,15 @@ export interface MonitorState {
   readonly rng: number;
   readonly startedAt: number;
   readonly dupSeq: number | null;
+  /** Start-up: reads of our clstat left that found none although our folder was there already. */
+  readonly ownMissingReads: number | null;
   readonly waitedForHalt: boolean;
   /** This node's heartbeat sequence number (the last clstat written). */
   readonly seq: number;
   readonly lastCycleEnd: number;
   readonly lastPublishOk: number;
+  /** The latest clstat write failed: peers may not have seen what this node last told (a plan). */
+  readonly lastPublishFailed: boolean;
   /** Why the last clstat write was not the usual one ('' = it was): shown in hastat. */
   readonly publishDegraded: string;
   readonly lastPet: number;
@@ -306,10 +310,12 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     rng: seed >>> 0,
     startedAt: 0,
     dupSeq: null,
+    ownMissingReads: null,
     waitedForHalt: false,
     seq: 0,
     lastCycleEnd: 0,
     lastPublishOk: 0,
+    lastPublishFailed: false,
     publishDegraded: '',
     lastPet: 0,
     watchdog: false,

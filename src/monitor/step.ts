@@ -19,6 +19,9 @@ import { replicaWritten } from './replication.js';
 import type { MonitorSettings, MonitorState } from './state.js';
 import { Turn } from './turn.js';
 
+/** Re-reads of our clstat at start-up when our folder exists but the clstat reads as missing. */
+const OWN_MISSING_REREADS = 2;
+
 export interface StepResult {
   readonly state: MonitorState;
   readonly effects: readonly MonitorEffect[];
@@ -110,6 +113,7 @@ function io(t: Turn, tag: IoTag, results: readonly StoreResult[] | null, error: 
     case 'startup': {
       // A read that failed is not a missing file: our own clstat unread is not "no previous run".
       const unread = first?.op === 'read' && first.read === null && first.error !== undefined && first.error !== 'ENOENT' ? first.error : null;
+      if (tag.stage === 'mkdir' && first?.op === 'mkdir' && first.existed) t.state.ownMissingReads = 0;
       return startup(t, tag.stage, results === null ? error ?? 'store operation failed' : (failure ?? unread), read?.text ?? null);
     }
   }
@@ -130,6 +134,13 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       // The previous run's clstat carries its seqs, alert sequences and alerted view: joining
       // without them would reuse sequences. Read it again a cycle later until the store answers.
       if (failure !== null) return unreadAtStartup(t, 'own-read', failure);
+      // Our folder was there but its clstat reads as missing: a previous run may have left one
+      // that a cache hides (its seqs must not be reused): read again before taking it for none.
+      if (text === null && state.ownMissingReads !== null && state.ownMissingReads < OWN_MISSING_REREADS) {
+        state.ownMissingReads++;
+        t.log('warn', "this node's folder exists but its clstat reads as missing; reading it again", {});
+        return t.timer('own-read', t.now + settings.cycleMs);
+      }
       const own = text === null ? null : parseClstat(text);
       const h = own?.header ?? null;
       // Failover counts go on from the previous run's clstat (the cluster's, merged by max).

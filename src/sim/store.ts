@@ -274,10 +274,13 @@ export class SimStore {
         else this.put(op.path, '', undefined, op.value);
         return inPlace ? { op: op.op, error: null, degraded: `ENOSPC: the shared filesystem is full; ${op.path} rewritten in place` } : { op: op.op, error: null };
       }
-      case 'mkdir':
-        if (ok && this.full && !this.dirs.has(op.path)) return { op: 'mkdir', error: 'ENOSPC (simulated)' };
-        if (ok) this.mkdir(op.path);
-        return { op: 'mkdir', error: ok ? null : 'EIO (partition)' };
+      case 'mkdir': {
+        const existed = this.dirs.has(op.path);
+        if (ok && this.full && !existed) return { op: 'mkdir', error: 'ENOSPC (simulated)' };
+        if (!ok) return { op: 'mkdir', error: 'EIO (partition)' };
+        this.mkdir(op.path);
+        return { op: 'mkdir', error: null, existed };
+      }
     }
   }
 

@@ -35,12 +35,16 @@ class Script {
   failing = false;
   /** Reads of these paths fail (EIO) while they are listed. */
   readonly unreadable = new Set<string>();
+  /** Reads of these paths find nothing although the file is there (a cache that lies). */
+  readonly hidden = new Set<string>();
   /** The watchdog reports its exit at once after `leave` (false: it is still running stop entries). */
   watchdogLeaves = true;
   /** Called before a store batch is answered (to let time pass inside a cycle). */
   beforeAnswer: ((tag: IoTag) => void) | null = null;
   /** A told level is done at once (false: its entries still run). */
   tellSettles = true;
+  /** Cut off from the store, one kind of operation at a time: listing DIR/nodes, creating claims, publishing. */
+  readonly cut = { list: false, create: false, publish: false };
 
   constructor(s: MonitorSettings = settings()) {
     this.state = initialState(s, 4242, 7);
@@ -75,9 +79,11 @@ class Script {
   private apply(op: StoreOp): StoreResult {
     switch (op.op) {
       case 'list':
+        if (!op.dir && this.cut.list) return { op: 'list', names: null };
         if (op.dir) return { op: 'list', names: [...this.files.keys()].filter((p) => p.startsWith(`${op.dir}/`)).map((p) => p.slice(op.dir!.length + 1)).sort() };
         return { op: 'list', names: [...this.dirs].filter((d) => d.startsWith('nodes/')).map((d) => d.slice('nodes/'.length)).sort() };
       case 'create':
+        if (this.cut.create) return { op: 'create', error: 'EIO' };
         if (this.files.has(op.path)) return { op: 'create', error: null, exists: true };
         this.files.set(op.path, op.text);
         return { op: 'create', error: null };
@@ -86,7 +92,7 @@ class Script {
         return { op: 'unlink', error: null };
       case 'read': {
         if (this.unreadable.has(op.path)) return { op: 'read', read: null, error: 'EIO' };
-        const text = this.files.get(op.path);
+        const text = this.hidden.has(op.path) ? undefined : this.files.get(op.path);
         return { op: 'read', read: text === undefined ? null : { text, mtimeMs: 1 } };
       }
       case 'stat': {
@@ -97,6 +103,7 @@ class Script {
         this.files.set(op.path, op.text);
         return { op: 'write', error: null };
       case 'heartbeat':
+        if (this.cut.publish) return { op: 'heartbeat', error: 'EIO' };
         this.files.set(op.path, op.text);
         if (op.from !== null) this.files.delete(`beats/${op.from}`);
         this.files.set(`beats/${op.to}`, '');
@@ -104,9 +111,11 @@ class Script {
       case 'writeJson':
         this.files.set(op.path, JSON.stringify(op.value));
         return { op: 'writeJson', error: null };
-      case 'mkdir':
+      case 'mkdir': {
+        const existed = this.dirs.has(op.path);
         this.dirs.add(op.path);
-        return { op: 'mkdir', error: null };
+        return { op: 'mkdir', error: null, existed };
+      }
     }
   }
 
@@ -217,6 +226,57 @@ describe('step: start-up', () => {
     // seqs and alert sequences go on past the previous run's
     expect(x.state.seq).toBe(40);
     expect(x.state.alertSeq).toBe(firstSequenceAfter(40) - 1);
+  });
+});
+
+describe('step: start-up, a clstat that reads as missing', () => {
+  it('in a folder that was there already it is read again before taking it for none (seqs and alert sequences go on); in a new folder it is none at once', () => {
+    // Found by the simulator (seed 2833, 3 nodes, faults ×3): a restarted monitor whose clstat read
+    // came back missing numbered its alerts from 1000 again, below the previous run's 20000.
+    const x = new Script();
+    x.dirs.add('nodes/n1');
+    x.files.set('nodes/n1/clstat', formatClstat({ header: { node: 'n1', pid: 1, seq: 19, time: 'x', left: true }, groups: [] }));
+    x.hidden.add('nodes/n1/clstat');
+    x.send({ type: 'start' });
+    expect(x.state.phase).toBe('starting');
+    expect(x.logs()).toContain("this node's folder exists but its clstat reads as missing; reading it again");
+    x.hidden.clear();
+    x.fire('own-read');
+    expect(x.state.phase).toBe('running');
+    expect(x.state.alertSeq).toBe(firstSequenceAfter(19) - 1);
+
+    const gone = new Script(); // a folder left without a clstat: two more reads, then it starts afresh
+    gone.dirs.add('nodes/n1');
+    gone.send({ type: 'start' });
+    gone.fire('own-read');
+    gone.fire('own-read');
+    expect(gone.state.phase).toBe('running');
+
+    const fresh = new Script();
+    fresh.send({ type: 'start' });
+    expect(fresh.state.phase).toBe('running');
+  });
+});
+
+describe('step: cut off from the store', () => {
+  it('a plan never moves on to test while the node folders cannot be listed, or while its clstat does not land (peers cannot have seen the plan)', () => {
+    // Found by the simulator (seed 30273, 5 nodes, faults ×3): a node partitioned from the store
+    // since its start, its claim failing with EIO, planned with the plan window, saw no challenge
+    // (it could read nothing) and started a group another node ran.
+    for (const cut of ['list', 'publish'] as const) {
+      // A long timeout: unpublished for timeout/2 it would self-fence, which is not the point here.
+      const x = started(settings({ timeoutMs: 4000, stopTimeoutMs: 1000 }));
+      x.cut.create = true;
+      x.cut[cut] = true;
+      for (let i = 0; i < 15; i++) x.fire('cycle');
+      const told = x.effects.flatMap((e) => (e.type === 'tell' ? [e.level] : []));
+      expect(told, cut).toContain('plan');
+      expect(told, cut).not.toContain('test');
+      expect(x.logs(), cut).not.toContain('self-fence');
+      x.cut[cut] = false;
+      for (let i = 0; i < 30 && !x.effects.some((e) => e.type === 'tell' && e.level === 'test'); i++) x.fire('cycle');
+      expect(x.effects.some((e) => e.type === 'tell' && e.level === 'test'), `${cut} healed`).toBe(true);
+    }
   });
 });
 

@@ -244,6 +244,11 @@ describe('cluster simulator', () => {
     for (const seed of [234, 724]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
   });
 
+  it('a node cut off from the store never starts on a plan nobody saw (seed 30273); a clstat that reads as missing is read again (seed 2833)', () => {
+    expect(runSeed(30273, { nodes: 5, faultRate: 3 }).violation).toBeNull();
+    expect(runSeed(2833, SLOW_STOPS).violation).toBeNull();
+  });
+
   it('catches a stop_timeout longer than its bound (stop_timeout = 2 × timeout > timeout/2 − 100 ms): two holders', () => {
     // The watchdog counts from the last heartbeat, so a stop_timeout must exceed the bound by more
     // than the takeover's own plan window and test before a double holder shows.
