@@ -41,8 +41,7 @@ function handle(t: Turn, ev: MonitorEvent): void {
       t.state.startedAt = t.now;
       return t.emit({ type: 'cleanLeftovers' });
     case 'cleaned':
-      // DIR/claims too (made by whoever comes first; without it claims fail and plans wait a window).
-      if (t.state.phase === 'starting') t.io({ kind: 'startup', stage: 'mkdir' }, [{ op: 'mkdir', path: `nodes/${t.me}` }, { op: 'mkdir', path: CLAIMS_DIR }]);
+      if (t.state.phase === 'starting') checkHalt(t);
       return;
     case 'timer':
       return timer(t, ev.name);
@@ -121,7 +120,7 @@ function io(t: Turn, tag: IoTag, results: readonly StoreResult[] | null, error: 
 
 // ------------------------------------------------------------------------------ start-up
 
-/** Create our folder, refuse a node name that already heartbeats, wait while DIR/halt exists. */
+/** Wait while DIR/halt exists, create our folder, refuse a node name that already heartbeats. */
 function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], failure: string | null, text: string | null): void {
   const state = t.state;
   if (state.phase !== 'starting' && state.phase !== 'halted') return;
@@ -152,7 +151,7 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       if (h) state.seq = Math.max(state.seq, h.seq);
       // Alert sequences go on past the previous run's too (it may have raised some after that clstat).
       if (h) state.alertSeq = Math.max(state.alertSeq, firstSequenceAfter(h.seq) - 1);
-      if (!h || h.left) return checkHalt(t);
+      if (!h || h.left) return begin(t);
       state.dupSeq = h.seq;
       return t.timer('dup-check', t.now + 2 * settings.cycleMs + settings.visibilityLagMs + 200);
     }
@@ -160,11 +159,14 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
       if (failure !== null) return unreadAtStartup(t, 'dup-check', failure);
       const h = text === null ? null : parseClstat(text).header;
       if (h && h.seq !== state.dupSeq && !h.left) return refuse(t, `node name ${t.me} is already heartbeating in ${settings.root} (duplicate node id)`);
-      return checkHalt(t);
+      return begin(t);
     }
     case 'halt': {
       const halt = t.logic.haltRequested(text);
-      if (halt === null) return begin(t);
+      // Our folder is made only now: a node that waited out a halt and died meanwhile leaves no
+      // folder without a clstat behind (a never-read peer that every plan would wait for).
+      // DIR/claims too (made by whoever comes first; without it claims fail and plans wait a window).
+      if (halt === null) return t.io({ kind: 'startup', stage: 'mkdir' }, [{ op: 'mkdir', path: `nodes/${t.me}` }, { op: 'mkdir', path: CLAIMS_DIR }]);
       // The cluster was dissolved (`peerha halt`): do not join until the halt file is removed.
       if (!state.waitedForHalt) t.log('warn', `cluster halted (${settings.root}/halt); waiting for it to be removed before joining`, { halt });
       state.waitedForHalt = true;

@@ -172,7 +172,8 @@ describe('alert sequence', () => {
       return [...r.effects];
     };
     send({ type: 'start' });
-    const mkdir = send({ type: 'cleaned' }).find((e) => e.type === 'io')!;
+    const halt = send({ type: 'cleaned' }).find((e) => e.type === 'io')!;
+    const mkdir = send({ type: 'io', tag: (halt as { tag: unknown }).tag, results: [{ op: 'read', read: null }] }).find((e) => e.type === 'io')!;
     const read = send({ type: 'io', tag: (mkdir as { tag: unknown }).tag, results: [{ op: 'mkdir', error: null }, { op: 'mkdir', error: null }] }).find((e) => e.type === 'io')!;
     const own = formatClstat({ header: { node: 'n1', pid: 9, seq: 41, time: '', left: true }, groups: [] });
     send({ type: 'io', tag: (read as { tag: unknown }).tag, results: [{ op: 'read', read: { text: own, sig: null } }] });

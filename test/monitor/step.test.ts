@@ -182,9 +182,9 @@ function started(s?: MonitorSettings): Script {
 }
 
 describe('step: start-up', () => {
-  it('cleans up, creates its folder, checks for a duplicate and a halt, starts the watchdog, schedules a cycle', () => {
+  it('cleans up, checks for a halt, creates its folder, checks for a duplicate, starts the watchdog, schedules a cycle', () => {
     const x = started();
-    expect(x.types()).toEqual(['cleanLeftovers', 'io:startup:mkdir', 'io:startup:dup-first', 'io:startup:halt', 'watchdog', 'watchdog', 'log', 'timer:cycle']);
+    expect(x.types()).toEqual(['cleanLeftovers', 'io:startup:halt', 'io:startup:mkdir', 'io:startup:dup-first', 'watchdog', 'watchdog', 'log', 'timer:cycle']);
     expect(x.state.phase).toBe('running');
     expect(x.dirs.has('nodes/n1')).toBe(true);
   });
@@ -202,6 +202,8 @@ describe('step: start-up', () => {
     h.files.set('halt', 'maintenance\n');
     h.send({ type: 'start' });
     expect(h.state.phase).toBe('halted');
+    // No folder while it waits: died here, it leaves no never-read peer for every plan to wait for.
+    expect(h.dirs.has('nodes/n1')).toBe(false);
     expect(h.logs().join()).toMatch(/cluster halted/);
     h.fire('halt-poll');
     expect(h.state.phase).toBe('halted');

@@ -249,6 +249,11 @@ describe('cluster simulator', () => {
     expect(runSeed(2833, SLOW_STOPS).violation).toBeNull();
   });
 
+  it('a monitor that waits out a halt and dies there leaves no folder for every plan to wait on (seeds 1265, 80239)', () => {
+    expect(runSeed(1265, SLOW_STOPS).violation).toBeNull();
+    expect(runSeed(80239, { nodes: 8, faultRate: 3 }).violation).toBeNull();
+  });
+
   it('catches a stop_timeout longer than its bound (stop_timeout = 2 × timeout > timeout/2 − 100 ms): two holders', () => {
     // The watchdog counts from the last heartbeat, so a stop_timeout must exceed the bound by more
     // than the takeover's own plan window and test before a double holder shows.
