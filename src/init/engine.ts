@@ -176,7 +176,6 @@ function sameEntries(a: readonly CltabEntry[], b: readonly CltabEntry[]): boolea
 
 const MAX_TRANSITIONS = 20;
 
-/** Nothing of this entry runs: not started, and no earlier instance's leftovers remain. */
 /**
  * Whether a bound that fell due at `dueAt` fired so late (by more than half of `boundMs`, or a
  * second) that this node was frozen or stalled meanwhile (a VM pause): what it bounds did not get
@@ -187,6 +186,7 @@ export function firedAfterFreeze(dueAt: number, now: number, boundMs: number): b
   return now - dueAt > Math.min(1000, boundMs / 2);
 }
 
+/** Nothing of this entry runs: not started (or held, never run), and no earlier instance's leftovers remain. */
 function idle(p: ProcRuntime): boolean {
   return (p.proc.state === 'CONFIGURED' || p.proc.state === 'HELD') && p.sweeping.size === 0;
 }
@@ -415,7 +415,7 @@ export class Engine {
     const groups = [...this.heldGroups];
     this.heldGroups.clear();
     for (const g of groups) {
-      if (this.groups.get(g.name) !== g || !this.holds(g)) continue;
+      if (this.groups.get(g.name) !== g || !this.hasHeldEntry(g)) continue;
       this.opts.logger.info({ group: g.name, level: g.level }, 'running the stop entries that were refused');
       for (const rt of g.procs.values()) if (rt.proc.state === 'HELD') this.procEvent(g, rt, { type: 'RETRY' });
       this.armStopTimer(g);
@@ -425,7 +425,7 @@ export class Engine {
 
   // ------------------------------------------------------------ internals
 
-  private holds(g: GroupRuntime): boolean {
+  private hasHeldEntry(g: GroupRuntime): boolean {
     for (const rt of g.procs.values()) if (rt.proc.state === 'HELD') return true;
     return false;
   }
@@ -448,7 +448,7 @@ export class Engine {
       g.stopTimer = undefined;
       if (this.groups.get(g.name) !== g || g.level !== stopLevel || SETTLED_GROUP_STATES.includes(g.state) || g.state === 'CONFIGURED') return;
       // A held stop entry has not run: halting now would report resources released that were not.
-      if (this.holds(g)) return this.armStopTimer(g);
+      if (this.hasHeldEntry(g)) return this.armStopTimer(g);
       // Far past its time: this node was frozen (a VM pause) and its stop entries did not get their
       // time; killed at the thaw, what they release would stay held here for good.
       if (firedAfterFreeze(armedAt + stopTimeoutMs, this.clock.now(), stopTimeoutMs)) {
