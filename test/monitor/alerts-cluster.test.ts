@@ -158,6 +158,10 @@ it('a fence: fence_failed for each failed attempt, then node_fenced once, by the
 it('quorum loss (two of three killed, the observer among them): the survivor alerts both nodes and quorum_lost; a rejoining lower node alerts quorum_regained', async () => {
   const cl = newCluster({ cycle: '200ms', timeout: '1500ms', yaml: yaml('quorum:\n  policy: majority\n  expected: 3\n') });
   await threeNodes(cl);
+  // n3 mirrors the view n1 alerted (quorum ok) a cycle or two after n1 raised it. Killed before
+  // that (a loaded CI machine), n3's alerted view has no quorum to lose (quorum_lost is a change
+  // from the alerted view), so no quorum_lost came in CI (15 s).
+  await waitFor('n3 mirrors the alerted quorum', () => /\bquorum=ok\b/.test(cl.clstat('n3')?.alerted ?? ''), 15_000);
   await Promise.all([cl.killNode('n1'), cl.killNode('n2')]);
   const lost = await waitAlert(cl, 'quorum_lost n3');
   expect(lost.desc).toMatch(/^Quorum lost: 1 node live/);
