@@ -244,9 +244,9 @@ describe('cluster simulator', () => {
     for (const seed of [234, 724]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
   });
 
-  it('a node cut off from the store never starts on a plan nobody saw (seed 30273); a clstat that reads as missing is read again (seed 2833)', () => {
+  it('a node cut off from the store never starts on a plan nobody saw (seed 30273); a clstat that reads as missing is read again (seeds 2833, 3859)', () => {
     expect(runSeed(30273, { nodes: 5, faultRate: 3 }).violation).toBeNull();
-    expect(runSeed(2833, SLOW_STOPS).violation).toBeNull();
+    for (const seed of [2833, 3859]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
   });
 
   it('a monitor that waits out a halt and dies there leaves no folder for every plan to wait on (seeds 1265, 80239)', () => {
