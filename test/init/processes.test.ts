@@ -198,8 +198,9 @@ describe('clstat', () => {
 
     const seen = new Set<number>();
     let reads = 0;
-    const until = Date.now() + 2_000;
-    while (Date.now() < until) {
+    // Read until the file was replaced often enough; a count of reads, not a time window (CI load).
+    const until = Date.now() + 30_000;
+    while ((reads < 500 || seen.size <= 20) && Date.now() < until) {
       for (let k = 0; k < 50; k++) {
         const text = readFileSync(d.clstat, 'utf8');
         reads++;
@@ -213,7 +214,7 @@ describe('clstat', () => {
       }
       await sleep(1);
     }
-    expect(reads).toBeGreaterThan(500);
+    expect(reads).toBeGreaterThanOrEqual(500);
     expect(seen.size).toBeGreaterThan(20); // the file really was being replaced meanwhile
   });
 });
