@@ -63,6 +63,8 @@ interface ProcRuntime {
   generation: number;
   /** Generations whose leftovers are being swept; the entry is not idle until they are gone. */
   sweeping: Set<number>;
+  /** Times this stop entry was killed from outside and run again (bounded: a script that kills itself). */
+  reruns: number;
 }
 
 interface GroupRuntime {
@@ -175,6 +177,8 @@ function sameEntries(a: readonly CltabEntry[], b: readonly CltabEntry[]): boolea
 }
 
 const MAX_TRANSITIONS = 20;
+/** A stop entry killed from outside runs again at most this often (then its exit counts). */
+const MAX_STOP_RERUNS = 3;
 
 /**
  * Whether a bound that fell due at `dueAt` fired so late (by more than half of `boundMs`, or a
@@ -402,21 +406,22 @@ export class Engine {
     return g.state;
   }
 
-  /** Whether a stop entry waits to be run again (the runner refused it). */
+  /** Whether a stop entry waits to be run again (the runner refused it, or it was killed from outside). */
   hasHeld(): boolean {
     return this.heldGroups.size > 0;
   }
 
   /**
    * Run the held stop entries now (the runner refused them while the node may have been
-   * self-fencing; the group stayed at its stop level unfinished meanwhile, so still holding).
+   * self-fencing, or a watchdog killed them; the group stayed at its stop level unfinished
+   * meanwhile, so still holding).
    */
   retryHeld(): void {
     const groups = [...this.heldGroups];
     this.heldGroups.clear();
     for (const g of groups) {
       if (this.groups.get(g.name) !== g || !this.hasHeldEntry(g)) continue;
-      this.opts.logger.info({ group: g.name, level: g.level }, 'running the stop entries that were refused');
+      this.opts.logger.info({ group: g.name, level: g.level }, 'running the held stop entries');
       for (const rt of g.procs.values()) if (rt.proc.state === 'HELD') this.procEvent(g, rt, { type: 'RETRY' });
       this.armStopTimer(g);
       this.react(g);
@@ -424,6 +429,12 @@ export class Engine {
   }
 
   // ------------------------------------------------------------ internals
+
+  /** A stop entry that was running (not being stopped by the engine) and may run again. */
+  private interruptedStop(g: GroupRuntime, rt: ProcRuntime): boolean {
+    if (g.level === null || g.level !== this.stopOf(g.name) || rt.reruns >= MAX_STOP_RERUNS) return false;
+    return rt.proc.state === 'RUNFG' || (rt.proc.state === 'RUNBG' && rt.entry.mode === 'once');
+  }
 
   private hasHeldEntry(g: GroupRuntime): boolean {
     for (const rt of g.procs.values()) if (rt.proc.state === 'HELD') return true;
@@ -623,7 +634,7 @@ export class Engine {
         if (!entry) return false;
         let p = rt;
         if (!p) {
-          p = { entry, proc: newProc(entry.mode, entry.health), handle: null, startedAt: 0, timers: {}, lastCheckAt: null, generation: 0, sweeping: new Set() };
+          p = { entry, proc: newProc(entry.mode, entry.health), handle: null, startedAt: 0, timers: {}, lastCheckAt: null, generation: 0, sweeping: new Set(), reruns: 0 };
           g.procs.set(eff.tag, p);
         }
         this.procEvent(g, p, { type: 'START' });
@@ -722,7 +733,14 @@ export class Engine {
           } else this.opts.logger.info({ ...log, code, signal }, 'process exited');
           if (!current()) return;
           if (rt.entry.mode === 'monitor' && rt.proc.state === 'PROBING') rt.lastCheckAt = new Date().toISOString();
-          this.procEvent(g, rt, { type: 'EXIT', code, signal, uptimeMs: this.clock.now() - rt.startedAt });
+          if (signal !== null && this.interruptedStop(g, rt)) {
+            // Killed by someone else (a watchdog that took this monitor for dead, the OOM killer):
+            // what it would release may still be held, so it runs again, not counts as done.
+            rt.reruns++;
+            this.opts.logger.warn({ ...log, signal, rerun: rt.reruns }, 'stop entry killed before it finished: it runs again once allowed');
+            this.procEvent(g, rt, { type: 'INTERRUPTED', signal });
+            this.heldGroups.add(g);
+          } else this.procEvent(g, rt, { type: 'EXIT', code, signal, uptimeMs: this.clock.now() - rt.startedAt });
           this.react(g);
         },
         onGone: () => {

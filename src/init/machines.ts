@@ -97,7 +97,7 @@ export type ProcState =
   | 'WATCHING' // monitor entry waiting for its next check
   | 'PROBING' // monitor entry's check running
   | 'STOPPING' // being stopped: SIGINT → SIGTERM → SIGKILL on its process group
-  | 'HELD'; // the runner refused to start it (the node may be self-fencing): nothing ran; it blocks until retried
+  | 'HELD'; // a stop entry refused by the runner (the node may be self-fencing) or killed from outside: it blocks until retried
 
 export type ProcEvent =
   | { readonly type: 'START' }
@@ -116,6 +116,8 @@ export type ProcEvent =
   | { readonly type: 'TIMEOUT' }
   /** The runner refused to run the command: nothing ran (a stop entry must run later, not count as done). */
   | { readonly type: 'REFUSED' }
+  /** A stop entry was killed by a signal the engine did not send (a watchdog, the OOM killer): it did not finish releasing. */
+  | { readonly type: 'INTERRUPTED'; readonly signal: string }
   /** A held entry may be started again. */
   | { readonly type: 'RETRY' };
 
@@ -317,14 +319,19 @@ const ignore: ProcHandler = (p) => ({ proc: p, effects: [] });
 
 const held: ProcHandler = (p) => ({ proc: { ...p, state: 'HELD', groupAlive: false, note: 'not run: spawning refused (self-fencing?); runs once allowed' }, effects: [] });
 
+const interrupted: ProcHandler = (p, e) => {
+  const signal = (e as Extract<ProcEvent, { type: 'INTERRUPTED' }>).signal;
+  return { proc: { ...p, state: 'HELD', lastExit: { code: null, signal }, note: `killed by ${signal} before it finished; runs again once allowed` }, effects: [] };
+};
+
 const unheld: ProcHandler = (p) => ({ proc: { ...p, state: 'CONFIGURED', note: null }, effects: [] });
 
 /** The process transition table. Pairs not listed are ignored. */
 export const PROC_TRANSITIONS: Record<ProcState, Partial<Record<ProcEvent['type'], ProcHandler>>> = {
   CONFIGURED: { START: start, GONE: gone },
-  RUNFG: { EXIT: exited(() => 'DONE'), STOP: beginStop, GONE: gone, KILL: killNow, REFUSED: held },
+  RUNFG: { EXIT: exited(() => 'DONE'), STOP: beginStop, GONE: gone, KILL: killNow, REFUSED: held, INTERRUPTED: interrupted },
   RUNTEST: { EXIT: exited((_p, code) => (code === 0 ? 'PASS' : 'FAIL')), STOP: beginStop, GONE: gone, KILL: killNow, REFUSED: held },
-  RUNBG: { EXIT: respawnExited, STOP: beginStop, GONE: gone, KILL: killNow, REFUSED: held },
+  RUNBG: { EXIT: respawnExited, STOP: beginStop, GONE: gone, KILL: killNow, REFUSED: held, INTERRUPTED: interrupted },
   DONE: { STOP: stopFinished, GONE: gone, KILL: killNow },
   PASS: { STOP: stopFinished, GONE: gone, KILL: killNow },
   FAIL: { STOP: stopFinished, GONE: gone, KILL: killNow },
@@ -336,7 +343,7 @@ export const PROC_TRANSITIONS: Record<ProcState, Partial<Record<ProcEvent['type'
   WATCHING: { CHECK: probe, STOP: unwatch, GONE: gone, KILL: killWatch },
   PROBING: { EXIT: probed, TIMEOUT: probeTimedOut, STOP: stopProbe, GONE: gone, KILL: killProbe },
   STOPPING: { ESCALATE: escalate, EXIT: ignore, GONE: stopped, KILL: killNow },
-  HELD: { RETRY: unheld, STOP: unheld },
+  HELD: { RETRY: unheld, STOP: unheld, GONE: gone },
 };
 
 export function procStep(p: Proc, e: ProcEvent, c: StepContext): ProcStep {

@@ -124,6 +124,39 @@ describe('a refused stop entry is held, not done', () => {
   });
 });
 
+// Sim seeds 4374 and 3058: the watchdog took a monitor stalled on the store for dead and SIGKILLed
+// its process groups, the running stop entry among them; the engine counted the killed entry as
+// done, the thawed monitor saw nothing held, and a peer started the group while the VIP was up here.
+describe('a stop entry killed from outside is held and runs again', () => {
+  it('killed by a signal the engine did not send: held (still holding), rerun after retryHeld; a fourth kill counts', async () => {
+    const r = rig(runners[0]![1], 30);
+    r.engine.tell('g', 'stop');
+    for (let kill = 1; kill <= 4; kill++) {
+      await waitFor(`stop entry running (${kill})`, () => r.entry('down')?.state === 'RUNFG' && r.entry('down')?.pgid != null, 10_000);
+      process.kill(-r.entry('down')!.pgid!, 'SIGKILL');
+      if (kill === 4) break;
+      await waitFor(`the killed stop entry held (${kill})`, () => r.entry('down')?.state === 'HELD', 10_000);
+      expect(r.entry('down')?.lastExit).toEqual({ code: null, signal: 'SIGKILL' });
+      expect(r.group()).toMatchObject({ level: 'stop', state: 'STARTING' });
+      expect(r.engine.hasHeld()).toBe(true);
+      r.engine.retryHeld();
+    }
+    // Bounded: a stop script that keeps dying by a signal does not hold its group forever.
+    await waitFor('the fourth kill counts as its exit', () => r.group().state === 'DONE', 10_000);
+    expect(r.engine.hasHeld()).toBe(false);
+    expect(r.log()).toEqual([]);
+  });
+
+  it('a stop entry the engine kills itself (stop_timeout) is not rerun', async () => {
+    const r = rig(runners[0]![1], 30);
+    r.engine.tell('g', 'stop');
+    await waitFor('the stop entry running', () => r.entry('down')?.state === 'RUNFG', 10_000);
+    r.clock.advance(STOP_TIMEOUT_MS + 10);
+    await waitFor('the stop level halted', () => r.group().state === 'CONFIGURED', 10_000);
+    expect(r.engine.hasHeld()).toBe(false);
+  });
+});
+
 describe('a stop level frozen past its bound (a VM pause)', () => {
   it('its stop entry gets its time again at the thaw instead of being killed; on time, the bound kills', async () => {
     for (const frozen of [true, false]) {

@@ -244,6 +244,10 @@ describe('cluster simulator', () => {
     for (const seed of [234, 724]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
   });
 
+  it('a stop entry the watchdog killed runs again, not counts as done (seeds 3058 and 4374, slow stops)', () => {
+    for (const seed of [3058, 4374]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
+  });
+
   it('a node cut off from the store never starts on a plan nobody saw (seed 30273); a clstat that reads as missing is read again (seeds 2833, 3859)', () => {
     expect(runSeed(30273, { nodes: 5, faultRate: 3 }).violation).toBeNull();
     for (const seed of [2833, 3859]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
