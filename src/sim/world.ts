@@ -50,6 +50,7 @@ import { chooseCopy, contentHash, type Judged } from '../cluster/replicate.js';
 import type { FenceMethod } from '../config/monitor.js';
 import type { SpawnCallbacks, ProcessHandle, SpawnRequest } from '../init/runner.js';
 import type { StopSignal } from '../init/machines.js';
+import { firedAfterFreeze } from '../init/engine.js';
 import type { FenceOutcome } from '../monitor/events.js';
 import type { Alert } from '../monitor/alerts.js';
 import type { Logic } from '../monitor/logic.js';
@@ -376,8 +377,19 @@ export class SimNode {
     };
     for (const [group, tags] of groups) next(group, tags, 0);
     if (over) return true;
-    this.postNode(rec.stopTimeoutMs / this.clock.rate, () => {
+    const bound = (): void => {
+      const dueAt = this.world.sched.now + rec.stopTimeoutMs / this.clock.rate;
+      this.postNode(rec.stopTimeoutMs / this.clock.rate, () => deadline(dueAt));
+    };
+    const deadline = (dueAt: number): void => {
       if (over || this.boot !== boot) return;
+      // peerha-watchdog: a deadline passed during a freeze of the whole machine gives the stop
+      // entries their time again (as the engine's stop_timeout does): killed at the thaw, what they
+      // release would stay held here for good.
+      if (firedAfterFreeze(dueAt * this.clock.rate, this.world.sched.now * this.clock.rate, rec.stopTimeoutMs)) {
+        this.world.trace(this.name, `${why}: frozen past stop_timeout: the stop entries get their time again`);
+        return bound();
+      }
       over = true;
       if (live.size > 0) {
         this.world.stats.stopEntriesKilled += live.size;
@@ -385,7 +397,8 @@ export class SimNode {
       }
       for (const p of [...live]) this.world.kill(p, 'SIGKILL');
       done();
-    });
+    };
+    bound();
     return true;
   }
 

@@ -109,6 +109,33 @@ describe('bin/peerha-watchdog', () => {
     }
   });
 
+  it('a stop_timeout a machine freeze overran (a VM pause) gives the stop entries their time again, not a SIGKILL at the thaw', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'peerha-wd-'));
+    const stops = join(dir, 'n1.stops');
+    const pgidFile = join(dir, 'pgid');
+    const done = join(dir, 'released');
+    // The entry is its own process group's leader: $$ is its pgid.
+    writeFileSync(stops, `stop_timeout_ms 1500\nentry\tweb\tvip\tstop\twait\techo $$ > ${pgidFile}.tmp && mv ${pgidFile}.tmp ${pgidFile}; sleep 2; touch ${done}\n`);
+    const wd = spawn(WATCHDOG, ['--run-stops', stops], { stdio: ['ignore', 'ignore', 'pipe'] });
+    procs.push(wd);
+    let err = '';
+    wd.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => wd.on('exit', (code) => r(code)));
+    await waitFor('the stop entry started', () => existsSync(pgidFile), 5_000);
+    const entry = Number(readFileSync(pgidFile, 'utf8'));
+    // The whole machine stops: the watchdog and the stop entry, past the deadline by more than half of it.
+    process.kill(wd.pid!, 'SIGSTOP');
+    process.kill(-entry, 'SIGSTOP');
+    await new Promise((r) => setTimeout(r, 2_600)); // the freeze itself (fault pacing)
+    process.kill(wd.pid!, 'SIGCONT');
+    // The entry thaws only once the watchdog has judged the deadline (else it could win the race).
+    await waitFor('the watchdog looked at its deadline', () => /get their time again|did not finish within stop_timeout/.test(err), 5_000);
+    process.kill(-entry, 'SIGCONT');
+    expect(await exited).toBe(0);
+    expect(err).toMatch(/frozen past stop_timeout: the stop entries get their time again/);
+    expect(existsSync(done), 'the stop entry ran to its end').toBe(true);
+  });
+
   it('refuses a bad limit', async () => {
     const { wd, exited, stderr } = watchdog('/nonexistent', Number.NaN);
     wd.stdin!.end();
