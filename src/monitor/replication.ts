@@ -83,7 +83,10 @@ export function sourceName(root: string, path: string): string {
 export function unchangedVerdict(copies: Map<string, CopySeen>, path: string, sig: FileSignature | null, now: number, settleMs: number): Judged | null | undefined {
   const seen = copies.get(path);
   if (!sig || !seen?.sig || seen.sig.mtimeMs !== sig.mtimeMs || seen.sig.size !== sig.size || seen.sig.ino !== sig.ino || seen.sig.mode !== sig.mode) {
-    copies.set(path, { sig, since: now, judged: seen?.judged ?? null });
+    // The old verdict goes: kept, it would stand for the new content once the signature settled,
+    // whether or not a read of it ever landed (sim seed 4131: every read failed with EIO meanwhile,
+    // and a node ran the old cltab for good).
+    copies.set(path, { sig, since: now, judged: null });
     // Rewritten in place (same inode: an editor, `printf >`, random bytes) rather than replaced:
     // it may be mid-write (truncated to nothing, half there). Skip it until it stands still for a
     // cycle. peerha's own writes (tmp + rename) are new inodes and count at once.

@@ -248,6 +248,10 @@ describe('cluster simulator', () => {
     for (const seed of [3058, 4374]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
   });
 
+  it("the watchdog's stop_timeout overrun by a whole-node freeze gives its stop entries their time again (seed 3522); a cltab whose reads all failed is not judged by its old text (seed 4131)", () => {
+    for (const seed of [3522, 4131]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
+  });
+
   it('a node cut off from the store never starts on a plan nobody saw (seed 30273); a clstat that reads as missing is read again (seeds 2833, 3859)', () => {
     expect(runSeed(30273, { nodes: 5, faultRate: 3 }).violation).toBeNull();
     for (const seed of [2833, 3859]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
