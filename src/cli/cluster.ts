@@ -157,7 +157,7 @@ export function renderStatus(h: Hastat, group?: string, paint: Paint = plain, ex
   }
   lines.push(table(rows));
   // Only the node held stale knows (its peers' view of it is what is stuck): ask every view.
-  const never = nodes.filter(([, v]) => v.state === 'unknown' && v.seq === null).map(([n]) => `  ${n}: never read (its clstat is unreadable, or missing while heartbeats of it are listed); plans wait for it. If that node is gone, remove its folder and beats: rm -r DIR/nodes/${n} DIR/beats/${n}@*`);
+  const never = nodes.filter(([, v]) => v.state === 'unknown' && v.seq === null).map(([n]) => `  ${n}: never read (its clstat is missing or unreadable); plans wait for it. If that node is gone, remove its folder and beats: rm -r DIR/nodes/${n} DIR/beats/${n}@*`);
   if (never.length) lines.push('', paint('warn', 'unknown nodes:'), ...never);
   const pill = all.flatMap((o) => {
     const by = o.nodes[o.node]?.declaredStaleBy;

@@ -3,10 +3,7 @@
 // Unreadable is not dead: a peer once read is stale only when a read that succeeded a full
 // timeout after its last change still shows the old seq. Silent only because we could not read
 // it, it is `unknown`: its groups still count as running (no takeover), it is not fenced, it does
-// not count towards quorum, and no plan moves on while it cannot be read. One exception: a folder
-// never read, whose clstat the store answered "no such file" for two timeouts while the beats
-// listing showed no heartbeat of it, is a monitor that died before its first heartbeat. It never
-// ran anything (a start needs a clstat of its own to have landed), so it is `left`.
+// not count towards quorum, and no plan moves on while it cannot be read.
 
 export type NodeLiveness = 'up' | 'stale' | 'unknown' | 'left';
 
@@ -15,8 +12,6 @@ export interface PeerObservation {
   readonly seq: number | null;
   /** The peer published an orderly-exit marker. */
   readonly left: boolean;
-  /** Its clstat is answered "no such file" (not an I/O error) and the beats listing shows none of it. */
-  readonly missing?: boolean;
 }
 
 export interface PeerMemory {
@@ -26,8 +21,6 @@ export interface PeerMemory {
   /** Our monotonic time of the last read of its clstat that succeeded (-Infinity: none yet). */
   readonly lastRead: number;
   readonly left: boolean;
-  /** Never read, and missing (PeerObservation.missing) in every look since then. */
-  readonly missingSince?: number;
 }
 
 export interface LivenessView {
@@ -50,19 +43,16 @@ export function observe(
   for (const [node, obs] of seen) {
     const prev = memory.get(node);
     const read = obs.seq !== null;
-    const missing = !read && obs.missing === true;
     if (!prev) {
-      next.set(node, { seq: obs.seq, lastChange: now, lastRead: read ? now : Number.NEGATIVE_INFINITY, left: obs.left, ...(missing ? { missingSince: now } : {}) });
+      next.set(node, { seq: obs.seq, lastChange: now, lastRead: read ? now : Number.NEGATIVE_INFINITY, left: obs.left });
       continue;
     }
     const changed = read && obs.seq !== prev.seq;
-    const missingSince = missing && prev.lastRead === Number.NEGATIVE_INFINITY ? (prev.missingSince ?? now) : undefined;
     next.set(node, {
       seq: obs.seq ?? prev.seq,
       lastChange: changed ? now : prev.lastChange,
       lastRead: read ? now : prev.lastRead,
       left: read ? obs.left : prev.left,
-      ...(missingSince !== undefined ? { missingSince } : {}),
     });
   }
   // A folder that vanished keeps its memory: its groups may still run somewhere.
@@ -70,21 +60,16 @@ export function observe(
   return next;
 }
 
-/** Timeouts (plus visibility lags) of "no such file" and no heartbeat after which a never-read folder is no member. */
-export const NEVER_STARTED_TIMEOUTS = 2;
-
-/** `visibilityLagMs`: how long the store may hide a file that is there (a listing or lookup cache). */
-export function liveness(memory: ReadonlyMap<string, PeerMemory>, now: number, timeoutMs: number, visibilityLagMs = 0): Map<string, LivenessView> {
+export function liveness(memory: ReadonlyMap<string, PeerMemory>, now: number, timeoutMs: number): Map<string, LivenessView> {
   const out = new Map<string, LivenessView>();
   for (const [node, m] of memory) {
     const silentMs = Math.max(0, now - m.lastChange);
     // Stale only on evidence: a read that worked a timeout after its last change. A folder never
     // read at all stays unknown: it may be a live node this one cannot see (a mount hiding it,
-    // a cut), whose groups would run twice — unless the store said for two timeouts that there
-    // is no clstat and no heartbeat (a monitor that died before its first heartbeat: left).
+    // a cut), whose groups would run twice; an empty folder left by a monitor that died before
+    // its first heartbeat holds plans back until it is removed (status says so).
     const evidence = m.lastRead - m.lastChange >= timeoutMs;
-    const neverStarted = m.missingSince !== undefined && now - m.missingSince >= NEVER_STARTED_TIMEOUTS * (timeoutMs + visibilityLagMs);
-    const state: NodeLiveness = m.left || neverStarted ? 'left' : silentMs < timeoutMs ? 'up' : evidence ? 'stale' : 'unknown';
+    const state: NodeLiveness = m.left ? 'left' : silentMs < timeoutMs ? 'up' : evidence ? 'stale' : 'unknown';
     out.set(node, { state, seq: m.seq, silentMs });
   }
   return out;

@@ -349,9 +349,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
     const { read: r, error } = peerReadOf(t, cycle, results, n, readIndex.get(n), contents);
     if (error === null) readErrors.delete(n);
     else readErrors.set(n, error);
-    // No such file, and no heartbeat listed: evidence that nothing is there (liveness.ts).
-    const missing = error === 'ENOENT' && cycle.beats !== undefined && !cycle.beats.has(n);
-    seen.set(n, missing ? { ...r.obs, missing } : r.obs);
+    seen.set(n, r.obs);
     absorbPeerRead(kept, n, r, now);
     if (r.alerted !== undefined) adoptAlertedText(state, r.alerted);
   });
@@ -370,7 +368,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   Object.assign(state, { peers, readErrors, peerContent: contents, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, staleClaims: kept.staleClaims, handovers: kept.handovers, peerPids: kept.pids });
   const statPaths = cycle.statPaths ?? cycle.paths;
   absorbClaims(t, cycle, results, reads.length + statPaths.length);
-  state.lastLive = t.logic.liveness(peers, now, settings.timeoutMs, settings.visibilityLagMs);
+  state.lastLive = t.logic.liveness(peers, now, settings.timeoutMs);
   const seqOf = (n: string): number | null => peers.get(n)?.seq ?? null;
   forgetRestarted(state, seqOf);
   state.fencedNow = t.logic.fencedPeers(t.me, [...state.fencing.fenced.values()], state.fenceClaims, seqOf);

@@ -49,28 +49,6 @@ describe('liveness', () => {
     expect(liveness(mem, 60_000, 3000).get('a')!.state).toBe('unknown');
   });
 
-  it('a folder whose clstat is answered "no such file" for two timeouts, with no heartbeat listed, is left (a monitor that died before its first heartbeat)', () => {
-    const missing = new Map([['a', { seq: null, left: false, missing: true }]]);
-    let mem = observe(new Map(), missing, 0);
-    mem = observe(mem, missing, 3000);
-    expect(liveness(mem, 3000, 3000).get('a')!.state).toBe('unknown');
-    mem = observe(mem, missing, 6000);
-    expect(liveness(mem, 6000, 3000).get('a')!.state).toBe('left');
-    // Its first clstat lands after all: a member like any other.
-    mem = observe(mem, obs([['a', 1]]), 6500);
-    expect(liveness(mem, 6500, 3000).get('a')!.state).toBe('up');
-    // One look that is not "no such file" (an I/O error, a heartbeat listed) starts the count again.
-    let again = observe(new Map(), missing, 0);
-    again = observe(again, obs([['a', null]]), 3000);
-    again = observe(again, missing, 4000);
-    expect(liveness(again, 6000, 3000).get('a')!.state).toBe('unknown');
-    expect(liveness(observe(again, missing, 10_000), 10_000, 3000).get('a')!.state).toBe('left');
-    // A folder once read never becomes left on "no such file": it may still run groups.
-    let once = observe(new Map(), obs([['a', 4]]), 0);
-    for (let t = 1000; t <= 20_000; t += 1000) once = observe(once, missing, t);
-    expect(liveness(once, 20_000, 3000).get('a')!.state).toBe('unknown');
-  });
-
   it('an unreadable read keeps a left marker', () => {
     let mem = observe(new Map(), obs([['a', 3, true]]), 0);
     mem = observe(mem, obs([['a', null]]), 100);
