@@ -4,8 +4,9 @@
 // as "not this cycle".
 
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { validNodeName } from '../config/names.js';
 import { isFull, realPathOf, rewriteInPlace, writeFileAtomic } from '../io/atomic.js';
 import { BEATS_DIR, isOwnBeatPath, parseBeatName } from './beats.js';
@@ -79,7 +80,12 @@ export type StoreOp =
   | { readonly op: 'write'; readonly path: string; readonly text: string; readonly mtimeMs?: number; readonly ifUnchanged?: FileSignature | null }
   /** A JSON document (hastat): serialized by the store, so a store nobody reads from may skip it. */
   | { readonly op: 'writeJson'; readonly path: string; readonly value: unknown }
-  | { readonly op: 'mkdir'; readonly path: string };
+  /**
+   * `withFile`: the folder appears with this file already in it (made under a hidden name, filled,
+   * renamed into place), so no reader ever sees it empty: a monitor that dies right after making
+   * its folder leaves a clstat that says what it is, not a folder every plan waits for.
+   */
+  | { readonly op: 'mkdir'; readonly path: string; readonly withFile?: { readonly name: string; readonly text: string } };
 
 /** Its result: node names, a file (null = missing or unreadable now), a signature, or an error. */
 export type StoreResult =
@@ -255,7 +261,7 @@ export class FsStore implements Store, SharedStore {
           const unchanged = was === undefined ? undefined : async (): Promise<boolean> => sameFile(await signatureOf(this.inside(op.path)), was);
           if (op.op === 'write') degraded = await this.writeInside(op.path, op.text, op.mtimeMs, unchanged);
           else if (op.op === 'writeJson') degraded = await this.writeInside(op.path, JSON.stringify(op.value, null, 1) + '\n');
-          else existed = await this.mkdirInside(op.path);
+          else existed = await this.mkdirInside(op.path, op.withFile);
           if (op.op === 'mkdir') return { op: 'mkdir', error: null, existed };
           return degraded ? { op: op.op, error: null, degraded } : { op: op.op, error: null };
         } catch (e) {
@@ -305,13 +311,38 @@ export class FsStore implements Store, SharedStore {
   }
 
   /** A folder inside DIR; refused when it (or one above it) is a symlink. True when it was there already. */
-  async mkdirInside(rel: string): Promise<boolean> {
+  async mkdirInside(rel: string, withFile?: { readonly name: string; readonly text: string }): Promise<boolean> {
     const path = this.inside(rel);
-    const created = await mkdir(path, { recursive: true, mode: 0o755 });
+    const created = withFile ? await this.mkdirFilled(path, withFile) : await mkdir(path, { recursive: true, mode: 0o755 });
     const want = await this.realOf(rel);
     const st = await lstat(path);
     if (!st.isDirectory() || (want !== null && (await realpath(path)) !== want)) throw new Error(`refused: ${path} is a symlink or reached through one`);
     return created === undefined;
+  }
+
+  /**
+   * The folder at `path` made with `file` in it: a hidden sibling (listings skip dot names) is
+   * filled and renamed into place. Undefined when it was there already (or appeared meanwhile).
+   */
+  private async mkdirFilled(path: string, file: { readonly name: string; readonly text: string }): Promise<string | undefined> {
+    if (await lstat(path).then(() => true, (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? false : Promise.reject(e)))) return undefined;
+    const parent = dirname(path);
+    await mkdir(parent, { recursive: true, mode: 0o755 });
+    // Leftovers of an earlier start that died half-way (hidden, so harmless): removed.
+    const prefix = `.${basename(path)}.new-`;
+    for (const name of await readdir(parent).catch(() => [] as string[])) if (name.startsWith(prefix)) await rm(join(parent, name), { recursive: true, force: true }).catch(() => undefined);
+    const tmp = join(parent, `${prefix}${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(tmp, { mode: 0o755 });
+    try {
+      await writeFileAtomic(join(tmp, file.name), file.text, { mode: this.mode, ...(this.gid !== undefined ? { gid: this.gid } : {}) });
+      await rename(tmp, path);
+      return path;
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      // Made by someone else meanwhile (a duplicate node name): it was there.
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' || (e as NodeJS.ErrnoException).code === 'ENOTEMPTY') return undefined;
+      throw e;
+    }
   }
 
   /**

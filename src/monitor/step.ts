@@ -5,7 +5,7 @@
 // here; a cycle is in cycle.ts, fencing in fence-duty.ts, leaving in leave.ts.
 
 import { CLAIMS_DIR } from '../cluster/claims.js';
-import { parseClstat } from '../config/clstat.js';
+import { formatClstat, parseClstat } from '../config/clstat.js';
 import { ownersFrom } from './snapshot.js';
 import type { StoreResult } from '../cluster/store.js';
 import type { IoTag, MonitorEffect, MonitorEvent, TimerName } from './events.js';
@@ -166,10 +166,14 @@ function startup(t: Turn, stage: Extract<IoTag, { kind: 'startup' }>['stage'], f
     }
     case 'halt': {
       const halt = t.logic.haltRequested(text);
-      // Our folder is made only now: a node that waited out a halt and died meanwhile leaves no
-      // folder without a clstat behind (a never-read peer that every plan would wait for).
+      // Our folder is made only now, and with a clstat in it that says `left` (seq 0) until our
+      // first heartbeat: a node that waited out a halt, or died right after making its folder,
+      // leaves no folder without a clstat behind (a never-read peer that every plan would wait for).
       // DIR/claims too (made by whoever comes first; without it claims fail and plans wait a window).
-      if (halt === null) return t.io({ kind: 'startup', stage: 'mkdir' }, [{ op: 'mkdir', path: `nodes/${t.me}` }, { op: 'mkdir', path: CLAIMS_DIR }]);
+      if (halt === null) {
+        const unborn = formatClstat({ header: { node: t.me, pid: state.pid, seq: 0, time: t.wallIso, inc: state.inc, left: true }, groups: [] });
+        return t.io({ kind: 'startup', stage: 'mkdir' }, [{ op: 'mkdir', path: `nodes/${t.me}`, withFile: { name: 'clstat', text: unborn } }, { op: 'mkdir', path: CLAIMS_DIR }]);
+      }
       // The cluster was dissolved (`peerha halt`): do not join until the halt file is removed.
       if (!state.waitedForHalt) t.log('warn', `cluster halted (${settings.root}/halt); waiting for it to be removed before joining`, { halt });
       state.waitedForHalt = true;

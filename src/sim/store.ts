@@ -278,6 +278,8 @@ export class SimStore {
         const existed = this.dirs.has(op.path);
         if (ok && this.full && !existed) return { op: 'mkdir', error: 'ENOSPC (simulated)' };
         if (!ok) return { op: 'mkdir', error: 'EIO (partition)' };
+        // As FsStore: a folder made with a file in it appears with the file, at one instant.
+        if (!existed && op.withFile) this.put(`${op.path}/${op.withFile.name}`, op.withFile.text);
         this.mkdir(op.path);
         return { op: 'mkdir', error: null, existed };
       }

@@ -90,6 +90,21 @@ describe('FsStore refuses symlinks and non-regular files', () => {
     expect(st.gid).toBe(gid);
   });
 
+  it("a node's folder appears with its first file in it (never empty to a reader); an existing one is left as it is", async () => {
+    const { root } = setup();
+    const perform = (store: FsStore, ops: Parameters<FsStore['perform']>[0]): Promise<unknown> => new Promise((resolve) => store.perform(ops, resolve));
+    // A hidden leftover of an earlier start that died half-way is cleared.
+    mkdirSync(join(root, 'nodes', '.n5.new-1-dead'));
+    expect(await perform(new FsStore(root, 'n5'), [{ op: 'mkdir', path: 'nodes/n5', withFile: { name: 'clstat', text: 'born\n' } }])).toEqual([{ op: 'mkdir', error: null, existed: false }]);
+    expect(readFileSync(join(root, 'nodes', 'n5', 'clstat'), 'utf8')).toBe('born\n');
+    expect(readdirSync(join(root, 'nodes')).sort()).toEqual(['n1', 'n2', 'n5']);
+    // There already (a restart): nothing written, and it says so.
+    writeFileSync(join(root, 'nodes', 'n1', 'clstat'), 'previous run\n');
+    expect(await perform(new FsStore(root, 'n1'), [{ op: 'mkdir', path: 'nodes/n1', withFile: { name: 'clstat', text: 'born\n' } }])).toEqual([{ op: 'mkdir', error: null, existed: true }]);
+    expect(readFileSync(join(root, 'nodes', 'n1', 'clstat'), 'utf8')).toBe('previous run\n');
+    expect(await new FsStore(root, 'n1').listNodes()).toEqual(['n1', 'n2', 'n5']);
+  });
+
   it('a symlinked DIR/nodes is not listed (a failed listing, not an empty cluster)', async () => {
     const { root, outside } = setup();
     mkdirSync(join(outside, 'n9'));

@@ -112,8 +112,9 @@ class Script {
         this.files.set(op.path, JSON.stringify(op.value));
         return { op: 'writeJson', error: null };
       case 'mkdir': {
-        const existed = this.dirs.has(op.path);
+        const existed = this.dirs.has(op.path) || [...this.files.keys()].some((f) => f.startsWith(`${op.path}/`));
         this.dirs.add(op.path);
+        if (!existed && op.withFile) this.files.set(`${op.path}/${op.withFile.name}`, op.withFile.text);
         return { op: 'mkdir', error: null, existed };
       }
     }
@@ -187,6 +188,9 @@ describe('step: start-up', () => {
     expect(x.types()).toEqual(['cleanLeftovers', 'io:startup:halt', 'io:startup:mkdir', 'io:startup:dup-first', 'watchdog', 'watchdog', 'log', 'timer:cycle']);
     expect(x.state.phase).toBe('running');
     expect(x.dirs.has('nodes/n1')).toBe(true);
+    // The folder came with a clstat that says `left` until the first heartbeat: died here, this
+    // monitor leaves no folder that every peer's plans would wait for (sim seed 31535).
+    expect(parseClstat(x.files.get('nodes/n1/clstat')!).header).toMatchObject({ node: 'n1', seq: 0, left: true });
   });
 
   it('refuses a node name whose clstat keeps changing (another live monitor), and waits while DIR/halt exists', () => {

@@ -252,6 +252,11 @@ describe('cluster simulator', () => {
     for (const seed of [3522, 4131]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
   });
 
+  it('a monitor that dies right after making its folder leaves a left node, not one every plan waits for (seed 31535, 5 nodes); two nodes blind to each other from their start never take each other for gone (seed 1478)', () => {
+    expect(runSeed(31535, { nodes: 5, faultRate: 3 }).violation).toBeNull();
+    expect(runSeed(1478, {}).violation).toBeNull();
+  });
+
   it('a node cut off from the store never starts on a plan nobody saw (seed 30273); a clstat that reads as missing is read again (seeds 2833, 3859)', () => {
     expect(runSeed(30273, { nodes: 5, faultRate: 3 }).violation).toBeNull();
     for (const seed of [2833, 3859]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
