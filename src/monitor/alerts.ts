@@ -136,6 +136,8 @@ function nodeStates(state: Draft, me: string): { nodes: Map<string, NodeAlertSta
 /** The event a node's move from `was` to `now` raises (null: none). */
 export function nodeEvent(was: NodeAlertState | undefined, now: NodeAlertState): AlertEvent | null {
   if (was === now) return null;
+  // Never announced, already gone (a new node's folder, seen before its first heartbeat): nothing to say.
+  if (was === undefined && now === 'left') return null;
   if (now === 'up') return 'node_up';
   if (now === 'stale') return was === 'up' ? 'node_stale' : null;
   return now === 'left' ? 'node_left' : 'node_fenced';

@@ -5,7 +5,7 @@ import { formatClstat, parseClstat } from '../../src/config/clstat.js';
 import { parseMonitorConfig, resolveMonitorConfig, type FenceConfig } from '../../src/config/monitor.js';
 import type { GroupStatus } from '../../src/init/engine.js';
 import type { LivenessView } from '../../src/cluster/liveness.js';
-import { adoptAlerted, adoptAlertedText, formatAlerted, groupEvents, observeCluster, parseAlerted, type Alert } from '../../src/monitor/alerts.js';
+import { adoptAlerted, adoptAlertedText, formatAlerted, groupEvents, nodeEvent, observeCluster, parseAlerted, type Alert } from '../../src/monitor/alerts.js';
 import type { MonitorEffect, MonitorEvent } from '../../src/monitor/events.js';
 import { REAL_LOGIC } from '../../src/monitor/logic.js';
 import { initialState, type MonitorSettings, type MonitorState } from '../../src/monitor/state.js';
@@ -53,6 +53,14 @@ class Node {
 
 /** Every node/quorum alert raised across the nodes, as `event node`. */
 const cluster = (...nodes: Node[]): string[] => nodes.flatMap((n) => n.raised.map((a) => `${a.event} ${a.node}`)).sort();
+
+describe('node events', () => {
+  it('a node never announced that is already left (a new node seen before its first heartbeat) raises nothing', () => {
+    expect(nodeEvent(undefined, 'left')).toBeNull();
+    expect(nodeEvent('up', 'left')).toBe('node_left');
+    expect(nodeEvent(undefined, 'up')).toBe('node_up');
+  });
+});
 
 describe('node and quorum alerts: once for the cluster', () => {
   it('only the lowest live node alerts; the others mirror its view', () => {
