@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { FsStore, groupId } from '../cluster/store.js';
 import type { Logger } from '../io/log.js';
 import { stopLevelOf } from '../config/monitor.js';
@@ -142,6 +142,14 @@ export class MonitorDaemon {
    * 0) or refuses to start (1).
    */
   async run(reload?: () => MonitorSettings | null): Promise<number> {
+    // The local records (pid lock, process groups, stop entries) are written with the sync fs API
+    // and must outlive a lost mount: on the shared directory they would do neither. Judged by the
+    // paths alone, so that nothing here touches the shared directory.
+    const within = relative(resolve(this.settings.root), resolve(this.settings.stateDir));
+    if (within === '' || (within !== '..' && !within.startsWith(`..${sep}`) && !isAbsolute(within))) {
+      process.stderr.write(`peerha monitor: state_dir ${this.settings.stateDir} is inside the shared directory ${this.settings.root}: it holds this node's local records (pid lock, process groups, stop entries), which must stay on local disk; set state_dir to a local path such as /run/peerha\n`);
+      return 1;
+    }
     mkdirSync(this.settings.stateDir, { recursive: true });
     if (!takePidLock(this.lock)) {
       process.stderr.write(`peerha monitor: another monitor for node ${this.settings.node} runs on this machine (${this.lock})\n`);

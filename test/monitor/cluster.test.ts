@@ -270,6 +270,19 @@ describe('peerha monitor: three nodes', () => {
   }, 30_000);
 });
 
+describe('state_dir', () => {
+  it('inside the shared directory: refused at start (exit 1), nothing made there', async () => {
+    c = new Cluster();
+    for (const stateDir of [join(c.root, 'state'), c.root]) {
+      const m = c.start('n1', {}, { stateDir });
+      expect(await m.exited).toBe(1);
+      expect(m.output()).toMatch(/state_dir .* is inside the shared directory .*must stay on local disk/);
+    }
+    expect(existsSync(join(c.root, 'state'))).toBe(false);
+    expect(existsSync(join(c.root, 'nodes'))).toBe(false);
+  }, 30_000);
+});
+
 describe('peerha halt', () => {
   it('dissolves the cluster: groups stop, monitors leave (exit 0), new monitors wait until --undo', async () => {
     c = new Cluster();
