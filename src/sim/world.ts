@@ -125,9 +125,11 @@ export interface SimModel {
   readonly exclusiveClaims: boolean;
   /** A stop entry the spawn gate refuses waits to run (false: it "exits" 126 and its stop level is done). */
   readonly heldStops: boolean;
+  /** The watchdog's stop_timeout overrun by a whole-machine freeze gives its stop entries their time again (false: killed at the thaw). */
+  readonly watchdogThawGrace: boolean;
 }
 
-export const REAL_MODEL: SimModel = { watchdogStops: true, exclusiveClaims: true, heldStops: true };
+export const REAL_MODEL: SimModel = { watchdogStops: true, exclusiveClaims: true, heldStops: true, watchdogThawGrace: true };
 
 export interface Violation {
   readonly invariant: 'never two owners' | 'never two holders' | 'progress' | 'quorum-less nodes run nothing' | 'alert sequence';
@@ -386,7 +388,7 @@ export class SimNode {
       // peerha-watchdog: a deadline passed during a freeze of the whole machine gives the stop
       // entries their time again (as the engine's stop_timeout does): killed at the thaw, what they
       // release would stay held here for good.
-      if (firedAfterFreeze(dueAt * this.clock.rate, this.world.sched.now * this.clock.rate, rec.stopTimeoutMs)) {
+      if (this.world.model.watchdogThawGrace && firedAfterFreeze(dueAt * this.clock.rate, this.world.sched.now * this.clock.rate, rec.stopTimeoutMs)) {
         this.world.trace(this.name, `${why}: frozen past stop_timeout: the stop entries get their time again`);
         return bound();
       }

@@ -232,9 +232,12 @@ describe('cluster simulator', () => {
 
   // Seeds the simulator found (issue 13's session of 2026-12-02); rare (about 1 in 1,000 focused
   // histories), so replayed here rather than scanned for.
-  it('a refused stop entry is held until it can run: seed 20101 holds twice only when refused stops count as done', () => {
-    const control = runSeed(20101, { ...FOCUS, model: { heldStops: false } });
+  it('a refused stop entry is held until it can run: seed 20101 holds twice only when refused stops count as done and the watchdog kills its stop entries at a thaw', () => {
+    // Either fix alone saves this history (the watchdog's thaw grace came later, seed 3522).
+    const control = runSeed(20101, { ...FOCUS, model: { heldStops: false, watchdogThawGrace: false } });
     expect(control.violation?.invariant).toBe('never two holders');
+    expect(runSeed(20101, { ...FOCUS, model: { heldStops: false } }).violation).toBeNull();
+    expect(runSeed(20101, { ...FOCUS, model: { watchdogThawGrace: false } }).violation).toBeNull();
     const real = runSeed(20101, FOCUS);
     expect(real.violation).toBeNull();
     expect(real.stats.heldStopRetries).toBeGreaterThan(0);
@@ -250,6 +253,8 @@ describe('cluster simulator', () => {
 
   it("the watchdog's stop_timeout overrun by a whole-node freeze gives its stop entries their time again (seed 3522); a cltab whose reads all failed is not judged by its old text (seed 4131)", () => {
     for (const seed of [3522, 4131]) expect(runSeed(seed, SLOW_STOPS).violation, `seed ${seed}`).toBeNull();
+    // The control: a watchdog that kills its stop entries at the thaw leaves the resource held.
+    expect(runSeed(3522, { ...SLOW_STOPS, model: { watchdogThawGrace: false } }).violation?.invariant).toBe('never two holders');
   });
 
   it('a monitor that dies right after making its folder leaves a left node, not one every plan waits for (seed 31535, 5 nodes); two nodes blind to each other from their start never take each other for gone (seed 1478)', () => {
