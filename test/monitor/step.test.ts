@@ -434,6 +434,38 @@ describe('step: a cycle', () => {
     expect(x.state.lastLive.get('n2')?.state).toBe('up');
   });
 
+  it('replica copies at 64 nodes: at most 4 settled peer copies a cycle are stat\'ed again, and every one within ceil(130 / 4) cycles', () => {
+    const x = started();
+    const peers = Array.from({ length: 63 }, (_, i) => `p${i + 2}`);
+    for (const n of peers) {
+      x.files.set(`nodes/${n}/cltab`, x.files.get('cltab')!);
+      x.files.set(`nodes/${n}/hactl`, x.files.get('hactl')!);
+      x.beat(n, 1, 1, { seq: 1, groups: [] });
+    }
+    const peerStats = (): string[] => {
+      const e = x.effects.findLast((y) => y.type === 'io' && y.tag.kind === 'cycle' && 'stage' in y.tag && y.tag.stage === 'peers');
+      return e?.type === 'io' ? e.ops.flatMap((op) => (op.op === 'stat' && /^nodes\/p/.test(op.path) ? [op.path] : [])) : [];
+    };
+    let seq = 1;
+    const cycle = (): void => {
+      seq++;
+      for (const n of peers) x.beat(n, seq, 1);
+      x.clear();
+      x.fire('cycle');
+    };
+    // Until every copy is judged and has stood still for the settle time (2 s: 20 cycles here).
+    for (let i = 0; i < 25; i++) cycle();
+    const seen = new Set<string>();
+    for (let i = 0; i < 33; i++) {
+      cycle();
+      const stats = peerStats();
+      expect(stats.length, `cycle ${i}`).toBeLessThanOrEqual(4);
+      for (const p of stats) seen.add(p);
+    }
+    expect(seen.size).toBe(2 * peers.length);
+    expect(x.state.lastLive.get('p64')?.state).toBe('up');
+  });
+
   it('the hastat is written every cycle, and with many groups every few (it is costly to build)', () => {
     const hastats = (x: Script, cycles: number): number => {
       x.clear();
