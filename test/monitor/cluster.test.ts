@@ -2,7 +2,7 @@
 // workload holds an exclusive flock on a per-group file and records any overlap; every test
 // asserts that there was none.
 
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cluster, lockedWorkload, waitFor } from '../helpers/cluster.js';
@@ -280,6 +280,29 @@ describe('state_dir', () => {
     }
     expect(existsSync(join(c.root, 'state'))).toBe(false);
     expect(existsSync(join(c.root, 'nodes'))).toBe(false);
+  }, 30_000);
+
+  it('on a disk filesystem: a warning at start naming it (the record rewritten at every process start waits on writeback there); on a tmpfs: none', async () => {
+    c = new Cluster();
+    const onDisk = join(process.cwd(), 'node_modules', '.peerha-test-state');
+    const inMemory = mkdtempSync('/dev/shm/peerha-test-state-');
+    try {
+      const memoryFs = (dir: string): boolean => [0x01021994, 0x858458f6].includes(statfsSync(dir).type);
+      expect(memoryFs(inMemory)).toBe(true);
+      const said = /state_dir is not on a tmpfs/;
+      const a = c.start('n1', {}, { stateDir: inMemory });
+      await waitFor('n1 heartbeats', () => (c!.clstat('n1')?.header?.seq ?? 0) > 1, 10_000);
+      expect(a.output()).not.toMatch(said);
+      const b = c.start('n2', {}, { stateDir: onDisk });
+      await waitFor('n2 heartbeats', () => (c!.clstat('n2')?.header?.seq ?? 0) > 1, 10_000);
+      mkdirSync(onDisk, { recursive: true });
+      if (memoryFs(onDisk)) expect(b.output()).not.toMatch(said);
+      else expect(b.output()).toMatch(said);
+    } finally {
+      await c.stopAll();
+      rmSync(inMemory, { recursive: true, force: true });
+      rmSync(onDisk, { recursive: true, force: true });
+    }
   }, 30_000);
 });
 
