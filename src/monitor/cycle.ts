@@ -263,7 +263,7 @@ function claimsToRead(state: MonitorState, latest: ReadonlyArray<{ readonly grou
 /**
  * Every replica copy is stat'ed at least this often, whatever the beats say (a copy edited by
  * hand), and no more than COPY_RECHECKS_PER_CYCLE of them a cycle: with 64 nodes' copies (130)
- * every 10 cycles, these stats were a fifth of an idle monitor's CPU; now each is rechecked every
+ * every 10 cycles, these stats were a fifth of an idle monitor's main-thread CPU; now each is rechecked every
  * 33 cycles there. Up to 19 nodes nothing changes.
  */
 const COPY_RECHECK_CYCLES = 10;

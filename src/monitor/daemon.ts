@@ -349,7 +349,7 @@ export async function runMonitor(settings: MonitorSettings, log: Logger, reload?
 }
 
 /** Filesystems that live in memory (statfs f_type): tmpfs, ramfs. */
-const MEMORY_FS: ReadonlySet<number> = new Set([0x01021994, 0x858458f6]);
+export const MEMORY_FS: ReadonlySet<number> = new Set([0x01021994, 0x858458f6]);
 
 /**
  * The process-group record in state_dir is rewritten (tmp + rename, synchronously) at every

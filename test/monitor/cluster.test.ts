@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statfsSync, wri
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cluster, lockedWorkload, waitFor } from '../helpers/cluster.js';
+import { MEMORY_FS } from '../../src/monitor/daemon.js';
 
 const CYCLE_MS = 200;
 const TIMEOUT_MS = 1500;
@@ -287,7 +288,7 @@ describe('state_dir', () => {
     const onDisk = join(process.cwd(), 'node_modules', '.peerha-test-state');
     const inMemory = mkdtempSync('/dev/shm/peerha-test-state-');
     try {
-      const memoryFs = (dir: string): boolean => [0x01021994, 0x858458f6].includes(statfsSync(dir).type);
+      const memoryFs = (dir: string): boolean => MEMORY_FS.has(statfsSync(dir).type);
       expect(memoryFs(inMemory)).toBe(true);
       const said = /state_dir is not on a tmpfs/;
       const a = c.start('n1', {}, { stateDir: inMemory });
@@ -295,7 +296,6 @@ describe('state_dir', () => {
       expect(a.output()).not.toMatch(said);
       const b = c.start('n2', {}, { stateDir: onDisk });
       await waitFor('n2 heartbeats', () => (c!.clstat('n2')?.header?.seq ?? 0) > 1, 10_000);
-      mkdirSync(onDisk, { recursive: true });
       if (memoryFs(onDisk)) expect(b.output()).not.toMatch(said);
       else expect(b.output()).toMatch(said);
     } finally {
