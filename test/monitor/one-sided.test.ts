@@ -19,6 +19,19 @@ function inNamespaceOf(pid: number, ...cmd: string[]): void {
   execFileSync('nsenter', ['-t', String(pid), '-m', '--', ...cmd], { stdio: 'pipe' });
 }
 
+/** Undo a cover mount there; "target is busy" while a read of the monitor's is in flight: asked again. */
+async function unmountIn(pid: number, path: string): Promise<void> {
+  await waitFor(`${path} unmounted`, () => {
+    try {
+      inNamespaceOf(pid, 'umount', path);
+      return true;
+    } catch (e) {
+      if (/target is busy/.test(String((e as { stderr?: unknown }).stderr ?? e))) return false;
+      throw e;
+    }
+  }, 10_000, 20);
+}
+
 /** Three monitors, W (a locked workload) preferred on n1; n3 in its own mount namespace. */
 async function threeNodes(coverBeforeStart: boolean): Promise<{ cl: Cluster; n3pid: number }> {
   const c = newCluster({ cycle: '250ms', timeout: '1000ms' });
@@ -51,8 +64,8 @@ describe('one-sided read loss (mount namespace)', () => {
     expect(cl.clstat('n3')?.groups.filter((g) => g.group === 'W')).toEqual([]);
     expect(cl.overlaps()).toEqual([]);
     expect(cl.hastat('n2')?.nodes.n1?.state).toBe('up'); // the others see n1 fine
-    inNamespaceOf(n3pid, 'umount', join(cl.root, 'nodes', 'n1'));
-    inNamespaceOf(n3pid, 'umount', join(cl.root, 'beats'));
+    await unmountIn(n3pid, join(cl.root, 'nodes', 'n1'));
+    await unmountIn(n3pid, join(cl.root, 'beats'));
     await waitFor('n1 up again for n3', () => cl.hastat('n3')?.nodes.n1?.state === 'up', 15_000);
     expect(cl.runningOn('W')).toBe('n1');
     expect(cl.overlaps()).toEqual([]);
@@ -99,8 +112,8 @@ describe('one-sided read loss (mount namespace)', () => {
     const st = await cl.cli(['status', '--root', cl.root]);
     expect(st.stdout).toMatch(/poison pill:\n\s+n1 is held stale by n3/);
     // Healed: n3 reads n1 again, drops its claim, n1 may run groups again; W still runs once.
-    inNamespaceOf(n3pid, 'umount', join(cl.root, 'nodes', 'n1'));
-    inNamespaceOf(n3pid, 'umount', join(cl.root, 'beats'));
+    await unmountIn(n3pid, join(cl.root, 'nodes', 'n1'));
+    await unmountIn(n3pid, join(cl.root, 'beats'));
     await waitFor('n1 no longer held stale', () => cl.hastat('n1') && !cl.hastat('n1')!.nodes.n1?.declaredStaleBy, 15_000);
     await cl.cyclesPass('n1', 8);
     expect(cl.runningOn('W')).not.toBeNull();
