@@ -60,8 +60,8 @@ export function schedule(t: Turn, ms: number): void {
   if (t.state.phase !== 'running') return;
   t.state.cycleTimerAt = t.now + ms;
   t.timer('cycle', t.now + ms);
-  const poll = beatPollMs(t.state.settings.cycleMs);
-  if (ms >= 2 * poll) t.timer('beat-poll', t.now + poll);
+  const next = nextBeatPollInMs(ms, t.state.settings.cycleMs);
+  if (next !== null) t.timer('beat-poll', t.now + next);
 }
 
 /**
@@ -72,6 +72,17 @@ export function schedule(t: Turn, ms: number): void {
  */
 export function beatPollMs(cycleMs: number): number {
   return Math.max(EVENT_CYCLE_GAP_MS, cycleMs / 3);
+}
+
+/**
+ * With the next cycle `untilCycleMs` away: the next poll in evenly spaced steps of at most ~one
+ * poll period (10 % slack for the period's jitter), or null when the cycle itself is that close.
+ * A fixed step left one poll a cycle in practice: a cycle takes a few ms, so after the first poll
+ * the next cycle was always just under two steps away (up to two thirds of a cycle undated).
+ */
+export function nextBeatPollInMs(untilCycleMs: number, cycleMs: number): number | null {
+  const steps = Math.ceil(untilCycleMs / (beatPollMs(cycleMs) * 1.1));
+  return steps >= 2 ? untilCycleMs / steps : null;
 }
 
 export function pollBeats(t: Turn): void {
@@ -94,8 +105,8 @@ export function beatsPolled(t: Turn, results: Results | null): void {
     }
     if (seen) state.beatSeen = seen;
   }
-  const poll = beatPollMs(state.settings.cycleMs);
-  if (!state.cycle && state.cycleTimerAt !== null && state.cycleTimerAt - t.now >= 2 * poll) t.timer('beat-poll', t.now + poll);
+  const next = state.cycle || state.cycleTimerAt === null ? null : nextBeatPollInMs(state.cycleTimerAt - t.now, state.settings.cycleMs);
+  if (next !== null) t.timer('beat-poll', t.now + next);
 }
 
 /** Date each peer's heartbeat change from the poll that saw it first, when one did. */

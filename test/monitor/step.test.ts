@@ -307,6 +307,35 @@ describe('step: beat polls between cycles', () => {
     x.fire('cycle');
     expect(x.state.peers.get('n2')).toMatchObject({ seq: 3, lastChange: x.now });
   });
+
+  it('a cycle that takes time still gets two polls before the next, no gap over a third of a cycle', () => {
+    const x = started();
+    x.beat('n2', 1, 1, { seq: 1, groups: [] });
+    x.fire('cycle');
+    // Every later cycle spends 7 ms in its scan, as a real store does.
+    x.beforeAnswer = (tag) => {
+      if (tag.kind === 'cycle' && 'stage' in tag && tag.stage === 'scan') x.now += 7;
+    };
+    let measured = 0;
+    for (let round = 0; round < 10; round++) {
+      x.beat('n2', round + 2, 1);
+      x.fire('cycle');
+      const ended = x.now;
+      const cycleAt = x.timers.get('cycle')!;
+      const polls: number[] = [];
+      while (x.timers.has('beat-poll') && x.timers.get('beat-poll')! < cycleAt) {
+        x.fire('beat-poll');
+        polls.push(x.now);
+      }
+      // An event cycle right after (a configuration just loaded) has no room for polls.
+      if (cycleAt - ended < 0.8 * x.state.settings.cycleMs) continue;
+      measured++;
+      expect(polls.length, `round ${round}: polls ${polls}, cycle ${ended}…${cycleAt}`).toBe(2);
+      const gaps = [ended, ...polls, cycleAt].slice(1).map((at, i) => at - [ended, ...polls][i]!);
+      for (const g of gaps) expect(g, `round ${round}: ${gaps}`).toBeLessThanOrEqual((1.1 * x.state.settings.cycleMs) / 3);
+    }
+    expect(measured).toBeGreaterThanOrEqual(5);
+  });
 });
 
 describe('step: a cycle', () => {
