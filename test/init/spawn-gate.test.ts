@@ -4,7 +4,7 @@
 // running for good, and the survivor's web found its lock held.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,11 +22,13 @@ afterEach(() => {
  * A node process that spawns `command` through the real runner; `dieOnRecord`: SIGKILL itself
  * when asked to record it; `mayRun`: the runner's last word before the command runs.
  */
-async function spawner(command: string, dieOnRecord: boolean, mayRun = true): Promise<{ code: number | null; signal: string | null }> {
+async function spawner(command: string, dieOnRecord: boolean, mayRun = true, nice = 0): Promise<{ code: number | null; signal: string | null }> {
   const script = join(dir, 'spawner.mjs');
   writeFileSync(
     script,
     [
+      `import { setPriority } from 'node:os';`,
+      `if (${nice} !== 0) setPriority(${nice});`,
       `import { RealRunner } from ${JSON.stringify(join(ROOT, 'dist', 'init', 'runner.js'))};`,
       `const runner = new RealRunner({ onGroupsChanged: () => { if (${dieOnRecord}) process.kill(process.pid, 'SIGKILL'); }, mayRun: () => ${mayRun} });`,
       `runner.spawn({ command: ${JSON.stringify(command)} }, { onExit: (code) => process.exit(code === 126 ? 26 : 0), onGone: () => undefined, onOutput: () => undefined });`,
@@ -63,5 +65,15 @@ describe('the spawn gate', () => {
     const exit = await spawner(`echo "$0 $#" > ${ran}; exit 3`, false);
     expect(exit.code).toBe(0);
     await waitFor('the command to run', () => existsSync(ran), 5_000);
+  });
+
+  it('a command of a monitor at raised priority runs at the normal one', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'peerha-gate-'));
+    const ran = join(dir, 'ran');
+    // Field 19 of /proc/PID/stat is the nice value; $$ is the shell the runner spawned.
+    const exit = await spawner(`cut -d' ' -f19 /proc/$$/stat > ${ran}.tmp; mv ${ran}.tmp ${ran}`, false, true, -7);
+    expect(exit.code).toBe(0);
+    await waitFor('the command to run', () => existsSync(ran), 5_000);
+    expect(readFileSync(ran, 'utf8').trim()).toBe('0');
   });
 });
