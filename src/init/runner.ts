@@ -256,7 +256,12 @@ interface Queued {
  * cycle is under way: its heartbeat comes first) spawns wait, up to MAX_HOLD_MS at a time. A process signalled before
  * it started never starts: it "exits" by that signal.
  */
-export function pacedRunner(inner: Runner, budgetMs = 4, windowMs = 12, held: () => boolean = () => false, now: () => number = () => performance.now()): Runner {
+export interface PacedRunner extends Runner {
+  /** The hold may have ended (a cycle finished): what waits starts now, not at the next retry. */
+  resume(): void;
+}
+
+export function pacedRunner(inner: Runner, budgetMs = 4, windowMs = 12, held: () => boolean = () => false, now: () => number = () => performance.now()): PacedRunner {
   const queue: Queued[] = [];
   let windowStart = Number.NEGATIVE_INFINITY;
   let used = 0;
@@ -291,6 +296,11 @@ export function pacedRunner(inner: Runner, budgetMs = 4, windowMs = 12, held: ()
     later();
   };
   return {
+    resume: (): void => {
+      if (timer === null || heldSince < 0 || held()) return;
+      clearTimeout(timer);
+      timer = setTimeout(pump, 0);
+    },
     spawn: (req, cb): ProcessHandle => {
       const q: Queued = { req, cb, handle: null, cancelled: false };
       if (queue.length === 0 && mayStart()) startOne(q);

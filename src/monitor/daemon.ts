@@ -13,7 +13,7 @@ import { stopLevelOf } from '../config/monitor.js';
 import { Engine, type GroupStatus } from '../init/engine.js';
 import { killGroups, PgidRecord } from '../init/pgid-record.js';
 import { StopRecord, stopRecordText } from '../init/stop-record.js';
-import { pacedRunner, RealRunner, type Runner } from '../init/runner.js';
+import { pacedRunner, RealRunner, type PacedRunner, type Runner } from '../init/runner.js';
 import { methodName, runFenceMethod } from '../fence/fencer.js';
 import { AlertRunner, type AlertStats } from './alert-runner.js';
 import type { MonitorEffect, TimerName } from './events.js';
@@ -52,6 +52,7 @@ export class MonitorDaemon {
   /** Every command's environment, also the watchdog's stop entries'. */
   private readonly env: NodeJS.ProcessEnv;
   private readonly engine: Engine;
+  private readonly spawns: PacedRunner;
   private readonly watchdog: Watchdog;
   private readonly machine: Machine;
   private readonly alerts: AlertRunner;
@@ -85,7 +86,11 @@ export class MonitorDaemon {
     const offset = settings.clockOffsetMs ?? 0;
     const observer = settings.metrics && ObserverClass ? new ObserverClass(settings.metrics.listen, { state: () => this.machine.state, now: () => performance.now(), groupCounts: () => this.engine.counts(), alerts: () => this.alerts.stats() }, log) : null;
     this.observer = observer;
-    this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e), undefined, observer ? (ev, st) => observer.stepped(ev, st) : undefined);
+    this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e), undefined, (ev, st) => {
+      observer?.stepped(ev, st);
+      // Spawns held while a cycle ran go as soon as it ends (a takeover's test and start wait on it).
+      if (st.cycle === null) this.spawns.resume();
+    });
     this.alerts = new AlertRunner(log, this.env, settings.node, () => this.machine.state.settings.alerts ?? []);
     this.watchdog = new Watchdog(this.record.path, this.stops.path, this.env, (code, signal) => this.machine.dispatch({ type: 'watchdog-exited', code, signal }));
     // Saved at once, in the same call as the fork: a monitor frozen right after a spawn must not
@@ -106,9 +111,10 @@ export class MonitorDaemon {
       if (!this.refusedSpawn) log.warn({ command }, 'not starting processes: this node is self-fencing');
       this.refusedSpawn = true;
     };
+    // Spawns wait while a cycle is under way: its heartbeat must not queue behind forks.
+    this.spawns = pacedRunner(guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord, mayRun: () => spawnAllowed(this.machine.state, performance.now()) }), allowed, refused, setImmediate), 4, 12, () => this.machine.state.cycle !== null);
     this.engine = new Engine({
-      // Spawns wait while a cycle is under way: its heartbeat must not queue behind forks.
-      runner: pacedRunner(guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord, mayRun: () => spawnAllowed(this.machine.state, performance.now()) }), allowed, refused, setImmediate), 4, 12, () => this.machine.state.cycle !== null),
+      runner: this.spawns,
       logger: log,
       timings: timingsOf(settings),
       onChange: (settledAt) => {
