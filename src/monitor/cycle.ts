@@ -668,7 +668,7 @@ export function cyclePublished(t: Turn, id: number): void {
   const cycle = state.cycle;
   if (!cycle || cycle.id !== id || cycle.stage !== 'publish') return;
   const inputs = state.hastatInputs;
-  if (!state.hastatWriting && inputs && t.now - state.lastHastatAt >= hastatEveryMs(state)) {
+  if (!state.hastatWriting && inputs && t.now - state.lastHastatAt >= hastatEveryMs(state.settings, state.cltab?.value.groups.length ?? 0, state.peers.size + 1)) {
     state.lastHastat = buildHastat(t, inputs.quorum, inputs.nodes, inputs.errors, inputs.notes);
     state.hastatWriting = true;
     state.lastHastatAt = t.now;
@@ -694,14 +694,20 @@ export function cyclePublished(t: Turn, id: number): void {
 }
 
 /**
- * How often the hastat is rewritten: every cycle, and with many groups every few (a view of
- * 1,000 groups took ~50 ms to build: every 250 ms cycle, a fifth of a core; monitoring reads it
- * at most every second or so anyway).
+ * How often the hastat is rewritten: every cycle, and with many groups or nodes every few (a view
+ * of 1,000 groups took ~50 ms to build: every 250 ms cycle, a fifth of a core; at 64 nodes the view
+ * is 15 KB of JSON and six file operations a cycle, on an idle monitor's budget of 1 % of a core).
+ * Monitoring reads it at most every second or so anyway; `peerha plan` wants it younger than
+ * `timeout`, so for nodes it is never left more than timeout/2 old.
  */
-function hastatEveryMs(state: MonitorState): number {
-  const every = Math.ceil((state.cltab?.value.groups.length ?? 0) / 250);
-  return every <= 1 ? 0 : state.settings.cycleMs * (every - 0.5);
+export function hastatEveryMs(settings: { readonly cycleMs: number; readonly timeoutMs: number }, groups: number, nodes: number): number {
+  const forNodes = Math.min(Math.ceil(nodes / HASTAT_NODES_PER_CYCLE), Math.floor(settings.timeoutMs / (2 * settings.cycleMs)));
+  const every = Math.max(Math.ceil(groups / 250), forNodes);
+  return every <= 1 ? 0 : settings.cycleMs * (every - 0.5);
 }
+
+/** Up to this many nodes the hastat goes out every cycle (above, every ceil(nodes/this) cycles). */
+const HASTAT_NODES_PER_CYCLE = 32;
 
 /** The background hastat write finished. */
 export function hastatWritten(t: Turn, results: Results | null, error: string | undefined): void {

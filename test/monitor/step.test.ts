@@ -11,6 +11,7 @@ import { firstSequenceAfter } from '../../src/monitor/alerts.js';
 import { confirms } from '../../src/monitor/fence-duty.js';
 import { initialState, type Incident, type MonitorSettings, type MonitorState } from '../../src/monitor/state.js';
 import { step } from '../../src/monitor/step.js';
+import { hastatEveryMs } from '../../src/monitor/cycle.js';
 
 const NO_FENCE: FenceConfig = { timeoutMs: 1000, action: 'off', delayBaseMs: 0, delayMaxMs: 0, priorityDelayMs: 0, retryMaxMs: 4000, methods: [] };
 
@@ -643,5 +644,18 @@ describe('step: fencing', () => {
     expect(confirms({ node: 'n2', time: new Date(6000).toISOString() }, 'n2', inc)).toBe(true);
     expect(confirms({ node: 'n2', time: new Date(4000).toISOString() }, 'n2', inc)).toBe(false);
     expect(confirms(null, 'n2', inc)).toBe(false);
+  });
+});
+
+describe('step: how often the hastat is rewritten', () => {
+  const at = (cycleMs: number, timeoutMs: number) => ({ cycleMs, timeoutMs });
+  it('every cycle up to 32 nodes and 250 groups; every few above, for nodes never past timeout/2', () => {
+    expect(hastatEveryMs(at(1000, 5000), 1, 3)).toBe(0);
+    expect(hastatEveryMs(at(1000, 5000), 250, 32)).toBe(0);
+    expect(hastatEveryMs(at(1000, 5000), 1, 64)).toBe(1500); // every 2nd cycle
+    expect(hastatEveryMs(at(1000, 5000), 1, 128)).toBe(1500); // 4 wanted, timeout/2 allows 2
+    expect(hastatEveryMs(at(1000, 10_000), 1, 128)).toBe(3500);
+    expect(hastatEveryMs(at(250, 1000), 1000, 3)).toBe(875); // 1,000 groups: every 4th, as before
+    expect(hastatEveryMs(at(100, 300), 1, 64)).toBe(0); // timeout/2 is under two cycles
   });
 });
