@@ -16,6 +16,7 @@ import type { GroupStatus } from '../init/engine.js';
 import { DEFAULT_TIMINGS, type Timings } from '../init/machines.js';
 import { EMPTY_MEMORY, isActive, type Action, type DecideMemory, type Instance, type NodeView } from './decide.js';
 import type { FenceIncident } from './fencing.js';
+import type { Replica } from './replication.js';
 import type { FencedBy, HandoverRecord, PeerRead } from './view.js';
 
 export interface MonitorSettings extends Omit<MonitorConfig, 'logLevel' | 'configFile' | 'quorum'> {
@@ -71,6 +72,27 @@ export interface Cycle {
   readonly claiming?: ReadonlyArray<{ readonly group: string; readonly level: string; readonly reason: string; readonly claim: number; readonly unclaimed?: string }>;
   readonly claimSeq?: number;
   readonly waiting?: readonly Action[];
+  /** Decides on the last full cycle's reads (no reads of its own): see LastReads. */
+  readonly reused?: boolean;
+  /** The next cycle's period counts from this (a reused cycle keeps the full cycle's cadence). */
+  readonly periodFrom?: number;
+}
+
+/**
+ * The reads a full cycle decided on, and what it made of the replica copies: a finished test is
+ * decided on from them at once while they are fresh (cycle.ts decideOnLastReads).
+ */
+export interface LastReads {
+  /** When it decided on them, and when that cycle began. */
+  readonly at: number;
+  readonly began: number;
+  readonly selfFence: boolean;
+  readonly names: readonly string[];
+  readonly listed: boolean;
+  readonly paths: readonly string[];
+  readonly verdicts: ReadonlyMap<string, Judged | null>;
+  readonly cltab: Replica;
+  readonly hactl: Replica;
 }
 
 /** This node's beat (beats.ts): its current file name, and the gen and body key of its clstat. */
@@ -218,6 +240,8 @@ export interface MonitorState {
   readonly readySent: boolean;
   readonly cycleNo: number;
   readonly cycle: Cycle | null;
+  /** What the last full cycle read and decided on (a finished test is decided on from it at once). */
+  readonly lastReads: LastReads | null;
   /** When the pending cycle timer fires (null: none pending). */
   readonly cycleTimerAt: number | null;
   /** Run the next cycle right after this one (a plan to time, a test that finished). */
@@ -322,6 +346,7 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     readySent: false,
     cycleNo: 0,
     cycle: null,
+    lastReads: null,
     cycleTimerAt: null,
     cycleAgain: false,
     eventCycles: 0,

@@ -659,3 +659,49 @@ describe('step: how often the hastat is rewritten', () => {
     expect(hastatEveryMs(at(100, 300), 1, 64)).toBe(0); // timeout/2 is under two cycles
   });
 });
+
+describe('step: a finished test', () => {
+  /** n1 told `web test` (its claim won); the test still runs. */
+  function testing(): Script {
+    const x = started();
+    x.peer('n2', 1);
+    x.tellSettles = false;
+    for (let seq = 2; !tellsOf(x).includes('web test') && seq < 10; seq++) {
+      x.peer('n2', seq);
+      x.fire('cycle');
+    }
+    expect(tellsOf(x)).toEqual(['web test']);
+    x.clear();
+    return x;
+  }
+  const tellsOf = (x: Script): string[] => x.effects.flatMap((e) => (e.type === 'tell' ? [`${e.group} ${e.level}`] : []));
+  const testPassed = (x: Script): void => {
+    x.engine = [{ group: 'web', level: 'test', state: 'PASSED', notes: [], procs: [], transitions: [] }];
+    x.send({ type: 'engine', groups: x.engine });
+  };
+
+  it('is decided on at once from the reads of the cycle that told it: start, and its clstat, with no new read', () => {
+    const x = testing();
+    const cycleAt = x.timers.get('cycle')!;
+    x.now += Math.min(8, (cycleAt - x.now) / 2); // the test's run, before the next cycle is due
+    testPassed(x);
+    expect(tellsOf(x)).toEqual(['web start']);
+    const ios = x.types().filter((t) => t.startsWith('io:'));
+    expect(ios).toEqual(['io:clstat', 'io:hastat']);
+    expect(x.logs()).not.toContain('replicated');
+    // It read nothing: the cycle that was due still comes when it was due.
+    expect(x.timers.get('cycle')).toBe(cycleAt);
+    x.fire('cycle');
+    expect(x.types()).toContain('io:cycle:scan');
+  });
+
+  it('reads older than half a cycle (or a quarter timeout) are read again: a full cycle first', () => {
+    const x = testing();
+    x.now += 60; // cycle 100 ms: reads of 60 ms ago are not fresh
+    testPassed(x);
+    expect(tellsOf(x)).toEqual([]);
+    x.fire('cycle');
+    expect(x.types()).toContain('io:cycle:scan');
+    expect(tellsOf(x)).toEqual(['web start']);
+  });
+});
