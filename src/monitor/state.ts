@@ -82,15 +82,9 @@ export interface Cycle {
  * The reads a full cycle decided on, and what it made of the replica copies: a finished test is
  * decided on from them at once while they are fresh (cycle.ts decideOnLastReads).
  */
-export interface LastReads {
-  /** When it decided on them, and when that cycle began. */
+export interface LastReads extends Pick<Cycle, 'began' | 'selfFence' | 'names' | 'listed' | 'paths' | 'verdicts'> {
+  /** When it decided on them. */
   readonly at: number;
-  readonly began: number;
-  readonly selfFence: boolean;
-  readonly names: readonly string[];
-  readonly listed: boolean;
-  readonly paths: readonly string[];
-  readonly verdicts: ReadonlyMap<string, Judged | null>;
   readonly cltab: Replica;
   readonly hactl: Replica;
 }
