@@ -24,7 +24,7 @@ import { copyPaths, judgeRead, replicate, sourceName, unchangedVerdict, type Rep
 import { buildHastat } from './snapshot.js';
 import { localInstances, shownInstances, type CopySeen, type Cycle, type MonitorState, type PeerContent } from './state.js';
 import type { Draft, Turn } from './turn.js';
-import { absorbPeerRead, readPeerClstat, type PeerRead, dueTimes, EVENT_CYCLE_GAP_MS, freshHandovers, handoverTtlMs, liveCount, MAX_EVENT_CYCLES, minCycleGapMs, nextCycleDelayMs, nodeViews, readComplete, testSettled } from './view.js';
+import { absorbPeerRead, readPeerClstat, type PeerRead, dueTimes, EVENT_CYCLE_GAP_MS, freshHandovers, handoverTtlMs, liveCount, MAX_EVENT_CYCLES, minCycleGapMs, nextCycleDelayMs, nodeViews, readComplete, type SelfFenceState, testSettled } from './view.js';
 
 type Results = readonly StoreResult[];
 export type CycleTag = Extract<IoTag, { kind: 'cycle' }>;
@@ -158,11 +158,11 @@ function decideOnLastReads(t: Turn): boolean {
   const last = state.lastReads;
   if (state.phase !== 'running' || state.cycle || state.leave || !last || last.selfFence) return false;
   if (t.now - last.at > Math.min(settings.cycleMs / 2, settings.timeoutMs / 4)) return false;
-  if (t.logic.selfFenceState({ now: t.now, lastCycleEnd: state.lastCycleEnd, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: settings.timeoutMs }).selfFence) return false;
+  if (judgeFreeze(t).selfFence) return false;
   const id = state.cycleNo + 1;
   state.cycleNo = id;
   state.cycleAgain = false;
-  state.cycle = { id, stage: 'telling', began: t.now, periodFrom: last.began, marks: `reads of ${Math.round(t.now - last.at)} ms ago, `, tells: 0, selfFence: false, names: last.names, listed: last.listed, paths: last.paths, verdicts: last.verdicts, toRead: [], reused: true };
+  state.cycle = { id, stage: 'telling', began: t.now, marks: `reads of ${Math.round(t.now - last.at)} ms ago, `, tells: 0, selfFence: false, names: last.names, listed: last.listed, paths: last.paths, verdicts: last.verdicts, toRead: [], reused: true };
   decide(t, state.cycle);
   return true;
 }
@@ -170,7 +170,7 @@ function decideOnLastReads(t: Turn): boolean {
 function endCycle(t: Turn, failed: boolean): void {
   const state = t.state;
   const settings = state.settings;
-  const began = state.cycle?.periodFrom ?? state.cycle?.began ?? t.now;
+  const began = (state.cycle?.reused ? state.lastReads?.began : state.cycle?.began) ?? t.now;
   // A reused cycle read nothing: a cycle already due (a peer's silence reaching timeout) still runs then.
   const pending = state.cycle?.reused ? state.cycleTimerAt : null;
   state.cycle = null;
@@ -190,6 +190,12 @@ export function failCycle(t: Turn, error: string): void {
   if (!t.state.cycle) return;
   t.log('error', 'cycle failed; retrying next cycle', { err: error });
   endCycle(t, true);
+}
+
+/** Was this monitor frozen since its last cycle, or is its clstat not landing (view.ts selfFenceState)? */
+function judgeFreeze(t: Turn): SelfFenceState {
+  const state = t.state;
+  return t.logic.selfFenceState({ now: t.now, lastCycleEnd: state.lastCycleEnd, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: state.settings.timeoutMs });
 }
 
 /** Some group here is active (told a level and not stopped): what a self-fence is for. */
@@ -249,7 +255,7 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   else state.lastNames = listed;
   // Also a freeze that hit the previous cycle after it began: that cycle did not pet, so the
   // watchdog may have fired and what the engine believes runs may be dead.
-  const judged = t.logic.selfFenceState({ now: t.now, lastCycleEnd: state.lastCycleEnd, lastPet: state.lastPet, lastPublishOk: state.lastPublishOk, timeoutMs: settings.timeoutMs });
+  const judged = judgeFreeze(t);
   const frozenMs = Math.round(Math.max(t.now - state.lastCycleEnd, t.now - state.lastPet));
   // A freeze matters for what runs here (the watchdog may have killed it, peers may run it now). A
   // node that runs nothing has nothing to fence: it only decides again from a fresh view (this

@@ -72,10 +72,8 @@ export interface Cycle {
   readonly claiming?: ReadonlyArray<{ readonly group: string; readonly level: string; readonly reason: string; readonly claim: number; readonly unclaimed?: string }>;
   readonly claimSeq?: number;
   readonly waiting?: readonly Action[];
-  /** Decides on the last full cycle's reads (no reads of its own): see LastReads. */
+  /** Decides on the last full cycle's reads (no reads of its own; the period still counts from that cycle): see LastReads. */
   readonly reused?: boolean;
-  /** The next cycle's period counts from this (a reused cycle keeps the full cycle's cadence). */
-  readonly periodFrom?: number;
 }
 
 /**
