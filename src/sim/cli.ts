@@ -8,6 +8,7 @@
 //   --faults X                scale the number of faults (default 1)
 //   --timeout-cycles N        timeout = N cycles (default: drawn from 4, 5, 6, 8, 10)
 //   --slow-stops              every stop entry takes 50–90 % of stop_timeout (default: half of them)
+//   --fault-kinds LIST        draw only these kinds of fault (e.g. slow,pause; default: every kind)
 //   --stop-timeout F          stop_timeout = F × timeout (default timeout/2 − 100 ms; more is a
 //                             negative control: config refuses it)
 //   --max-failures K          stop after K failing seeds (default 5)
@@ -23,6 +24,7 @@ import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { replayCommand as replayFor, report, runSeed, type RunOptions, type RunResult } from './sim.js';
+import { FAULT_KINDS, type FaultKind } from './scenario.js';
 
 interface Args {
   seed: number | null;
@@ -35,13 +37,14 @@ interface Args {
   faults: number | undefined;
   timeoutCycles: number | undefined;
   slowStops: boolean;
+  faultKinds: FaultKind[] | undefined;
   stopTimeout: number | undefined;
   maxFailures: number;
   quiet: boolean;
   json: boolean;
 }
 
-const USAGE = 'usage: npm run sim -- [--seed S [--trace]] [--seeds N] [--start S] [--nodes N|A-B] [--jobs J] [--drift F] [--faults X] [--timeout-cycles N] [--slow-stops] [--stop-timeout F] [--max-failures K] [--quiet] [--json] [--help]\n';
+const USAGE = 'usage: npm run sim -- [--seed S [--trace]] [--seeds N] [--start S] [--nodes N|A-B] [--jobs J] [--drift F] [--faults X] [--timeout-cycles N] [--slow-stops] [--fault-kinds LIST] [--stop-timeout F] [--max-failures K] [--quiet] [--json] [--help]\n';
 
 function usage(msg: string): never {
   process.stderr.write(`sim: ${msg}\n${USAGE}`);
@@ -49,7 +52,7 @@ function usage(msg: string): never {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { seed: null, seeds: 1000, start: 1, nodes: undefined, jobs: availableParallelism(), trace: false, drift: undefined, faults: undefined, timeoutCycles: undefined, slowStops: false, stopTimeout: undefined, maxFailures: 5, quiet: false, json: false };
+  const a: Args = { seed: null, seeds: 1000, start: 1, nodes: undefined, jobs: availableParallelism(), trace: false, drift: undefined, faults: undefined, timeoutCycles: undefined, slowStops: false, faultKinds: undefined, stopTimeout: undefined, maxFailures: 5, quiet: false, json: false };
   const num = (v: string | undefined, what: string): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < 0) usage(`${what} needs a non-negative number`);
@@ -99,6 +102,14 @@ function parseArgs(argv: readonly string[]): Args {
         a.stopTimeout = num(v, k);
         i++;
         break;
+      case '--fault-kinds': {
+        const kinds = (v ?? '').split(',').filter(Boolean);
+        const unknown = kinds.filter((x) => !(FAULT_KINDS as readonly string[]).includes(x));
+        if (kinds.length === 0 || unknown.length) usage(`--fault-kinds needs a comma-separated list of ${FAULT_KINDS.join(', ')}${unknown.length ? ` (not: ${unknown.join(', ')})` : ''}`);
+        a.faultKinds = kinds as FaultKind[];
+        i++;
+        break;
+      }
       case '--slow-stops':
         a.slowStops = true;
         break;
@@ -133,6 +144,7 @@ function runOptions(a: Args): RunOptions {
     ...(a.faults !== undefined ? { faultRate: a.faults } : {}),
     ...(a.timeoutCycles !== undefined ? { timeoutCycles: a.timeoutCycles } : {}),
     ...(a.slowStops ? { slowStops: true } : {}),
+    ...(a.faultKinds ? { faultKinds: a.faultKinds } : {}),
     ...(a.stopTimeout !== undefined ? { stopTimeoutFactor: a.stopTimeout } : {}),
   };
 }

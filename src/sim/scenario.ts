@@ -114,7 +114,13 @@ export interface ScenarioOptions {
   readonly timeoutCycles?: number;
   /** Every group's stop entry takes 50–90 % of stop_timeout (default: half of them; the others ≤ cycle/2). */
   readonly slowStops?: boolean;
+  /** Draw faults of these kinds only, each as likely as before against the others (default: every kind). */
+  readonly faultKinds?: readonly FaultKind[];
 }
+
+/** The kinds of fault a history draws (a late join, `start`, is drawn apart). */
+export const FAULT_KINDS = ['crash', 'crash-fencer', 'kill-monitor', 'leave', 'pause', 'partition', 'slow', 'reads', 'fence-faulty', 'hactl', 'cltab', 'halt', 'io-error', 'view', 'full', 'clock-step', 'symlink'] as const satisfies ReadonlyArray<Fault['kind']>;
+export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** The simulator's cltab: per group an optional test, an optional setup, a service, a stop-level cleanup. */
 export function cltabText(groups: ReadonlyArray<Pick<GroupSpec, 'name' | 'hasTest' | 'hasSetup'>>, present: ReadonlySet<string>): string {
@@ -204,10 +210,13 @@ export function drawScenario(seed: number, opts: ScenarioOptions = {}): Scenario
   for (let i = 0; i < count; i++) {
     const at = rng.uniform(0, window);
     const node = rng.pick(nodes);
-    const kind = rng.weighted([
+    const mix = [
       [3, 'crash'], [fenceCommand.command ? 2 : 0, 'crash-fencer'], [2, 'kill-monitor'], [2, 'leave'], [3, 'pause'], [3, 'partition'], [2, 'slow'], [2, 'reads'], [fenceCommand.command ? 2 : 0, 'fence-faulty'], [2, 'hactl'],
       [1, 'cltab'], [1, 'halt'], [1, 'io-error'], [n > 1 ? 4 : 0, 'view'], [1, 'full'], [1, 'clock-step'], [1, 'symlink'],
-    ] as const);
+    ] as const satisfies ReadonlyArray<readonly [number, FaultKind]>;
+    const only = opts.faultKinds;
+    // The same draw either way: a seed's other choices stay as they were.
+    const kind = rng.weighted(only ? mix.map(([w, k]) => [only.includes(k) ? w : 0, k] as const) : mix);
     switch (kind) {
       case 'crash':
         faults.push({ kind, node, at, restartAfter: permanentOk && rng.chance(0.15) ? null : rng.uniform(0.2 * T, 5 * T) });

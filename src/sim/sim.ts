@@ -40,7 +40,7 @@ export interface RunResult {
   readonly trace: readonly string[];
 }
 
-const SCENARIO_KEYS = ['nodes', 'maxDrift', 'faultRate', 'stopTimeoutFactor', 'timeoutCycles', 'slowStops'] as const satisfies ReadonlyArray<keyof ScenarioOptions>;
+const SCENARIO_KEYS = ['nodes', 'maxDrift', 'faultRate', 'stopTimeoutFactor', 'timeoutCycles', 'slowStops', 'faultKinds'] as const satisfies ReadonlyArray<keyof ScenarioOptions>;
 
 /** The scenario options among run options (what a replay needs). */
 function scenarioOptions(opts: RunOptions): ScenarioOptions {
@@ -57,6 +57,7 @@ export function replayCommand(seed: number, o: ScenarioOptions = {}): string {
     o.faultRate !== undefined ? `--faults ${o.faultRate}` : '',
     o.timeoutCycles !== undefined ? `--timeout-cycles ${o.timeoutCycles}` : '',
     o.slowStops ? '--slow-stops' : '',
+    o.faultKinds ? `--fault-kinds ${o.faultKinds.join(',')}` : '',
     o.stopTimeoutFactor !== undefined ? `--stop-timeout ${o.stopTimeoutFactor}` : '',
   ].filter(Boolean);
   return `npm run sim -- --seed ${seed}${flags.length ? ' ' + flags.join(' ') : ''} --trace`;
