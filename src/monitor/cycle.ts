@@ -141,11 +141,7 @@ export function engineChanged(t: Turn): void {
     requestPublish(t, null);
     stopLevelProgress(t);
   }
-  if (!testSettled(localInstances(t.state))) return;
-  // Its spawn went while the cycle that told it published (daemon: spawnsWait): decided on from
-  // that cycle's reads once it ends, not after a cycle of its own.
-  if (t.state.cycle?.stage === 'publish' && !t.state.cycle.reused) t.state.testAfterCycle = true;
-  else if (!decideOnLastReads(t)) cycleSoon(t);
+  if (testSettled(localInstances(t.state)) && !decideOnLastReads(t)) cycleSoon(t);
 }
 
 /**
@@ -180,14 +176,7 @@ function endCycle(t: Turn, failed: boolean): void {
   state.cycle = null;
   const again = state.cycleAgain && state.eventCycles < MAX_EVENT_CYCLES;
   state.eventCycles = again ? state.eventCycles + 1 : 0;
-  const testDue = state.testAfterCycle;
-  state.testAfterCycle = false;
   if (failed) return schedule(t, settings.cycleMs);
-  if (testDue && testSettled(localInstances(state))) {
-    // What else asked for a cycle still gets one, after this decision.
-    if (decideOnLastReads(t)) return void (state.cycleAgain = again);
-    return schedule(t, EVENT_CYCLE_GAP_MS);
-  }
   if (again) return schedule(t, EVENT_CYCLE_GAP_MS);
   // Counted from the cycle's beginning: heartbeats a period apart however slow the store is today
   // (counted from its end, a 200 ms cycle at a 250 ms period left ~450 ms between heartbeats).

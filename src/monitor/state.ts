@@ -238,8 +238,6 @@ export interface MonitorState {
   readonly cycleTimerAt: number | null;
   /** Run the next cycle right after this one (a plan to time, a test that finished). */
   readonly cycleAgain: boolean;
-  /** A test finished while a cycle published: decided on from that cycle's reads once it ends. */
-  readonly testAfterCycle: boolean;
   readonly eventCycles: number;
   readonly peers: ReadonlyMap<string, PeerMemory>;
   /**
@@ -343,7 +341,6 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     lastReads: null,
     cycleTimerAt: null,
     cycleAgain: false,
-    testAfterCycle: false,
     eventCycles: 0,
     peers: new Map(),
     beatSeen: new Map(),

@@ -696,28 +696,6 @@ describe('step: a finished test', () => {
     expect(x.types()).toContain('io:cycle:scan');
   });
 
-  it('finishing while the cycle that told it publishes (its spawn went then), it is decided on as that cycle ends, from its reads', () => {
-    const x = started();
-    x.peer('n2', 1);
-    x.tellSettles = false;
-    let from: number | null = null;
-    x.beforeAnswer = (tag) => {
-      if (tag.kind !== 'clstat' || from !== null || !tellsOf(x).includes('web test')) return;
-      from = x.effects.length;
-      testPassed(x); // the engine's answer comes while the clstat is on its way
-    };
-    for (let seq = 2; from === null && seq < 10; seq++) {
-      x.peer('n2', seq);
-      x.fire('cycle');
-    }
-    expect(from).not.toBeNull();
-    const after = x.effects.slice(from!);
-    expect(after.flatMap((e) => (e.type === 'tell' ? [`${e.group} ${e.level}`] : []))).toEqual(['web start']);
-    expect(after.some((e) => e.type === 'io' && e.tag.kind === 'cycle')).toBe(false);
-    expect(x.state.cycle).toBeNull();
-    expect(x.state.testAfterCycle).toBe(false);
-  });
-
   it('reads older than half a cycle (or a quarter timeout) are read again: a full cycle first', () => {
     const x = testing();
     x.now += 60; // cycle 100 ms: reads of 60 ms ago are not fresh
