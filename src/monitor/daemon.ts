@@ -17,7 +17,7 @@ import { pacedRunner, RealRunner, type PacedRunner, type Runner } from '../init/
 import { methodName, runFenceMethod } from '../fence/fencer.js';
 import { AlertRunner, type AlertStats } from './alert-runner.js';
 import type { MonitorEffect, TimerName } from './events.js';
-import { spawnAllowed, spawnsWait } from './logic.js';
+import { spawnAllowed } from './logic.js';
 import { guardedRunner, Machine } from './machine.js';
 import type { Observer } from './observe.js';
 import { releasePidLock, takePidLock } from './pidlock.js';
@@ -88,8 +88,8 @@ export class MonitorDaemon {
     this.observer = observer;
     this.machine = new Machine(initialState(settings, process.pid, randomInt(2 ** 32)), { now: () => performance.now(), wall: () => Date.now() + offset }, (e) => this.perform(e), undefined, (ev, st) => {
       observer?.stepped(ev, st);
-      // Spawns held while a cycle read and decided go as soon as its clstat is on its way.
-      if (!spawnsWait(st)) this.spawns.resume();
+      // Spawns held while a cycle ran go as soon as it ends (a takeover's test and start wait on it).
+      if (st.cycle === null) this.spawns.resume();
     });
     this.alerts = new AlertRunner(log, this.env, settings.node, () => this.machine.state.settings.alerts ?? []);
     this.watchdog = new Watchdog(this.record.path, this.stops.path, this.env, (code, signal) => this.machine.dispatch({ type: 'watchdog-exited', code, signal }));
@@ -111,7 +111,8 @@ export class MonitorDaemon {
       if (!this.refusedSpawn) log.warn({ command }, 'not starting processes: this node is self-fencing');
       this.refusedSpawn = true;
     };
-    this.spawns = pacedRunner(guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord, mayRun: () => spawnAllowed(this.machine.state, performance.now()) }), allowed, refused, setImmediate), 4, 12, () => spawnsWait(this.machine.state));
+    // Spawns wait while a cycle is under way: its heartbeat must not queue behind forks.
+    this.spawns = pacedRunner(guardedRunner(runner ?? new RealRunner({ onGroupsChanged: saveRecord, mayRun: () => spawnAllowed(this.machine.state, performance.now()) }), allowed, refused, setImmediate), 4, 12, () => this.machine.state.cycle !== null);
     this.engine = new Engine({
       runner: this.spawns,
       logger: log,

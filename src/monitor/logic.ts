@@ -52,16 +52,6 @@ export const REAL_LOGIC: Logic = {
   claimReleased,
 };
 
-/**
- * Spawns wait while a cycle reads and decides: its heartbeat must not queue behind forks (a fork
- * blocks the loop 2–5 ms). Once its clstat is on its way they go: a fork then only delays the
- * write's completion by a few ms (inside stop_timeout's 100 ms slack), and a takeover's test and
- * start no longer wait a whole write (3–5 ms each) before they run.
- */
-export function spawnsWait(s: MonitorState): boolean {
-  return s.cycle !== null && s.cycle.stage !== 'publish';
-}
-
 /** May the engine start a process now? Never while the watchdog may be about to (or did) self-fence us, nor after leaving. */
 export function spawnAllowed(s: MonitorState, now: number, logic: Logic = REAL_LOGIC): boolean {
   // Without a watchdog nothing may be killing this node's groups: only a leave refuses (else a

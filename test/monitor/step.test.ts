@@ -11,7 +11,6 @@ import { firstSequenceAfter } from '../../src/monitor/alerts.js';
 import { confirms } from '../../src/monitor/fence-duty.js';
 import { initialState, type Incident, type MonitorSettings, type MonitorState } from '../../src/monitor/state.js';
 import { step } from '../../src/monitor/step.js';
-import { spawnsWait } from '../../src/monitor/logic.js';
 import { hastatEveryMs } from '../../src/monitor/cycle.js';
 
 const NO_FENCE: FenceConfig = { timeoutMs: 1000, action: 'off', delayBaseMs: 0, delayMaxMs: 0, priorityDelayMs: 0, retryMaxMs: 4000, methods: [] };
@@ -704,20 +703,5 @@ describe('step: a finished test', () => {
     x.fire('cycle');
     expect(x.types()).toContain('io:cycle:scan');
     expect(tellsOf(x)).toEqual(['web start']);
-  });
-});
-
-describe('step: when spawns may go (the daemon holds its forks behind a cycle)', () => {
-  it('they wait while a cycle reads and decides, and go once its clstat is on its way', () => {
-    const x = started();
-    x.peer('n2', 1);
-    const seen: string[] = [];
-    x.beforeAnswer = (tag) => seen.push(`${tag.kind === 'cycle' ? `cycle:${tag.stage}` : tag.kind} ${spawnsWait(x.state) ? 'wait' : 'go'}`);
-    x.fire('cycle');
-    expect(seen).toContain('cycle:scan wait');
-    expect(seen).toContain('cycle:peers wait');
-    expect(seen).toContain('clstat go');
-    expect(x.state.cycle).toBeNull();
-    expect(spawnsWait(x.state)).toBe(false);
   });
 });
