@@ -282,7 +282,7 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   const clstatReads = names.filter((n) => n !== t.me && (placing || !contentKnown(state, beats?.get(n), n, t.now)));
   const recheckEvery = Math.max(COPY_RECHECK_CYCLES, Math.ceil(paths.length / COPY_RECHECKS_PER_CYCLE));
   const statPaths = paths.filter((path, i) => !copyKnown(state, beats, path, (cycle.id + i) % recheckEvery === 0, t.now));
-  state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, listed: listed !== null, paths, claimNames, claimReads, clstatReads, statPaths, ...(beats ? { beats } : {}) };
+  state.cycle = { ...cycle, stage: 'peers', selfFence: fence.selfFence, names, listed: listed !== null, paths, claimNames, claimReads, clstatReads, statPaths, beats };
   const peers = clstatReads.map((n) => ({ op: 'read' as const, path: `nodes/${n}/clstat` }));
   const stats = statPaths.map((path) => ({ op: 'stat' as const, path }));
   const claims = claimReads.map((n) => ({ op: 'read' as const, path: `${CLAIMS_DIR}/${n}` }));
@@ -579,12 +579,15 @@ function decide(t: Turn, cycle: Cycle): void {
     state.poisoned = poisoned;
   }
   const effective = verdict.ok && !cycle.selfFence && !state.leave && !poisoned;
+  const sets = cltabSets(state.cltab?.value);
   const decision = t.logic.decide(
     {
       me: t.me,
       nodes,
       wants: state.hactl?.value.wants ?? new Map(),
-      ...cltabSets(state.cltab?.value),
+      cltabGroups: sets.cltabGroups,
+      testedGroups: sets.testedGroups,
+      plannedGroups: sets.plannedGroups,
       configVersion: `${state.cltab?.hash ?? ''}:${state.hactl?.hash ?? ''}`,
       quorum: effective,
       memory: state.decideMemory,
