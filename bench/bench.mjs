@@ -12,7 +12,7 @@
 //
 // Options:
 //   --quick              5 trials instead of 20, sizes ≤ 16, shorter idle windows
-//   --trials K           K trials per row (overrides --quick's 5 / the default 20)
+//   --trials K           K trials per row (overrides --quick's 5 / the default 20; 60 for the keepalived rows)
 //   --only LIST          comma-separated parts: cold, failover, handover, resources, respawn, idle,
 //                        keepalived (failover at keepalived's matched settings, local N = 3),
 //                        scale (300 and 1,000 groups × 3 nodes, local), sim
@@ -769,8 +769,8 @@ const WEB = 'web:web-test:test:test:true\nweb:web-run:start:respawn:exec sleep 1
 /** How long one trial may take before the configuration counts as not working. */
 const trialLimit = (c) => Math.max(30_000, 10 * c.timeoutMs + 20 * c.cycleMs + 10_000);
 
-/** Run TRIALS of TRIAL on a fresh cluster; keeps the times measured before a failure. */
-async function trials(backend, n, cycle, timeout, hactl, { setup, trial, cltab = WEB }) {
+/** Run `count` (TRIALS) of TRIAL on a fresh cluster; keeps the times measured before a failure. */
+async function trials(backend, n, cycle, timeout, hactl, { setup, trial, cltab = WEB, count = TRIALS }) {
   const times = [];
   let c = null;
   try {
@@ -779,14 +779,14 @@ async function trials(backend, n, cycle, timeout, hactl, { setup, trial, cltab =
     await setup?.(c);
     c.watch();
     // A trial may be discarded (null: see coldStart); a few spare attempts make up for those.
-    for (let attempt = 0; times.length < TRIALS && attempt < TRIALS + 5; attempt++) {
+    for (let attempt = 0; times.length < count && attempt < count + 5; attempt++) {
       const ms = await trial(c);
       if (ms === null) {
         log(`  … ${backend.name} N=${n} ${cycle}/${timeout} attempt ${attempt + 1}: discarded (hactl write lost)`);
         continue;
       }
       times.push(ms);
-      if (!QUICK || times.length === 1 || times.length === TRIALS) log(`  … ${backend.name} N=${n} ${cycle}/${timeout} trial ${times.length}/${TRIALS}: ${Math.round(ms)} ms`);
+      if (!QUICK || times.length === 1 || times.length === count) log(`  … ${backend.name} N=${n} ${cycle}/${timeout} trial ${times.length}/${count}: ${Math.round(ms)} ms`);
     }
     return { times, ...c.health() };
   } catch (e) {
@@ -880,8 +880,9 @@ async function scaleColdStart(backend, n, groups) {
 }
 
 /** Failover: crash of the whole owner node → web start DONE on another node. */
-function failover(backend, n, cycle, timeout) {
+function failover(backend, n, cycle, timeout, count = TRIALS) {
   return trials(backend, n, cycle, timeout, 'web start\n', {
+    count,
     async trial(c) {
       const owner = await waitFor('web running', () => c.owner('web'), trialLimit(c), c.pollMs);
       await atRandomPhase(c);
@@ -1306,13 +1307,20 @@ async function clusterRows(backendName, make, timings = TIMINGS) {
     }
   }
 }
+/**
+ * Trials a keepalived row takes unless --trials says otherwise: the kill's phase against the
+ * owner's last heartbeat spreads a trial over a whole cycle, so a 20- or 30-trial median moved by
+ * ±15 ms from run to run (2026-12-03), about the margin to keepalived's figure.
+ */
+const KEEPALIVED_TRIALS = OPT.trials ?? (QUICK ? 5 : 60);
+
 /** Failover at keepalived's matched settings (local, N = 3), beside keepalived's measured figure. */
 async function keepalivedRows() {
   for (const k of KEEPALIVED) {
     const c = parseDuration(k.cycle);
     const t = parseDuration(k.timeout);
     log(`failover vs keepalived [local] ${cfgText(3, k.cycle, k.timeout)} …`);
-    const r = await timed(() => failover(new LocalBackend(), 3, k.cycle, k.timeout));
+    const r = await timed(() => failover(new LocalBackend(), 3, k.cycle, k.timeout, KEEPALIVED_TRIALS));
     const limit = Math.min(failoverLimit(3, c, t), k.ms);
     addRow({ name: `failover (crash) vs keepalived ${k.setting}: ${k.ms} ms`, backend: 'local', config: cfgText(3, k.cycle, k.timeout), nodes: 3, cycle: k.cycle, timeout: k.timeout, xs: r.times, target: `≤ ${limit} ms (timeout + 150, and keepalived's ${k.ms})`, limit, error: r.error, extra: { ...healthOf(r), keepalivedMs: k.ms } });
   }
