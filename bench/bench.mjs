@@ -394,8 +394,8 @@ async function reapLabs() {
 
 /** The `# peerha node=… pid=… seq=…` header of a clstat. */
 function header(text) {
-  const m = /^# peerha .*?\bpid=(\d+)\b.*?\bseq=(\d+)/m.exec(text);
-  return m ? { pid: Number(m[1]), seq: Number(m[2]), left: / left=1\b/.test(text.split('\n')[0]) } : null;
+  const m = /^# peerha .*?\bpid=(\d+)\b.*?\bseq=(\d+)(?:.*?\btime=(\S+))?/m.exec(text);
+  return m ? { pid: Number(m[1]), seq: Number(m[2]), wall: m[3] ? Date.parse(m[3]) : NaN, left: / left=1\b/.test(text.split('\n')[0]) } : null;
 }
 
 class Cluster {
@@ -616,11 +616,16 @@ class Cluster {
         const b = this.beats.get(n.name);
         if (!b || b.pid !== h.pid) {
           if (b) this.endBeats(b);
-          this.beats.set(n.name, { pid: h.pid, seq: h.seq, at: t, firstSeq: h.seq, firstAt: t });
+          this.beats.set(n.name, { pid: h.pid, seq: h.seq, at: t, wall: h.wall, firstSeq: h.seq, firstAt: t });
         } else if (h.seq !== b.seq) {
-          if (!this.faulted.has(n.name)) this.maxBeatGapMs = Math.max(this.maxBeatGapMs, t - b.at);
+          // Between two heartbeats in a row, timed by the writer's own clock (the same machine):
+          // the watcher's sampling alone would add up to its interval to every pause (a 100 ms
+          // cycle showed "203 ms" pauses at 200 ms samples). Otherwise the sampled time, an upper bound.
+          const pause = h.seq === b.seq + 1 && Number.isFinite(h.wall - b.wall) ? h.wall - b.wall : t - b.at;
+          if (!this.faulted.has(n.name)) this.maxBeatGapMs = Math.max(this.maxBeatGapMs, pause);
           b.seq = h.seq;
           b.at = t;
+          b.wall = h.wall;
         }
       }
       const ok = this.live().filter((n) => !this.faulted.has(n.name));
@@ -632,7 +637,7 @@ class Cluster {
       }
       for (const p of bad) if (!this.badPairs.has(p)) this.falseStale++;
       this.badPairs = bad;
-    }, this.nodes.size <= 16 ? 200 : 500);
+    }, this.nodes.size <= 16 ? Math.min(200, Math.max(25, this.cycleMs / 2)) : 500);
   }
 
   endBeats(b) {
