@@ -637,7 +637,13 @@ class Cluster {
       }
       for (const p of bad) if (!this.badPairs.has(p)) this.falseStale++;
       this.badPairs = bad;
-    }, this.nodes.size <= 16 ? Math.min(200, Math.max(25, this.cycleMs / 2)) : 500);
+    }, this.watchEveryMs());
+  }
+
+  /** Every half cycle locally (up to 16 nodes); on a network filesystem its reads would load the store. */
+  watchEveryMs() {
+    if (this.nodes.size > 16) return 500;
+    return this.backend.name === 'local' ? Math.min(200, Math.max(25, this.cycleMs / 2)) : 200;
   }
 
   endBeats(b) {
