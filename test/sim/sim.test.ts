@@ -117,7 +117,7 @@ describe('cluster simulator', () => {
   // The simulator can fail: broken logic inside step() is caught within the CI seed budget, at a
   // seed where the real logic does not break the same invariant (so that the control, not
   // something else the history runs into, is what broke it).
-  /** A focused mix: every fault stalls one node's store (each operation 1/20 to 4/5 of timeout late). */
+  /** A focused mix: every fault slows one node's store (each operation up to 4/5 of timeout late). */
   const STALLS: RunOptions = { nodes: 4, faultRate: 3, faultKinds: ['slow'] };
   const firstViolation = (logic: Partial<Logic>, invariant: string, opts: RunOptions = {}): RunResult | null => {
     for (let seed = 1; seed <= SEEDS; seed++) {
