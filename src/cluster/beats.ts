@@ -1,9 +1,15 @@
-// Heartbeats by name: `DIR/beats/<node>@<seq>@<gen>@<copies>`, an empty file each node renames to
-// its next name every cycle, right after its clstat went out. One listing of DIR/beats shows every
+// Heartbeats by name: `DIR/beats/<node>@<seq>@<gen>@<copies>@<inc>@<stamp>`, an empty file each
+// node renames to its next name every cycle, right after its clstat went out. One listing of DIR/beats shows every
 // node's heartbeat, so a monitor reads a peer's clstat only when its gen (the seq of the first
 // clstat with that body) changed, and stats a peer's replica copies only when `copies` (the seq of
 // its last copy write) changed: O(changes) file operations per cycle instead of O(nodes).
 // Node names never contain '@', so a beat can never be mistaken for anything else.
+//
+// `<stamp>` is the writer's monotonic clock (µs) read right before the rename, `<inc>` its
+// monitor's incarnation. A reader dates a beat from them (dateBeat) instead of from the poll that
+// first saw it: the writer counts its own liveness from the stamp, so a beat dated no earlier than
+// its stamp is safe, and a poll's lag (up to a third of a cycle) no longer delays every takeover.
+// Names without the two fields (an older monitor) are still read, dated by the poll as before.
 
 import { validNodeName } from '../config/names.js';
 
@@ -14,22 +20,58 @@ export interface Beat {
   readonly seq: number;
   readonly gen: number;
   readonly copies: number;
+  /** The writer's monitor incarnation and monotonic clock (ms) at the rename; absent from older monitors' beats. */
+  readonly inc?: string;
+  readonly stamp?: number;
   /** The file name inside DIR/beats. */
   readonly name: string;
 }
 
-export function beatName(node: string, seq: number, gen: number, copies: number): string {
-  return `${node}@${seq}@${gen}@${copies}`;
+/** A beat's name up to its stamp, which the store appends right before the rename (stampedBeat). */
+export function beatName(node: string, seq: number, gen: number, copies: number, inc: string): string {
+  return `${node}@${seq}@${gen}@${copies}@${inc}`;
+}
+
+/** The full name: `unstamped` (beatName) and the writer's monotonic clock now, in whole µs (never later than now). */
+export function stampedBeat(unstamped: string, nowMs: number): string {
+  return `${unstamped}@${Math.max(0, Math.floor(nowMs * 1000))}`;
 }
 
 const NUMBER = '(0|[1-9][0-9]{0,14})';
-const BEAT = new RegExp(`^([^@/]+)@${NUMBER}@${NUMBER}@${NUMBER}$`);
+const BEAT = new RegExp(`^([^@/]+)@${NUMBER}@${NUMBER}@${NUMBER}(?:@([0-9a-z]{1,16})@${NUMBER})?$`);
 
 /** A beat file name, or null for anything else (temp files, strays, foreign names). */
 export function parseBeatName(name: string): Beat | null {
   const m = BEAT.exec(name);
   if (!m || !validNodeName(m[1]!)) return null;
-  return { node: m[1]!, seq: Number(m[2]), gen: Number(m[3]), copies: Number(m[4]), name };
+  const beat = { node: m[1]!, seq: Number(m[2]), gen: Number(m[3]), copies: Number(m[4]), name };
+  return m[5] === undefined ? beat : { ...beat, inc: m[5], stamp: Number(m[6]) / 1000 };
+}
+
+/**
+ * What a peer's stamps say about our clock: the incarnation they come from, the last stamp, and
+ * the earliest `seen − stamp × (1 + drift)` of its beats (seen on our clock).
+ */
+export interface BeatClock {
+  readonly inc: string;
+  readonly stamp: number;
+  readonly intercept: number;
+}
+
+/**
+ * When (our monotonic ms) a peer made `beat`, first seen at `seenAt`: never later than seenAt, and
+ * never earlier than its stamp on our clock. Every beat i was seen after it was stamped, so its
+ * stamp s_i was at most seen_i on our clock; a stamp s taken later on the same clock came at most
+ * (s − s_i) × (1 + drift) after that (drift: the largest rate difference of two nodes' monotonic
+ * clocks), so at most min_i(seen_i + (s − s_i)(1 + drift)). A new incarnation, a stamp that went
+ * back, or a beat without one starts over from seenAt.
+ */
+export function dateBeat(clock: BeatClock | undefined, beat: Beat, seenAt: number, drift: number): { at: number; clock: BeatClock | undefined } {
+  if (beat.stamp === undefined || beat.inc === undefined) return { at: seenAt, clock: undefined };
+  const slope = 1 + drift;
+  const own = seenAt - beat.stamp * slope;
+  if (!clock || clock.inc !== beat.inc || beat.stamp < clock.stamp) return { at: seenAt, clock: { inc: beat.inc, stamp: beat.stamp, intercept: own } };
+  return { at: Math.min(seenAt, clock.intercept + beat.stamp * slope), clock: { inc: beat.inc, stamp: beat.stamp, intercept: Math.min(clock.intercept, own) } };
 }
 
 /** Each node's newest beat (highest seq) in a listing, and the names it outdates. */

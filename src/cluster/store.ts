@@ -9,7 +9,7 @@ import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, unlink, ty
 import { basename, dirname, join } from 'node:path';
 import { validNodeName } from '../config/names.js';
 import { isFull, realPathOf, rewriteInPlace, writeFileAtomic } from '../io/atomic.js';
-import { BEATS_DIR, isOwnBeatPath, parseBeatName } from './beats.js';
+import { BEATS_DIR, isOwnBeatPath, parseBeatName, stampedBeat } from './beats.js';
 import { CLAIMS_DIR, parseClaimName } from './claims.js';
 import { chooseCopy, contentHash, type Judged } from './replicate.js';
 
@@ -66,6 +66,7 @@ export type StoreOp =
    * claims runs here may be dead by then (a process frozen mid-write resumes after its watchdog
    * fired), and a fresh seq with old claims would beat a peer's healthy instance in a conflict.
    */
+  /** `to`: the beat's name up to its stamp (beats.ts beatName), which the store adds right before the rename. */
   | { readonly op: 'heartbeat'; readonly path: string; readonly text: string; readonly from: string | null; readonly to: string; readonly notAfter?: number }
   /** A new file that must not exist yet (O_EXCL), written and synced: a claim. */
   | { readonly op: 'create'; readonly path: string; readonly text: string }
@@ -95,7 +96,16 @@ export type StoreResult =
   | { readonly op: 'read'; readonly read: FileRead | null; readonly error?: string }
   | { readonly op: 'stat'; readonly sig: FileSignature | null }
   /** `degraded`: written, but not the usual way (the filesystem is full: rewritten in place). */
-  | { readonly op: 'write' | 'writeJson' | 'mkdir' | 'unlink' | 'heartbeat'; readonly error: string | null; readonly degraded?: string; /** mkdir: the folder was there already. */ readonly existed?: boolean }
+  | {
+      readonly op: 'write' | 'writeJson' | 'mkdir' | 'unlink' | 'heartbeat';
+      readonly error: string | null;
+      readonly degraded?: string;
+      /** mkdir: the folder was there already. */
+      readonly existed?: boolean;
+      /** heartbeat: the beat's full name (beats.ts stampedBeat) and its stamp, on the monitor's clock. */
+      readonly beat?: string;
+      readonly at?: number;
+    }
   /** `exists`: another node created it first (EEXIST): the claim is theirs. */
   | { readonly op: 'create'; readonly error: string | null; readonly exists?: boolean };
 
@@ -243,8 +253,11 @@ export class FsStore implements Store, SharedStore {
         try {
           const notAfter = op.notAfter;
           const degraded = await this.writeInside(op.path, op.text, undefined, notAfter === undefined ? undefined : () => this.now() <= notAfter);
-          await this.beat(op.from, op.to);
-          return degraded ? { op: 'heartbeat', error: null, degraded } : { op: 'heartbeat', error: null };
+          // Stamped before the rename: nobody sees the beat before its stamp.
+          const at = this.now();
+          const beat = stampedBeat(op.to, at);
+          await this.beat(op.from, beat);
+          return { op: 'heartbeat', error: null, beat, at, ...(degraded ? { degraded } : {}) };
         } catch (e) {
           return { op: 'heartbeat', error: String(e) };
         }

@@ -9,7 +9,7 @@
 
 import { parseCltab, type Cltab } from '../config/cltab.js';
 import { parseHactl } from '../config/hactl.js';
-import { BEATS_DIR, latestBeats, parseBeatName, type Beat } from '../cluster/beats.js';
+import { BEATS_DIR, latestBeats, parseBeatName, type Beat, type BeatClock } from '../cluster/beats.js';
 import type { PeerMemory, PeerObservation } from '../cluster/liveness.js';
 import type { Judged } from '../cluster/replicate.js';
 import type { FileRead, FileSignature, StoreResult } from '../cluster/store.js';
@@ -96,20 +96,37 @@ export function beatsPolled(t: Turn, results: Results | null): void {
   const state = t.state;
   if (state.phase !== 'running') return;
   const listing = results?.[0];
-  if (listing?.op === 'list' && listing.names !== null) {
-    let seen: Map<string, { seq: number; at: number }> | null = null;
-    for (const [node, beat] of latestBeats(listing.names).latest) {
-      if (node === t.me || state.peers.get(node)?.seq === beat.seq || state.beatSeen.get(node)?.seq === beat.seq) continue;
-      seen ??= new Map(state.beatSeen);
-      seen.set(node, { seq: beat.seq, at: t.now });
-    }
-    if (seen) state.beatSeen = seen;
-  }
+  if (listing?.op === 'list' && listing.names !== null) noteBeats(t, latestBeats(listing.names).latest);
   const next = state.cycle || state.cycleTimerAt === null ? null : nextBeatPollInMs(state.cycleTimerAt - t.now, state.settings.cycleMs);
   if (next !== null) t.timer('beat-poll', t.now + next);
 }
 
-/** Date each peer's heartbeat change from the poll that saw it first, when one did. */
+/** settings.clockDrift when not set: 1,000 ppm. */
+const CLOCK_DRIFT = 0.001;
+
+/**
+ * The beats of a listing (a poll's or the scan's, which came now) that show a peer's heartbeat
+ * moved since the last cycle and any listing after it: noted with when they were made (dateBeat).
+ */
+function noteBeats(t: Turn, beats: ReadonlyMap<string, Beat>): void {
+  const state = t.state;
+  const drift = state.settings.clockDrift ?? CLOCK_DRIFT;
+  let seen: Map<string, { seq: number; at: number }> | null = null;
+  let clocks: Map<string, BeatClock> | null = null;
+  for (const [node, beat] of beats) {
+    if (node === t.me || state.peers.get(node)?.seq === beat.seq || state.beatSeen.get(node)?.seq === beat.seq) continue;
+    const dated = t.logic.dateBeat(state.beatClocks.get(node), beat, t.now, drift);
+    seen ??= new Map(state.beatSeen);
+    seen.set(node, { seq: beat.seq, at: dated.at });
+    clocks ??= new Map(state.beatClocks);
+    if (dated.clock) clocks.set(node, dated.clock);
+    else clocks.delete(node);
+  }
+  if (seen) state.beatSeen = seen;
+  if (clocks) state.beatClocks = clocks;
+}
+
+/** Date each peer's heartbeat change from the listing that saw it first (by its stamp, when it has one). */
 function datedByPolls(prev: ReadonlyMap<string, PeerMemory>, peers: Map<string, PeerMemory>, seen: ReadonlyMap<string, { seq: number; at: number }>): void {
   for (const [node, polled] of seen) {
     const m = peers.get(node);
@@ -274,6 +291,7 @@ function scanned(t: Turn, cycle: Cycle, results: Results): void {
   const beatListing = results[3];
   const beatNames = beatListing?.op === 'list' ? beatListing.names : null;
   const beats = beatNames === null ? undefined : latestBeats(beatNames).latest;
+  if (beats) noteBeats(t, beats);
   const outdated = beatNames === null ? [] : ownOutdatedBeats(state, beatNames, t.me);
   // A group here at `plan` moves on to its test in this cycle, without a plan window when its
   // claim was won and every peer was read: read every peer then (a listing may lag behind a
@@ -417,6 +435,11 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   for (const n of kept.staleClaims.keys()) if (!peers.has(n)) kept.staleClaims.delete(n);
   for (const n of readErrors.keys()) if (!peers.has(n)) readErrors.delete(n);
   for (const n of contents.keys()) if (!peers.has(n)) contents.delete(n);
+  for (const n of state.beatClocks.keys()) {
+    if (peers.has(n)) continue;
+    state.beatClocks = new Map([...state.beatClocks].filter(([k]) => peers.has(k)));
+    break;
+  }
   Object.assign(state, { peers, readErrors, peerContent: contents, lastSeen: seen, lastGroups: kept.lastGroups, fenceClaims: kept.fenceClaims, staleClaims: kept.staleClaims, handovers: kept.handovers, peerPids: kept.pids });
   const statPaths = cycle.statPaths ?? cycle.paths;
   absorbClaims(t, cycle, results, reads.length + statPaths.length);

@@ -8,6 +8,7 @@ import { decide } from './decide.js';
 import { fenceTargets } from './fencing.js';
 import type { MonitorState } from './state.js';
 import { claimReleased } from '../cluster/claims.js';
+import { dateBeat } from '../cluster/beats.js';
 import { declaredStaleBy, decideConfig, fencedPeers, haltRequested, isReleased, isSettling, petAfterCycle, publishDeadline, publishFenced, readPeerClstat, selfFenceState, spawnRefused } from './view.js';
 
 export interface Logic {
@@ -29,6 +30,7 @@ export interface Logic {
   readonly declaredStaleBy: typeof declaredStaleBy;
   readonly haltRequested: typeof haltRequested;
   readonly claimReleased: typeof claimReleased;
+  readonly dateBeat: typeof dateBeat;
 }
 
 export const REAL_LOGIC: Logic = {
@@ -50,6 +52,7 @@ export const REAL_LOGIC: Logic = {
   declaredStaleBy,
   haltRequested,
   claimReleased,
+  dateBeat,
 };
 
 /** May the engine start a process now? Never while the watchdog may be about to (or did) self-fence us, nor after leaving. */

@@ -50,7 +50,7 @@ function startWrite(t: Turn): void {
   const body = formatClstat({ header: { node: t.me, pid: state.pid, seq: 0, time: '', inc: state.inc, left }, ...content });
   const gen = body === state.beat.body ? state.beat.gen : state.seq;
   const text = formatClstat({ header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, inc: state.inc, gen, left }, ...content });
-  const to = beatName(t.me, state.seq, gen, state.beat.copies);
+  const to = beatName(t.me, state.seq, gen, state.beat.copies, state.inc);
   state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left, beat: { name: to, gen, body, copies: state.beat.copies }, seq: state.seq };
   const claims = !left && !fenced && content.groups.some((g) => isActive(g));
   const notAfter = t.logic.publishDeadline(claims, state.settings.selfFence, state.lastPet, state.settings.timeoutMs);
@@ -92,10 +92,12 @@ export function clstatWritten(t: Turn, results: readonly StoreResult[] | null, e
   const beat = state.publish.beat;
   state.lastPublishFailed = err !== null;
   if (err === null) {
-    state.lastPublishOk = t.now;
+    // Counted from the beat's stamp, taken before its rename: peers may date it from there.
+    const stamped = r?.op === 'heartbeat' && r.at !== undefined ? r : null;
+    state.lastPublishOk = stamped ? Math.min(t.now, stamped.at!) : t.now;
     if (state.publish.seq !== undefined) state.landedSeq = Math.max(state.landedSeq, state.publish.seq);
     // A replica written while this heartbeat was in flight is announced by the next one.
-    if (beat) state.beat = { ...beat, copies: Math.max(beat.copies, state.beat.copies) };
+    if (beat) state.beat = { ...beat, name: stamped?.beat ?? beat.name, copies: Math.max(beat.copies, state.beat.copies) };
   } else {
     t.log('error', 'cannot publish clstat', { err });
     // Where the beat is now is unknown (renamed or not): the next heartbeat creates a new one.

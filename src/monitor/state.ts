@@ -1,7 +1,7 @@
 // The monitor's whole state, as one immutable value that step() maps to the next. Drivers hold it
 // and may read it (through the queries at the bottom), never change it.
 
-import type { Beat } from '../cluster/beats.js';
+import type { Beat, BeatClock } from '../cluster/beats.js';
 import type { Claim, ClaimHolder } from '../cluster/claims.js';
 import type { FencedLine, StaleLine } from '../config/clstat.js';
 import type { Cltab } from '../config/cltab.js';
@@ -22,6 +22,11 @@ import type { FencedBy, HandoverRecord, PeerRead } from './view.js';
 export interface MonitorSettings extends Omit<MonitorConfig, 'logLevel' | 'configFile' | 'quorum'> {
   readonly quorum: QuorumConfig;
   readonly timings?: Partial<Timings>;
+  /**
+   * The largest rate difference of two nodes' monotonic clocks (0.001: 1,000 ppm, twice NTP's
+   * largest slew) that a beat's dating allows for (beats.ts dateBeat).
+   */
+  readonly clockDrift?: number;
   /** Wall-clock offset for skew tests; liveness never uses the wall clock. */
   readonly clockOffsetMs?: number;
 }
@@ -241,10 +246,13 @@ export interface MonitorState {
   readonly eventCycles: number;
   readonly peers: ReadonlyMap<string, PeerMemory>;
   /**
-   * Per peer, a heartbeat seq a poll between cycles saw before the next cycle did, and when: that
-   * cycle dates the change from the poll (it happened no later), not from itself.
+   * Per peer, a heartbeat seq a listing (a poll between cycles, or the cycle's scan) saw before the
+   * cycle read its peers, and when it was made (dateBeat): that cycle dates the change from it, not
+   * from itself.
    */
   readonly beatSeen: ReadonlyMap<string, { readonly seq: number; readonly at: number }>;
+  /** Per peer, what its beats' stamps say about our clock (beats.ts dateBeat). */
+  readonly beatClocks: ReadonlyMap<string, BeatClock>;
   /** The node folders as the last listing that worked showed them. */
   readonly lastNames: readonly string[];
   readonly peerPids: ReadonlyMap<string, number>;
@@ -344,6 +352,7 @@ export function initialState(settings: MonitorSettings, pid: number, seed: numbe
     eventCycles: 0,
     peers: new Map(),
     beatSeen: new Map(),
+    beatClocks: new Map(),
     lastNames: [],
     peerPids: new Map(),
     beat: { name: null, gen: 0, body: '', copies: 0 },

@@ -78,7 +78,7 @@ function draftOf(s: MonitorState): Draft {
     lastPublishFailed: s.lastPublishFailed, publishDegraded: s.publishDegraded, lastPet: s.lastPet,
     watchdog: s.watchdog, readySent: s.readySent, cycleNo: s.cycleNo, cycle: s.cycle,
     lastReads: s.lastReads, cycleTimerAt: s.cycleTimerAt, cycleAgain: s.cycleAgain,
-    eventCycles: s.eventCycles, peers: s.peers, beatSeen: s.beatSeen, lastNames: s.lastNames,
+    eventCycles: s.eventCycles, peers: s.peers, beatSeen: s.beatSeen, beatClocks: s.beatClocks, lastNames: s.lastNames,
     peerPids: s.peerPids, beat: s.beat, peerContent: s.peerContent, peerCopies: s.peerCopies,
     inc: s.inc, claims: s.claims, claimHolders: s.claimHolders, claimUnreadable: s.claimUnreadable,
     releasing: s.releasing, lastGroups: s.lastGroups, fenceClaims: s.fenceClaims,

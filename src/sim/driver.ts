@@ -35,7 +35,14 @@ export function simSettings(world: World, node: string): MonitorSettings {
     selfFence: scenario.selfFence,
     stateDir: '/run/peerha',
     timings: scenario.timings,
+    clockDrift: clockDriftOf(scenario.clocks),
   };
+}
+
+/** The largest rate difference of two of the scenario's clocks (what dating a beat allows for). */
+function clockDriftOf(clocks: ReadonlyMap<string, { readonly rate: number }>): number {
+  const rates = [...clocks.values()].map((c) => c.rate);
+  return Math.max(...rates) / Math.min(...rates) - 1;
 }
 
 export class SimMonitor implements WorldMonitor {

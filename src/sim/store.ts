@@ -18,6 +18,7 @@
 // (results are read-only to the monitor). The random draws are exactly those of the plain version.
 
 import { sameFile, type FileRead, type SharedStore, type StoreOp, type StoreResult } from '../cluster/store.js';
+import { stampedBeat } from '../cluster/beats.js';
 import type { Rng } from './rng.js';
 import type { Scheduler } from './scheduler.js';
 
@@ -190,7 +191,9 @@ export class SimStore {
     const r = this.reader(node);
     if (r.store) return r.store;
     const store: SharedStore = {
-      perform: (ops, done) =>
+      perform: (ops, done) => {
+        // A heartbeat's stamp, as early as FsStore's could be (a batch applies at once, later).
+        const issuedAt = client.now();
         this.opOf(r.st, (ok, stuck) =>
           client.whenRunning(() => {
             if (ok && this.rng.chance(r.st.ioError)) {
@@ -203,17 +206,18 @@ export class SimStore {
               // As FsStore: checked right before the rename, which a batch stuck half-way may be past.
               const late = op.op === 'heartbeat' && op.notAfter !== undefined && !stuck && client.now() > op.notAfter;
               if (late) this.staleHeartbeats++;
-              results[i] = late ? STALE_HEARTBEAT : this.apply(r, op, ok);
+              results[i] = late ? STALE_HEARTBEAT : this.apply(r, op, ok, issuedAt);
             }
             done(results);
           }),
-        ),
+        );
+      },
     };
     r.store = store;
     return store;
   }
 
-  private apply(r: Reader, op: StoreOp, ok: boolean): StoreResult {
+  private apply(r: Reader, op: StoreOp, ok: boolean, issuedAt: number): StoreResult {
     switch (op.op) {
       case 'list':
         return { op: 'list', names: ok ? (op.dir === 'claims' ? this.listClaims() : op.dir === 'beats' ? this.listBeats(r) : this.listNodes()) : null };
@@ -252,13 +256,14 @@ export class SimStore {
       }
       case 'heartbeat': {
         // As FsStore: the clstat (in place on a full filesystem), then the beat renamed at once.
-        const written = this.apply(r, { op: 'write', path: op.path, text: op.text }, ok);
+        const written = this.apply(r, { op: 'write', path: op.path, text: op.text }, ok, issuedAt);
         if (written.op !== 'write' || written.error !== null) return { op: 'heartbeat', error: written.op === 'write' ? written.error : 'write failed' };
         const from = op.from === null || this.latest(`beats/${op.from}`)?.text == null ? null : `beats/${op.from}`;
         if (from === null && this.full) return { op: 'heartbeat', error: 'ENOSPC (simulated)' };
-        if (from !== null && from !== `beats/${op.to}`) this.put(from, null);
-        this.put(`beats/${op.to}`, '');
-        return written.degraded ? { op: 'heartbeat', error: null, degraded: written.degraded } : { op: 'heartbeat', error: null };
+        const beat = stampedBeat(op.to, issuedAt);
+        if (from !== null && from !== `beats/${beat}`) this.put(from, null);
+        this.put(`beats/${beat}`, '');
+        return { op: 'heartbeat', error: null, beat, at: issuedAt, ...(written.degraded ? { degraded: written.degraded } : {}) };
       }
       case 'write':
       case 'writeJson': {
@@ -267,7 +272,7 @@ export class SimStore {
         const inPlace = this.full && /^nodes\/[^/]+\/(clstat|hastat)$/.test(op.path) && this.latest(op.path)?.text != null;
         if (this.full && !inPlace) return { op: op.op, error: 'ENOSPC (simulated)' };
         if (op.op === 'write' && op.ifUnchanged !== undefined) {
-          const now = this.apply(r, { op: 'stat', path: op.path }, true);
+          const now = this.apply(r, { op: 'stat', path: op.path }, true, issuedAt);
           if (now.op === 'stat' && !sameFile(now.sig, op.ifUnchanged)) return { op: 'write', error: `${op.path} changed since it was judged: not written (simulated)` };
         }
         if (op.op === 'write') this.put(op.path, op.text, op.mtimeMs);

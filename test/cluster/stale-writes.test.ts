@@ -26,21 +26,23 @@ describe('FsStore heartbeat with a deadline (notAfter)', () => {
     mkdirSync(own, { recursive: true });
     let clock = 1000;
     const store = new FsStore(dir, 'n1', undefined, () => clock);
-    const beat = (seq: number, notAfter?: number): StoreOp => ({ op: 'heartbeat', path: 'nodes/n1/clstat', text: `seq ${seq}\n`, from: seq > 1 ? `n1@${seq - 1}@1@0` : null, to: `n1@${seq}@1@0`, ...(notAfter !== undefined ? { notAfter } : {}) });
+    // The store stamps the beat with its clock (µs) right before the rename, and says so.
+    const beat = (seq: number, from: string | null, notAfter?: number): StoreOp => ({ op: 'heartbeat', path: 'nodes/n1/clstat', text: `seq ${seq}\n`, from, to: `n1@${seq}@1@0@a`, ...(notAfter !== undefined ? { notAfter } : {}) });
 
-    expect(await perform(store, [beat(1, 1200)])).toEqual([{ op: 'heartbeat', error: null }]);
+    expect(await perform(store, [beat(1, null, 1200)])).toEqual([{ op: 'heartbeat', error: null, beat: 'n1@1@1@0@a@1000000', at: 1000 }]);
     expect(readFileSync(join(own, 'clstat'), 'utf8')).toBe('seq 1\n');
 
     clock = 1201; // the process resumed after its watchdog may have fired
-    const late = await perform(store, [beat(2, 1200)]);
+    const late = await perform(store, [beat(2, 'n1@1@1@0@a@1000000', 1200)]);
     expect(late?.[0]?.op === 'heartbeat' && late[0].error).toMatch(/went stale before it could land/);
     expect(readFileSync(join(own, 'clstat'), 'utf8')).toBe('seq 1\n');
-    expect(readdirSync(join(dir, 'beats'))).toEqual(['n1@1@1@0']);
+    expect(readdirSync(join(dir, 'beats'))).toEqual(['n1@1@1@0@a@1000000']);
     expect(readdirSync(own)).toEqual(['clstat']);
 
     // No deadline (it claims nothing): written whenever it gets there.
-    expect(await perform(store, [beat(2)])).toEqual([{ op: 'heartbeat', error: null }]);
+    expect(await perform(store, [beat(2, 'n1@1@1@0@a@1000000')])).toEqual([{ op: 'heartbeat', error: null, beat: 'n1@2@1@0@a@1201000', at: 1201 }]);
     expect(readFileSync(join(own, 'clstat'), 'utf8')).toBe('seq 2\n');
+    expect(readdirSync(join(dir, 'beats'))).toEqual(['n1@2@1@0@a@1201000']);
   });
 
   it('on a full filesystem (rewritten in place) the deadline holds too', async () => {

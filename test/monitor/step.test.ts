@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { formatClstat, parseClstat } from '../../src/config/clstat.js';
 import type { FenceConfig } from '../../src/config/monitor.js';
 import type { StoreOp, StoreResult } from '../../src/cluster/store.js';
+import { stampedBeat } from '../../src/cluster/beats.js';
 import type { GroupStatus } from '../../src/init/engine.js';
 import type { EventBody, IoTag, MonitorEffect, TimerName } from '../../src/monitor/events.js';
 import { firstSequenceAfter } from '../../src/monitor/alerts.js';
@@ -107,8 +108,8 @@ class Script {
         if (this.cut.publish) return { op: 'heartbeat', error: 'EIO' };
         this.files.set(op.path, op.text);
         if (op.from !== null) this.files.delete(`beats/${op.from}`);
-        this.files.set(`beats/${op.to}`, '');
-        return { op: 'heartbeat', error: null };
+        this.files.set(`beats/${stampedBeat(op.to, this.now)}`, '');
+        return { op: 'heartbeat', error: null, beat: stampedBeat(op.to, this.now), at: this.now };
       case 'writeJson':
         this.files.set(op.path, JSON.stringify(op.value));
         return { op: 'writeJson', error: null };
@@ -136,11 +137,14 @@ class Script {
     this.files.set(`nodes/${node}/clstat`, formatClstat({ header: { node, pid: 100 + seq, seq, time: 'x' }, groups: groups.map((g) => ({ group: g, level: 'start', state: 'DONE' })) }));
   }
 
-  /** A peer that heartbeats by its beat (beats.ts); its clstat is rewritten only when `clstat` is given. */
-  beat(node: string, seq: number, gen: number, clstat?: { seq: number; groups: string[] }): void {
+  /**
+   * A peer that heartbeats by its beat (beats.ts); its clstat is rewritten only when `clstat` is
+   * given. With `stamped`, the beat carries its writer's incarnation and clock (ms) as FsStore's do.
+   */
+  beat(node: string, seq: number, gen: number, clstat?: { seq: number; groups: string[] }, stamped?: { inc: string; at: number }): void {
     this.dirs.add(`nodes/${node}`);
     for (const p of [...this.files.keys()]) if (p.startsWith(`beats/${node}@`)) this.files.delete(p);
-    this.files.set(`beats/${node}@${seq}@${gen}@0`, '');
+    this.files.set(`beats/${stamped ? stampedBeat(`${node}@${seq}@${gen}@0@${stamped.inc}`, stamped.at) : `${node}@${seq}@${gen}@0`}`, '');
     if (clstat) this.files.set(`nodes/${node}/clstat`, formatClstat({ header: { node, pid: 77, seq: clstat.seq, time: 'x', gen }, groups: clstat.groups.map((g) => ({ group: g, level: 'start', state: 'DONE' })) }));
   }
 
@@ -309,6 +313,31 @@ describe('step: beat polls between cycles', () => {
     expect(x.state.peers.get('n2')).toMatchObject({ seq: 3, lastChange: x.now });
   });
 
+  it('a stamped beat is dated by its stamp, not by the listing that saw it: the peer goes stale a timeout after it wrote its last beat', () => {
+    const x = started();
+    // n2's clock: ours plus any offset (only its rate is trusted, within settings.clockDrift).
+    const offset = 5000.25;
+    const wrote = (seq: number, at: number): void => x.beat('n2', seq, 1, seq === 1 ? { seq: 1, groups: [] } : undefined, { inc: 'q7', at: at + offset });
+    // Written right as our next cycle lists it: that sighting tells how n2's clock maps onto ours.
+    wrote(1, x.timers.get('cycle')!);
+    x.fire('cycle');
+    // Written 10 ms later; no poll runs, so the next cycle is the first to see it, ~90 ms late.
+    const madeAt = x.now + 10;
+    wrote(2, madeAt);
+    x.fire('cycle');
+    const seenAt = x.now;
+    expect(seenAt - madeAt).toBeGreaterThan(80);
+    const lastChange = x.state.peers.get('n2')!.lastChange;
+    // Never earlier than it was made (the stamps are floored to µs), at most 1,000 ppm of its
+    // distance from the first beat later.
+    expect(lastChange).toBeGreaterThanOrEqual(madeAt - 0.001);
+    expect(lastChange).toBeLessThan(madeAt + 0.2);
+    // Silent from then on: stale at the first cycle a timeout after it was made, not after it was seen.
+    while (x.state.lastLive.get('n2')?.state !== 'stale') x.fire('cycle');
+    expect(x.now).toBeGreaterThanOrEqual(madeAt + 400);
+    expect(x.now).toBeLessThan(seenAt + 400);
+  });
+
   it('a cycle that takes time still gets two polls before the next, no gap over a third of a cycle', () => {
     const x = started();
     x.beat('n2', 1, 1, { seq: 1, groups: [] });
@@ -419,7 +448,7 @@ describe('step: a cycle', () => {
     x.beat('n2', 1, 1, { seq: 1, groups: ['web'] });
     x.fire('cycle');
     expect(x.peerReads()).toContain('nodes/n2/clstat');
-    expect([...x.files.keys()].filter((p) => p.startsWith('beats/'))).toEqual(expect.arrayContaining(['beats/n1@1@1@0']));
+    expect([...x.files.keys()].filter((p) => p.startsWith('beats/'))).toEqual(expect.arrayContaining([`beats/${stampedBeat(`n1@1@1@0@${x.state.inc}`, x.now)}`]));
     // The beat advances with the same gen: no read, and n2 stays up (its groups as last read).
     for (let seq = 2; seq < 12; seq++) {
       x.beat('n2', seq, 1);
