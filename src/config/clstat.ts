@@ -40,6 +40,11 @@ export interface ClstatHeader {
    * DIR/beats names it, so readers read a clstat again only when its gen changed.
    */
   readonly gen?: number;
+  /**
+   * The writer's monotonic clock (ms, written in whole µs) when it formatted this clstat: read ahead
+   * of its beat, the clstat is dated from it as beats are from their stamps (beats.ts dateBeat).
+   */
+  readonly mono?: number;
   /** Orderly exit: this node runs nothing any more and is gone at once. */
   readonly left?: boolean;
   /** How many lines follow the header (absent in files of older writers): a shorter file is torn. */
@@ -124,7 +129,7 @@ export function formatClstat(c: { header: ClstatHeader; groups: readonly ClstatL
   for (const x of c.stale ?? []) body.push(`# stale ${x.node} ${x.seq ?? '-'} ${x.pid ?? '-'}`);
   for (const f of c.failovers ?? []) body.push(`# failovers ${f.group} ${f.count} ${f.node}`);
   if (c.alerted) body.push(`# alerted ${c.alerted.replace(/[\r\n]+/g, ' ')}`);
-  const head = `# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.inc ? ` inc=${h.inc}` : ''}${h.gen !== undefined ? ` gen=${h.gen}` : ''}${h.left ? ' left=1' : ''} lines=${body.length} sum=${bodySum(body)}`;
+  const head = `# peerha node=${h.node} pid=${h.pid} seq=${h.seq} time=${h.time}${h.inc ? ` inc=${h.inc}` : ''}${h.gen !== undefined ? ` gen=${h.gen}` : ''}${h.mono !== undefined ? ` mono=${Math.max(0, Math.floor(h.mono * 1000))}` : ''}${h.left ? ' left=1' : ''} lines=${body.length} sum=${bodySum(body)}`;
   return [head, ...body].join('\n') + '\n';
 }
 
@@ -164,8 +169,9 @@ export function parseClstat(text: string): Clstat {
       const pid = Number(kv.get('pid'));
       const count = Number(kv.get('lines'));
       const gen = Number(kv.get('gen'));
+      const mono = Number(kv.get('mono'));
       if (kv.has('node') && Number.isSafeInteger(seq)) {
-        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '', ...(kv.has('inc') ? { inc: kv.get('inc')! } : {}), ...(kv.has('gen') && Number.isSafeInteger(gen) ? { gen } : {}), ...(kv.get('left') === '1' ? { left: true } : {}), ...(kv.has('lines') && Number.isSafeInteger(count) ? { lines: count } : {}), ...(kv.has('sum') ? { sum: kv.get('sum')! } : {}) };
+        header = { node: kv.get('node') ?? '', pid: Number.isSafeInteger(pid) ? pid : 0, seq, time: kv.get('time') ?? '', ...(kv.has('inc') ? { inc: kv.get('inc')! } : {}), ...(kv.has('gen') && Number.isSafeInteger(gen) ? { gen } : {}), ...(/^[0-9]{1,15}$/.test(kv.get('mono') ?? '') ? { mono: mono / 1000 } : {}), ...(kv.get('left') === '1' ? { left: true } : {}), ...(kv.has('lines') && Number.isSafeInteger(count) ? { lines: count } : {}), ...(kv.has('sum') ? { sum: kv.get('sum')! } : {}) };
         headerAt = i;
       }
       continue;

@@ -415,6 +415,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   const reads = cycle.clstatReads ?? peerNames;
   const readIndex = new Map(reads.map((n, i) => [n, i]));
   const contents = new Map(state.peerContent);
+  const ahead = new Map<string, Beat>();
   peerNames.forEach((n) => {
     const { read: r, error } = peerReadOf(t, cycle, results, n, readIndex.get(n), contents);
     if (error === null) readErrors.delete(n);
@@ -422,7 +423,13 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
     seen.set(n, r.obs);
     absorbPeerRead(kept, n, r, now);
     if (r.alerted !== undefined) adoptAlertedText(state, r.alerted);
+    // Read ahead of its beat (its writer died or stalled between the two renames): dated from the
+    // clstat's own stamp, as a beat is, not from this read (min(2 cycles, timeout/2) after the
+    // beat stood still: that much later a takeover came).
+    const beat = cycle.beats?.get(n);
+    if (readIndex.has(n) && error === null && beat && r.seq !== null && r.seq > beat.seq && r.inc !== undefined && r.mono !== undefined) ahead.set(n, { ...beat, seq: r.seq, inc: r.inc, stamp: r.mono });
   });
+  if (ahead.size > 0) noteBeats(t, ahead);
   // A folder gone from a listing that worked is evidence: read as "no new heartbeat" (it may go
   // stale, its groups may move). After a failed listing it is only unread.
   const listed = new Set(cycle.names);

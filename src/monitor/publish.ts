@@ -49,7 +49,7 @@ function startWrite(t: Turn): void {
   // A new gen when anything but seq and time changed: only then do peers read this clstat again.
   const body = formatClstat({ header: { node: t.me, pid: state.pid, seq: 0, time: '', inc: state.inc, left }, ...content });
   const gen = body === state.beat.body ? state.beat.gen : state.seq;
-  const text = formatClstat({ header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, inc: state.inc, gen, left }, ...content });
+  const text = formatClstat({ header: { node: t.me, pid: state.pid, seq: state.seq, time: t.wallIso, inc: state.inc, gen, mono: t.now, left }, ...content });
   const to = beatName(t.me, state.seq, gen, state.beat.copies, state.inc);
   state.publish = { inFlight: true, pending: false, waiting: [], riding: p.waiting, left: p.left, beat: { name: to, gen, body, copies: state.beat.copies }, seq: state.seq };
   const claims = !left && !fenced && content.groups.some((g) => isActive(g));

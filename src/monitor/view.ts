@@ -21,6 +21,9 @@ export interface PeerRead {
   readonly seq: number | null;
   /** The gen in its header (null: none, an older writer). */
   readonly gen: number | null;
+  /** Its writer's incarnation and monotonic clock when it was formatted (absent: an older writer). */
+  readonly inc?: string;
+  readonly mono?: number;
   readonly pid: number | null;
   readonly handovers: ReadonlyArray<{ readonly group: string; readonly node: string }> | null;
   /** The nodes it says it fenced (`# fenced` lines) when it had a header. */
@@ -62,6 +65,8 @@ function peerRead(text: string | null, parse: (text: string) => Clstat): PeerRea
     groups: new Map(c.groups.map((g) => [g.group, { level: g.level, state: g.state }])),
     seq: c.header.seq,
     gen: c.header.gen ?? null,
+    ...(c.header.inc !== undefined ? { inc: c.header.inc } : {}),
+    ...(c.header.mono !== undefined ? { mono: c.header.mono } : {}),
     pid: c.header.pid,
     handovers: c.header.left && c.handovers ? c.handovers : null,
     fenced: c.fenced ?? [],

@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { beatName, dateBeat, parseBeatName, stampedBeat, type Beat, type BeatClock } from '../../src/cluster/beats.js';
+import { formatClstat, parseClstat } from '../../src/config/clstat.js';
 
 /** A small seeded generator (mulberry32): the same cases every run. */
 function rng(seed: number): () => number {
@@ -25,6 +26,19 @@ describe('beat names', () => {
     expect(parseBeatName(name)).toEqual({ node: 'n1', seq: 7, gen: 3, copies: 2, inc: 'k9', stamp: 1234.567, name });
     expect(parseBeatName('n1@7@3@2')).toEqual({ node: 'n1', seq: 7, gen: 3, copies: 2, name: 'n1@7@3@2' });
     for (const bad of ['n1@7@3@2@k9', 'n1@7@3@2@K9@1', 'n1@7@3@2@k9@01', 'n1@7@3@2@@1', 'n1@7@3@2@k9@1@2', 'n1@7@3@2@k9@-1']) expect(parseBeatName(bad), bad).toBeNull();
+  });
+});
+
+describe('a clstat\'s stamp', () => {
+  it('is its writer\'s monotonic clock in whole µs; a bad one is left out, the header still read', () => {
+    const text = formatClstat({ header: { node: 'n1', pid: 9, seq: 4, time: 'x', inc: 'k9', gen: 2, mono: 1234.5678 }, groups: [] });
+    expect(text).toMatch(/^# peerha node=n1 pid=9 seq=4 time=x inc=k9 gen=2 mono=1234567 lines=0 /);
+    expect(parseClstat(text).header).toMatchObject({ seq: 4, inc: 'k9', mono: 1234.567 });
+    for (const bad of ['-5', '1.5', 'x', '']) {
+      const h = parseClstat(text.replace('mono=1234567', `mono=${bad}`)).header;
+      expect(h?.seq, bad).toBe(4);
+      expect(h && 'mono' in h, bad).toBe(false);
+    }
   });
 });
 

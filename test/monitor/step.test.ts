@@ -338,6 +338,34 @@ describe('step: beat polls between cycles', () => {
     expect(x.now).toBeLessThan(seenAt + 400);
   });
 
+  it('a clstat read ahead of its beat (its writer died between the two renames) is dated from its own stamp, not from the read', () => {
+    const x = started();
+    const offset = 5000.25;
+    const beatAt = (seq: number, at: number): void => x.beat('n2', seq, 1, seq === 1 ? { seq: 1, groups: [] } : undefined, { inc: 'q7', at: at + offset });
+    beatAt(1, x.timers.get('cycle')!);
+    x.fire('cycle');
+    for (let seq = 2; seq <= 3; seq++) {
+      beatAt(seq, x.now + 10);
+      x.fire('cycle');
+    }
+    // Its next clstat went out 10 ms after our cycle; its beat never followed.
+    const madeAt = x.now + 10;
+    x.files.set('nodes/n2/clstat', formatClstat({ header: { node: 'n2', pid: 77, seq: 4, time: 'x', inc: 'q7', gen: 1, mono: madeAt + offset }, groups: [] }));
+    let readAt = 0;
+    while (x.state.peers.get('n2')!.seq !== 4) {
+      x.fire('cycle');
+      if (x.peerReads().includes('nodes/n2/clstat')) readAt = x.now;
+    }
+    // Read once the beat stood still a while (min(2 cycles, timeout/2)), but dated when it was made.
+    expect(readAt - madeAt).toBeGreaterThan(100);
+    const lastChange = x.state.peers.get('n2')!.lastChange;
+    expect(lastChange).toBeGreaterThanOrEqual(madeAt - 0.001);
+    expect(lastChange).toBeLessThan(madeAt + 0.2);
+    while (x.state.lastLive.get('n2')?.state !== 'stale') x.fire('cycle');
+    expect(x.now).toBeGreaterThanOrEqual(madeAt + 400);
+    expect(x.now).toBeLessThan(readAt + 400);
+  });
+
   it('a cycle that takes time still gets two polls before the next, no gap over a third of a cycle', () => {
     const x = started();
     x.beat('n2', 1, 1, { seq: 1, groups: [] });
