@@ -207,6 +207,17 @@ function kill(pid, sig) {
     // gone
   }
 }
+/**
+ * CPU ticks (100 Hz, all cores) the hypervisor gave to other guests so far (/proc/stat `steal`):
+ * this VM's host takes a few % at times, and a run during such a spell freezes monitors.
+ */
+function stolenTicks() {
+  try {
+    return Number(readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/)[8] ?? 0);
+  } catch {
+    return 0;
+  }
+}
 /** Sum of CPU ticks (100 Hz) of PIDS now. */
 const ticksOf = (pids) => pids.reduce((s, p) => s + (procStat(p)?.ticks ?? 0), 0);
 const mountedUnder = (dir) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => (line.split(' ')[4] ?? '').startsWith(dir + '/'));
@@ -451,6 +462,7 @@ class Cluster {
     this.pollMs = Math.max(5, Math.ceil(n / 4));
     this.slowPollMs = Math.max(50, 4 * n);
     this.cpu0 = process.cpuUsage();
+    this.steal0 = stolenTicks();
     this.t0 = performance.now();
     await this.backend.up(n, this.dir);
     this.root = this.backend.root;
@@ -789,6 +801,8 @@ class Cluster {
       maxBeatGapMs: Math.round(this.maxBeatGapMs),
       // The bench's own CPU while this cluster ran (it competes with the monitors for the cores).
       benchCpuPct: +((100 * (process.cpuUsage(this.cpu0).user + process.cpuUsage(this.cpu0).system)) / 1000 / (performance.now() - this.t0)).toFixed(1),
+      // The machine's CPU time the host took meanwhile (% of all cores).
+      stolenPct: +((stolenTicks() - this.steal0) / ((performance.now() - this.t0) / 10) / cpus().length * 100).toFixed(1),
       warnings: Object.fromEntries(this.warnings),
     };
     return { health: h };
@@ -1212,6 +1226,7 @@ function notes(r) {
   if (h?.unstable) out.push(`UNSTABLE: ${h.unstable}`);
   if (h?.heartbeatIntervalMs && h.heartbeatIntervalMs > 1.2 * parseDuration(r.cycle)) out.push(`heartbeat every ${h.heartbeatIntervalMs} ms`);
   if (h && r.timeout && h.maxBeatGapMs > parseDuration(r.timeout) / 2) out.push(`longest heartbeat pause ${h.maxBeatGapMs} ms`);
+  if (h?.stolenPct >= 1) out.push(`${h.stolenPct} % of the CPU taken by the host`);
   if (r.note) out.push(r.note);
   return out.join('; ');
 }

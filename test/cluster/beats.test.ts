@@ -4,18 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { beatName, dateBeat, parseBeatName, stampedBeat, type Beat, type BeatClock } from '../../src/cluster/beats.js';
 import { formatClstat, parseClstat } from '../../src/config/clstat.js';
-
-/** A small seeded generator (mulberry32): the same cases every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Rng } from '../../src/sim/rng.js';
 
 const beat = (seq: number, inc: string, stampMs: number): Beat => parseBeatName(stampedBeat(beatName('n2', seq, 1, 0, inc), stampMs))!;
 
@@ -45,7 +34,9 @@ describe('a clstat\'s stamp', () => {
 describe('dateBeat', () => {
   it('dates every beat between when it was made and when it was seen, for any offset, rates within drift and listing lags', () => {
     const drift = 0.001;
-    const random = rng(13);
+    // The simulator's seeded generator: the same cases every run.
+    const rng = new Rng(13);
+    const random = (): number => rng.uniform(0, 1);
     let early = 0;
     let gained = 0;
     let beats = 0;

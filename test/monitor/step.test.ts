@@ -313,11 +313,26 @@ describe('step: beat polls between cycles', () => {
     expect(x.state.peers.get('n2')).toMatchObject({ seq: 3, lastChange: x.now });
   });
 
+  /** n2 heartbeats with stamps on its own clock: ours plus an offset (only its rate is trusted, within settings.clockDrift). */
+  const OFFSET = 5000.25;
+  const stampedN2 = (x: Script) => (seq: number, at: number): void => x.beat('n2', seq, 1, seq === 1 ? { seq: 1, groups: [] } : undefined, { inc: 'q7', at: at + OFFSET });
+  /**
+   * n2's last change is dated when it was made (never earlier but for the µs the stamps are floored
+   * to, at most 1,000 ppm of its distance from the first beat later), and n2 is stale a timeout
+   * after that, before a timeout after we saw it.
+   */
+  const datedFromStamp = (x: Script, madeAt: number, seenAt: number): void => {
+    const lastChange = x.state.peers.get('n2')!.lastChange;
+    expect(lastChange).toBeGreaterThanOrEqual(madeAt - 0.001);
+    expect(lastChange).toBeLessThan(madeAt + 0.2);
+    while (x.state.lastLive.get('n2')?.state !== 'stale') x.fire('cycle');
+    expect(x.now).toBeGreaterThanOrEqual(madeAt + 400);
+    expect(x.now).toBeLessThan(seenAt + 400);
+  };
+
   it('a stamped beat is dated by its stamp, not by the listing that saw it: the peer goes stale a timeout after it wrote its last beat', () => {
     const x = started();
-    // n2's clock: ours plus any offset (only its rate is trusted, within settings.clockDrift).
-    const offset = 5000.25;
-    const wrote = (seq: number, at: number): void => x.beat('n2', seq, 1, seq === 1 ? { seq: 1, groups: [] } : undefined, { inc: 'q7', at: at + offset });
+    const wrote = stampedN2(x);
     // Written right as our next cycle lists it: that sighting tells how n2's clock maps onto ours.
     wrote(1, x.timers.get('cycle')!);
     x.fire('cycle');
@@ -325,32 +340,22 @@ describe('step: beat polls between cycles', () => {
     const madeAt = x.now + 10;
     wrote(2, madeAt);
     x.fire('cycle');
-    const seenAt = x.now;
-    expect(seenAt - madeAt).toBeGreaterThan(80);
-    const lastChange = x.state.peers.get('n2')!.lastChange;
-    // Never earlier than it was made (the stamps are floored to µs), at most 1,000 ppm of its
-    // distance from the first beat later.
-    expect(lastChange).toBeGreaterThanOrEqual(madeAt - 0.001);
-    expect(lastChange).toBeLessThan(madeAt + 0.2);
-    // Silent from then on: stale at the first cycle a timeout after it was made, not after it was seen.
-    while (x.state.lastLive.get('n2')?.state !== 'stale') x.fire('cycle');
-    expect(x.now).toBeGreaterThanOrEqual(madeAt + 400);
-    expect(x.now).toBeLessThan(seenAt + 400);
+    expect(x.now - madeAt).toBeGreaterThan(80);
+    datedFromStamp(x, madeAt, x.now);
   });
 
   it('a clstat read ahead of its beat (its writer died between the two renames) is dated from its own stamp, not from the read', () => {
     const x = started();
-    const offset = 5000.25;
-    const beatAt = (seq: number, at: number): void => x.beat('n2', seq, 1, seq === 1 ? { seq: 1, groups: [] } : undefined, { inc: 'q7', at: at + offset });
-    beatAt(1, x.timers.get('cycle')!);
+    const wrote = stampedN2(x);
+    wrote(1, x.timers.get('cycle')!);
     x.fire('cycle');
     for (let seq = 2; seq <= 3; seq++) {
-      beatAt(seq, x.now + 10);
+      wrote(seq, x.now + 10);
       x.fire('cycle');
     }
     // Its next clstat went out 10 ms after our cycle; its beat never followed.
     const madeAt = x.now + 10;
-    x.files.set('nodes/n2/clstat', formatClstat({ header: { node: 'n2', pid: 77, seq: 4, time: 'x', inc: 'q7', gen: 1, mono: madeAt + offset }, groups: [] }));
+    x.files.set('nodes/n2/clstat', formatClstat({ header: { node: 'n2', pid: 77, seq: 4, time: 'x', inc: 'q7', gen: 1, mono: madeAt + OFFSET }, groups: [] }));
     let readAt = 0;
     while (x.state.peers.get('n2')!.seq !== 4) {
       x.fire('cycle');
@@ -358,12 +363,7 @@ describe('step: beat polls between cycles', () => {
     }
     // Read once the beat stood still a while (min(2 cycles, timeout/2)), but dated when it was made.
     expect(readAt - madeAt).toBeGreaterThan(100);
-    const lastChange = x.state.peers.get('n2')!.lastChange;
-    expect(lastChange).toBeGreaterThanOrEqual(madeAt - 0.001);
-    expect(lastChange).toBeLessThan(madeAt + 0.2);
-    while (x.state.lastLive.get('n2')?.state !== 'stale') x.fire('cycle');
-    expect(x.now).toBeGreaterThanOrEqual(madeAt + 400);
-    expect(x.now).toBeLessThan(readAt + 400);
+    datedFromStamp(x, madeAt, readAt);
   });
 
   it('a cycle that takes time still gets two polls before the next, no gap over a third of a cycle', () => {
