@@ -49,12 +49,13 @@ export function parseBeatName(name: string): Beat | null {
 }
 
 /**
- * What a peer's stamps say about our clock: the incarnation they come from, the last stamp, and
- * the earliest `seen − stamp × (1 + drift)` of its beats (seen on our clock).
+ * What a peer's stamps say about our clock: the incarnation they come from, and the earliest
+ * `seen − stamp × (1 + drift)` of its beats (seen on our clock), from the beat stamped `from`.
+ * It changes only when a beat improves on it (no new object per beat).
  */
 export interface BeatClock {
   readonly inc: string;
-  readonly stamp: number;
+  readonly from: number;
   readonly intercept: number;
 }
 
@@ -63,15 +64,16 @@ export interface BeatClock {
  * never earlier than its stamp on our clock. Every beat i was seen after it was stamped, so its
  * stamp s_i was at most seen_i on our clock; a stamp s taken later on the same clock came at most
  * (s − s_i) × (1 + drift) after that (drift: the largest rate difference of two nodes' monotonic
- * clocks), so at most min_i(seen_i + (s − s_i)(1 + drift)). A new incarnation, a stamp that went
- * back, or a beat without one starts over from seenAt.
+ * clocks), so at most min_i(seen_i + (s − s_i)(1 + drift)), for s ≥ s_i. A new incarnation, a
+ * stamp before the one the bound was learnt from, or a beat without one starts over from seenAt.
  */
 export function dateBeat(clock: BeatClock | undefined, beat: Beat, seenAt: number, drift: number): { at: number; clock: BeatClock | undefined } {
   if (beat.stamp === undefined || beat.inc === undefined) return { at: seenAt, clock: undefined };
   const slope = 1 + drift;
   const own = seenAt - beat.stamp * slope;
-  if (!clock || clock.inc !== beat.inc || beat.stamp < clock.stamp) return { at: seenAt, clock: { inc: beat.inc, stamp: beat.stamp, intercept: own } };
-  return { at: Math.min(seenAt, clock.intercept + beat.stamp * slope), clock: { inc: beat.inc, stamp: beat.stamp, intercept: Math.min(clock.intercept, own) } };
+  // The bound holds forward only: for a stamp taken after the one it was learnt from.
+  if (!clock || clock.inc !== beat.inc || beat.stamp < clock.from) return { at: seenAt, clock: { inc: beat.inc, from: beat.stamp, intercept: own } };
+  return { at: Math.min(seenAt, clock.intercept + beat.stamp * slope), clock: own < clock.intercept ? { inc: beat.inc, from: beat.stamp, intercept: own } : clock };
 }
 
 /** Each node's newest beat (highest seq) in a listing, and the names it outdates. */

@@ -115,9 +115,11 @@ function noteBeats(t: Turn, beats: ReadonlyMap<string, Beat>): void {
   let clocks: Map<string, BeatClock> | null = null;
   for (const [node, beat] of beats) {
     if (node === t.me || state.peers.get(node)?.seq === beat.seq || state.beatSeen.get(node)?.seq === beat.seq) continue;
-    const dated = t.logic.dateBeat(state.beatClocks.get(node), beat, t.now, drift);
+    const before = state.beatClocks.get(node);
+    const dated = t.logic.dateBeat(before, beat, t.now, drift);
     seen ??= new Map(state.beatSeen);
     seen.set(node, { seq: beat.seq, at: dated.at });
+    if (dated.clock === before) continue;
     clocks ??= new Map(state.beatClocks);
     if (dated.clock) clocks.set(node, dated.clock);
     else clocks.delete(node);
@@ -340,7 +342,11 @@ const COPY_RECHECKS_PER_CYCLE = 4;
  */
 function contentKnown(state: MonitorState, beat: Beat | undefined, node: string, now: number): boolean {
   if (beat === undefined || state.peerContent.get(node)?.gen !== beat.gen) return false;
-  const lastChange = state.peers.get(node)?.lastChange ?? Number.NEGATIVE_INFINITY;
+  const memory = state.peers.get(node);
+  // Moved since the last cycle (the beat, dated from its stamp, may be older than a listing's
+  // sighting was): nothing stood still.
+  if (memory?.seq != null && beat.seq > memory.seq) return true;
+  const lastChange = memory?.lastChange ?? Number.NEGATIVE_INFINITY;
   return now - lastChange < Math.min(2 * state.settings.cycleMs, state.settings.timeoutMs / 2);
 }
 
