@@ -129,7 +129,7 @@ function noteBeats(t: Turn, beats: ReadonlyMap<string, Beat>): void {
 }
 
 /** Date each peer's heartbeat change from the listing that saw it first (by its stamp, when it has one). */
-function datedByPolls(prev: ReadonlyMap<string, PeerMemory>, peers: Map<string, PeerMemory>, seen: ReadonlyMap<string, { seq: number; at: number }>): void {
+function datedByListings(prev: ReadonlyMap<string, PeerMemory>, peers: Map<string, PeerMemory>, seen: ReadonlyMap<string, { seq: number; at: number }>): void {
   for (const [node, polled] of seen) {
     const m = peers.get(node);
     const before = prev.get(node);
@@ -441,7 +441,7 @@ function peersRead(t: Turn, cycle: Cycle, results: Results): void {
   const listed = new Set(cycle.names);
   if (cycle.listed) for (const [n, m] of state.peers) if (!listed.has(n) && m.seq !== null) seen.set(n, { seq: m.seq, left: m.left });
   const peers = t.logic.observe(state.peers, seen, now);
-  datedByPolls(state.peers, peers, state.beatSeen);
+  datedByListings(state.peers, peers, state.beatSeen);
   state.beatSeen = new Map();
   for (const [n, m] of peers) if (!listed.has(n) && m.seq === null) peers.delete(n);
   for (const n of kept.fenceClaims.keys()) if (!peers.has(n)) kept.fenceClaims.delete(n);
