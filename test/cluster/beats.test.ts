@@ -16,6 +16,14 @@ describe('beat names', () => {
     expect(parseBeatName('n1@7@3@2')).toEqual({ node: 'n1', seq: 7, gen: 3, copies: 2, name: 'n1@7@3@2' });
     for (const bad of ['n1@7@3@2@k9', 'n1@7@3@2@K9@1', 'n1@7@3@2@k9@01', 'n1@7@3@2@@1', 'n1@7@3@2@k9@1@2', 'n1@7@3@2@k9@-1']) expect(parseBeatName(bad), bad).toBeNull();
   });
+
+  it('parse the same when seen again (cached) and after the cache filled up and started over', () => {
+    const names = Array.from({ length: 5000 }, (_, i) => stampedBeat(beatName(`n${i % 70}`, i, 1, 0, 'k9'), i));
+    const first = names.map((n) => ({ ...parseBeatName(n)! }));
+    expect(names.map((n) => parseBeatName(n))).toEqual(first);
+    expect(first[4999]).toEqual({ node: 'n29', seq: 4999, gen: 1, copies: 0, inc: 'k9', stamp: 4999, name: names[4999] });
+    for (let i = 0; i < 2; i++) expect(parseBeatName('n1@7@3@2@k9')).toBeNull();
+  });
 });
 
 describe('a clstat\'s stamp', () => {
