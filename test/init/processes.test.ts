@@ -26,8 +26,6 @@ function pgidOf(pid: number): number | null {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 const wrapped = (m: string): string => `sh -c '${m} & wait'`;
 
 describe('shell-wrapped commands leave no process behind', () => {
@@ -165,10 +163,14 @@ describe('clstat', () => {
     const d = await start('g:a:1:wait:true\n');
     await tellAndSettle(d, 'g', '1');
     await d.waitState('g', '1', 'DONE'); // clstat is written asynchronously
+    // Every read is kept and checked afterwards (waitFor retries on a throw, which would hide one).
+    const reads: Array<{ text: string; at: number }> = [];
+    await waitFor('six heartbeats', () => {
+      reads.push({ text: readFileSync(d.clstat, 'utf8'), at: Date.now() });
+      return new Set(reads.map((r) => parseClstat(r.text).header?.seq)).size >= 6;
+    }, 5_000, 60);
     const seqs: number[] = [];
-    const deadline = Date.now() + 5_000;
-    while (new Set(seqs).size < 6 && Date.now() < deadline) {
-      const text = readFileSync(d.clstat, 'utf8');
+    for (const { text, at } of reads) {
       const first = text.split('\n')[0]!;
       expect(first).toMatch(/^# peerha node=testnode pid=\d+ seq=\d+ time=\S+ lines=\d+ sum=[0-9a-f]{8}$/);
       const h = parseClstat(text).header!;
@@ -176,10 +178,9 @@ describe('clstat', () => {
       expect(h.pid).toBe(d.proc.pid);
       const t = Date.parse(h.time);
       expect(Number.isNaN(t)).toBe(false);
-      expect(Math.abs(Date.now() - t)).toBeLessThan(5_000);
+      expect(Math.abs(at - t)).toBeLessThan(5_000);
       if (seqs.length > 0) expect(h.seq).toBeGreaterThanOrEqual(seqs[seqs.length - 1]!);
       if (seqs[seqs.length - 1] !== h.seq) seqs.push(h.seq);
-      await sleep(60);
     }
     expect(new Set(seqs).size).toBeGreaterThanOrEqual(6); // idle, yet rewritten every cycle
     for (let i = 1; i < seqs.length; i++) expect(seqs[i]!).toBeGreaterThan(seqs[i - 1]!);
@@ -197,24 +198,22 @@ describe('clstat', () => {
     await waitFor('every group in clstat', () => parseClstat(readFileSync(d.clstat, 'utf8')).groups.length === n + 1);
 
     const seen = new Set<number>();
+    const torn: string[] = [];
     let reads = 0;
+    const LINE = /^(Cluster::Init::Group \S+ \S+ [A-Z]+|# note \S+ .+)$/;
     // Read until the file was replaced often enough; a count of reads, not a time window (CI load).
-    const until = Date.now() + 30_000;
-    while ((reads < 500 || seen.size <= 20) && Date.now() < until) {
+    await waitFor('500 reads over 20 replacements', () => {
       for (let k = 0; k < 50; k++) {
         const text = readFileSync(d.clstat, 'utf8');
         reads++;
-        expect(text.endsWith('\n'), text).toBe(true);
         const c = parseClstat(text);
-        expect(c.header, text).not.toBeNull();
-        expect(c.groups.length, text).toBe(n + 1);
-        const body = text.split('\n').slice(1, -1);
-        for (const l of body) expect(l, text).toMatch(/^(Cluster::Init::Group \S+ \S+ [A-Z]+|# note \S+ .+)$/);
-        seen.add(c.header!.seq);
+        const whole = text.endsWith('\n') && c.header !== null && c.groups.length === n + 1 && text.split('\n').slice(1, -1).every((l) => LINE.test(l));
+        if (!whole) torn.push(text);
+        if (c.header) seen.add(c.header.seq);
       }
-      await sleep(1);
-    }
-    expect(reads).toBeGreaterThanOrEqual(500);
+      return reads >= 500 && seen.size > 20;
+    }, 30_000, 1);
+    expect(torn).toEqual([]);
     expect(seen.size).toBeGreaterThan(20); // the file really was being replaced meanwhile
   });
 });
