@@ -443,6 +443,8 @@ class Cluster {
     this.faulted = new Set();
     this.falseStale = 0;
     this.badPairs = new Set();
+    /** The first few false stale calls, described (who, whom, as what, how long after its start). */
+    this.staleSamples = [];
     /** Self-fences, freezes and failed cycles of monitors past their start-up (see start()). */
     this.fenceEvents = 0;
     /** hactl writes of ours the cluster never followed (it kept an older copy). */
@@ -645,7 +647,15 @@ class Cluster {
       for (const v of ok) {
         const h = this.hastat(v.name);
         if (!h || !(Date.parse(h.time) > v.startedWall)) continue;
-        for (const n of ok) if (n !== v && h.nodes?.[n.name] && h.nodes[n.name].state !== 'up') bad.add(`${v.name}>${n.name}`);
+        for (const n of ok) {
+          const seen = h.nodes?.[n.name];
+          if (n === v || !seen || seen.state === 'up') continue;
+          const pair = `${v.name}>${n.name}`;
+          bad.add(pair);
+          if (this.badPairs.has(pair) || this.staleSamples.length >= 3) continue;
+          const own = header(this.clstat(n.name));
+          this.staleSamples.push(`${v.name} called ${n.name} ${seen.state} ${((performance.now() - n.startedPerf) / 1000).toFixed(1)} s after its start (last change ${seen.lastChange}; its clstat: ${own ? `seq ${own.seq} at ${Number.isFinite(own.wall) ? new Date(own.wall).toISOString() : '?'}` : 'none'})`);
+        }
       }
       for (const p of bad) if (!this.badPairs.has(p)) this.falseStale++;
       this.badPairs = bad;
@@ -786,7 +796,7 @@ class Cluster {
     this.beats.clear();
     const reasons = [];
     if (this.fenceEvents) reasons.push(`${this.fenceEvents} self-fence/freeze event(s) of running monitors`);
-    if (this.falseStale) reasons.push(`${this.falseStale} false stale call(s) between healthy nodes`);
+    if (this.falseStale) reasons.push(`${this.falseStale} false stale call(s) between healthy nodes (first: ${this.staleSamples.join('; ')})`);
     if (this.lostWrites) reasons.push(`${this.lostWrites} hactl write(s) lost: the monitors kept the older hactl (same mtime second)`);
     const h = {
       stable: reasons.length === 0,
