@@ -127,6 +127,23 @@ export class Cluster {
     await waitFor(`${cycles} more cycles of ${node}`, () => (this.clstat(node)?.header?.seq ?? 0) >= from + cycles, timeoutMs);
   }
 
+  /**
+   * Run `each` every `everyMs` until `node` has published `cycles` more heartbeats: a window that
+   * must hold, measured in the monitor's cycles (a loaded machine runs fewer in a fixed time).
+   * A throw from `each` fails at once; so does a node that stops cycling (the deadline).
+   */
+  async duringCycles(node: string, cycles: number, each: () => void, everyMs = 100, timeoutMs = 30_000): Promise<void> {
+    const seq = (): number => this.clstat(node)?.header?.seq ?? 0;
+    const until = seq() + cycles;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      each();
+      if (seq() >= until) return;
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${cycles} more cycles of ${node}`);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+
   /** Replace `$DIR` with the harness directory. */
   subst(text: string): string {
     return text.replaceAll('$DIR', this.dir);

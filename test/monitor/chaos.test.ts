@@ -100,11 +100,10 @@ describe('peerha monitor: chaos', () => {
     // Its clock really is an hour ahead.
     const t = Date.parse(cl.clstat('n2')!.header!.time);
     expect(t - Date.now()).toBeGreaterThan(3_500_000);
-    // Over 4 × timeout, every view shows every node up, and nothing moves.
+    // Over 4 × timeout (30 of n1's 200 ms cycles), every view shows every node up, and nothing moves.
     const pg = { skew: await cl.settledPgids('n2'), web: await cl.settledPgids(web) };
-    const until = Date.now() + 4 * 1500;
     let samples = 0;
-    while (Date.now() < until) {
+    await cl.duringCycles('n1', 30, () => {
       for (const viewer of nodes) {
         const h = cl.hastat(viewer);
         if (!h) continue;
@@ -114,8 +113,7 @@ describe('peerha monitor: chaos', () => {
       }
       expect(cl.runningOn('skew', 'start', nodes)).toBe('n2');
       expect(cl.runningOn('web', 'start', nodes)).toBe(web);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    });
     expect(samples).toBeGreaterThan(30);
     expect(existsSync(join(cl.dir, 'fenced'))).toBe(false);
     for (const n of nodes) {
@@ -162,12 +160,8 @@ describe('peerha monitor: chaos', () => {
     measured('kill 3 of 5 → survivors stopped their groups', Date.now() - t0);
     expect(cl.anyAlive(survivorPgids)).toBe(false);
     expect(cl.hastat('n1')!.quorum.reason).toMatch(/2 of 5/);
-    // And they start nothing while in minority.
-    const minorityUntil = Date.now() + 2 * 1500;
-    while (Date.now() < minorityUntil) {
-      expect(cl.placements(survivors).size).toBe(0);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // And they start nothing while in minority (2 × timeout: 15 cycles).
+    await cl.duringCycles(survivors[0]!, 15, () => expect(cl.placements(survivors).size).toBe(0));
 
     const t1 = Date.now();
     for (const n of victims) cl.start(n);

@@ -204,16 +204,16 @@ describe('peerha monitor: three nodes', () => {
       // From the first clstat it writes after SIGCONT on, the thawed node must not claim web (a
       // fresh seq with an old claim would count as a live instance and could win the conflict),
       // and web keeps running on the node that took it over, never restarted.
+      // For 3 × timeout, counted in the survivor's cycles.
       let rejoinedAt = 0;
-      while (Date.now() < thawAt + 3 * TIMEOUT_MS) {
+      await cl.duringCycles(next, Math.ceil((3 * TIMEOUT_MS) / CYCLE_MS), () => {
         const h = cl.clstat(owner);
         if (h?.header && h.header.seq > seqFrozen) {
           expect(cl.placements([owner]).get('web'), `${owner} claims web after SIGCONT (seq ${h.header.seq})`).toBeUndefined();
           if (!rejoinedAt && survivors.every((n) => cl.hastat(n)?.nodes[owner]?.state === 'up')) rejoinedAt = Date.now();
         }
         expect(cl.runningOn('web', 'start', survivors)).toBe(next);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      }, 20);
       expect(rejoinedAt, `${owner} rejoined (heartbeats, seen up by every survivor)`).toBeGreaterThan(0);
       measured(`${owner} seen up again after SIGCONT`, rejoinedAt - thawAt);
       expect(cl.runningOn('web', 'start', nodes)).toBe(next);

@@ -130,12 +130,8 @@ describe('a clstat deleted in a loop', () => {
     for (const n of ['n1', 'n3']) cl.start(n);
     await waitFor('W2 on n2', () => cl.runningOn('W2') === 'n2', 20_000);
     const path = join(cl.root, 'nodes', 'n2', 'clstat');
-    const from = cl.clstat('n3')?.header?.seq ?? 0;
     // 4 timeouts of deletions every 100 ms, counted in n3's heartbeats.
-    while ((cl.clstat('n3')?.header?.seq ?? 0) < from + 16) {
-      rmSync(path, { force: true });
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    await cl.duringCycles('n3', 16, () => rmSync(path, { force: true }));
     await cl.cyclesPass('n3', 8);
     expect(cl.runningOn('W2')).toBe('n2');
     for (const n of ['n1', 'n3']) expect(cl.clstat(n)?.groups.filter((g) => g.group === 'W2'), n).toEqual([]);
