@@ -61,10 +61,10 @@ export function parseBeatName(name: string): Beat | null {
 function parseBeatNameOnce(name: string): Beat | null {
   const m = BEAT.exec(name);
   if (!m || !validNodeName(m[1]!)) return null;
-  const [, node, seq, gen, copies, inc, stamp] = m as unknown as [string, string, string, string, string, string | undefined, string | undefined];
+  const [, node, seq, gen, copies, inc, stamp] = m;
   // One literal each (an object spread is several times slower without the JIT).
-  if (inc === undefined || stamp === undefined) return { node, seq: Number(seq), gen: Number(gen), copies: Number(copies), name };
-  return { node, seq: Number(seq), gen: Number(gen), copies: Number(copies), inc, stamp: Number(stamp) / 1000, name };
+  if (inc === undefined || stamp === undefined) return { node: node!, seq: Number(seq), gen: Number(gen), copies: Number(copies), name };
+  return { node: node!, seq: Number(seq), gen: Number(gen), copies: Number(copies), inc, stamp: Number(stamp) / 1000, name };
 }
 
 /**
